@@ -1,0 +1,78 @@
+"""The console adapter: how handler results look in a terminal (and as `--json`)."""
+
+from __future__ import annotations
+
+import json
+import sys
+from typing import Any
+
+from platforms.base import ModelCard
+from workers.ledger import JobRecord
+
+
+def emit_json(value: Any) -> None:
+    print(json.dumps(value, indent=None, default=str), flush=True)
+
+
+def model_table(cards: list[ModelCard]) -> str:
+    if not cards:
+        return "The catalog is empty."
+    rows = [("NAME", "VERSION", "TASKS", "LICENSE")]
+    rows += [(c.name, c.version, ",".join(c.tasks), c.license or "-") for c in cards]
+    widths = [max(len(r[i]) for r in rows) for i in range(4)]
+    return "\n".join("  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)).rstrip() for row in rows)
+
+
+def model_card(card: ModelCard) -> str:
+    lines = [
+        f"{card.name}:{card.version}",
+        f"  tasks:    {', '.join(card.tasks)}",
+        f"  license:  {card.license or 'unknown'}",
+        f"  source:   {card.source or '-'}",
+    ]
+    if card.base_model:
+        lines.append(f"  base:     {card.base_model}")
+    if card.training_data:
+        lines.append(f"  data:     {card.training_data}")
+    if card.metrics:
+        lines.append("  metrics:  " + ", ".join(f"{k}={v:.4f}" for k, v in card.metrics.items()))
+    lines.append(f"  about:    {card.description}")
+    return "\n".join(lines)
+
+
+def metrics_table(columns: dict[str, dict[str, float]]) -> str:
+    """Metrics side by side, one column per run (e.g. before / after)."""
+    names = list(dict.fromkeys(name for metrics in columns.values() for name in metrics))
+    width = max([len(n) for n in names] + [6])
+    header = "metric".ljust(width) + "".join(f"  {title:>10}" for title in columns)
+    rows = [header]
+    for name in names:
+        cells = "".join(
+            f"  {columns[title][name]:>10.4f}" if name in columns[title] else f"  {'-':>10}" for title in columns
+        )
+        rows.append(name.ljust(width) + cells)
+    return "\n".join(rows)
+
+
+def job_line(record: JobRecord) -> str:
+    progress = ""
+    if record.progress and not record.state.final:
+        progress = f" {record.progress.fraction:.0%} step {record.progress.step}/{record.progress.total}"
+    return f"{record.id}  {record.kind:<9} {record.state:<9} {record.model}{progress}"
+
+
+def job_details(record: JobRecord) -> str:
+    lines = [job_line(record)]
+    if record.output_model:
+        lines.append(f"  output model: {record.output_model}")
+    if record.error:
+        lines.append(f"  error: {record.error}")
+    if record.message:
+        lines.append(f"  note: {record.message}")
+    if record.metrics:
+        lines.append(metrics_table({"value": record.metrics}))
+    return "\n".join(lines)
+
+
+def error(message: str) -> None:
+    print(f"fmbot: {message}", file=sys.stderr, flush=True)

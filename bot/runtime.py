@@ -1,0 +1,52 @@
+"""Build the process's Runtime (Redis, ledger, queue, platform, notifier) from the settings."""
+
+from __future__ import annotations
+
+from redis import Redis
+
+from bot.settings import Settings
+from platforms.base import Platform
+from workers.ledger import Ledger
+from workers.notifier import NullNotifier, SlackNotifier
+from workers.queues import job_queue
+from workers.runtime import Runtime
+
+
+def build_platform(settings: Settings) -> Platform:
+    if settings.fmbot_platform == "azureml":
+        from platforms.azureml import AzureMLPlatform
+
+        return AzureMLPlatform.from_settings(
+            subscription_id=settings.azure_subscription_id,
+            resource_group=settings.azure_resource_group,
+            workspace=settings.azureml_workspace,
+            registry=settings.azureml_registry,
+            data_dir=settings.fmbot_data_dir,
+        )
+    from platforms.local import LocalPlatform
+
+    return LocalPlatform(settings.fmbot_models_dir, max_upload_bytes=settings.max_upload_bytes)
+
+
+def build_runtime(settings: Settings, *, slack: bool | None = None) -> Runtime:
+    """`slack=None` posts to Slack when a bot token is configured."""
+    redis = Redis.from_url(settings.redis_url)
+    ledger = Ledger(redis)
+    use_slack = settings.slack_bot_token is not None if slack is None else slack
+    if use_slack:
+        from bot.slack.client import web_client
+        from bot.slack.views.jobs import SlackJobRenderer
+
+        notifier = SlackNotifier(web_client(settings), SlackJobRenderer(), ledger)
+    else:
+        notifier = NullNotifier()
+    return Runtime(
+        redis=redis,
+        ledger=ledger,
+        queue=job_queue(redis),
+        notifier=notifier,
+        platform_factory=lambda: build_platform(settings),
+        progress_interval=settings.fmbot_progress_interval,
+        job_timeout=settings.fmbot_job_timeout,
+        job_retries=settings.fmbot_job_retries,
+    )

@@ -1,0 +1,55 @@
+"""All of fmbot's configuration: one settings model, read from the environment and `.env`.
+
+Each field's name is its environment variable (case-insensitive), so `deploy/.env.example`,
+the README's table and `fmbot config` are all generated from or checked against this class.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field, SecretStr
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_file=".env", extra="ignore", case_sensitive=False)
+
+    slack_bot_token: SecretStr | None = Field(None, description="Bot token (xoxb-...) used for every Web API call.")
+    slack_signing_secret: SecretStr | None = Field(
+        None, description="Signing secret that verifies every HTTP request from Slack."
+    )
+    slack_app_token: SecretStr | None = Field(None, description="App-level token (xapp-...) for Socket Mode.")
+    slack_api_url: str = Field(
+        "https://slack.com/api/", description="Slack Web API base URL (GovSlack hosts, or a stand-in in tests)."
+    )
+    slack_file_hosts: str = Field(
+        "files.slack.com,files-edu.slack.com,files.slack-gov.com",
+        description="Hosts the bot token may be sent to when downloading uploads (plus the API host).",
+    )
+    redis_url: str = Field("redis://localhost:6379/0", description="Redis holding the queue and the job ledger.")
+
+    fmbot_platform: Literal["local", "azureml"] = Field("local", description="Where models live and jobs run.")
+    fmbot_models_dir: Path = Field(Path("var/models"), description="Local platform: folder of Hugging Face models.")
+    fmbot_data_dir: Path = Field(Path("var/data"), description="Where uploaded datasets are kept for the workers.")
+    fmbot_max_upload_mb: int = Field(100, ge=1, description="Largest dataset accepted, in MB.")
+    fmbot_progress_interval: float = Field(
+        10.0, ge=0, description="Seconds between progress updates posted to Slack."
+    )
+    fmbot_job_timeout: int = Field(24 * 3600, ge=60, description="Seconds a job may run before it is stopped.")
+    fmbot_job_retries: int = Field(1, ge=0, le=5, description="Retries for a job whose worker died.")
+    fmbot_log_level: str = Field("INFO", description="Log level of bot and workers.")
+
+    azure_subscription_id: str | None = Field(None, description="Azure ML: subscription id.")
+    azure_resource_group: str | None = Field(None, description="Azure ML: resource group of the workspace.")
+    azureml_workspace: str | None = Field(None, description="Azure ML: workspace name.")
+    azureml_registry: str = Field("azureml", description="Azure ML: registry that serves the model catalog.")
+
+    @property
+    def max_upload_bytes(self) -> int:
+        return self.fmbot_max_upload_mb * 1024 * 1024
+
+    @staticmethod
+    def secret(value: SecretStr | None) -> str | None:
+        return value.get_secret_value() if value is not None else None

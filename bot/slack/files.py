@@ -1,0 +1,67 @@
+"""Downloading a file a user uploaded to Slack, safely.
+
+The bot token goes only to Slack's own file hosts (and the configured API host), never across a
+redirect; an HTML sign-in page served instead of the file is recognised and explained; the size
+limit is enforced while streaming, so an oversized upload never fills the disk.
+"""
+
+from __future__ import annotations
+
+import secrets
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+import requests
+
+from bot.settings import Settings
+from handlers.errors import UserError
+
+CHUNK = 1024 * 1024
+
+
+def _allowed_hosts(settings: Settings) -> set[str]:
+    hosts = {h.strip().lower() for h in settings.slack_file_hosts.split(",") if h.strip()}
+    hosts.add((urlsplit(settings.slack_api_url).hostname or "").lower())
+    return hosts
+
+
+def download_upload(settings: Settings, file: dict[str, Any], dest_dir: Path) -> Path:
+    name = file.get("name") or file.get("title") or "upload"
+    url = file.get("url_private_download") or file.get("url_private")
+    if not url:
+        raise UserError(f"{name}: Slack sent no download link", hint="Upload the file again")
+    host = (urlsplit(url).hostname or "").lower()
+    if host not in _allowed_hosts(settings):
+        raise UserError(f"{name}: the download link points at {host}, not at Slack", hint="Upload the file again")
+    limit = settings.max_upload_bytes
+    if int(file.get("size") or 0) > limit:
+        raise UserError(f"{name} is {int(file['size']) / CHUNK:.1f} MB; the limit is {settings.fmbot_max_upload_mb} MB",
+                        hint="Upload a smaller file or register it as a data asset")
+    token = settings.secret(settings.slack_bot_token)
+    response = requests.get(url, headers={"Authorization": f"Bearer {token}"}, stream=True, timeout=30,
+                            allow_redirects=False)
+    if response.is_redirect:
+        # Follow once, without the token: a redirect target is never trusted with it.
+        response = requests.get(response.headers["Location"], stream=True, timeout=30, allow_redirects=False)
+    with response:
+        if response.status_code != 200:
+            raise UserError(f"{name}: Slack answered {response.status_code} to the download",
+                            hint="Check the bot has the files:read scope, then upload again")
+        if "text/html" in response.headers.get("Content-Type", ""):
+            raise UserError(f"{name}: Slack sent a sign-in page instead of the file",
+                            hint="The bot token lacks files:read or the file is not shared with the bot; reinstall the app")
+        dest_dir.mkdir(parents=True, exist_ok=True)
+        suffix = Path(name).suffix.lower() if Path(name).suffix else ""
+        target = dest_dir / f"{secrets.token_hex(8)}{suffix}"
+        written = 0
+        with target.open("wb") as out:
+            for chunk in response.iter_content(CHUNK):
+                written += len(chunk)
+                if written > limit:
+                    out.close()
+                    target.unlink(missing_ok=True)
+                    raise UserError(f"{name} is over the {settings.fmbot_max_upload_mb} MB limit",
+                                    hint="Upload a smaller file or register it as a data asset")
+                out.write(chunk)
+    return target

@@ -1,0 +1,95 @@
+"""How a job looks in Slack: its status message, its thread replies, its metrics table."""
+
+from __future__ import annotations
+
+from slack_sdk.models.blocks import (
+    ActionsBlock,
+    ButtonElement,
+    ContextBlock,
+    MarkdownTextObject,
+    SectionBlock,
+)
+
+from bot.slack.ids import ActionId
+from platforms.base import JobState
+from workers.ledger import JobRecord
+from workers.notifier import ChatMessage, JobEvent
+
+BAR_WIDTH = 10
+_STATE_ICONS = {
+    JobState.QUEUED: ":hourglass_flowing_sand:",
+    JobState.RUNNING: ":gear:",
+    JobState.COMPLETED: ":white_check_mark:",
+    JobState.FAILED: ":x:",
+    JobState.CANCELED: ":no_entry_sign:",
+}
+_KIND_NAMES = {"finetune": "Fine-tune", "evaluate": "Evaluation", "deploy": "Deployment", "import": "Import"}
+
+
+def progress_bar(record: JobRecord) -> str:
+    """`▓▓▓▓▓░░░░░ 52% · step 130/250 · loss 0.41`"""
+    progress = record.progress
+    if progress is None:
+        return ""
+    filled = round(progress.fraction * BAR_WIDTH)
+    text = f"{'▓' * filled}{'░' * (BAR_WIDTH - filled)} {progress.fraction:.0%} · step {progress.step}/{progress.total}"
+    if progress.loss is not None:
+        text += f" · loss {progress.loss:.2f}"
+    return text
+
+
+def duration(seconds: float) -> str:
+    minutes, secs = divmod(int(seconds), 60)
+    hours, minutes = divmod(minutes, 60)
+    return f"{hours}h {minutes:02d}m" if hours else f"{minutes}m {secs:02d}s"
+
+
+def metrics_table(metrics: dict[str, float]) -> str:
+    if not metrics:
+        return "_no metrics_"
+    width = max(len(name) for name in metrics)
+    rows = "\n".join(f"{name.ljust(width)}  {value:.4f}" for name, value in metrics.items())
+    return f"```\n{rows}\n```"
+
+
+def headline(record: JobRecord) -> str:
+    kind = _KIND_NAMES.get(record.kind, record.kind)
+    return f"{_STATE_ICONS[record.state]} *{kind}* `{record.id}` of `{record.model}` ({record.task}) — *{record.state}*"
+
+
+class SlackJobRenderer:
+    def status_message(self, record: JobRecord) -> ChatMessage:
+        lines = [headline(record)]
+        if record.state == JobState.RUNNING and record.progress:
+            lines.append(progress_bar(record))
+        if record.output_model:
+            lines.append(f"New model: `{record.output_model}`")
+        blocks = [SectionBlock(text=MarkdownTextObject(text="\n".join(lines)))]
+        context = f"asked by <@{record.requester}> · elapsed {duration(record.elapsed_seconds)} · trace {record.trace_id}"
+        blocks.append(ContextBlock(elements=[MarkdownTextObject(text=context)]))
+        if not record.state.final:
+            blocks.append(ActionsBlock(elements=[ButtonElement(
+                text="Cancel", action_id=ActionId.CANCEL_JOB, value=record.id, style="danger",
+            )]))
+        return ChatMessage(text=f"{record.kind} {record.id}: {record.state}", blocks=[b.to_dict() for b in blocks])
+
+    def thread_reply(self, record: JobRecord, event: JobEvent) -> ChatMessage | None:
+        if event == JobEvent.STARTED:
+            text = f"Started `{record.id}` (attempt {record.attempts})."
+        elif event == JobEvent.PROGRESS:
+            text = progress_bar(record) or None
+        elif event == JobEvent.RETRYING:
+            text = f"The worker running `{record.id}` stopped; retrying. Trace id {record.trace_id}."
+        elif event == JobEvent.COMPLETED:
+            text = f"*Metrics* of `{record.output_model or record.model}` on the test data:\n{metrics_table(record.metrics)}"
+            if record.message:
+                text += f"\n_{record.message}_"
+        elif event == JobEvent.FAILED:
+            text = f":x: `{record.id}` failed: {record.error}"
+        elif event == JobEvent.CANCELED:
+            text = f"`{record.id}` was canceled."
+        else:
+            text = None
+        if text is None:
+            return None
+        return ChatMessage(text=text, blocks=[SectionBlock(text=MarkdownTextObject(text=text[:3000])).to_dict()])

@@ -1,0 +1,42 @@
+"""`evaluate`: score a catalog model on the user's test data, without training."""
+
+from __future__ import annotations
+
+from pydantic import BaseModel
+
+from handlers.data import check_data
+from handlers.jobs import submit
+from platforms.base import DataRef, EvaluateSpec, PlatformError
+from platforms.datasets import ColumnMapping
+from platforms.tasks import TASKS, Task
+from workers.ledger import JobRecord, ReplyTarget, new_job_id
+from workers.runtime import Runtime
+
+
+class EvaluateRequest(BaseModel):
+    model: str
+    task: Task
+    test: DataRef
+    mapping: ColumnMapping
+    requester: str
+    reply_to: ReplyTarget | None = None
+
+
+def start_evaluation(rt: Runtime, request: EvaluateRequest, *, max_bytes: int = 100 * 1024 * 1024) -> JobRecord:
+    card = rt.platform.get_model(request.model)
+    if not TASKS[request.task].evaluate:
+        raise PlatformError(f"{request.task} models cannot be evaluated",
+                            hint="Evaluate supports " + ", ".join(t for t, s in TASKS.items() if s.evaluate))
+    if request.task not in card.tasks:
+        raise PlatformError(f"{card.ref} does not support {request.task}", hint=f"Its tasks: {', '.join(card.tasks)}")
+    check_data(request.test, request.mapping, max_bytes=max_bytes)
+    spec = EvaluateSpec(model=card.ref, task=request.task, test=request.test, mapping=request.mapping.columns)
+    return submit(rt, JobRecord(
+        id=new_job_id("evaluate"),
+        kind="evaluate",
+        model=card.ref,
+        task=request.task,
+        spec=spec.model_dump(mode="json"),
+        requester=request.requester,
+        reply_to=request.reply_to,
+    ))

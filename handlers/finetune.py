@@ -1,0 +1,66 @@
+"""`finetune`: check a fine-tune request completely, record it, announce it, queue it.
+
+Everything that can be known before training starts is checked here (model, task, mapping,
+split, every row of the data), so a bad request is refused at once with the reason instead of
+failing minutes later in a worker, and nothing is recorded or queued for it.
+"""
+
+from __future__ import annotations
+
+from pydantic import BaseModel
+
+from platforms.base import DataRef, FinetuneSpec, Hyperparameters, PlatformError
+from handlers.data import check_data
+from handlers.jobs import submit
+from platforms.datasets import ColumnMapping, SplitPlan
+from platforms.tasks import TASKS, Task
+from workers.ledger import JobRecord, ReplyTarget, new_job_id
+from workers.runtime import Runtime
+
+
+class FinetuneRequest(BaseModel):
+    model: str
+    task: Task
+    train: DataRef
+    validation: DataRef | None = None
+    test: DataRef | None = None
+    split: SplitPlan = SplitPlan()
+    mapping: ColumnMapping
+    hyperparameters: Hyperparameters = Hyperparameters()
+    output_name: str | None = None
+    requester: str
+    reply_to: ReplyTarget | None = None
+
+
+def start_finetune(rt: Runtime, request: FinetuneRequest, *, max_bytes: int = 100 * 1024 * 1024) -> JobRecord:
+    card = rt.platform.get_model(request.model)
+    if not TASKS[request.task].finetune:
+        raise PlatformError(f"{request.task} models cannot be fine-tuned",
+                            hint="Fine-tune supports " + ", ".join(t for t, s in TASKS.items() if s.finetune))
+    if request.task not in card.tasks:
+        raise PlatformError(f"{card.ref} does not support {request.task}",
+                            hint=f"Its tasks: {', '.join(card.tasks)}")
+    request.split.check()
+    for ref in (request.train, request.validation, request.test):
+        if ref is not None:
+            check_data(ref, request.mapping, max_bytes=max_bytes)
+    spec = FinetuneSpec(
+        model=card.ref,
+        task=request.task,
+        train=request.train,
+        validation=request.validation,
+        test=request.test,
+        split=request.split,
+        mapping=request.mapping.columns,
+        hyperparameters=request.hyperparameters,
+        output_name=request.output_name,
+    )
+    return submit(rt, JobRecord(
+        id=new_job_id("finetune"),
+        kind="finetune",
+        model=card.ref,
+        task=request.task,
+        spec=spec.model_dump(mode="json"),
+        requester=request.requester,
+        reply_to=request.reply_to,
+    ))

@@ -1,0 +1,191 @@
+"""The one interface both compute platforms implement, and the typed values that cross it.
+
+Handlers and workers only ever see these types, so the Slack forms, the CLI and the job ledger
+are the same whether the work runs on this machine or in an Azure ML workspace.
+"""
+
+from __future__ import annotations
+
+import re
+from abc import ABC, abstractmethod
+from collections.abc import Callable
+from datetime import datetime
+from enum import StrEnum
+from typing import Any
+
+from pydantic import BaseModel, Field, field_validator
+
+from platforms.datasets import SplitPlan
+from platforms.tasks import Task
+
+
+class PlatformError(Exception):
+    """A failure a user can act on; `str()` is the message shown to them."""
+
+    def __init__(self, message: str, *, hint: str | None = None):
+        self.message, self.hint = message, hint
+        super().__init__(f"{message}. {hint}" if hint else message)
+
+
+class ModelNotFound(PlatformError):
+    pass
+
+
+class JobCanceled(Exception):
+    """Raised from a progress report when the user canceled, to stop training between steps."""
+
+
+class ModelCard(BaseModel):
+    name: str
+    version: str
+    tasks: list[Task]
+    license: str | None = None
+    description: str = ""
+    source: str = ""
+    base_model: str | None = None
+    training_data: str | None = None
+    metrics: dict[str, float] = {}
+    inference_compute: list[str] = []
+    finetune_compute: list[str] = []
+    evaluation_compute: list[str] = []
+    shared_quota: bool = False
+    created_at: datetime | None = None
+    properties: dict[str, Any] = {}
+
+    @property
+    def ref(self) -> str:
+        return f"{self.name}:{self.version}"
+
+
+class ModelRef(BaseModel):
+    """`name` (latest version) or `name:version`, as users type it."""
+
+    name: str
+    version: str | None = None
+
+    @classmethod
+    def parse(cls, text: str) -> ModelRef:
+        name, _, version = text.strip().partition(":")
+        if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9._/-]{0,254}", name or ""):
+            raise PlatformError(f'"{text}" is not a model name', hint="Use NAME or NAME:VERSION, see `models`")
+        return cls(name=name, version=version or None)
+
+    def __str__(self) -> str:
+        return f"{self.name}:{self.version}" if self.version else self.name
+
+
+class DataRef(BaseModel):
+    """A dataset as the worker reads it (`path`) and as the user knows it (`name`)."""
+
+    path: str
+    name: str
+
+
+class Hyperparameters(BaseModel):
+    epochs: int = Field(3, ge=1, le=100)
+    learning_rate: float = Field(5e-5, gt=0, le=1)
+    batch_size: int = Field(16, ge=1, le=1024)
+    max_length: int = Field(128, ge=8, le=8192)
+    seed: int = 42
+    lora: bool = False
+
+
+class FinetuneSpec(BaseModel):
+    model: str
+    task: Task
+    train: DataRef
+    validation: DataRef | None = None
+    test: DataRef | None = None
+    split: SplitPlan = SplitPlan()
+    mapping: dict[str, str]
+    hyperparameters: Hyperparameters = Hyperparameters()
+    compute: str | None = None
+    instances: int = 1
+    output_name: str | None = None
+    source_lang: str | None = None
+    target_lang: str | None = None
+
+
+class EvaluateSpec(BaseModel):
+    model: str
+    task: Task
+    test: DataRef
+    mapping: dict[str, str]
+    max_length: int = 256
+    batch_size: int = 16
+    compute: str | None = None
+    source_lang: str | None = None
+    target_lang: str | None = None
+
+
+class JobState(StrEnum):
+    QUEUED = "queued"
+    RUNNING = "running"
+    COMPLETED = "completed"
+    FAILED = "failed"
+    CANCELED = "canceled"
+
+    @property
+    def final(self) -> bool:
+        return self in (JobState.COMPLETED, JobState.FAILED, JobState.CANCELED)
+
+
+class Progress(BaseModel):
+    step: int
+    total: int
+    loss: float | None = None
+    epoch: float | None = None
+    phase: str = "training"
+
+    @field_validator("total")
+    @classmethod
+    def _positive(cls, value: int) -> int:
+        return max(value, 1)
+
+    @property
+    def fraction(self) -> float:
+        return min(self.step / self.total, 1.0)
+
+
+ProgressReport = Callable[[Progress], None]
+
+
+class JobOutcome(BaseModel):
+    """Where a platform job stands; final outcomes carry metrics and the model they produced."""
+
+    state: JobState
+    external_id: str | None = None
+    metrics: dict[str, float] = {}
+    output_model: str | None = None
+    loss_history: list[tuple[int, float]] = []
+    samples: list[dict[str, Any]] = []
+    message: str | None = None
+
+
+class Platform(ABC):
+    """What fmbot needs from a place that stores, trains, evaluates and serves models.
+
+    Local work runs to completion inside `run_*` (the caller is an RQ worker); remote work
+    returns a RUNNING outcome with an `external_id` that the worker then polls with `job_status`.
+    """
+
+    name: str
+
+    @abstractmethod
+    def list_models(self, task: Task | None = None) -> list[ModelCard]: ...
+
+    @abstractmethod
+    def get_model(self, ref: str) -> ModelCard:
+        """The card of `name` or `name:version`; raises ModelNotFound with the nearest names."""
+
+    @abstractmethod
+    def run_finetune(self, spec: FinetuneSpec, report: ProgressReport) -> JobOutcome: ...
+
+    @abstractmethod
+    def run_evaluation(self, spec: EvaluateSpec, report: ProgressReport) -> JobOutcome: ...
+
+    @abstractmethod
+    def job_status(self, external_id: str) -> JobOutcome: ...
+
+    @abstractmethod
+    def cancel(self, external_id: str) -> None: ...

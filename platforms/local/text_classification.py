@@ -1,0 +1,114 @@
+"""Text classification (single sentence or sentence pair) on the local platform."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from platforms.base import Hyperparameters, ProgressReport
+from platforms.local.metrics import classification_metrics
+from platforms.local.training import TaskResult, batches, device, train
+
+SAMPLE_COUNT = 5
+
+
+def _encode(tokenizer: Any, examples: list[dict[str, Any]], max_length: int) -> dict[str, Any]:
+    first = [e["sentence1"] for e in examples]
+    second = [e["sentence2"] for e in examples] if "sentence2" in examples[0] else None
+    return tokenizer(first, second, truncation=True, max_length=max_length)
+
+
+def load_classifier(model_dir: Path, classes: list[str]) -> tuple[Any, Any, str | None]:
+    """The model with a head whose labels are `classes`, and a note when that head is new.
+
+    A fine-tuned model keeps its own label names; a model whose head has default names
+    (LABEL_0, ...) of the right count is read in sorted-class order; any other model gets a fresh,
+    seeded head, which is what "the base model before fine-tuning" means for a classifier.
+    """
+    from transformers import AutoConfig, AutoModelForSequenceClassification, AutoTokenizer
+
+    tokenizer = AutoTokenizer.from_pretrained(model_dir)
+    config = AutoConfig.from_pretrained(model_dir)
+    is_classifier = any(a.endswith("ForSequenceClassification") for a in (config.architectures or []))
+    names = [config.id2label[i] for i in sorted(config.id2label)] if is_classifier else []
+    if is_classifier and set(names) >= set(classes):
+        return AutoModelForSequenceClassification.from_pretrained(model_dir), tokenizer, None
+    if is_classifier and len(names) == len(classes) and all(n == f"LABEL_{i}" for i, n in enumerate(names)):
+        model = AutoModelForSequenceClassification.from_pretrained(model_dir)
+        model.config.id2label = dict(enumerate(classes))
+        model.config.label2id = {c: i for i, c in enumerate(classes)}
+        return model, tokenizer, None
+    model = AutoModelForSequenceClassification.from_pretrained(
+        model_dir,
+        num_labels=len(classes),
+        id2label=dict(enumerate(classes)),
+        label2id={c: i for i, c in enumerate(classes)},
+        ignore_mismatched_sizes=True,
+    )
+    return model, tokenizer, "the model had no head for these labels; it was scored with a new, untrained head"
+
+
+def predict_labels(model: Any, tokenizer: Any, examples: list[dict[str, Any]], *, max_length: int = 256,
+                   batch_size: int = 32) -> list[dict[str, Any]]:
+    import torch
+
+    model.eval().to(device())
+    results = []
+    for batch in batches(examples, batch_size):
+        encoded = tokenizer(
+            [e["sentence1"] for e in batch],
+            [e["sentence2"] for e in batch] if "sentence2" in batch[0] else None,
+            truncation=True, max_length=max_length, padding=True, return_tensors="pt",
+        ).to(model.device)
+        with torch.inference_mode():
+            probabilities = model(**encoded).logits.float().softmax(-1).cpu()
+        for row in probabilities:
+            index = int(row.argmax())
+            results.append({"label": model.config.id2label[index], "score": float(row[index])})
+    return results
+
+
+def _score(model: Any, tokenizer: Any, examples: list[dict[str, Any]], max_length: int,
+           batch_size: int) -> tuple[dict[str, float], list[dict[str, Any]]]:
+    predictions = predict_labels(model, tokenizer, examples, max_length=max_length, batch_size=batch_size)
+    references = [e["label"] for e in examples]
+    metrics = classification_metrics(references, [p["label"] for p in predictions])
+    samples = [
+        {"input": e["sentence1"] if "sentence2" not in e else f"{e['sentence1']} || {e['sentence2']}",
+         "reference": e["label"], "prediction": p["label"]}
+        for e, p in zip(examples[:SAMPLE_COUNT], predictions[:SAMPLE_COUNT], strict=True)
+    ]
+    return metrics, samples
+
+
+def _classes(*splits: list[dict[str, Any]]) -> list[str]:
+    return sorted({example["label"] for split in splits for example in split})
+
+
+def evaluate(model_dir: Path, examples: list[dict[str, Any]], *, max_length: int = 256,
+             batch_size: int = 32, seed: int = 42) -> TaskResult:
+    from transformers import set_seed
+
+    set_seed(seed)
+    model, tokenizer, note = load_classifier(model_dir, _classes(examples))
+    metrics, samples = _score(model, tokenizer, examples, max_length, batch_size)
+    return TaskResult(metrics=metrics, samples=samples, message=note)
+
+
+def finetune(model_dir: Path, train_examples: list[dict[str, Any]], test_examples: list[dict[str, Any]],
+             hyper: Hyperparameters, report: ProgressReport, out_dir: Path) -> TaskResult:
+    from transformers import DataCollatorWithPadding, set_seed
+
+    set_seed(hyper.seed)
+    model, tokenizer, _ = load_classifier(model_dir, _classes(train_examples, test_examples))
+    label2id = model.config.label2id
+    encoded = _encode(tokenizer, train_examples, hyper.max_length)
+    dataset = [
+        {**{key: encoded[key][i] for key in encoded}, "labels": label2id[example["label"]]}
+        for i, example in enumerate(train_examples)
+    ]
+    losses = train(model, tokenizer, dataset, DataCollatorWithPadding(tokenizer), hyper, report)
+    model.save_pretrained(out_dir)
+    tokenizer.save_pretrained(out_dir)
+    metrics, samples = _score(model, tokenizer, test_examples, hyper.max_length, hyper.batch_size * 2)
+    return TaskResult(metrics=metrics, samples=samples, loss_history=losses)

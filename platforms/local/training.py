@@ -1,0 +1,106 @@
+"""What every local fine-tune shares: the device, the Trainer's settings, and progress reporting.
+
+Each task module builds its model, tokenized examples and collator, then calls `train`, so the
+choices that matter for speed and correctness (dynamic padding, the fused optimizer and bf16/TF32 on
+CUDA, no checkpoints written mid-run, progress and cancellation between steps) live in one place.
+"""
+
+from __future__ import annotations
+
+import tempfile
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from platforms.base import Hyperparameters, Progress, ProgressReport
+
+
+def device() -> str:
+    import torch
+
+    return "cuda" if torch.cuda.is_available() else "cpu"
+
+
+@dataclass
+class TaskResult:
+    metrics: dict[str, float]
+    samples: list[dict[str, Any]] = field(default_factory=list)
+    loss_history: list[tuple[int, float]] = field(default_factory=list)
+    message: str | None = None
+
+
+def make_report_callback(report: ProgressReport):
+    from transformers import TrainerCallback
+
+    class ReportCallback(TrainerCallback):
+        """Turns Trainer events into Progress; a JobCanceled raised by `report` stops training."""
+
+        def __init__(self) -> None:
+            self.losses: list[tuple[int, float]] = []
+            self.last_loss: float | None = None
+
+        def on_log(self, args, state, control, logs=None, **kwargs):
+            if logs and "loss" in logs:
+                self.last_loss = float(logs["loss"])
+                self.losses.append((state.global_step, self.last_loss))
+
+        def on_step_end(self, args, state, control, **kwargs):
+            report(Progress(step=state.global_step, total=state.max_steps, loss=self.last_loss, epoch=state.epoch))
+
+    return ReportCallback()
+
+
+def train(model: Any, processing_class: Any, train_dataset: Sequence[dict[str, Any]], collator: Any,
+          hyper: Hyperparameters, report: ProgressReport, *, trainer_class: Any = None,
+          extra_args: dict[str, Any] | None = None) -> list[tuple[int, float]]:
+    """Run the transformers Trainer with fmbot's settings and return the (step, loss) history."""
+    import torch
+    from transformers import PrinterCallback, Trainer, TrainingArguments
+    from transformers.utils import logging as hf_logging
+
+    hf_logging.disable_progress_bar()
+
+    cuda = device() == "cuda"
+    steps_per_epoch = max(1, -(-len(train_dataset) // hyper.batch_size))
+    total_steps = steps_per_epoch * hyper.epochs
+    if cuda:
+        torch.backends.cuda.matmul.allow_tf32 = True
+        torch.backends.cudnn.allow_tf32 = True
+    callback = make_report_callback(report)
+    with tempfile.TemporaryDirectory(prefix="fmbot-train-") as scratch:
+        args = TrainingArguments(
+            output_dir=scratch,
+            num_train_epochs=hyper.epochs,
+            learning_rate=hyper.learning_rate,
+            per_device_train_batch_size=hyper.batch_size,
+            logging_steps=max(1, total_steps // 25),
+            logging_first_step=True,
+            save_strategy="no",
+            eval_strategy="no",
+            report_to="none",
+            seed=hyper.seed,
+            use_cpu=not cuda,
+            bf16=cuda and torch.cuda.is_bf16_supported(),
+            optim="adamw_torch_fused" if cuda else "adamw_torch",
+            dataloader_pin_memory=cuda,
+            disable_tqdm=True,
+            remove_unused_columns=False,
+            **(extra_args or {}),
+        )
+        trainer = (trainer_class or Trainer)(
+            model=model,
+            args=args,
+            train_dataset=train_dataset,
+            data_collator=collator,
+            processing_class=processing_class,
+            callbacks=[callback],
+        )
+        trainer.remove_callback(PrinterCallback)
+        trainer.train()
+    report(Progress(step=total_steps, total=total_steps, loss=callback.last_loss, phase="evaluating"))
+    return callback.losses
+
+
+def batches(items: Sequence[Any], size: int):
+    for start in range(0, len(items), size):
+        yield items[start:start + size]

@@ -1,0 +1,41 @@
+"""The RQ queue fmbot's jobs run on, always with the JSON serializer.
+
+Job arguments are only ledger ids, so nothing a user sends is ever unpickled by a worker.
+"""
+
+from __future__ import annotations
+
+from redis import Redis
+from rq import Callback, Queue, Retry
+from rq.exceptions import InvalidJobOperation, NoSuchJobError
+from rq.job import Job
+from rq.serializers import JSONSerializer
+
+QUEUE_NAME = "fmbot"
+
+
+def job_queue(redis: Redis, *, name: str = QUEUE_NAME) -> Queue:
+    return Queue(name, connection=redis, serializer=JSONSerializer)
+
+
+def enqueue_job(queue: Queue, job_id: str, *, timeout: int, retries: int) -> None:
+    """Enqueue the ledger job `job_id`; the RQ job shares its id so either can be found from the other."""
+    queue.enqueue_call(
+        "workers.jobs.run_job",
+        args=(job_id,),
+        job_id=job_id,
+        timeout=timeout,
+        result_ttl=24 * 3600,
+        failure_ttl=7 * 24 * 3600,
+        retry=Retry(max=retries, interval=[5, 30, 120]) if retries else None,
+        on_failure=Callback("workers.jobs.on_job_failure"),
+        description=f"fmbot job {job_id}",
+    )
+
+
+def withdraw_job(queue: Queue, job_id: str) -> None:
+    """Take a job off the queue if it has not started; a running job stops itself via the ledger."""
+    try:
+        Job.fetch(job_id, connection=queue.connection, serializer=queue.serializer).cancel()
+    except (NoSuchJobError, InvalidJobOperation):
+        return
