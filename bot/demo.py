@@ -54,7 +54,7 @@ def run_demo(settings: Settings) -> int:
     test = DataRef(path=str(DATA / "test.jsonl"), name="reviews-test.jsonl")
     with private_redis() as redis_server:
         print(f"Started a private Redis on {redis_server.url}")
-        settings = settings.model_copy(update={"redis_url": redis_server.url, "slack_bot_token": None,
+        settings = settings.replace(**{"redis_url": redis_server.url, "slack_bot_token": None,
                                                "fmbot_progress_interval": 1.0})
         env = {key: value for key, value in os.environ.items() if not key.startswith("SLACK_")}
         env.update(REDIS_URL=redis_server.url, FMBOT_MODELS_DIR=str(settings.fmbot_models_dir),

@@ -25,7 +25,8 @@ def build_platform(settings: Settings) -> Platform:
         )
     from platforms.local import LocalPlatform
 
-    return LocalPlatform(settings.fmbot_models_dir, max_upload_bytes=settings.max_upload_bytes)
+    return LocalPlatform(settings.fmbot_models_dir, max_upload_bytes=settings.max_upload_bytes,
+                         seed=settings.fmbot_seed_models)
 
 
 def build_runtime(settings: Settings, *, slack: bool | None = None) -> Runtime:

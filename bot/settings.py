@@ -32,6 +32,7 @@ class Settings(BaseSettings):
 
     fmbot_platform: Literal["local", "azureml"] = Field("local", description="Where models live and jobs run.")
     fmbot_models_dir: Path = Field(Path("var/models"), description="Local platform: folder of Hugging Face models.")
+    fmbot_seed_models: bool = Field(True, description="Local platform: copy MiniLM-L6 into an empty catalog.")
     fmbot_data_dir: Path = Field(Path("var/data"), description="Where uploaded datasets are kept for the workers.")
     fmbot_max_upload_mb: int = Field(100, ge=1, description="Largest dataset accepted, in MB.")
     fmbot_progress_interval: float = Field(
@@ -45,6 +46,10 @@ class Settings(BaseSettings):
     azure_resource_group: str | None = Field(None, description="Azure ML: resource group of the workspace.")
     azureml_workspace: str | None = Field(None, description="Azure ML: workspace name.")
     azureml_registry: str = Field("azureml", description="Azure ML: registry that serves the model catalog.")
+
+    def replace(self, **changes: object) -> Settings:
+        """A copy with `changes` applied and validated (init arguments outrank the environment)."""
+        return Settings(_env_file=None, **{**self.model_dump(), **changes})
 
     @property
     def max_upload_bytes(self) -> int:

@@ -36,11 +36,12 @@ TASK_MODULES: dict[Task, ModuleType] = {
 class LocalPlatform(Platform):
     name = "local"
 
-    def __init__(self, models_dir: Path, *, max_upload_bytes: int = 100 * 1024 * 1024):
+    def __init__(self, models_dir: Path, *, max_upload_bytes: int = 100 * 1024 * 1024, seed: bool = True):
         self.catalog = LocalCatalog(Path(models_dir))
         self.max_upload_bytes = max_upload_bytes
         self.catalog.root.mkdir(parents=True, exist_ok=True)
-        self.catalog.ensure_seeded()
+        if seed:
+            self.catalog.ensure_seeded()
 
     # ------------------------------------------------------------------ catalog
 

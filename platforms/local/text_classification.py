@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -10,6 +11,7 @@ from platforms.local.metrics import classification_metrics
 from platforms.local.training import TaskResult, batches, device, train
 
 SAMPLE_COUNT = 5
+SAMPLE_INPUT = {"sentence1": "I loved this movie, the acting was wonderful."}
 
 
 def _encode(tokenizer: Any, examples: list[dict[str, Any]], max_length: int) -> dict[str, Any]:
@@ -66,6 +68,19 @@ def predict_labels(model: Any, tokenizer: Any, examples: list[dict[str, Any]], *
             index = int(row.argmax())
             results.append({"label": model.config.id2label[index], "score": float(row[index])})
     return results
+
+
+def load_predictor(model_dir: Path, *, max_length: int = 256) -> Callable[[list[dict[str, Any]]], list[dict[str, Any]]]:
+    """Load once, predict many times: `[{"sentence1": ..., "sentence2"?: ...}] -> [{"label", "score"}]`."""
+    from transformers import AutoModelForSequenceClassification, AutoTokenizer
+
+    model = AutoModelForSequenceClassification.from_pretrained(model_dir)
+    tokenizer = AutoTokenizer.from_pretrained(model_dir)
+
+    def predict(inputs: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        return predict_labels(model, tokenizer, inputs, max_length=max_length)
+
+    return predict
 
 
 def _score(model: Any, tokenizer: Any, examples: list[dict[str, Any]], max_length: int,

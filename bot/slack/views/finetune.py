@@ -5,8 +5,8 @@ from __future__ import annotations
 from typing import Any
 
 from pydantic import BaseModel
+from slack_sdk.models.blocks.block_elements import FileInputElement
 from slack_sdk.models.blocks import (
-    FileInputElement,
     InputBlock,
     NumberInputElement,
     Option,

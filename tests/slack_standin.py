@@ -1,0 +1,250 @@
+"""A local stand-in of the Slack Web API, and a client that sends Slack-signed requests.
+
+The stand-in is a real HTTP server on 127.0.0.1 (port 0). It records every call, answers with the
+shapes of Slack's documented responses, serves uploaded files at `url_private_download` only to a
+request that carries the bot token, and can be told to fail (429 / 503) for a while.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+import threading
+import time
+import urllib.parse
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+
+import requests
+
+BOT_TOKEN = "xoxb-test-token"
+SIGNING_SECRET = "test-signing-secret"
+
+
+@dataclass
+class Call:
+    method: str
+    params: dict[str, Any]
+    headers: dict[str, str]
+
+
+@dataclass
+class SlackStandIn:
+    token: str = BOT_TOKEN
+    calls: list[Call] = field(default_factory=list)
+    files: dict[str, tuple[str, bytes, str]] = field(default_factory=dict)
+    uploads: dict[str, bytes] = field(default_factory=dict)
+    failures: list[int] = field(default_factory=list)
+    server: ThreadingHTTPServer | None = None
+    _ts: int = 0
+    _lock: threading.Lock = field(default_factory=threading.Lock)
+
+    # ------------------------------------------------------------------ lifecycle
+
+    def start(self) -> SlackStandIn:
+        standin = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def log_message(self, *args: Any) -> None:
+                return
+
+            def do_GET(self) -> None:
+                standin._serve_file(self)
+
+            def do_POST(self) -> None:
+                standin._api(self)
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+        return self
+
+    def stop(self) -> None:
+        if self.server:
+            self.server.shutdown()
+            self.server.server_close()
+
+    @property
+    def base_url(self) -> str:
+        return f"http://127.0.0.1:{self.server.server_address[1]}"
+
+    @property
+    def api_url(self) -> str:
+        return f"{self.base_url}/api/"
+
+    # ------------------------------------------------------------------ test helpers
+
+    def add_file(self, name: str, content: bytes, content_type: str = "application/octet-stream") -> dict[str, Any]:
+        """Register an uploaded file; returns the file object Slack puts in a file_input state."""
+        file_id = f"F{len(self.files) + 1:08d}"
+        self.files[file_id] = (name, content, content_type)
+        url = f"{self.base_url}/files-pri/T0001-{file_id}/download/{urllib.parse.quote(name)}"
+        return {"id": file_id, "name": name, "title": name, "size": len(content),
+                "filetype": name.rsplit(".", 1)[-1], "url_private": url, "url_private_download": url}
+
+    def fail_next(self, *statuses: int) -> None:
+        with self._lock:
+            self.failures.extend(statuses)
+
+    def of(self, method: str) -> list[Call]:
+        return [c for c in list(self.calls) if c.method == method]
+
+    def wait_for(self, predicate, timeout: float = 60.0, interval: float = 0.1) -> Any:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            value = predicate()
+            if value:
+                return value
+            time.sleep(interval)
+        raise AssertionError(f"timed out after {timeout}s; calls: {[c.method for c in self.calls]}")
+
+    # ------------------------------------------------------------------ HTTP
+
+    def _serve_file(self, request: BaseHTTPRequestHandler) -> None:
+        parts = request.path.split("/")
+        file_id = parts[2].split("-")[-1] if len(parts) > 2 and parts[1] == "files-pri" else ""
+        if request.headers.get("Authorization") != f"Bearer {self.token}":
+            body = b"<!DOCTYPE html><html><body>Sign in to Slack</body></html>"
+            request.send_response(200)
+            request.send_header("Content-Type", "text/html; charset=utf-8")
+            request.send_header("Content-Length", str(len(body)))
+            request.end_headers()
+            request.wfile.write(body)
+            return
+        if file_id not in self.files:
+            request.send_response(404)
+            request.end_headers()
+            return
+        _, content, content_type = self.files[file_id]
+        request.send_response(200)
+        request.send_header("Content-Type", content_type)
+        request.send_header("Content-Length", str(len(content)))
+        request.end_headers()
+        request.wfile.write(content)
+
+    def _api(self, request: BaseHTTPRequestHandler) -> None:
+        length = int(request.headers.get("Content-Length") or 0)
+        raw = request.rfile.read(length)
+        path = request.path.split("?")[0]
+        if path.startswith("/upload/"):
+            self.uploads[path.rsplit("/", 1)[-1]] = raw
+            self._reply(request, 200, b"OK", "text/plain")
+            return
+        method = path.removeprefix("/api/")
+        params = self._params(request, raw)
+        headers = {k: v for k, v in request.headers.items()}
+        with self._lock:
+            failure = self.failures.pop(0) if self.failures else None
+            self.calls.append(Call(method=f"{method}!{failure}" if failure else method, params=params, headers=headers))
+        if failure:
+            extra = {"Retry-After": "1"} if failure == 429 else {}
+            self._reply(request, failure, json.dumps({"ok": False, "error": "ratelimited"}).encode(), extra=extra)
+            return
+        if request.headers.get("Authorization") != f"Bearer {self.token}":
+            self._json(request, {"ok": False, "error": "invalid_auth"})
+            return
+        self._json(request, self._answer(method, params))
+
+    @staticmethod
+    def _params(request: BaseHTTPRequestHandler, raw: bytes) -> dict[str, Any]:
+        content_type = request.headers.get("Content-Type", "")
+        if "json" in content_type:
+            return json.loads(raw or b"{}")
+        params: dict[str, Any] = dict(urllib.parse.parse_qsl(raw.decode()))
+        for key in ("blocks", "view", "files", "attachments"):
+            if isinstance(params.get(key), str):
+                try:
+                    params[key] = json.loads(params[key])
+                except json.JSONDecodeError:
+                    pass
+        return params
+
+    def _next_ts(self) -> str:
+        with self._lock:
+            self._ts += 1
+            return f"{int(time.time())}.{self._ts:06d}"
+
+    def _answer(self, method: str, params: dict[str, Any]) -> dict[str, Any]:
+        if method == "auth.test":
+            return {"ok": True, "url": "https://fmbot-test.slack.com/", "team": "Test", "user": "fmbot",
+                    "team_id": "T0001", "user_id": "U0BOT", "bot_id": "B0001"}
+        if method in ("chat.postMessage", "chat.update"):
+            ts = params.get("ts") or self._next_ts()
+            return {"ok": True, "channel": params.get("channel"), "ts": ts,
+                    "message": {"text": params.get("text"), "ts": ts}}
+        if method == "chat.postEphemeral":
+            return {"ok": True, "message_ts": self._next_ts()}
+        if method in ("views.open", "views.update", "views.push", "views.publish"):
+            view = params.get("view") or {}
+            return {"ok": True, "view": {**view, "id": "V0001", "hash": "h1"}}
+        if method == "files.getUploadURLExternal":
+            file_id = f"F{len(self.uploads) + 100:08d}"
+            return {"ok": True, "upload_url": f"{self.base_url}/upload/{file_id}", "file_id": file_id}
+        if method == "files.completeUploadExternal":
+            files = params.get("files") or []
+            return {"ok": True, "files": [{"id": f.get("id"), "title": f.get("title")} for f in files]}
+        if method == "conversations.open":
+            return {"ok": True, "channel": {"id": "D0001"}}
+        return {"ok": True}
+
+    @staticmethod
+    def _json(request: BaseHTTPRequestHandler, body: dict[str, Any]) -> None:
+        SlackStandIn._reply(request, 200, json.dumps(body).encode())
+
+    @staticmethod
+    def _reply(request: BaseHTTPRequestHandler, status: int, body: bytes, content_type: str = "application/json",
+               extra: dict[str, str] | None = None) -> None:
+        request.send_response(status)
+        request.send_header("Content-Type", content_type)
+        request.send_header("Content-Length", str(len(body)))
+        for key, value in (extra or {}).items():
+            request.send_header(key, value)
+        request.end_headers()
+        request.wfile.write(body)
+
+
+# ---------------------------------------------------------------------- signed requests to the bot
+
+
+def sign(body: str, timestamp: int, secret: str = SIGNING_SECRET) -> str:
+    base = f"v0:{timestamp}:{body}".encode()
+    return "v0=" + hmac.new(secret.encode(), base, hashlib.sha256).hexdigest()
+
+
+class SlackSender:
+    """Sends requests to the bot's /slack/events exactly as Slack does: form bodies, v0 signatures."""
+
+    def __init__(self, url: str, secret: str = SIGNING_SECRET):
+        self.url, self.secret = url, secret
+        self.session = requests.Session()
+
+    def post(self, body: str, *, timestamp: int | None = None, signature: str | None = None,
+             headers: dict[str, str] | None = None) -> requests.Response:
+        ts = int(time.time()) if timestamp is None else timestamp
+        all_headers = {
+            "Content-Type": "application/x-www-form-urlencoded",
+            "X-Slack-Request-Timestamp": str(ts),
+            "X-Slack-Signature": signature if signature is not None else sign(body, ts, self.secret),
+            **(headers or {}),
+        }
+        return self.session.post(self.url, data=body.encode(), headers=all_headers, timeout=10)
+
+    def command(self, text: str, *, user: str = "U0USER", channel: str = "C0CHAN", **kwargs: Any) -> requests.Response:
+        body = urllib.parse.urlencode({
+            "token": "legacy", "team_id": "T0001", "team_domain": "test", "channel_id": channel,
+            "channel_name": "ml", "user_id": user, "user_name": "ada", "command": "/fm", "text": text,
+            "api_app_id": "A0001", "response_url": "https://hooks.slack.invalid/commands/1",
+            "trigger_id": f"trigger.{time.time_ns()}",
+        })
+        return self.post(body, **kwargs)
+
+    def interaction(self, payload: dict[str, Any], **kwargs: Any) -> requests.Response:
+        return self.post(urllib.parse.urlencode({"payload": json.dumps(payload)}), **kwargs)
+
+    def view_submission(self, view: dict[str, Any], values: dict[str, Any], *, user: str = "U0USER",
+                        **kwargs: Any) -> requests.Response:
+        submitted = {**view, "id": "V0001", "state": {"values": values}}
+        payload = {"type": "view_submission", "team": {"id": "T0001"}, "user": {"id": user, "name": "ada"},
+                   "api_app_id": "A0001", "trigger_id": f"trigger.{time.time_ns()}", "view": submitted}
+        return self.interaction(payload, **kwargs)
