@@ -35,13 +35,16 @@ def build_runtime(settings: Settings, *, slack: bool | None = None) -> Runtime:
     ledger = Ledger(redis)
     use_slack = settings.slack_bot_token is not None if slack is None else slack
     if use_slack:
+        from bot.observability import count_retries
         from bot.slack.client import web_client
+        from bot.slack.home import user_home
         from bot.slack.views.jobs import SlackJobRenderer
 
-        notifier = SlackNotifier(web_client(settings), SlackJobRenderer(), ledger)
+        notifier = SlackNotifier(count_retries(web_client(settings), redis), SlackJobRenderer(), ledger,
+                                 home=lambda user: user_home(runtime, user))
     else:
         notifier = NullNotifier()
-    return Runtime(
+    runtime = Runtime(
         redis=redis,
         ledger=ledger,
         queue=job_queue(redis),
@@ -51,3 +54,4 @@ def build_runtime(settings: Settings, *, slack: bool | None = None) -> Runtime:
         job_timeout=settings.fmbot_job_timeout,
         job_retries=settings.fmbot_job_retries,
     )
+    return runtime

@@ -27,9 +27,11 @@ def serve(settings: Settings, rt: Runtime, *, host: str, port: int, socket_mode:
         return 0
     if settings.slack_signing_secret is None:
         raise UserError("SLACK_SIGNING_SECRET is not set", hint="Every HTTP request from Slack is verified with it")
+    from bot.observability import Readiness
     from bot.server import make_server, wsgi_app
 
-    server = make_server(wsgi_app(create_app(settings, rt, client)), host, port)
+    server = make_server(wsgi_app(create_app(settings, rt, client), Readiness.from_settings(settings, client)),
+                         host, port)
     log.info("fmbot serving Slack on http://%s:%s/slack/events", host, server.effective_port)
     server.run()
     return 0

@@ -2,23 +2,41 @@
 
 from __future__ import annotations
 
+import json
+import time
 from collections.abc import Callable, Iterable
 from typing import Any
 
+from prometheus_client import CONTENT_TYPE_LATEST
 from slack_bolt import App
 from slack_bolt.adapter.wsgi import SlackRequestHandler
+
+from bot.observability import ACK_SECONDS, Readiness, metrics_page
 
 WSGIApp = Callable[[dict[str, Any], Callable[..., Any]], Iterable[bytes]]
 
 
-def wsgi_app(app: App) -> WSGIApp:
+def wsgi_app(app: App, readiness: Readiness | None = None) -> WSGIApp:
+    """`/healthz` says the process is up; `/readyz` and `/metrics` need `readiness` (Redis + Slack)."""
     slack = SlackRequestHandler(app, path="/slack/events")
 
     def application(environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
-        if environ.get("PATH_INFO") == "/healthz":
+        path = environ.get("PATH_INFO")
+        if path == "/healthz":
             start_response("200 OK", [("Content-Type", "text/plain")])
             return [b"ok\n"]
-        return slack(environ, start_response)
+        if path == "/readyz" and readiness is not None:
+            failed = readiness.problems()
+            start_response("503 Service Unavailable" if failed else "200 OK", [("Content-Type", "application/json")])
+            return [json.dumps({"ready": not failed, "failed": failed}).encode()]
+        if path == "/metrics" and readiness is not None:
+            start_response("200 OK", [("Content-Type", CONTENT_TYPE_LATEST)])
+            return [metrics_page(readiness.redis)]
+        started = time.perf_counter()
+        try:
+            return slack(environ, start_response)
+        finally:
+            ACK_SECONDS.observe(time.perf_counter() - started)
 
     return application
 

@@ -18,6 +18,10 @@ class EvaluateRequest(BaseModel):
     task: Task
     test: DataRef
     mapping: ColumnMapping
+    compute: str | None = None
+    batch_size: int = 16
+    source_lang: str | None = None
+    target_lang: str | None = None
     requester: str
     reply_to: ReplyTarget | None = None
 
@@ -30,7 +34,9 @@ def start_evaluation(rt: Runtime, request: EvaluateRequest, *, max_bytes: int = 
     if request.task not in card.tasks:
         raise PlatformError(f"{card.ref} does not support {request.task}", hint=f"Its tasks: {', '.join(card.tasks)}")
     check_data(request.test, request.mapping, max_bytes=max_bytes)
-    spec = EvaluateSpec(model=card.ref, task=request.task, test=request.test, mapping=request.mapping.columns)
+    spec = EvaluateSpec(model=card.ref, task=request.task, test=request.test, mapping=request.mapping.columns,
+                        compute=request.compute, batch_size=request.batch_size,
+                        source_lang=request.source_lang, target_lang=request.target_lang)
     return submit(rt, JobRecord(
         id=new_job_id("evaluate"),
         kind="evaluate",

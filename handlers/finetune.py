@@ -28,6 +28,10 @@ class FinetuneRequest(BaseModel):
     mapping: ColumnMapping
     hyperparameters: Hyperparameters = Hyperparameters()
     output_name: str | None = None
+    compute: str | None = None
+    instances: int = 1
+    source_lang: str | None = None
+    target_lang: str | None = None
     requester: str
     reply_to: ReplyTarget | None = None
 
@@ -54,6 +58,10 @@ def start_finetune(rt: Runtime, request: FinetuneRequest, *, max_bytes: int = 10
         mapping=request.mapping.columns,
         hyperparameters=request.hyperparameters,
         output_name=request.output_name,
+        compute=request.compute,
+        instances=request.instances,
+        source_lang=request.source_lang,
+        target_lang=request.target_lang,
     )
     return submit(rt, JobRecord(
         id=new_job_id("finetune"),

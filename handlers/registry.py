@@ -1,4 +1,8 @@
-"""The `/fm` subcommands as data: one declaration drives help, typo suggestions and the CLI."""
+"""The `/fm` subcommands as data: one declaration drives help, typo suggestions and the CLI.
+
+`permission` names the policy action a command needs; `spends_money` marks commands that launch
+paid compute, which the policy and the approval flow treat with more care.
+"""
 
 from __future__ import annotations
 
@@ -12,6 +16,7 @@ class Command(BaseModel):
     usage: str
     summary: str
     example: str
+    permission: str = "search"
     spends_money: bool = False
 
 
@@ -21,11 +26,25 @@ COMMANDS: dict[str, Command] = {
         Command(name="help", usage="help", summary="Every command with an example", example="/fm help"),
         Command(name="search", usage="search <words> [task:<task>]", summary="Find models in the catalog",
                 example="/fm search minilm task:text-classification"),
-        Command(name="card", usage="card <model>", summary="A model's card", example="/fm card all-MiniLM-L6-v2"),
+        Command(name="card", usage="card <model>", summary="A model's card with Try, Evaluate, Fine-tune, Deploy",
+                example="/fm card all-MiniLM-L6-v2"),
+        Command(name="try", usage="try <model> [text]", summary="Sample inference (a task sample without text)",
+                example="/fm try all-MiniLM-L6-v2-ft I loved it", permission="try"),
+        Command(name="evaluate", usage="evaluate [model]", summary="Score a model on your test data (opens a form)",
+                example="/fm evaluate all-MiniLM-L6-v2", permission="evaluate"),
         Command(name="finetune", usage="finetune [model]", summary="Fine-tune a model on your data (opens a form)",
-                example="/fm finetune all-MiniLM-L6-v2", spends_money=True),
+                example="/fm finetune all-MiniLM-L6-v2", permission="finetune", spends_money=True),
+        Command(name="deploy", usage="deploy [model]", summary="Deploy a model to an endpoint (opens a form)",
+                example="/fm deploy all-MiniLM-L6-v2-ft", permission="deploy", spends_money=True),
+        Command(name="import", usage="import <hf-model-id> [task]", summary="Import a Hugging Face model",
+                example="/fm import bert-base-uncased/bert fill-mask", permission="import", spends_money=True),
         Command(name="jobs", usage="jobs", summary="Your recent jobs", example="/fm jobs"),
         Command(name="status", usage="status <job>", summary="Where a job stands", example="/fm status ft-1a2b3c4d"),
+        Command(name="cancel", usage="cancel <job>", summary="Cancel a queued or running job",
+                example="/fm cancel ft-1a2b3c4d", permission="cancel"),
+        Command(name="endpoints", usage="endpoints", summary="Deployed endpoints and their state",
+                example="/fm endpoints"),
+        Command(name="quota", usage="quota [sku]", summary="Compute you can use now", example="/fm quota cpu"),
     )
 }
 

@@ -13,7 +13,7 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Any
 
-from pydantic import BaseModel, Field, field_validator
+from pydantic import BaseModel, Field, SecretStr, field_validator
 
 from platforms.datasets import SplitPlan
 from platforms.tasks import Task
@@ -162,6 +162,20 @@ class JobOutcome(BaseModel):
     message: str | None = None
 
 
+class ComputeOption(BaseModel):
+    """A compute choice for a form: `name` is submitted, `label` shows size and free quota."""
+
+    name: str
+    label: str
+    free_instances: int | None = None
+
+
+class QuotaCheck(BaseModel):
+    ok: bool
+    message: str = ""
+    suggestions: list[str] = []
+
+
 class Platform(ABC):
     """What fmbot needs from a place that stores, trains, evaluates and serves models.
 
@@ -189,3 +203,126 @@ class Platform(ABC):
 
     @abstractmethod
     def cancel(self, external_id: str) -> None: ...
+
+    def compute_options(self, purpose: str) -> list[ComputeOption]:
+        """Compute a job of `purpose` (finetune, evaluate, deploy) may run on, best first."""
+        return [ComputeOption(name="default", label="default compute")]
+
+    def check_quota(self, compute: str, instances: int, *, model: ModelCard | None = None) -> QuotaCheck:
+        """Whether `instances` of `compute` fit in free quota, with what to do when they do not."""
+        return QuotaCheck(ok=True)
+
+    def sample_input(self, task: Task) -> dict[str, Any]:
+        """The input `try` uses when the user gives none, like the studio's Sample Inference form."""
+        raise PlatformError(f"{self.name} has no sample input for {task}")
+
+    def try_model(self, ref: str, task: Task, inputs: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        """Predictions for `inputs` (dicts keyed by the task's input keys, see `platforms.inputs`)."""
+        raise PlatformError(f"trying a model is not supported on the {self.name} platform")
+
+    def deploy(self, spec: DeploySpec) -> EndpointInfo:
+        """Start an endpoint and return once it answers; a taken name raises PlatformError."""
+        raise PlatformError(f"deploying is not supported on the {self.name} platform")
+
+    def get_endpoint(self, name: str) -> EndpointInfo:
+        raise PlatformError(f"endpoints are not supported on the {self.name} platform")
+
+    def list_endpoints(self) -> list[EndpointInfo]:
+        raise PlatformError(f"endpoints are not supported on the {self.name} platform")
+
+    def delete_endpoint(self, name: str) -> EndpointInfo:
+        raise PlatformError(f"endpoints are not supported on the {self.name} platform")
+
+    def import_model(self, spec: ImportSpec, report: ProgressReport) -> JobOutcome:
+        raise PlatformError(f"importing models is not supported on the {self.name} platform")
+
+
+ENDPOINT_NAME_RULE = "3 to 32 characters: a letter first, then letters, digits or hyphens"
+MAX_ENDPOINT_INSTANCES = 8
+IMPORT_TASKS = (
+    Task.FILL_MASK, Task.TOKEN_CLASSIFICATION, Task.QUESTION_ANSWERING, Task.SUMMARIZATION, Task.TEXT_GENERATION,
+    Task.TEXT_CLASSIFICATION, Task.TRANSLATION, Task.IMAGE_CLASSIFICATION, Task.TEXT_TO_IMAGE,
+)
+
+
+def check_endpoint_name(name: str) -> str:
+    """Azure ML's online endpoint naming rule, applied on both platforms so names move between them."""
+    if not re.fullmatch(r"[A-Za-z][A-Za-z0-9-]{2,31}", name):
+        raise ValueError(f'"{name}" is not a valid endpoint name: use {ENDPOINT_NAME_RULE}')
+    return name
+
+
+class DeploySpec(BaseModel):
+    model: str
+    endpoint: str
+    task: Task | None = None
+    instances: int = 1
+    owner: str | None = None
+    max_batch_size: int = Field(32, ge=1, le=1024)
+    max_wait_ms: float = Field(5.0, ge=0, le=1000)
+
+    @field_validator("endpoint")
+    @classmethod
+    def _endpoint(cls, value: str) -> str:
+        return check_endpoint_name(value)
+
+    @field_validator("instances")
+    @classmethod
+    def _instances(cls, value: int) -> int:
+        if not 1 <= value <= MAX_ENDPOINT_INSTANCES:
+            raise ValueError(f"instances must be 1 to {MAX_ENDPOINT_INSTANCES}, not {value}")
+        return value
+
+
+class EndpointState(StrEnum):
+    CREATING = "creating"
+    HEALTHY = "healthy"
+    UNHEALTHY = "unhealthy"
+    STOPPED = "stopped"
+
+
+class EndpointInfo(BaseModel):
+    """An endpoint as users see it; `key` is a SecretStr so it never lands in a log or a `--json` list."""
+
+    name: str
+    model: str
+    task: Task
+    url: str | None = None
+    key: SecretStr | None = None
+    state: EndpointState
+    instances: int
+    pid: int | None = None
+    pids: list[int] = []
+    owner: str | None = None
+    created_at: datetime | None = None
+    message: str | None = None
+
+
+class ImportSpec(BaseModel):
+    """`model_id` is a Hugging Face id (`owner/name`); `source` a local HF-format folder, else the hub."""
+
+    model_id: str
+    task: Task
+    source: str | None = None
+    license: str | None = None
+    name: str | None = None
+
+    @field_validator("model_id")
+    @classmethod
+    def _model_id(cls, value: str) -> str:
+        part = r"[A-Za-z0-9](?:[A-Za-z0-9._-]{0,94}[A-Za-z0-9])?"
+        if not re.fullmatch(f"{part}/{part}", value.strip()) or ".." in value or "--" in value:
+            raise ValueError(f'"{value}" is not a Hugging Face model id: use OWNER/NAME, e.g. google-bert/bert-base-uncased')
+        return value.strip()
+
+    @field_validator("task")
+    @classmethod
+    def _importable(cls, value: Task) -> Task:
+        if value not in IMPORT_TASKS:
+            raise ValueError(f"{value} models cannot be imported: use one of {', '.join(IMPORT_TASKS)}")
+        return value
+
+    @property
+    def catalog_name(self) -> str:
+        """Azure's import names the registered model after the id with `/` replaced by `-`."""
+        return self.name or self.model_id.replace("/", "-")

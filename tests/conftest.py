@@ -50,6 +50,7 @@ def slack() -> Iterator[SlackStandIn]:
     standin = SlackStandIn().start()
     yield standin
     standin.stop()
+    assert standin.limit_problems() == [], "a message or view broke Slack's limits"
 
 
 @pytest.fixture

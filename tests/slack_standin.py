@@ -79,13 +79,32 @@ class SlackStandIn:
         """Register an uploaded file; returns the file object Slack puts in a file_input state."""
         file_id = f"F{len(self.files) + 1:08d}"
         self.files[file_id] = (name, content, content_type)
+        return self._file_object(file_id, name, content)
+
+    def _file_object(self, file_id: str, name: str, content: bytes) -> dict[str, Any]:
         url = f"{self.base_url}/files-pri/T0001-{file_id}/download/{urllib.parse.quote(name)}"
         return {"id": file_id, "name": name, "title": name, "size": len(content),
-                "filetype": name.rsplit(".", 1)[-1], "url_private": url, "url_private_download": url}
+                "filetype": name.rsplit(".", 1)[-1], "url_private": url, "url_private_download": url,
+                "permalink": f"https://test.slack.com/files/U0USER/{file_id}/{urllib.parse.quote(name)}"}
 
     def fail_next(self, *statuses: int) -> None:
         with self._lock:
             self.failures.extend(statuses)
+
+    def limit_problems(self) -> list[str]:
+        """Every Slack size limit any recorded call broke (see bot/slack/limits.py)."""
+        from bot.slack.limits import message_problems, view_problems
+
+        problems = []
+        for call in list(self.calls):
+            if isinstance(call.params.get("view"), dict):
+                problems += [f"{call.method}: {p}" for p in view_problems(call.params["view"])]
+            if "blocks" in call.params or "text" in call.params:
+                blocks = call.params.get("blocks") or []
+                blocks = json.loads(blocks) if isinstance(blocks, str) else blocks
+                problems += [f"{call.method}: {p}" for p in message_problems({"blocks": blocks,
+                                                                               "text": call.params.get("text")})]
+        return problems
 
     def of(self, method: str) -> list[Call]:
         return [c for c in list(self.calls) if c.method == method]
@@ -130,6 +149,11 @@ class SlackStandIn:
         if path.startswith("/upload/"):
             self.uploads[path.rsplit("/", 1)[-1]] = raw
             self._reply(request, 200, b"OK", "text/plain")
+            return
+        if path.startswith("/respond/"):
+            self.calls.append(Call(method="response_url", params=json.loads(raw or b"{}"),
+                                   headers=dict(request.headers.items())))
+            self._reply(request, 200, b"ok", "text/plain")
             return
         method = path.removeprefix("/api/")
         params = self._params(request, raw)
@@ -184,6 +208,11 @@ class SlackStandIn:
         if method == "files.completeUploadExternal":
             files = params.get("files") or []
             return {"ok": True, "files": [{"id": f.get("id"), "title": f.get("title")} for f in files]}
+        if method == "files.info":
+            for file_id, (name, content, _) in self.files.items():
+                if file_id == params.get("file"):
+                    return {"ok": True, "file": {**self._file_object(file_id, name, content)}}
+            return {"ok": False, "error": "file_not_found"}
         if method == "conversations.open":
             return {"ok": True, "channel": {"id": "D0001"}}
         return {"ok": True}
@@ -215,8 +244,8 @@ def sign(body: str, timestamp: int, secret: str = SIGNING_SECRET) -> str:
 class SlackSender:
     """Sends requests to the bot's /slack/events exactly as Slack does: form bodies, v0 signatures."""
 
-    def __init__(self, url: str, secret: str = SIGNING_SECRET):
-        self.url, self.secret = url, secret
+    def __init__(self, url: str, secret: str = SIGNING_SECRET, response_url: str = "https://hooks.slack.invalid/1"):
+        self.url, self.secret, self.response_url = url, secret, response_url
         self.session = requests.Session()
 
     def post(self, body: str, *, timestamp: int | None = None, signature: str | None = None,
@@ -234,7 +263,7 @@ class SlackSender:
         body = urllib.parse.urlencode({
             "token": "legacy", "team_id": "T0001", "team_domain": "test", "channel_id": channel,
             "channel_name": "ml", "user_id": user, "user_name": "ada", "command": "/fm", "text": text,
-            "api_app_id": "A0001", "response_url": "https://hooks.slack.invalid/commands/1",
+            "api_app_id": "A0001", "response_url": self.response_url,
             "trigger_id": f"trigger.{time.time_ns()}",
         })
         return self.post(body, **kwargs)

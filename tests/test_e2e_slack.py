@@ -15,7 +15,7 @@ from bot.server import make_server, wsgi_app
 from bot.settings import Settings
 from bot.slack.app import create_app
 from bot.slack.client import web_client
-from bot.slack.ids import ActionId, BlockId
+from bot.slack.ids import ActionId, BlockId, CallbackId
 from tests.conftest import DATA
 from tests.slack_standin import SlackSender, SlackStandIn
 from tests.tiny_models import add_tiny_bert
@@ -51,71 +51,122 @@ def tiny_model(slack_settings: Settings) -> str:
     return add_tiny_bert(Path(slack_settings.fmbot_models_dir), texts).ref
 
 
-def submit_values(model: str, file: dict, mapping: str = "", test_split: str = "20") -> dict:
+def select(value: str) -> dict:
+    return {"type": "static_select", "selected_option": {"value": value}}
+
+
+def data_values(model: str, file: dict, *, test_split: str = "20") -> dict:
     return {
-        BlockId.MODEL: {ActionId.MODEL: {"type": "static_select", "selected_option": {"value": model}}},
-        BlockId.TASK: {ActionId.TASK: {"type": "static_select", "selected_option": {"value": "text-classification"}}},
-        BlockId.TRAIN_FILE: {ActionId.TRAIN_FILE: {"type": "file_input", "files": [file]}},
-        BlockId.MAPPING: {ActionId.MAPPING: {"type": "plain_text_input", "value": mapping or None}},
-        BlockId.VALIDATION_SPLIT: {ActionId.VALIDATION_SPLIT: {"type": "number_input", "value": "0"}},
-        BlockId.TEST_SPLIT: {ActionId.TEST_SPLIT: {"type": "number_input", "value": test_split}},
-        BlockId.EPOCHS: {ActionId.EPOCHS: {"type": "number_input", "value": "2"}},
+        BlockId.MODEL: {ActionId.MODEL: select(model)},
+        BlockId.TASK: {ActionId.TASK: select("text-classification")},
+        BlockId.TRAIN_FILE: {ActionId.FILE: {"type": "file_input", "files": [file]}},
+        BlockId.TRAIN_SOURCE: {ActionId.SOURCE: {"type": "plain_text_input", "value": None}},
+        BlockId.VALIDATION_FILE: {ActionId.FILE: {"type": "file_input", "files": []}},
+        BlockId.VALIDATION_SPLIT: {ActionId.SPLIT: {"type": "number_input", "value": "0"}},
+        BlockId.TEST_FILE: {ActionId.FILE: {"type": "file_input", "files": []}},
+        BlockId.TEST_SPLIT: {ActionId.SPLIT: {"type": "number_input", "value": test_split}},
     }
+
+
+def chosen_values(view: dict) -> dict:
+    """Submit a view as shown: every select keeps its preselected option."""
+    values = {}
+    for block in view["blocks"]:
+        element = block.get("element") or {}
+        if block.get("type") == "input" and element.get("type") == "static_select":
+            values[block["block_id"]] = {element["action_id"]: {
+                "type": "static_select", "selected_option": element.get("initial_option")}}
+    return values
+
+
+def compute_values(compute: str = "cpu", instances: str = "1", epochs: str = "2") -> dict:
+    def number(value: str) -> dict:
+        return {ActionId.NUMBER: {"type": "number_input", "value": value}}
+
+    return {
+        BlockId.COMPUTE: {ActionId.COMPUTE: {"type": "external_select", "selected_option": {"value": compute}}},
+        BlockId.INSTANCES: number(instances),
+        BlockId.EPOCHS: number(epochs),
+        BlockId.LEARNING_RATE: number("0.001"),
+        BlockId.BATCH_SIZE: number("16"),
+    }
+
+
+def nth_view(slack: SlackStandIn, method: str, index: int, callback: str, timeout: float = 20) -> dict:
+    calls = slack.wait_for(lambda: slack.of(method)[index:] or None, timeout=timeout)
+    view = calls[0].params["view"]
+    assert view["callback_id"] == callback, view
+    return view
+
+
+def open_form(sender: SlackSender, slack: SlackStandIn, text: str) -> dict:
+    started = time.monotonic()
+    response = sender.command(text)
+    assert response.status_code == 200 and time.monotonic() - started < 3
+    return nth_view(slack, "views.open", len(slack.of("views.open")) - 1 if slack.of("views.open") else 0,
+                    CallbackId.FORM_DATA, timeout=10)
+
+
+def walk_to_compute_step(sender: SlackSender, slack: SlackStandIn, model: str, upload: dict) -> dict:
+    view = open_form(sender, slack, f"finetune {model.split(':')[0]}")
+    response = sender.view_submission(view, data_values(model, upload))
+    assert response.status_code == 200 and response.json()["response_action"] == "update"
+    assert response.json()["view"]["callback_id"] == CallbackId.FORM_CHECKING
+    mapping_view = nth_view(slack, "views.update", 0, CallbackId.FORM_MAPPING)
+    response = sender.view_submission(mapping_view, chosen_values(mapping_view))
+    assert response.json()["view"]["callback_id"] == CallbackId.FORM_CHECKING
+    return nth_view(slack, "views.update", 1, CallbackId.FORM_COMPUTE)
 
 
 def test_finetune_from_slack_posts_metrics_in_thread(bot, slack: SlackStandIn, slack_settings, tiny_model,
                                                       start_worker):
     worker = start_worker(slack_settings)
     sender = SlackSender(bot.url)
-
-    started = time.monotonic()
-    response = sender.command(f"finetune {tiny_model.split(':')[0]}")
-    assert response.status_code == 200
-    assert time.monotonic() - started < 3
-    opened = slack.wait_for(lambda: slack.of("views.open"), timeout=10)
-    view = opened[0].params["view"]
-    assert view["callback_id"] == "fmbot.finetune"
-    model_block = next(b for b in view["blocks"] if b["block_id"] == BlockId.MODEL)
-    assert model_block["element"]["initial_option"]["value"] == tiny_model
-
     upload = slack.add_file("sst2.jsonl", (DATA / "sst2_small_validation.jsonl").read_bytes())
-    response = sender.view_submission(view, submit_values(tiny_model, upload, "sentence1=input_string,label=label_string"))
+    compute_view = walk_to_compute_step(sender, slack, tiny_model, upload)
+
+    data_view = slack.of("views.open")[0].params["view"]
+    model_block = next(b for b in data_view["blocks"] if b["block_id"] == BlockId.MODEL)
+    assert model_block["element"]["initial_option"]["value"] == tiny_model
+    mapping_view = slack.of("views.update")[0].params["view"]
+    preselected = {b["block_id"]: (b["element"].get("initial_option") or {}).get("value")
+                   for b in mapping_view["blocks"] if b.get("type") == "input"}
+    assert preselected == {"map:sentence1": "input_string", "map:label": "label", "map:sentence2": "__none__"}
+    assert [o["value"] for o in mapping_view["blocks"][1]["element"]["options"]] == [
+        "label", "label_string", "input_string"]
+
+    response = sender.view_submission(compute_view, compute_values())
     assert response.status_code == 200
     assert response.text == ""  # a plain ack closes the modal
 
     queued = slack.wait_for(lambda: [c for c in slack.of("chat.postMessage") if "thread_ts" not in c.params], 10)
     assert queued[0].params["channel"] == "C0CHAN"
-    thread = None
 
     def metrics_reply():
-        nonlocal thread
-        for call in slack.of("chat.postMessage"):
-            if call.params.get("thread_ts") and "Metrics" in call.params.get("text", ""):
-                thread = call.params["thread_ts"]
-                return call
-        return None
+        return next((c for c in slack.of("chat.postMessage")
+                     if c.params.get("thread_ts") and "Metrics" in c.params.get("text", "")), None)
 
     reply = slack.wait_for(metrics_reply, timeout=180)
     assert "accuracy" in reply.params["text"] and "f1_score_macro" in reply.params["text"]
     assert slack.of("chat.update"), "the status message is kept current"
     records = Ledger(bot.runtime.redis).recent()
     assert len(records) == 1 and records[0].state == "completed", worker.output()
-    assert records[0].reply_to.thread_ts == thread
+    assert records[0].reply_to.thread_ts == reply.params["thread_ts"]
     assert 0.0 <= records[0].metrics["accuracy"] <= 1.0
     assert records[0].output_model == "tiny-bert-ft:1"
 
 
-def test_bad_file_is_refused_inline(bot, slack: SlackStandIn, tiny_model):
+def test_bad_rows_are_refused_before_any_job(bot, slack: SlackStandIn, tiny_model):
     sender = SlackSender(bot.url)
-    sender.command("finetune")
-    view = slack.wait_for(lambda: slack.of("views.open"), timeout=10)[0].params["view"]
-    bad = b'{"input_string": "fine", "label_string": "POSITIVE"}\n{"input_string": "bad"}\n'
-    upload = slack.add_file("train.jsonl", bad)
-    response = sender.view_submission(view, submit_values(tiny_model, upload, "sentence1=input_string,label=label_string"))
-    assert response.status_code == 200
-    body = response.json()
-    assert body["response_action"] == "errors"
-    assert body["errors"][BlockId.TRAIN_FILE] .startswith('train.jsonl line 2: column "label_string" is missing')
+    view = open_form(sender, slack, "finetune")
+    bad = b'{"text": "fine", "label": "POSITIVE"}\n{"text": "bad", "label": "NEGATIVE"}\n{"text": "odd"}\n'
+    response = sender.view_submission(view, data_values(tiny_model, slack.add_file("train.jsonl", bad)))
+    assert response.json()["response_action"] == "update"
+    mapping_view = nth_view(slack, "views.update", 0, CallbackId.FORM_MAPPING)
+    sender.view_submission(mapping_view, chosen_values(mapping_view))
+    again = nth_view(slack, "views.update", 1, CallbackId.FORM_MAPPING)
+    assert again["blocks"][0]["block_id"] == BlockId.FORM_ERROR
+    assert 'train.jsonl line 3: column "label" is missing' in again["blocks"][0]["text"]["text"]
     assert Ledger(bot.runtime.redis).recent() == []
     assert not slack.of("chat.postMessage")
 

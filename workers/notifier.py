@@ -8,6 +8,7 @@ worker code builds Block Kit and no view code talks to Redis.
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from enum import StrEnum
 from typing import Any, Protocol
 
@@ -33,12 +34,23 @@ class ChatMessage(BaseModel):
     blocks: list[dict[str, Any]] = []
 
 
+class FileAttachment(BaseModel):
+    """A file posted into the job's thread (e.g. the loss curve)."""
+
+    filename: str
+    title: str
+    content: bytes
+
+
 class JobRenderer(Protocol):
     def status_message(self, record: JobRecord) -> ChatMessage:
         """The one channel message kept current for the whole life of the job."""
 
     def thread_reply(self, record: JobRecord, event: JobEvent) -> ChatMessage | None:
         """A reply in the job's thread for this event, or None when the event gets none."""
+
+    def attachments(self, record: JobRecord, event: JobEvent) -> list[FileAttachment]:
+        """Files for the thread at this event (none for most)."""
 
 
 class Notifier(Protocol):
@@ -53,8 +65,12 @@ class NullNotifier:
 
 
 class SlackNotifier:
-    def __init__(self, client: Any, renderer: JobRenderer, ledger: Ledger):
-        self.client, self.renderer, self.ledger = client, renderer, ledger
+    """Keeps the job's status message current, replies in its thread, and refreshes the
+    requester's App Home (`home(user)` builds it) whenever the job changes state."""
+
+    def __init__(self, client: Any, renderer: JobRenderer, ledger: Ledger,
+                 home: Callable[[str], dict[str, Any]] | None = None):
+        self.client, self.renderer, self.ledger, self.home = client, renderer, ledger, home
 
     def job_changed(self, record: JobRecord, event: JobEvent) -> JobRecord:
         target = record.reply_to
@@ -76,4 +92,10 @@ class SlackNotifier:
             self.client.chat_postMessage(
                 channel=target.channel, thread_ts=record.reply_to.thread_ts, text=reply.text, blocks=reply.blocks
             )
+        for attachment in self.renderer.attachments(record, event):
+            self.client.files_upload_v2(channel=target.channel, thread_ts=record.reply_to.thread_ts,
+                                        content=attachment.content, filename=attachment.filename,
+                                        title=attachment.title, request_file_info=False)
+        if self.home is not None and event != JobEvent.PROGRESS:
+            self.client.views_publish(user_id=record.requester, view=self.home(record.requester))
         return record

@@ -7,6 +7,7 @@ limit is enforced while streaming, so an oversized upload never fills the disk.
 
 from __future__ import annotations
 
+import re
 import secrets
 from pathlib import Path
 from typing import Any
@@ -16,6 +17,7 @@ import requests
 
 from bot.settings import Settings
 from handlers.errors import UserError
+from platforms.base import DataRef
 
 CHUNK = 1024 * 1024
 
@@ -65,3 +67,28 @@ def download_upload(settings: Settings, file: dict[str, Any], dest_dir: Path) ->
                                     hint="Upload a smaller file or register it as a data asset")
                 out.write(chunk)
     return target
+
+
+_FILE_ID = re.compile(r"\b(F[A-Z0-9]{6,})\b")
+
+
+def resolve_data(settings: Settings, client: Any, upload: list[dict[str, Any]] | None, source: str | None,
+                 dest_dir: Path, *, label: str) -> DataRef | None:
+    """The dataset a form names: an upload, a file already shared in Slack (link or id), or a data asset."""
+    if upload:
+        file = upload[0]
+        return DataRef(path=str(download_upload(settings, file, dest_dir)), name=file.get("name") or "upload")
+    text = (source or "").strip()
+    if not text:
+        return None
+    if text.startswith("azureml:"):
+        if settings.fmbot_platform != "azureml":
+            raise UserError(f"{label}: data assets like {text} live in Azure ML",
+                            hint="Upload the file instead, or run fmbot with FMBOT_PLATFORM=azureml")
+        return DataRef(path=text, name=text)
+    match = _FILE_ID.search(text)
+    if not match:
+        raise UserError(f'{label}: "{text[:80]}" is neither a Slack file link nor a data asset',
+                        hint="Paste the file's link (More actions → Copy link) or azureml:<name>:<version>")
+    info = client.files_info(file=match.group(1))["file"]
+    return DataRef(path=str(download_upload(settings, info, dest_dir)), name=info.get("name") or match.group(1))

@@ -1,40 +1,81 @@
-"""Model lists and model cards as Block Kit."""
+"""Search results and model cards as Block Kit, with the buttons that open each form."""
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
-from slack_sdk.models.blocks import ContextBlock, DividerBlock, MarkdownTextObject, SectionBlock
+from slack_sdk.models.blocks import (
+    ActionsBlock,
+    ButtonElement,
+    ContextBlock,
+    DividerBlock,
+    HeaderBlock,
+    MarkdownTextObject,
+    SectionBlock,
+)
 
+from bot.slack.ids import ActionId
+from bot.slack.limits import clip
 from platforms.base import ModelCard
 
-MAX_MODELS = 20
+PAGE_SIZE = 8
 
 
 def _summary(card: ModelCard) -> str:
-    tasks = ", ".join(card.tasks)
-    return f"*{card.name}* `v{card.version}` · {tasks} · license {card.license or 'unknown'}"
+    return f"*{card.name}* `v{card.version}` · {', '.join(card.tasks)} · license {card.license or 'unknown'}"
 
 
-def model_list(cards: list[ModelCard], title: str) -> dict[str, Any]:
-    blocks: list[Any] = [SectionBlock(text=MarkdownTextObject(text=f"*{title}* ({len(cards)})"))]
-    for card in cards[:MAX_MODELS]:
-        blocks.append(SectionBlock(text=MarkdownTextObject(text=f"{_summary(card)}\n{card.description[:200]}")))
-    if len(cards) > MAX_MODELS:
-        blocks.append(ContextBlock(elements=[MarkdownTextObject(text=f"and {len(cards) - MAX_MODELS} more")]))
+def card_buttons(card: ModelCard) -> ActionsBlock:
+    return ActionsBlock(elements=[
+        ButtonElement(text="Try", action_id=ActionId.CARD_TRY, value=card.ref),
+        ButtonElement(text="Evaluate", action_id=ActionId.CARD_EVALUATE, value=card.ref),
+        ButtonElement(text="Fine-tune", action_id=ActionId.CARD_FINETUNE, value=card.ref),
+        ButtonElement(text="Deploy", action_id=ActionId.CARD_DEPLOY, value=card.ref),
+    ])
+
+
+def search_results(cards: list[ModelCard], query: str, task: str | None, page: int = 0) -> dict[str, Any]:
+    pages = max(1, -(-len(cards) // PAGE_SIZE))
+    page = min(max(page, 0), pages - 1)
+    shown = cards[page * PAGE_SIZE:(page + 1) * PAGE_SIZE]
+    title = f"Models matching “{query}”" if query else "Models"
+    if task:
+        title += f" for {task}"
+    blocks: list[Any] = [SectionBlock(text=MarkdownTextObject(
+        text=f"*{title}*: {len(cards)} found" + (f" · page {page + 1} of {pages}" if pages > 1 else "")))]
+    if not cards:
+        blocks.append(SectionBlock(text=MarkdownTextObject(text="Nothing matches; try fewer words or no task.")))
+    for card in shown:
+        blocks.append(SectionBlock(text=MarkdownTextObject(text=clip(f"{_summary(card)}\n{card.description}", 600))))
+        blocks.append(card_buttons(card))
+    if pages > 1:
+        nav = []
+        state = {"q": query, "t": task}
+        if page > 0:
+            nav.append(ButtonElement(text="Previous", action_id=f"{ActionId.PAGE}:prev",
+                                     value=json.dumps({**state, "p": page - 1})[:2000]))
+        if page < pages - 1:
+            nav.append(ButtonElement(text="Next", action_id=f"{ActionId.PAGE}:next",
+                                     value=json.dumps({**state, "p": page + 1})[:2000]))
+        blocks.append(ActionsBlock(elements=nav))
     return {"text": f"{title}: {len(cards)} models", "blocks": [b.to_dict() for b in blocks]}
 
 
 def model_card(card: ModelCard) -> dict[str, Any]:
-    lines = [_summary(card), card.description[:2500]]
+    lines = [_summary(card), card.description]
     if card.base_model:
         lines.append(f"Base model: `{card.base_model}` · trained on {card.training_data or 'unknown data'}")
     if card.metrics:
         lines.append("Metrics: " + ", ".join(f"{k} {v:.3f}" for k, v in list(card.metrics.items())[:8]))
     compute = ", ".join(card.inference_compute) or "any"
     blocks = [
-        SectionBlock(text=MarkdownTextObject(text="\n".join(lines)[:3000])),
+        HeaderBlock(text=clip(card.ref, 150)),
+        SectionBlock(text=MarkdownTextObject(text=clip("\n".join(lines), 3000))),
+        ContextBlock(elements=[MarkdownTextObject(
+            text=f"source: {card.source or 'catalog'} · inference compute: {compute}"
+                 + (" · shared quota available" if card.shared_quota else ""))]),
         DividerBlock(),
-        ContextBlock(elements=[MarkdownTextObject(text=f"source: {card.source or 'catalog'} · compute: {compute}")]),
+        card_buttons(card),
     ]
     return {"text": f"{card.ref}: {card.description[:100]}", "blocks": [b.to_dict() for b in blocks]}

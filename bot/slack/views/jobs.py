@@ -11,9 +11,10 @@ from slack_sdk.models.blocks import (
 )
 
 from bot.slack.ids import ActionId
+from bot.slack.limits import clip
 from platforms.base import JobState
 from workers.ledger import JobRecord
-from workers.notifier import ChatMessage, JobEvent
+from workers.notifier import ChatMessage, FileAttachment, JobEvent
 
 BAR_WIDTH = 10
 _STATE_ICONS = {
@@ -71,6 +72,12 @@ class SlackJobRenderer:
             blocks.append(ActionsBlock(elements=[ButtonElement(
                 text="Cancel", action_id=ActionId.CANCEL_JOB, value=record.id, style="danger",
             )]))
+        elif record.state == JobState.COMPLETED and record.output_model:
+            blocks.append(ActionsBlock(elements=[
+                ButtonElement(text="Evaluate", action_id=ActionId.JOB_EVALUATE, value=record.output_model),
+                ButtonElement(text="Register", action_id=ActionId.JOB_REGISTER, value=record.output_model),
+                ButtonElement(text="Deploy", action_id=ActionId.JOB_DEPLOY, value=record.output_model),
+            ]))
         return ChatMessage(text=f"{record.kind} {record.id}: {record.state}", blocks=[b.to_dict() for b in blocks])
 
     def thread_reply(self, record: JobRecord, event: JobEvent) -> ChatMessage | None:
@@ -82,6 +89,10 @@ class SlackJobRenderer:
             text = f"The worker running `{record.id}` stopped; retrying. Trace id {record.trace_id}."
         elif event == JobEvent.COMPLETED:
             text = f"*Metrics* of `{record.output_model or record.model}` on the test data:\n{metrics_table(record.metrics)}"
+            if record.samples:
+                sample = record.samples[0]
+                text += (f"\nSample: _{str(sample.get('input', ''))[:200]}_ → predicted `{str(sample.get('prediction'))[:200]}`"
+                         f", expected `{str(sample.get('reference'))[:200]}`")
             if record.message:
                 text += f"\n_{record.message}_"
         elif event == JobEvent.FAILED:
@@ -92,4 +103,13 @@ class SlackJobRenderer:
             text = None
         if text is None:
             return None
-        return ChatMessage(text=text, blocks=[SectionBlock(text=MarkdownTextObject(text=text[:3000])).to_dict()])
+        return ChatMessage(text=text, blocks=[SectionBlock(text=MarkdownTextObject(text=clip(text, 3000))).to_dict()])
+
+    def attachments(self, record: JobRecord, event: JobEvent) -> list[FileAttachment]:
+        if event != JobEvent.COMPLETED or len(record.loss_history) < 2:
+            return []
+        from bot.slack.views.plots import loss_curve_png
+
+        title = f"Training loss of {record.output_model or record.model}"
+        return [FileAttachment(filename=f"{record.id}-loss.png", title=title,
+                               content=loss_curve_png(record.loss_history, title))]

@@ -1,0 +1,52 @@
+"""What every Slack listener shares: settings, runtime, a pool for work after the ack, and replies."""
+
+from __future__ import annotations
+
+import logging
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from typing import Any
+
+from slack_sdk.errors import SlackApiError
+
+from bot.settings import Settings
+from handlers.errors import user_message
+from workers.runtime import Runtime
+
+log = logging.getLogger(__name__)
+CLOSED_VIEW_ERRORS = {"not_found", "view_not_found"}
+
+
+@dataclass
+class SlackContext:
+    settings: Settings
+    rt: Runtime
+    executor: ThreadPoolExecutor = field(
+        default_factory=lambda: ThreadPoolExecutor(max_workers=8, thread_name_prefix="fmbot-slack")
+    )
+
+    @staticmethod
+    def explain(exc: BaseException, trace_id: str | None = None) -> str:
+        """The user-facing text of an error; bugs get a generic line and a full log entry."""
+        message = user_message(exc)
+        if message is not None:
+            return message
+        log.error("request failed (trace %s)", trace_id, exc_info=exc)
+        where = f"give the admins trace id {trace_id}" if trace_id else "the admins can find it in the logs"
+        return f"Something went wrong on our side; {where}."
+
+    @staticmethod
+    def update_view(client: Any, view_id: str, view: dict[str, Any]) -> bool:
+        """Replace an open modal; a modal the user already closed is expected, not an error."""
+        try:
+            client.views_update(view_id=view_id, view=view)
+            return True
+        except SlackApiError as exc:
+            if exc.response.get("error") in CLOSED_VIEW_ERRORS:
+                return False
+            raise
+
+    @staticmethod
+    def tell(client: Any, channel: str, user: str, text: str) -> None:
+        """An ephemeral note only `user` sees, for refusals and problems found after an ack."""
+        client.chat_postEphemeral(channel=channel, user=user, text=text[:3000])

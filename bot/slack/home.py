@@ -1,0 +1,26 @@
+"""The App Home tab, published when opened and whenever one of the user's jobs changes state."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from slack_bolt import App
+
+from bot.slack.context import SlackContext
+from bot.slack.views.home import home_view
+from workers.runtime import Runtime
+
+
+def user_home(rt: Runtime, user: str) -> dict[str, Any]:
+    return home_view(rt.ledger.recent(user=user, limit=50), list_endpoints(rt))
+
+
+def list_endpoints(rt: Runtime) -> list[Any]:
+    return rt.platform.list_endpoints()
+
+
+def register(app: App, ctx: SlackContext) -> None:
+    @app.event("app_home_opened")
+    def on_home_opened(event, client):
+        if event.get("tab", "home") == "home":
+            client.views_publish(user_id=event["user"], view=user_home(ctx.rt, event["user"]))

@@ -1,0 +1,54 @@
+"""State a multi-step form carries between steps, in `private_metadata` or, when too big, in Redis.
+
+Slack gives a view 3,000 characters of private metadata; a wizard that remembers a file's columns
+can outgrow that, so larger state is parked in Redis under a random key kept in the metadata.
+"""
+
+from __future__ import annotations
+
+import secrets
+from typing import Literal
+
+from pydantic import BaseModel
+from redis import Redis
+
+from bot.slack.limits import PRIVATE_METADATA
+from platforms.base import DataRef
+from workers import keys
+
+FORM_TTL_SECONDS = 24 * 3600
+_REDIS_PREFIX = "redis:"
+
+
+class FormState(BaseModel):
+    kind: Literal["finetune", "evaluate", "deploy", "import"]
+    channel: str
+    user: str
+    model: str | None = None
+    task: str | None = None
+    train: DataRef | None = None
+    validation: DataRef | None = None
+    test: DataRef | None = None
+    validation_split: float = 10.0
+    test_split: float = 10.0
+    columns: list[str] = []
+    mapping: dict[str, str] = {}
+    error: str | None = None
+
+
+def dump_state(state: FormState, redis: Redis) -> str:
+    text = state.model_dump_json(exclude_defaults=True)
+    if len(text) <= PRIVATE_METADATA:
+        return text
+    form_id = secrets.token_hex(8)
+    redis.set(keys.form(form_id), state.model_dump_json(), ex=FORM_TTL_SECONDS)
+    return _REDIS_PREFIX + form_id
+
+
+def load_state(metadata: str, redis: Redis) -> FormState:
+    if metadata.startswith(_REDIS_PREFIX):
+        raw = redis.get(keys.form(metadata.removeprefix(_REDIS_PREFIX)))
+        if raw is None:
+            raise LookupError("this form has expired; open it again")
+        return FormState.model_validate_json(raw)
+    return FormState.model_validate_json(metadata)

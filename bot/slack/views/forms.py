@@ -1,0 +1,175 @@
+"""The step-by-step evaluate and fine-tune forms, and reading submitted values back.
+
+Step 1 names the model, task and data; step 2 maps the file's own columns to the task's keys;
+step 3 picks compute (with free quota) and settings. Views are pure functions of a FormState.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from slack_sdk.models.blocks import (
+    ContextBlock,
+    ExternalDataSelectElement,
+    InputBlock,
+    MarkdownTextObject,
+    NumberInputElement,
+    Option,
+    PlainTextInputElement,
+    SectionBlock,
+    StaticSelectElement,
+)
+from slack_sdk.models.blocks.block_elements import FileInputElement
+from slack_sdk.models.views import View
+
+from bot.slack.ids import ActionId, BlockId, CallbackId
+from bot.slack.limits import OPTION_TEXT, SELECT_OPTIONS, clip
+from bot.slack.state import FormState
+from platforms.base import ModelCard
+from platforms.tasks import TASKS, Task
+
+FILE_TYPES = ["jsonl", "json", "csv", "tsv"]
+NONE_VALUE = "__none__"
+_TITLES = {"finetune": "Fine-tune a model", "evaluate": "Evaluate a model"}
+
+
+def option(text: str, value: str | None = None) -> Option:
+    return Option(text=text[:OPTION_TEXT], value=(value or text)[:150])
+
+
+def _modal(callback: CallbackId, state: FormState, metadata: str, blocks: list[Any], *, submit: str | None) -> dict:
+    if state.error:
+        blocks = [SectionBlock(block_id=BlockId.FORM_ERROR,
+                               text=MarkdownTextObject(text=clip(f":warning: {state.error}", 3000)))] + blocks
+    view = View(type="modal", callback_id=callback, title=_TITLES[state.kind], submit=submit, close="Cancel",
+                private_metadata=metadata, blocks=blocks)
+    return view.to_dict()
+
+
+def _file_block(block: BlockId, label: str, hint: str, *, optional: bool) -> InputBlock:
+    return InputBlock(block_id=block, label=label, hint=hint, optional=optional,
+                      element=FileInputElement(action_id=ActionId.FILE, filetypes=FILE_TYPES, max_files=1))
+
+
+def _percent_block(block: BlockId, label: str, value: float) -> InputBlock:
+    return InputBlock(block_id=block, label=label, element=NumberInputElement(
+        action_id=ActionId.SPLIT, is_decimal_allowed=True, initial_value=f"{value:g}", min_value="0",
+        max_value="90"))
+
+
+def data_step(state: FormState, models: list[ModelCard], metadata: str) -> dict:
+    """Step 1: model, task and data."""
+    kind = state.kind
+    models_shown = models[:SELECT_OPTIONS]
+    model_options = [option(card.ref) for card in models_shown]
+    chosen = next((o for o in model_options if state.model and o.value.split(":")[0] == state.model.split(":")[0]),
+                  None)
+    tasks = [t for t, spec in TASKS.items() if (spec.finetune if kind == "finetune" else spec.evaluate)]
+    task_options = [option(t.value) for t in tasks]
+    current_task = state.task or Task.TEXT_CLASSIFICATION
+    blocks: list[Any] = [
+        InputBlock(block_id=BlockId.MODEL, label="Model", element=StaticSelectElement(
+            action_id=ActionId.MODEL, options=model_options, initial_option=chosen, placeholder="Choose a model")),
+        InputBlock(block_id=BlockId.TASK, label="Task", element=StaticSelectElement(
+            action_id=ActionId.TASK, options=task_options,
+            initial_option=next(o for o in task_options if o.value == current_task))),
+    ]
+    if len(models) > SELECT_OPTIONS:
+        blocks.append(ContextBlock(elements=[MarkdownTextObject(
+            text=f"and {len(models) - SELECT_OPTIONS} more models: narrow with `/fm search` and use its buttons")]))
+    source_hint = "Or: a link to a file already shared in the channel, or a data asset azureml:<name>:<version>."
+    if kind == "finetune":
+        blocks += [
+            _file_block(BlockId.TRAIN_FILE, "Training data", "JSONL, JSON, CSV or TSV, up to 100 MB.", optional=True),
+            InputBlock(block_id=BlockId.TRAIN_SOURCE, label="…or training data from", optional=True, hint=source_hint,
+                       element=PlainTextInputElement(action_id=ActionId.SOURCE,
+                                                     placeholder="https://…/files/U…/F…/train.csv")),
+            _file_block(BlockId.VALIDATION_FILE, "Validation data (optional)",
+                        "Leave empty to split it off the training data.", optional=True),
+            _percent_block(BlockId.VALIDATION_SPLIT, "Validation split, % of training data", state.validation_split),
+            _file_block(BlockId.TEST_FILE, "Test data (optional)", "Leave empty to split it off the training data.",
+                        optional=True),
+            _percent_block(BlockId.TEST_SPLIT, "Test split, % of training data", state.test_split),
+        ]
+    else:
+        blocks += [
+            _file_block(BlockId.TEST_FILE, "Test data", "JSONL, JSON, CSV or TSV, up to 100 MB.", optional=True),
+            InputBlock(block_id=BlockId.TEST_SOURCE, label="…or test data from", optional=True, hint=source_hint,
+                       element=PlainTextInputElement(action_id=ActionId.SOURCE)),
+        ]
+    return _modal(CallbackId.FORM_DATA, state, metadata, blocks, submit="Next")
+
+
+def checking_step(state: FormState, metadata: str, what: str) -> dict:
+    """Shown at once while slow work (downloads, reading columns) runs after the ack."""
+    text = f":hourglass_flowing_sand: Checking {what}… this view updates in a moment."
+    return _modal(CallbackId.FORM_CHECKING, state, metadata, [SectionBlock(text=MarkdownTextObject(text=text))],
+                  submit=None)
+
+
+def mapping_step(state: FormState, metadata: str, guesses: dict[str, str]) -> dict:
+    """Step 2: one select per column key, filled with the file's own columns."""
+    spec = TASKS[Task(state.task)]
+    columns = state.columns[: SELECT_OPTIONS - 1]
+    data_name = (state.train or state.test).name if (state.train or state.test) else "your data"
+    blocks: list[Any] = [SectionBlock(text=MarkdownTextObject(
+        text=f"Which column of *{data_name}* holds each part of a {state.task} example?"))]
+    for key in spec.keys:
+        required = key in spec.required_keys
+        options = [option(column) for column in columns]
+        if not required:
+            options = [option("(not used)", NONE_VALUE)] + options
+        guess = guesses.get(key)
+        initial = next((o for o in options if o.value == guess), None if required else options[0])
+        blocks.append(InputBlock(
+            block_id=f"{BlockId.MAPPING}:{key}", label=key + ("" if required else " (optional)"),
+            element=StaticSelectElement(action_id=ActionId.COLUMN, options=options, initial_option=initial,
+                                        placeholder="Choose a column")))
+    if len(state.columns) > len(columns):
+        blocks.append(ContextBlock(elements=[MarkdownTextObject(
+            text=f"and {len(state.columns) - len(columns)} more columns not shown")]))
+    if spec.alternatives:
+        groups = " or ".join(" + ".join(group) for group in spec.alternatives)
+        blocks.append(ContextBlock(elements=[MarkdownTextObject(text=f"Map {groups}.")]))
+    return _modal(CallbackId.FORM_MAPPING, state, metadata, blocks, submit="Next")
+
+
+def compute_step(state: FormState, metadata: str) -> dict:
+    """Step 3: compute (options load with free quota) and settings."""
+    blocks: list[Any] = [
+        InputBlock(block_id=BlockId.COMPUTE, label="Compute", hint="Options show the quota that is free now.",
+                   element=ExternalDataSelectElement(action_id=ActionId.COMPUTE, min_query_length=0,
+                                                     placeholder="Choose compute")),
+        InputBlock(block_id=BlockId.INSTANCES, label="Instances", element=NumberInputElement(
+            action_id=ActionId.NUMBER, is_decimal_allowed=False, initial_value="1", min_value="1", max_value="16")),
+    ]
+    if state.kind == "finetune":
+        blocks += [
+            InputBlock(block_id=BlockId.EPOCHS, label="Epochs", element=NumberInputElement(
+                action_id=ActionId.NUMBER, is_decimal_allowed=False, initial_value="3", min_value="1",
+                max_value="100")),
+            InputBlock(block_id=BlockId.LEARNING_RATE, label="Learning rate", element=NumberInputElement(
+                action_id=ActionId.NUMBER, is_decimal_allowed=True, initial_value="0.00005")),
+        ]
+    blocks.append(InputBlock(block_id=BlockId.BATCH_SIZE, label="Batch size", element=NumberInputElement(
+        action_id=ActionId.NUMBER, is_decimal_allowed=False, initial_value="16", min_value="1", max_value="1024")))
+    mapping = ", ".join(f"{k}={v}" for k, v in state.mapping.items())
+    blocks.append(ContextBlock(elements=[MarkdownTextObject(
+        text=clip(f"`{state.model}` · {state.task} · mapping {mapping}", 3000))]))
+    return _modal(CallbackId.FORM_COMPUTE, state, metadata, blocks, submit="Start")
+
+
+def read_values(view: dict[str, Any]) -> dict[str, Any]:
+    """Flatten `view.state.values` into {block_id: value}, whatever the element type."""
+    flat: dict[str, Any] = {}
+    for block_id, actions in view.get("state", {}).get("values", {}).items():
+        for element in actions.values():
+            kind = element.get("type")
+            if kind in ("static_select", "external_select"):
+                selected = element.get("selected_option")
+                flat[block_id] = selected["value"] if selected else None
+            elif kind == "file_input":
+                flat[block_id] = element.get("files") or []
+            else:
+                flat[block_id] = element.get("value")
+    return flat
