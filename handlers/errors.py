@@ -10,6 +10,7 @@ from pydantic import ValidationError
 
 from platforms.base import PlatformError
 from platforms.datasets import DatasetError
+from platforms.tasks import UnknownTask
 
 
 class UserError(Exception):
@@ -19,7 +20,7 @@ class UserError(Exception):
 
 
 def user_message(exc: BaseException) -> str | None:
-    if isinstance(exc, (UserError, DatasetError, PlatformError)):
+    if isinstance(exc, (UserError, DatasetError, PlatformError, UnknownTask)):
         return str(exc)
     if isinstance(exc, ValidationError):
         problems = []

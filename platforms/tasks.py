@@ -143,10 +143,14 @@ TASKS: dict[Task, TaskSpec] = {
 }
 
 
+class UnknownTask(ValueError):
+    """A task name no platform knows; the message lists the ones that exist."""
+
+
 def parse_task(name: str) -> Task:
     """Turn user text into a Task, or say which tasks exist."""
     try:
         return Task(name.strip().lower())
     except ValueError:
         known = ", ".join(t.value for t in Task)
-        raise ValueError(f'unknown task "{name}". Use one of: {known}') from None
+        raise UnknownTask(f'unknown task "{name}". Use one of: {known}') from None

@@ -35,7 +35,13 @@ class BotServer:
         return f"http://127.0.0.1:{self.server.effective_port}/slack/events"
 
     def close(self) -> None:
-        self.server.close()
+        """Empty waitress's socket map first so its loop exits, then close the sockets."""
+        sockets = list(self.server._map.values())
+        self.server._map.clear()
+        self.thread.join(timeout=5)
+        for channel in sockets:
+            channel.close()
+        self.server.task_dispatcher.shutdown()
 
 
 @pytest.fixture
