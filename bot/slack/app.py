@@ -11,8 +11,9 @@ from slack_bolt import App
 from slack_sdk import WebClient
 
 from bot.settings import Settings
-from bot.slack import buttons, commands, forms, home
+from bot.slack import buttons, commands, deploy, forms, home, imports, tryout
 from bot.slack.context import SlackContext
+from bot.slack.middleware import once_per_delivery
 from workers.runtime import Runtime
 
 
@@ -25,9 +26,13 @@ def create_app(settings: Settings, rt: Runtime, client: WebClient, *, verify_req
         request_verification_enabled=verify_requests,
         process_before_response=False,
     )
+    app.use(once_per_delivery(rt.redis))
     ctx = SlackContext(settings=settings, rt=rt)
     commands.register(app, ctx)
     forms.register(app, ctx)
     buttons.register(app, ctx)
     home.register(app, ctx)
+    deploy.register(app, ctx)
+    imports.register(app, ctx)
+    tryout.register(app, ctx)
     return app

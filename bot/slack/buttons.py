@@ -9,6 +9,7 @@ from typing import Any
 from slack_bolt import App
 
 from bot.slack.context import SlackContext
+from bot.slack.deploy import open_deploy
 from bot.slack.forms import open_form
 from bot.slack.ids import ActionId
 from bot.slack.views import catalog as catalog_views
@@ -31,6 +32,16 @@ def register(app: App, ctx: SlackContext) -> None:
             open_form(ctx, client, body["trigger_id"], kind, channel, user, body["actions"][0]["value"])
         return open_from_button
 
+    def deploy_opener(ack, body, client):
+        ack()
+        channel, user = _where(body)
+        try:
+            open_deploy(ctx, client, body["trigger_id"], channel, user, body["actions"][0]["value"])
+        except Exception as exc:
+            ctx.tell(client, channel, user, f":warning: {ctx.explain(exc)}")
+
+    app.action(ActionId.CARD_DEPLOY)(deploy_opener)
+    app.action(ActionId.JOB_DEPLOY)(deploy_opener)
     app.action(ActionId.CARD_FINETUNE)(opener("finetune"))
     app.action(ActionId.CARD_EVALUATE)(opener("evaluate"))
     app.action(ActionId.JOB_EVALUATE)(opener("evaluate"))

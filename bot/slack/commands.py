@@ -14,7 +14,10 @@ from slack_bolt import App
 
 from bot import observability
 from bot.slack.context import SlackContext
+from bot.slack.deploy import command_deploy, command_endpoints
 from bot.slack.forms import open_form
+from bot.slack.imports import command_import
+from bot.slack.tryout import command_try
 from bot.slack.limits import clip
 from bot.slack.views import catalog as catalog_views
 from bot.slack.views.jobs import headline, progress_bar
@@ -92,14 +95,19 @@ def register(app: App, ctx: SlackContext) -> None:
                 raise UserError(f'no compute named "{rest}"', hint="See `/fm quota` for what exists")
         ack(response_type="ephemeral", text="\n".join(f"• `{o.name}` — {o.label}" for o in options))
 
+    def with_ctx(function: Callable) -> Callable:
+        return lambda ack, command, rest, client: function(ctx, ack, command, rest, client)
+
     dispatch: dict[str, Callable] = {
         "search": search, "models": search, "card": card,
         "finetune": form("finetune"), "evaluate": form("evaluate"),
+        "deploy": with_ctx(command_deploy), "endpoints": with_ctx(command_endpoints),
+        "import": with_ctx(command_import),
         "jobs": job_list, "status": status, "cancel": cancel, "quota": quota,
     }
 
     @app.command("/fm")
-    def on_fm(ack, command, client):
+    def on_fm(ack, command, client, respond):
         text = (command.get("text") or "").strip()
         if len(text) > MAX_COMMAND_CHARS:
             ack(response_type="ephemeral",
@@ -113,6 +121,8 @@ def register(app: App, ctx: SlackContext) -> None:
         try:
             if name in ("", "help"):
                 ack(response_type="ephemeral", text=help_text())
+            elif name == "try":
+                command_try(ctx, ack, command, rest, client, respond)
             elif handler is not None:
                 handler(ack, command, rest, client)
             else:

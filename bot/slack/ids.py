@@ -8,6 +8,8 @@ class CallbackId(StrEnum):
     FORM_CHECKING = "fmbot.form.checking"
     FORM_MAPPING = "fmbot.form.mapping"
     FORM_COMPUTE = "fmbot.form.compute"
+    DEPLOY = "fmbot.deploy"
+    IMPORT = "fmbot.import"
 
 
 class BlockId(StrEnum):
@@ -27,6 +29,11 @@ class BlockId(StrEnum):
     LEARNING_RATE = "learning_rate"
     BATCH_SIZE = "batch_size"
     FORM_ERROR = "form_error"
+    DEPLOY_KIND = "deploy_kind"
+    ENDPOINT_NAME = "endpoint_name"
+    CONTENT_FILTER = "content_filter"
+    MODEL_ID = "model_id"
+    LICENSE = "license"
 
 
 class ActionId(StrEnum):
@@ -48,3 +55,6 @@ class ActionId(StrEnum):
     JOB_REGISTER = "job_register"
     JOB_DEPLOY = "job_deploy"
     DELETE_ENDPOINT = "endpoint_delete"
+    SHOW_KEY = "endpoint_show_key"
+    DEPLOY_KIND = "deploy_kind_radio"
+    TEXT = "text_input"

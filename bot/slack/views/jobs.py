@@ -58,6 +58,19 @@ def headline(record: JobRecord) -> str:
     return f"{_STATE_ICONS[record.state]} *{kind}* `{record.id}` of `{record.model}` ({record.task}) — *{record.state}*"
 
 
+def deployed_reply(record: JobRecord) -> ChatMessage:
+    """URL and a curl example for the channel; the key stays behind the owner-only button."""
+    from bot.slack.views.deploy import show_key_button
+
+    name, url = record.result.get("endpoint", ""), record.result.get("url", "")
+    text = (f":rocket: Endpoint *{name}* serves `{record.model}` at {url}\n"
+            f"```curl -X POST '{url}' -H \"Authorization: Bearer $FMBOT_KEY\" -H 'Content-Type: application/json' "
+            f"-d '{{\"input_data\": [\"I loved it\"]}}'```\n"
+            f"<@{record.requester}> can press *Show key*; the key is never posted in the channel.")
+    blocks = [SectionBlock(text=MarkdownTextObject(text=clip(text, 3000))).to_dict(), show_key_button(name)]
+    return ChatMessage(text=text, blocks=blocks)
+
+
 class SlackJobRenderer:
     def status_message(self, record: JobRecord) -> ChatMessage:
         lines = [headline(record)]
@@ -87,6 +100,10 @@ class SlackJobRenderer:
             text = progress_bar(record) or None
         elif event == JobEvent.RETRYING:
             text = f"The worker running `{record.id}` stopped; retrying. Trace id {record.trace_id}."
+        elif event == JobEvent.COMPLETED and record.kind == "deploy":
+            return deployed_reply(record)
+        elif event == JobEvent.COMPLETED and record.kind == "import":
+            text = f"Imported into the catalog as `{record.output_model}`. Try it with `/fm try {record.output_model}`."
         elif event == JobEvent.COMPLETED:
             text = f"*Metrics* of `{record.output_model or record.model}` on the test data:\n{metrics_table(record.metrics)}"
             if record.samples:

@@ -1,0 +1,77 @@
+"""`deploy`, `endpoints` and `delete-endpoint`: model endpoints and who may see their keys.
+
+A deploy is a queued job (JobRecord kind "deploy"): loading a model into serving processes takes
+seconds on the local platform and many minutes on Azure ML, and the ledger gives both the same
+`status` and Slack thread updates. Everything checkable up front (model, task, name rule, instance
+count, name already taken) is refused here, before anything is recorded. A key is shown only to
+whoever deployed the endpoint; the ledger never holds it.
+"""
+
+from __future__ import annotations
+
+from pydantic import BaseModel
+
+from handlers.errors import UserError
+from handlers.jobs import submit
+from platforms.base import DeploySpec, EndpointInfo
+from platforms.tasks import Task
+from workers.ledger import JobRecord, ReplyTarget, new_job_id
+from workers.runtime import Runtime
+
+
+class DeployRequest(BaseModel):
+    model: str
+    endpoint: str
+    instances: int = 1
+    task: Task | None = None
+    compute: str | None = None
+    serverless: bool = False
+    content_filtering: bool = True
+    requester: str
+    reply_to: ReplyTarget | None = None
+
+
+def start_deploy(rt: Runtime, request: DeployRequest) -> JobRecord:
+    spec = DeploySpec(model=request.model, endpoint=request.endpoint, instances=request.instances,
+                      task=request.task, owner=request.requester, compute=request.compute,
+                      serverless=request.serverless, content_filtering=request.content_filtering)
+    card = rt.platform.get_model(request.model)
+    task = request.task or card.tasks[0]
+    if task not in card.tasks:
+        raise UserError(f"{card.ref} does not support {task}", hint=f"Its tasks: {', '.join(card.tasks)}")
+    if any(e.name == spec.endpoint for e in rt.platform.list_endpoints()):
+        raise UserError(f'an endpoint named "{spec.endpoint}" already exists',
+                        hint=f"Pick another name, or remove it with `delete-endpoint {spec.endpoint}`")
+    spec = spec.model_copy(update={"model": card.ref, "task": task})
+    return submit(rt, JobRecord(
+        id=new_job_id("deploy"),
+        kind="deploy",
+        model=card.ref,
+        task=task,
+        spec=spec.model_dump(mode="json"),
+        requester=request.requester,
+        reply_to=request.reply_to,
+    ))
+
+
+def list_endpoints(rt: Runtime, *, owner: str | None = None) -> list[EndpointInfo]:
+    """Every endpoint, or (with `owner`) those that person may see the keys of."""
+    infos = rt.platform.list_endpoints()
+    return [e for e in infos if e.owner in (None, owner)] if owner else infos
+
+
+def _own(info: EndpointInfo, user: str, action: str) -> EndpointInfo:
+    if info.owner and info.owner != user:
+        raise UserError(f"{info.name} was deployed by someone else, so you cannot {action}",
+                        hint="Ask them, or an admin")
+    return info
+
+
+def endpoint_for_owner(rt: Runtime, name: str, user: str) -> EndpointInfo:
+    """The endpoint with its key, for the person who deployed it."""
+    return _own(rt.platform.get_endpoint(name.strip()), user, "see its key")
+
+
+def delete_endpoint(rt: Runtime, name: str, user: str) -> EndpointInfo:
+    _own(rt.platform.get_endpoint(name.strip()), user, "delete it")
+    return rt.platform.delete_endpoint(name.strip())

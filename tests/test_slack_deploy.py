@@ -1,0 +1,108 @@
+"""Try, deploy, endpoints, keys and import from Slack, through real HTTP and a real worker."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import requests
+
+from bot.slack.ids import ActionId, BlockId, CallbackId
+from tests.slack_standin import SlackSender, SlackStandIn
+from tests.test_e2e_slack import bot, tiny_model  # noqa: F401  (fixtures)
+from workers.ledger import Ledger
+
+
+@pytest.fixture
+def sender(bot, slack) -> SlackSender:  # noqa: F811
+    return SlackSender(bot.url, response_url=f"{slack.base_url}/respond/1")
+
+
+def button(action: str, value: str, user: str = "U0USER") -> dict:
+    return {"type": "block_actions", "user": {"id": user}, "team": {"id": "T0001"}, "api_app_id": "A0001",
+            "channel": {"id": "C0CHAN"}, "trigger_id": f"t.{action}.{user}",
+            "actions": [{"action_id": action, "value": value, "type": "button"}]}
+
+
+def test_try_answers_through_the_response_url(sender, slack: SlackStandIn, tiny_model):  # noqa: F811
+    response = sender.command("try tiny-bert what a lovely film")
+    assert response.json()["text"].startswith(":hourglass_flowing_sand: Trying")
+    answer = slack.wait_for(lambda: slack.of("response_url"), 60)[0].params
+    assert "tiny-bert:1" in answer["text"] and "what a lovely film" in answer["text"]
+    assert '"label"' in answer["text"]
+
+    sender.interaction(button(ActionId.CARD_TRY, tiny_model))
+    sample = slack.wait_for(lambda: slack.of("chat.postEphemeral"), 60)[0].params
+    assert "the task's sample input" in sample["text"]
+
+
+def test_deploy_form_key_only_to_owner_and_delete(sender, slack: SlackStandIn, slack_settings, tiny_model,  # noqa: F811
+                                                  start_worker, bot):  # noqa: F811
+    start_worker(slack_settings)
+    assert sender.command("deploy tiny-bert").status_code == 200
+    view = slack.wait_for(lambda: slack.of("views.open"), 10)[0].params["view"]
+    assert view["callback_id"] == CallbackId.DEPLOY
+
+    def values(name: str, compute: str | None = "cpu", instances: str = "1") -> dict:
+        return {
+            BlockId.DEPLOY_KIND: {ActionId.DEPLOY_KIND: {"type": "radio_buttons",
+                                                         "selected_option": {"value": "managed"}}},
+            BlockId.ENDPOINT_NAME: {ActionId.TEXT: {"type": "plain_text_input", "value": name}},
+            BlockId.COMPUTE: {ActionId.COMPUTE: {"type": "external_select",
+                                                 "selected_option": {"value": compute} if compute else None}},
+            BlockId.INSTANCES: {ActionId.NUMBER: {"type": "number_input", "value": instances}},
+        }
+
+    bad = sender.view_submission(view, values("9-bad_name")).json()
+    assert bad["response_action"] == "errors"
+    assert "3 to 32 characters: a letter first" in bad["errors"][BlockId.ENDPOINT_NAME]
+    too_many = sender.view_submission(view, values("tiny-ep", instances="4")).json()
+    assert "runs one instance, not 4" in too_many["errors"][BlockId.INSTANCES]
+    assert sender.view_submission(view, values("tiny-ep")).text == ""
+
+    ledger = Ledger(bot.runtime.redis)
+    reply = slack.wait_for(lambda: [c for c in slack.of("chat.postMessage") if ":rocket:" in c.params.get("text", "")],
+                           120)[0].params
+    assert ledger.recent()[0].state == "completed"
+    url = ledger.recent()[0].result["url"]
+    assert url in reply["text"] and "curl -X POST" in reply["text"]
+
+    sender.interaction(button(ActionId.SHOW_KEY, "tiny-ep", user="U0OTHER"))
+    refusal = slack.wait_for(lambda: slack.of("chat.postEphemeral"), 10)[0].params
+    assert refusal["user"] == "U0OTHER" and "deployed by someone else" in refusal["text"]
+    sender.interaction(button(ActionId.SHOW_KEY, "tiny-ep"))
+    shown = slack.wait_for(lambda: slack.of("chat.postEphemeral")[1:], 10)[0].params
+    assert shown["user"] == "U0USER"
+    key = shown["text"].split("`")[1]
+    assert len(key) >= 16
+
+    public = [json.dumps(c.params) for c in slack.calls if c.method in ("chat.postMessage", "chat.update",
+                                                                        "views.publish", "response_url")]
+    assert not any(key in text for text in public), "the key reached a channel message"
+    assert requests.post(url, json={"input_data": ["great"]}, headers={"Authorization": f"Bearer {key}"},
+                         timeout=30).status_code == 200
+    assert requests.post(url, json={"input_data": ["great"]}, headers={"Authorization": "Bearer nope"},
+                         timeout=30).status_code == 401
+
+    listed = sender.command("endpoints").json()
+    assert "tiny-ep" in json.dumps(listed) and key not in json.dumps(listed)
+    sender.interaction(button(ActionId.DELETE_ENDPOINT, "tiny-ep"))
+    slack.wait_for(lambda: "No endpoints" in json.dumps(slack.of("views.publish")[-1].params["view"])
+                   if slack.of("views.publish") else False, 30)
+    assert bot.runtime.platform.list_endpoints() == []
+
+
+def test_import_checks_id_and_task(sender, slack: SlackStandIn, bot):  # noqa: F811
+    refused = sender.command("import not-an-id fill-mask").json()["text"]
+    assert '"not-an-id" is not a Hugging Face model id' in refused
+    sender.command("import")
+    view = slack.wait_for(lambda: slack.of("views.open"), 10)[0].params["view"]
+    assert view["callback_id"] == CallbackId.IMPORT
+    values = {
+        BlockId.MODEL_ID: {ActionId.TEXT: {"type": "plain_text_input", "value": "google-bert/bert-base-uncased"}},
+        BlockId.TASK: {ActionId.TASK: {"type": "static_select", "selected_option": {"value": "chat-completion"}}},
+        BlockId.LICENSE: {ActionId.TEXT: {"type": "plain_text_input", "value": None}},
+    }
+    body = sender.view_submission(view, values).json()
+    assert body["response_action"] == "errors" and "cannot be imported" in body["errors"][BlockId.TASK]
+    assert Ledger(bot.runtime.redis).recent() == []
