@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import argparse
 import getpass
-import logging
 import sys
 import time
 from pathlib import Path
 
+from redis.exceptions import ConnectionError as RedisConnectionError
+
 from bot import console
+from bot.observability import configure_logging
 from bot.settings import Settings
 from handlers.errors import UserError, user_message
 from platforms.base import DataRef, Hyperparameters
@@ -103,7 +105,8 @@ def cmd_finetune(args: argparse.Namespace, settings: Settings, rt: Runtime) -> i
     task = parse_task(args.task)
     hyper = Hyperparameters(
         **{k: v for k, v in (("epochs", args.epochs), ("learning_rate", args.learning_rate),
-                             ("batch_size", args.batch_size), ("max_length", args.max_length), ("seed", args.seed))
+                             ("batch_size", args.batch_size), ("max_length", args.max_length), ("seed", args.seed),
+                             ("lora", args.lora or None))
            if v is not None}
     )
     request = FinetuneRequest(
@@ -119,6 +122,8 @@ def cmd_finetune(args: argparse.Namespace, settings: Settings, rt: Runtime) -> i
         mapping=ColumnMapping.parse(args.map, task),
         hyperparameters=hyper,
         output_name=args.output_name,
+        source_lang=args.source_lang,
+        target_lang=args.target_lang,
         requester=_requester(),
     )
     return _submit(args, rt, start_finetune(rt, request, max_bytes=settings.max_upload_bytes))
@@ -129,7 +134,9 @@ def cmd_evaluate(args: argparse.Namespace, settings: Settings, rt: Runtime) -> i
 
     task = parse_task(args.task)
     request = EvaluateRequest(model=args.model, task=task, test=_data(args.test),
-                              mapping=ColumnMapping.parse(args.map, task), requester=_requester())
+                              mapping=ColumnMapping.parse(args.map, task), source_lang=args.source_lang,
+                              target_lang=args.target_lang, requester=_requester(),
+                              **({"max_length": args.max_length} if args.max_length is not None else {}))
     return _submit(args, rt, start_evaluation(rt, request, max_bytes=settings.max_upload_bytes))
 
 
@@ -163,9 +170,70 @@ def cmd_cancel(args: argparse.Namespace, settings: Settings, rt: Runtime) -> int
     return 0
 
 
-def cmd_worker(args: argparse.Namespace, settings: Settings, rt: Runtime) -> int:
-    from bot.worker import run_worker
+def cmd_try(args: argparse.Namespace, settings: Settings, rt: Runtime) -> int:
+    from handlers.try_ import try_model
 
+    result = try_model(rt, args.model, " ".join(args.text), parse_task(args.task) if args.task else None)
+    console.emit_json(result.model_dump(mode="json")) if args.json else print(console.try_result(result))
+    return 0
+
+
+def cmd_deploy(args: argparse.Namespace, settings: Settings, rt: Runtime) -> int:
+    from handlers.deploy import DeployRequest, endpoint_for_owner, start_deploy
+
+    request = DeployRequest(model=args.model, endpoint=args.endpoint, instances=args.instances,
+                            task=parse_task(args.task) if args.task else None, requester=_requester())
+    record = start_deploy(rt, request)
+    if args.wait:
+        record = _wait(rt, record, quiet=args.json)
+    endpoint = endpoint_for_owner(rt, args.endpoint, _requester()) if record.state == "completed" else None
+    if args.json:
+        console.emit_json({"job": record.public(),
+                           "endpoint": console.endpoint_json(endpoint, with_key=True) if endpoint else None})
+    else:
+        print(console.job_details(record))
+        if endpoint:
+            print(console.endpoint_details(endpoint, with_key=True))
+        elif not args.wait:
+            print(f"Follow it with: fmbot status {record.id}; then `fmbot endpoints --show-keys` for its URL and key")
+    return 0 if record.state in ("queued", "running", "completed") else 1
+
+
+def cmd_endpoints(args: argparse.Namespace, settings: Settings, rt: Runtime) -> int:
+    from handlers.deploy import list_endpoints
+
+    infos = list_endpoints(rt, owner=_requester() if args.show_keys else None)
+    if args.json:
+        console.emit_json([console.endpoint_json(e, with_key=args.show_keys) for e in infos])
+    elif args.show_keys:
+        print("\n".join(console.endpoint_details(e, with_key=True) for e in infos) or "You have no endpoints.")
+    else:
+        print(console.endpoint_table(infos))
+    return 0
+
+
+def cmd_delete_endpoint(args: argparse.Namespace, settings: Settings, rt: Runtime) -> int:
+    from handlers.deploy import delete_endpoint
+
+    info = delete_endpoint(rt, args.name, _requester())
+    console.emit_json(console.endpoint_json(info)) if args.json else print(f"Deleted endpoint {info.name}.")
+    return 0
+
+
+def cmd_import(args: argparse.Namespace, settings: Settings, rt: Runtime) -> int:
+    from handlers.imports import ImportRequest, start_import
+
+    request = ImportRequest(model_id=args.model_id, task=args.task, source=args.source, license=args.license,
+                            name=args.name, requester=_requester())
+    return _submit(args, rt, start_import(rt, request))
+
+
+def cmd_worker(args: argparse.Namespace, settings: Settings, rt: Runtime) -> int:
+    from bot.worker import run_worker, supervise
+
+    if args.processes:
+        return supervise(args.processes, command=[sys.executable, "-m", "bot.cli", "worker"]
+                         + (["--burst"] if args.burst else []))
     return run_worker(settings, rt, burst=args.burst)
 
 
@@ -173,6 +241,26 @@ def cmd_serve(args: argparse.Namespace, settings: Settings, rt: Runtime) -> int:
     from bot.serve import serve
 
     return serve(settings, rt, host=args.host, port=args.port, socket_mode=args.socket)
+
+
+def cmd_doctor(args: argparse.Namespace, settings: Settings, rt: Runtime | None) -> int:
+    from bot.doctor import run_checks, table
+
+    checks = run_checks(settings)
+    console.emit_json([c.model_dump() for c in checks]) if args.json else print(table(checks))
+    return 1 if any(c.status == "problem" for c in checks) else 0
+
+
+def cmd_config(args: argparse.Namespace, settings: Settings, rt: Runtime | None) -> int:
+    from bot.config import effective_config, env_example
+
+    if args.env_example:
+        print(env_example(), end="")
+    elif args.json:
+        console.emit_json(effective_config(settings))
+    else:
+        print("\n".join(f"{name}={value or ''}" for name, value in effective_config(settings).items()))
+    return 0
 
 
 def cmd_demo(args: argparse.Namespace, settings: Settings, rt: Runtime | None) -> int:
@@ -213,6 +301,10 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--batch-size", type=int)
     p.add_argument("--max-length", type=int)
     p.add_argument("--seed", type=int)
+    p.add_argument("--lora", action="store_true", help="train LoRA adapters (merged on save); text-generation, "
+                   "summarization and translation")
+    p.add_argument("--source-lang", help="translation: source language code, e.g. en")
+    p.add_argument("--target-lang", help="translation: target language code, e.g. ro")
     p.add_argument("--output-name", help="catalog name of the fine-tuned model (default NAME-ft)")
     p.add_argument("--wait", action="store_true", help="follow the job and print its final record")
 
@@ -221,6 +313,10 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--task", required=True)
     p.add_argument("--test", required=True, help="test data file")
     p.add_argument("--map", required=True, help="KEY=COLUMN[,KEY=COLUMN...]")
+    p.add_argument("--source-lang", help="translation: source language code, e.g. en")
+    p.add_argument("--target-lang", help="translation: target language code, e.g. ro")
+    p.add_argument("--max-length", type=int, help="tokens per input (default 256); generated text is capped at "
+                   "the same or 128")
     p.add_argument("--wait", action="store_true")
 
     p = command("jobs", cmd_jobs, "list recent jobs")
@@ -232,8 +328,36 @@ def _parser() -> argparse.ArgumentParser:
     p = command("cancel", cmd_cancel, "cancel a queued or running job you started")
     p.add_argument("job")
 
+    p = command("try", cmd_try, "one prediction from a model, on your text or the task's sample input")
+    p.add_argument("model", help="NAME or NAME:VERSION")
+    p.add_argument("text", nargs="*", help='the input; "A ||| B" for pairs (question ||| context), or a JSON object')
+    p.add_argument("--task", help="the task to run (default: the model's first task)")
+
+    p = command("deploy", cmd_deploy, "serve a model on an endpoint; prints its scoring URL and key")
+    p.add_argument("model", help="NAME or NAME:VERSION")
+    p.add_argument("--endpoint", required=True, help="3-32 characters: a letter, then letters, digits, hyphens")
+    p.add_argument("--instances", type=int, default=1, help="serving processes (default 1)")
+    p.add_argument("--task", help="the task to serve (default: the model's first task)")
+    p.add_argument("--wait", action="store_true", help="wait until the endpoint answers")
+
+    p = command("endpoints", cmd_endpoints, "list endpoints and their state")
+    p.add_argument("--show-keys", action="store_true", help="show the URL and key of the endpoints you deployed")
+
+    p = command("delete-endpoint", cmd_delete_endpoint, "stop an endpoint and remove it")
+    p.add_argument("name")
+
+    p = command("import", cmd_import, "import a Hugging Face model into the catalog")
+    p.add_argument("model_id", metavar="MODEL_ID", help="OWNER/NAME, e.g. google-bert/bert-base-uncased")
+    p.add_argument("--task", required=True, help="fill-mask, text-classification, translation, ...")
+    p.add_argument("--from", dest="source", metavar="PATH", help="a local Hugging Face-format folder (else the hub)")
+    p.add_argument("--license", help="license of the model (default: from its README.md front matter)")
+    p.add_argument("--name", help="catalog name (default: MODEL_ID with / replaced by -)")
+    p.add_argument("--wait", action="store_true", help="follow the job and print its final record")
+
     p = command("worker", cmd_worker, "run an RQ worker for fmbot's jobs", json_flag=False)
     p.add_argument("--burst", action="store_true", help="exit when the queue is empty")
+    p.add_argument("--processes", type=int, metavar="N",
+                   help="run N workers under a supervisor that restarts any that exit")
 
     p = command("serve", cmd_serve, "serve Slack over HTTP (/slack/events) or Socket Mode", json_flag=False)
     p.add_argument("--host", default="0.0.0.0")
@@ -241,22 +365,27 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--socket", action="store_true", help="use Socket Mode (needs SLACK_APP_TOKEN)")
 
     command("demo", cmd_demo, "fine-tune MiniLM-L6 end to end on this machine", json_flag=False)
+    command("doctor", cmd_doctor, "check Slack, Redis, workers and the platform; say how to fix what is wrong")
+    p = command("config", cmd_config, "print the effective configuration (secrets masked)")
+    p.add_argument("--env-example", action="store_true", help="print a documented .env with every setting")
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     settings = Settings()
-    logging.basicConfig(level=settings.fmbot_log_level.upper(), stream=sys.stderr,
-                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    configure_logging(settings)
     try:
-        if args.command == "demo":
+        if args.command in ("demo", "doctor", "config"):
             return args.handler(args, settings, None)
         from bot.runtime import build_runtime
 
         return args.handler(args, settings, build_runtime(settings))
     except KeyboardInterrupt:
         return 130
+    except RedisConnectionError:
+        console.error(f"cannot reach Redis at {settings.redis_url}. Start Redis, or set REDIS_URL to where it runs")
+        return 2
     except Exception as exc:
         message = user_message(exc)
         if message is None:

@@ -14,7 +14,7 @@ import re
 import sys
 import threading
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Collection, Iterable, Iterator
 from datetime import UTC, datetime
 from typing import Any
 
@@ -22,13 +22,14 @@ from prometheus_client import REGISTRY, CollectorRegistry, Counter, Histogram, g
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily
 from redis import Redis
 from redis.exceptions import RedisError
+from rq import Queue, Worker
 from slack_sdk import WebClient
 from slack_sdk.http_retry import RetryHandler
 
 from bot.settings import Settings
 from handlers.registry import COMMANDS
 from workers import telemetry
-from workers.ledger import Ledger
+from workers.ledger import JobRecord, Ledger
 from workers.queues import QUEUE_NAME
 
 log = logging.getLogger(__name__)
@@ -43,11 +44,11 @@ READY_CACHE_OK_SECONDS = 60.0
 READY_CACHE_FAILED_SECONDS = 10.0
 
 
-def begin_command(name: str) -> tuple[str, str]:
+def begin_command(name: str, aliases: Collection[str] = ()) -> tuple[str, str]:
     """Start the trace of one `/fm` command; returns (metric label, trace id).
 
-    Unknown words become `unknown` so a typo cannot create a new time series."""
-    label = name if name in COMMANDS or name == "" else "unknown"
+    Words that are neither commands nor `aliases` become `unknown`, so typos cannot create time series."""
+    label = name if name in COMMANDS or name in aliases or name == "" else "unknown"
     return label or "help", telemetry.start_trace()
 
 
@@ -59,15 +60,14 @@ def count_command(label: str, outcome: str) -> None:
 class RedisCollector:
     """Gauges and worker-side counters read from Redis when Prometheus scrapes."""
 
-    def __init__(self, redis: Redis, queue: str = QUEUE_NAME):
-        self.redis, self.queue = redis, queue
+    def __init__(self, redis: Redis):
+        self.redis = redis
 
     def collect(self) -> Iterator[Any]:
-        from rq import Queue, Worker
-
         up = GaugeMetricFamily("fmbot_redis_up", "1 when the scrape could read Redis.")
         try:
-            depth = Queue(self.queue, connection=self.redis).count
+            names = {QUEUE_NAME} | {q.name for q in Queue.all(connection=self.redis) if q.name.startswith(QUEUE_NAME)}
+            depths = {name: Queue(name, connection=self.redis).count for name in sorted(names)}
             workers = Worker.count(connection=self.redis)
             records = Ledger(self.redis).recent(limit=LEDGER_SCAN_LIMIT)
             counters = telemetry.read_counters(self.redis)
@@ -78,8 +78,9 @@ class RedisCollector:
             return
         up.add_metric([], 1)
         yield up
-        queue_depth = GaugeMetricFamily("fmbot_queue_depth", "Jobs waiting in the RQ queue.", labels=["queue"])
-        queue_depth.add_metric([self.queue], depth)
+        queue_depth = GaugeMetricFamily("fmbot_queue_depth", "Jobs waiting in each RQ queue.", labels=["queue"])
+        for name, depth in depths.items():
+            queue_depth.add_metric([name], depth)
         yield queue_depth
         alive = GaugeMetricFamily("fmbot_workers", "RQ workers alive (heartbeat within their TTL).")
         alive.add_metric([], workers)
@@ -88,7 +89,7 @@ class RedisCollector:
         yield from self._worker_counters(counters)
 
     @staticmethod
-    def _ledger_states(records: Iterable[Any]) -> GaugeMetricFamily:
+    def _ledger_states(records: Iterable[JobRecord]) -> GaugeMetricFamily:
         states: dict[tuple[str, str], int] = {}
         for record in records:
             key = (record.kind, str(record.state))
@@ -146,7 +147,10 @@ class Readiness:
 
     @classmethod
     def from_settings(cls, settings: Settings, client: WebClient) -> Readiness:
-        return cls(Redis.from_url(settings.redis_url, socket_timeout=2, socket_connect_timeout=2), client)
+        """Probe connections of their own: short timeouts and no retries, so a probe answers in seconds."""
+        redis = Redis.from_url(settings.redis_url, socket_timeout=2, socket_connect_timeout=2)
+        probe = WebClient(token=client.token, base_url=client.base_url, timeout=5, retry_handlers=[])
+        return cls(redis, probe)
 
     def problems(self) -> dict[str, str]:
         failed: dict[str, str] = {}
@@ -277,5 +281,7 @@ def configure_logging(settings: Settings, stream: Any = None) -> logging.Handler
         root.removeHandler(old)
     root.addHandler(handler)
     root.setLevel(settings.fmbot_log_level.upper())
+    # azure-core logs every HTTP request and header at INFO; keep its warnings only.
+    logging.getLogger("azure.core.pipeline.policies.http_logging_policy").setLevel(logging.WARNING)
     return handler
 

@@ -26,7 +26,7 @@ def build_platform(settings: Settings) -> Platform:
     from platforms.local import LocalPlatform
 
     return LocalPlatform(settings.fmbot_models_dir, max_upload_bytes=settings.max_upload_bytes,
-                         seed=settings.fmbot_seed_models)
+                         seed=settings.fmbot_seed_models, redis=Redis.from_url(settings.redis_url))
 
 
 def build_runtime(settings: Settings, *, slack: bool | None = None) -> Runtime:

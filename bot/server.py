@@ -16,9 +16,10 @@ from bot.observability import ACK_SECONDS, Readiness, metrics_page
 WSGIApp = Callable[[dict[str, Any], Callable[..., Any]], Iterable[bytes]]
 
 
-def wsgi_app(app: App, readiness: Readiness | None = None) -> WSGIApp:
-    """`/healthz` says the process is up; `/readyz` and `/metrics` need `readiness` (Redis + Slack)."""
-    slack = SlackRequestHandler(app, path="/slack/events")
+def wsgi_app(app: App | None, readiness: Readiness | None = None) -> WSGIApp:
+    """`/healthz` says the process is up; `/readyz` and `/metrics` need `readiness` (Redis + Slack).
+    Without `app` only these are served (Socket Mode, where Slack's requests come over the socket)."""
+    slack = SlackRequestHandler(app, path="/slack/events") if app is not None else None
 
     def application(environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
         path = environ.get("PATH_INFO")
@@ -32,6 +33,9 @@ def wsgi_app(app: App, readiness: Readiness | None = None) -> WSGIApp:
         if path == "/metrics" and readiness is not None:
             start_response("200 OK", [("Content-Type", CONTENT_TYPE_LATEST)])
             return [metrics_page(readiness.redis)]
+        if slack is None:
+            start_response("404 Not Found", [("Content-Type", "text/plain")])
+            return [b"not found\n"]
         started = time.perf_counter()
         try:
             return slack(environ, start_response)

@@ -3,9 +3,16 @@
     fmbot:job:{id}              JSON JobRecord, the ledger entry of one job
     fmbot:jobs                  sorted set of job ids by creation time
     fmbot:jobs:user:{user}      sorted set of one requester's job ids
-    fmbot:idem:{key}            job id claimed by an idempotency key (SET NX, expires)
+    fmbot:idem:{key}            claim of one Slack delivery or submission (SET NX, expires; workers/idempotency.py)
+    fmbot:outbox:{job}          list of JSON notifications of one job not yet taken by Slack, oldest first
+    fmbot:outbox:lock:{job}     token of the one process delivering that list (SET NX, expires)
+    fmbot:endpoint:{name}       JSON record of one local endpoint (SET NX claims the name)
+    fmbot:endpoints             set of local endpoint names
     fmbot:form:{id}             a Slack form's state too large for private_metadata (expires)
     fmbot:metrics               hash of counters workers add to (jobs by state, durations, retries)
+
+The two endpoint keys are built in `platforms/local/endpoints.py`, since platforms import nothing
+from workers.
 """
 
 PREFIX = "fmbot"
@@ -25,6 +32,14 @@ def user_jobs(user: str) -> str:
 
 def idempotency(key: str) -> str:
     return f"{PREFIX}:idem:{key}"
+
+
+def outbox(job_id: str) -> str:
+    return f"{PREFIX}:outbox:{job_id}"
+
+
+def outbox_lock(job_id: str) -> str:
+    return f"{PREFIX}:outbox:lock:{job_id}"
 
 
 def form(form_id: str) -> str:

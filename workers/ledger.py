@@ -18,7 +18,7 @@ from redis import Redis
 from redis.exceptions import WatchError
 
 from platforms.base import JobState, Progress
-from workers import keys
+from workers import keys, telemetry
 
 JobKind = Literal["finetune", "evaluate", "deploy", "import"]
 _PREFIX = {"finetune": "ft", "evaluate": "ev", "deploy": "dp", "import": "im"}
@@ -40,7 +40,7 @@ class JobRecord(BaseModel):
     spec: dict[str, Any]
     requester: str
     reply_to: ReplyTarget | None = None
-    trace_id: str = Field(default_factory=lambda: secrets.token_hex(8))
+    trace_id: str = Field(default_factory=telemetry.current_trace_or_new)
     progress: Progress | None = None
     metrics: dict[str, float] = {}
     baseline_metrics: dict[str, float] = {}
@@ -48,6 +48,7 @@ class JobRecord(BaseModel):
     loss_history: list[tuple[int, float]] = []
     samples: list[dict[str, Any]] = []
     message: str | None = None
+    result: dict[str, Any] = {}
     error: str | None = None
     external_id: str | None = None
     attempts: int = 0

@@ -15,6 +15,7 @@ from redis import Redis
 from rq import Queue
 
 from platforms.base import Platform
+from workers import outbox, telemetry
 from workers.ledger import JobRecord, Ledger
 from workers.notifier import JobEvent, Notifier
 
@@ -40,9 +41,13 @@ class Runtime:
         return self._platform
 
     def notify(self, record: JobRecord, event: JobEvent) -> JobRecord:
-        """Post a change; a chat outage is logged, never allowed to fail the job itself."""
+        """Post a change through the outbox: a chat outage delays the post (in order, never twice),
+        and never fails the job itself."""
+        if event != JobEvent.PROGRESS:
+            telemetry.record_job_state(self.redis, record.kind, event.value,
+                                       seconds=record.elapsed_seconds if record.state.final else None)
         try:
-            return self.notifier.job_changed(record, event)
+            return outbox.post(self.redis, self.notifier, record, event)
         except Exception:
             log.exception("could not post %s for job %s (trace %s)", event, record.id, record.trace_id)
             return record

@@ -117,7 +117,7 @@ def register(app: App, ctx: SlackContext) -> None:
         name, _, rest = text.partition(" ")
         name, rest = name.lower(), rest.strip()
         handler = dispatch.get(name)
-        label, trace = observability.begin_command(name)
+        label, trace = observability.begin_command(name, dispatch)
         try:
             if name in ("", "help"):
                 ack(response_type="ephemeral", text=help_text())

@@ -1,0 +1,249 @@
+"""`fmbot doctor`: is this installation able to work? Each check says ok or what is wrong and how to fix it.
+
+Checks run against the real services with short timeouts, so a hung host shows up as a problem
+in seconds instead of a doctor that hangs too.
+"""
+
+from __future__ import annotations
+
+import tempfile
+import threading
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Literal
+
+from pydantic import BaseModel
+from redis import Redis
+from redis.exceptions import RedisError, ResponseError
+
+from bot.settings import Settings
+
+REQUIRED_SCOPES = ("commands", "chat:write", "files:read", "files:write", "im:write")
+NETWORK_TIMEOUT_SECONDS = 5
+AZURE_TIMEOUT_SECONDS = 30
+Status = Literal["ok", "problem", "skipped"]
+
+
+class Check(BaseModel):
+    name: str
+    status: Status
+    detail: str
+    fix: str = ""
+
+
+def _ok(name: str, detail: str) -> Check:
+    return Check(name=name, status="ok", detail=detail)
+
+
+def _problem(name: str, detail: str, fix: str) -> Check:
+    return Check(name=name, status="problem", detail=detail, fix=fix)
+
+
+def check_slack(settings: Settings) -> list[Check]:
+    checks = []
+    if settings.slack_signing_secret is None:
+        checks.append(_problem("slack signing secret", "SLACK_SIGNING_SECRET is not set",
+                               "Copy it from your Slack app's Basic Information page (needed for HTTP mode)"))
+    else:
+        checks.append(_ok("slack signing secret", "set"))
+    if settings.slack_bot_token is None:
+        checks.append(_problem("slack token", "SLACK_BOT_TOKEN is not set",
+                               "Install the app to your workspace and copy the Bot User OAuth Token (xoxb-...)"))
+        return checks
+    from slack_sdk import WebClient
+    from slack_sdk.errors import SlackApiError
+
+    from bot.slack.client import web_client
+
+    client: WebClient = web_client(settings)
+    client.timeout, client.retry_handlers = NETWORK_TIMEOUT_SECONDS, []
+    try:
+        response = client.auth_test()
+    except SlackApiError as exc:
+        checks.append(_problem("slack token", f"auth.test refused the token: {exc.response.get('error')}",
+                               "Reinstall the app and update SLACK_BOT_TOKEN with the new xoxb- token"))
+        return checks
+    except Exception as exc:
+        checks.append(_problem("slack token", f"cannot reach Slack at {settings.slack_api_url}: {exc}",
+                               "Check SLACK_API_URL and the network path (proxy, firewall) to Slack"))
+        return checks
+    checks.append(_ok("slack token", f"bot {response.get('user')} in team {response.get('team')}"))
+    header = next((v for k, v in response.headers.items() if k.lower() == "x-oauth-scopes"), None)
+    if header is None:
+        checks.append(Check(name="slack scopes", status="skipped", detail="Slack did not report the token's scopes"))
+        return checks
+    granted = {s.strip() for s in (header[0] if isinstance(header, list) else header).split(",")}
+    missing = [s for s in REQUIRED_SCOPES if s not in granted]
+    if missing:
+        checks.append(_problem("slack scopes", f"missing {', '.join(missing)}",
+                               "Add them under OAuth & Permissions (or use deploy/slack-app-manifest.yaml) and "
+                               "reinstall the app"))
+    else:
+        checks.append(_ok("slack scopes", ", ".join(REQUIRED_SCOPES)))
+    return checks
+
+
+def check_redis(settings: Settings) -> tuple[list[Check], Redis | None]:
+    from bot.config import mask_url
+
+    redis = Redis.from_url(settings.redis_url, socket_timeout=NETWORK_TIMEOUT_SECONDS,
+                           socket_connect_timeout=NETWORK_TIMEOUT_SECONDS)
+    try:
+        redis.ping()
+    except RedisError as exc:
+        return [_problem("redis", f"{mask_url(settings.redis_url)} did not answer: {exc}",
+                         "Start Redis or fix REDIS_URL (redis://[:password@]host:port/db)")], None
+    checks = [_ok("redis", f"{mask_url(settings.redis_url)} answers")]
+    try:
+        config = {k: v for name in ("appendonly", "appendfsync", "maxmemory-policy")
+                  for k, v in redis.config_get(name).items()}
+    except ResponseError as exc:
+        checks.append(Check(name="redis persistence", status="skipped",
+                            detail=f"CONFIG GET is not allowed here ({exc}); make sure AOF and noeviction are on"))
+        return checks, redis
+    wrong = []
+    if config.get("appendonly") != "yes":
+        wrong.append(f"appendonly is {config.get('appendonly')}")
+    if config.get("maxmemory-policy") != "noeviction":
+        wrong.append(f"maxmemory-policy is {config.get('maxmemory-policy')}")
+    if wrong:
+        checks.append(_problem("redis persistence", "; ".join(wrong) + " (jobs can be lost)",
+                               "Run Redis with `appendonly yes`, `appendfsync everysec`, "
+                               "`maxmemory-policy noeviction` (see deploy/docker-compose.yml)"))
+    else:
+        checks.append(_ok("redis persistence", f"appendonly yes, appendfsync {config.get('appendfsync')}, noeviction"))
+    return checks, redis
+
+
+def check_workers(redis: Redis | None) -> Check:
+    if redis is None:
+        return Check(name="workers", status="skipped", detail="needs Redis")
+    from rq import Worker
+
+    from workers.queues import QUEUE_NAME, job_queue
+
+    alive = Worker.all(queue=job_queue(redis))
+    if not alive:
+        return _problem("workers", f"no worker listens on queue {QUEUE_NAME}; jobs will wait",
+                        "Start one with `fmbot worker` (compose: `docker compose up -d --scale worker=2`)")
+    return _ok("workers", f"{len(alive)} alive: " + ", ".join(sorted(w.name for w in alive))[:200])
+
+
+def check_local_platform(settings: Settings) -> list[Check]:
+    folder = Path(settings.fmbot_models_dir)
+    checks = []
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        with tempfile.NamedTemporaryFile(dir=folder, prefix=".doctor-"):
+            pass
+        models = sum(1 for p in folder.iterdir() if p.is_dir())
+        checks.append(_ok("models folder", f"{folder.resolve()} is writable ({models} models)"))
+    except OSError as exc:
+        checks.append(_problem("models folder", f"{folder}: {exc.strerror or exc}",
+                               "Point FMBOT_MODELS_DIR at a writable folder (a volume shared by bot and workers)"))
+    try:
+        import torch
+    except ImportError:
+        checks.append(_problem("torch", "PyTorch is not installed",
+                               "Install the local extra: pip install 'fmbot[local]' (image: --build-arg WITH_LOCAL=1)"))
+        return checks
+    device = f"cuda ({torch.cuda.get_device_name(0)})" if torch.cuda.is_available() else "cpu"
+    checks.append(_ok("torch", f"torch {torch.__version__} on {device}"))
+    return checks
+
+
+def _within(seconds: float, work: Callable[[], str]) -> str:
+    """Azure SDK calls retry for minutes on a bad network; give up after `seconds`. A daemon thread,
+    so a call still hanging does not hold the process open at exit."""
+    outcome: list[str | BaseException] = []
+
+    def run() -> None:
+        try:
+            outcome.append(work())
+        except Exception as exc:
+            outcome.append(exc)
+
+    thread = threading.Thread(target=run, daemon=True)
+    thread.start()
+    thread.join(seconds)
+    if not outcome:
+        raise TimeoutError(f"no answer within {seconds:g} s")
+    if isinstance(outcome[0], BaseException):
+        raise outcome[0]
+    return outcome[0]
+
+
+def check_azureml(settings: Settings) -> list[Check]:
+    missing = [name for name in ("azure_subscription_id", "azure_resource_group", "azureml_workspace")
+               if not getattr(settings, name)]
+    if missing:
+        return [_problem("azure ml settings", f"{', '.join(m.upper() for m in missing)} not set",
+                         "Set the workspace's subscription, resource group and name")]
+    from azure.identity import DefaultAzureCredential
+
+    credential = DefaultAzureCredential()
+    checks = []
+    steps: list[tuple[str, Callable[[], str], str]] = [
+        ("azure credential", lambda: _token(credential),
+         "Sign in (`az login`), or set up workload identity / managed identity for the pods"),
+        ("azure ml workspace", lambda: _workspace(settings, credential),
+         "Check the workspace names and that the identity has AzureML Data Scientist on it"),
+        ("azure ml registry", lambda: _registry(settings, credential),
+         "Check AZUREML_REGISTRY and that the identity may read it"),
+    ]
+    for name, work, fix in steps:
+        try:
+            checks.append(_ok(name, _within(AZURE_TIMEOUT_SECONDS, work)))
+        except Exception as exc:
+            checks.append(_problem(name, str(exc).splitlines()[0][:300], fix))
+            break
+    return checks
+
+
+def _token(credential: object) -> str:
+    token = credential.get_token("https://management.azure.com/.default")
+    return f"token obtained (valid {max(token.expires_on - int(time.time()), 0) // 60} min)"
+
+
+def _workspace(settings: Settings, credential: object) -> str:
+    from azure.ai.ml import MLClient
+
+    client = MLClient(credential, settings.azure_subscription_id, settings.azure_resource_group,
+                      settings.azureml_workspace)
+    workspace = client.workspaces.get(settings.azureml_workspace)
+    return f"{workspace.name} in {workspace.location}"
+
+
+def _registry(settings: Settings, credential: object) -> str:
+    from azure.ai.ml import MLClient
+
+    client = MLClient(credential, registry_name=settings.azureml_registry)
+    first = next(iter(client.models.list()), None)
+    return f"{settings.azureml_registry} lists models" + (f" (e.g. {first.name})" if first else "")
+
+
+def run_checks(settings: Settings) -> list[Check]:
+    checks = check_slack(settings)
+    redis_checks, redis = check_redis(settings)
+    checks += redis_checks
+    checks.append(check_workers(redis))
+    if settings.fmbot_platform == "local":
+        checks += check_local_platform(settings)
+    else:
+        checks += check_azureml(settings)
+    return checks
+
+
+def table(checks: list[Check]) -> str:
+    marks = {"ok": "ok", "problem": "PROBLEM", "skipped": "skipped"}
+    width = max(len(c.name) for c in checks)
+    lines = []
+    for check in checks:
+        lines.append(f"{marks[check.status]:<8} {check.name:<{width}}  {check.detail}")
+        if check.fix:
+            lines.append(f"{'':<8} {'':<{width}}  fix: {check.fix}")
+    problems = sum(c.status == "problem" for c in checks)
+    if problems:
+        lines += ["", f"{problems} problem(s) found."]
+    return "\n".join(lines)
