@@ -6,7 +6,8 @@ import json
 import sys
 from typing import Any
 
-from platforms.base import ModelCard
+from handlers.try_ import TryResult
+from platforms.base import EndpointInfo, ModelCard
 from workers.ledger import JobRecord
 
 
@@ -76,3 +77,43 @@ def job_details(record: JobRecord) -> str:
 
 def error(message: str) -> None:
     print(f"fmbot: {message}", file=sys.stderr, flush=True)
+
+
+def endpoint_json(info: EndpointInfo, *, with_key: bool = False) -> dict[str, Any]:
+    """The endpoint as JSON; the key only when asked for (it is shown to its owner only)."""
+    data = info.model_dump(mode="json", exclude={"key"})
+    if with_key and info.key is not None:
+        data["key"] = info.key.get_secret_value()
+    return data
+
+
+def endpoint_table(infos: list[EndpointInfo]) -> str:
+    if not infos:
+        return "No endpoints. Deploy one with: fmbot deploy MODEL --endpoint NAME"
+    rows = [("NAME", "STATE", "MODEL", "TASK", "INSTANCES", "URL")]
+    rows += [(e.name, e.state, e.model, e.task, str(e.instances), e.url or "-") for e in infos]
+    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
+    lines = ["  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)).rstrip() for row in rows]
+    lines += [f"  {e.name}: {e.message}" for e in infos if e.message]
+    return "\n".join(lines)
+
+
+def endpoint_details(info: EndpointInfo, *, with_key: bool = False) -> str:
+    lines = [f"endpoint {info.name}: {info.state}", f"  model:       {info.model} ({info.task})",
+             f"  scoring URL: {info.url or '-'}", f"  instances:   {info.instances}"]
+    if with_key and info.key is not None:
+        key = info.key.get_secret_value()
+        lines.append(f"  key:         {key}")
+        lines.append(f"  try it:      curl -s {info.url} -H 'Authorization: Bearer {key}' "
+                     """-H 'Content-Type: application/json' -d '{"input_data": ["hello"]}'""")
+    if info.message:
+        lines.append(f"  note:        {info.message}")
+    return "\n".join(lines)
+
+
+def try_result(result: TryResult) -> str:
+    lines = [f"{result.model} ({result.task}), {result.seconds:.2f}s" + (" on the sample input" if result.sample_input else "")]
+    for given, output in zip(result.inputs, result.outputs, strict=True):
+        lines.append("  input:  " + json.dumps(given, ensure_ascii=False))
+        lines.append("  output: " + json.dumps(output, ensure_ascii=False))
+    return "\n".join(lines)

@@ -22,6 +22,7 @@ def build_platform(settings: Settings) -> Platform:
             workspace=settings.azureml_workspace,
             registry=settings.azureml_registry,
             data_dir=settings.fmbot_data_dir,
+            redis_url=settings.redis_url,
         )
     from platforms.local import LocalPlatform
 

@@ -41,6 +41,10 @@ class Settings(BaseSettings):
     fmbot_job_timeout: int = Field(24 * 3600, ge=60, description="Seconds a job may run before it is stopped.")
     fmbot_job_retries: int = Field(1, ge=0, le=5, description="Retries for a job whose worker died.")
     fmbot_log_level: str = Field("INFO", description="Log level of bot and workers.")
+    fmbot_policy: Path | None = Field(
+        None, description="YAML access policy: who may fine-tune, deploy, import, cancel others' jobs (handlers/policy.py)."
+    )
+    fmbot_admins: str = Field("", description="Comma-separated Slack user ids who may do everything and grant access.")
 
     azure_subscription_id: str | None = Field(None, description="Azure ML: subscription id.")
     azure_resource_group: str | None = Field(None, description="Azure ML: resource group of the workspace.")

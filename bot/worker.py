@@ -1,31 +1,101 @@
-"""`fmbot worker`: an RQ worker with fmbot's runtime installed and crash detection tuned.
+"""`fmbot worker`: an RQ worker with fmbot's runtime installed, crash detection tuned, and an
+optional supervisor that keeps N of them running.
 
 RQ's defaults notice a dead worker's job only after ~13 minutes (worker TTL 420 s, maintenance
-every 10 minutes); a short TTL and maintenance interval bring that under two minutes.
+every 10 minutes). Here a job's execution entry expires 70 s after its last heartbeat (RQ adds 60 s
+to the 10 s monitoring interval) and any live worker sweeps the started-job registry every 30 s, so
+a job whose worker was SIGKILLed is retried or failed within ~100 s. A work horse killed under a
+live worker is noticed at once; RQ runs no failure callback for it, so `work_horse_killed_handler`
+reports it the same way.
 """
 
 from __future__ import annotations
+
+import logging
+import signal
+import subprocess
+import sys
+import time
+from typing import Any
 
 from rq import Worker
 from rq.serializers import JSONSerializer
 
 from bot.settings import Settings
 from workers import runtime
+from workers.jobs import on_job_failure
+from workers.queues import outbox_queue, persistence_warning
 from workers.runtime import Runtime
 
+log = logging.getLogger(__name__)
 WORKER_TTL_SECONDS = 35
 MAINTENANCE_INTERVAL_SECONDS = 30
+JOB_MONITORING_INTERVAL_SECONDS = 10
+RESTART_BACKOFF_SECONDS = (1, 2, 5, 10, 30)
+STABLE_AFTER_SECONDS = 60
+
+
+class WorkHorseKilled(Exception):
+    """The process running a job died (SIGKILL, out of memory) while its worker lived on."""
+
+
+def on_horse_killed(job: Any, retpid: int, ret_val: int, rusage: Any) -> None:
+    on_job_failure(job, job.connection, WorkHorseKilled, WorkHorseKilled(f"work horse exit status {ret_val}"))
 
 
 def run_worker(settings: Settings, rt: Runtime, *, burst: bool = False) -> int:
     runtime.install(rt)
+    warning = persistence_warning(rt.redis)
+    if warning:
+        log.warning(warning)
     worker = Worker(
-        [rt.queue],
+        [outbox_queue(rt.redis), rt.queue],
         connection=rt.redis,
         serializer=JSONSerializer,
         worker_ttl=WORKER_TTL_SECONDS,
         maintenance_interval=MAINTENANCE_INTERVAL_SECONDS,
-        job_monitoring_interval=10,
+        job_monitoring_interval=JOB_MONITORING_INTERVAL_SECONDS,
+        work_horse_killed_handler=on_horse_killed,
     )
     worker.work(with_scheduler=True, burst=burst, logging_level=settings.fmbot_log_level.upper())
+    return 0
+
+
+def supervise(processes: int, *, command: list[str] | None = None) -> int:
+    """Keep `processes` workers running: a worker that exits (Redis dropped, a crash) is started
+    again after a short back-off; SIGTERM/SIGINT stop them all. This is what the container's
+    entry point runs, so no process manager is needed around it."""
+    command = command or [sys.executable, "-m", "bot.cli", "worker"]
+    stopping = False
+
+    def stop(signum: int, frame: Any) -> None:
+        nonlocal stopping
+        stopping = True
+
+    signal.signal(signal.SIGTERM, stop)
+    signal.signal(signal.SIGINT, stop)
+    children: list[tuple[subprocess.Popen[bytes], float, int]] = [
+        (subprocess.Popen(command), time.monotonic(), 0) for _ in range(processes)]
+    log.info("supervising %d workers: %s", processes, ", ".join(str(p.pid) for p, _, _ in children))
+    while not stopping:
+        time.sleep(0.2)
+        for index, (child, started, failures) in enumerate(children):
+            status = child.poll()
+            if status is None or stopping:
+                continue
+            failures = 0 if time.monotonic() - started > STABLE_AFTER_SECONDS else failures + 1
+            delay = RESTART_BACKOFF_SECONDS[min(failures, len(RESTART_BACKOFF_SECONDS)) - 1] if failures else 0
+            log.warning("worker %s exited with status %s; starting another in %ss", child.pid, status, delay)
+            time.sleep(delay)
+            replacement = subprocess.Popen(command)
+            log.info("worker %s replaces %s", replacement.pid, child.pid)
+            children[index] = (replacement, time.monotonic(), failures)
+    for child, _, _ in children:
+        if child.poll() is None:
+            child.terminate()
+    for child, _, _ in children:
+        try:
+            child.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            child.kill()
     return 0

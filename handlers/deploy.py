@@ -9,7 +9,7 @@ whoever deployed the endpoint; the ledger never holds it.
 
 from __future__ import annotations
 
-from pydantic import BaseModel
+from pydantic import BaseModel, ValidationError
 
 from handlers.errors import UserError
 from handlers.jobs import submit
@@ -32,9 +32,12 @@ class DeployRequest(BaseModel):
 
 
 def start_deploy(rt: Runtime, request: DeployRequest) -> JobRecord:
-    spec = DeploySpec(model=request.model, endpoint=request.endpoint, instances=request.instances,
-                      task=request.task, owner=request.requester, compute=request.compute,
-                      serverless=request.serverless, content_filtering=request.content_filtering)
+    try:
+        spec = DeploySpec(model=request.model, endpoint=request.endpoint, instances=request.instances,
+                          task=request.task, owner=request.requester, compute=request.compute,
+                          serverless=request.serverless, content_filtering=request.content_filtering)
+    except ValidationError as exc:
+        raise UserError(exc.errors()[0]["msg"].removeprefix("Value error, ")) from None
     card = rt.platform.get_model(request.model)
     task = request.task or card.tasks[0]
     if task not in card.tasks:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 
 from handlers.data import check_data
 from handlers.jobs import submit
@@ -20,6 +20,7 @@ class EvaluateRequest(BaseModel):
     mapping: ColumnMapping
     compute: str | None = None
     batch_size: int = 16
+    max_length: int = Field(256, ge=8, le=8192)
     source_lang: str | None = None
     target_lang: str | None = None
     requester: str
@@ -35,7 +36,7 @@ def start_evaluation(rt: Runtime, request: EvaluateRequest, *, max_bytes: int = 
         raise PlatformError(f"{card.ref} does not support {request.task}", hint=f"Its tasks: {', '.join(card.tasks)}")
     check_data(request.test, request.mapping, max_bytes=max_bytes)
     spec = EvaluateSpec(model=card.ref, task=request.task, test=request.test, mapping=request.mapping.columns,
-                        compute=request.compute, batch_size=request.batch_size,
+                        compute=request.compute, batch_size=request.batch_size, max_length=request.max_length,
                         source_lang=request.source_lang, target_lang=request.target_lang)
     return submit(rt, JobRecord(
         id=new_job_id("evaluate"),

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+from handlers import policy
 from handlers.errors import UserError
+from handlers.policy import Action
 from platforms.base import JobState
 from workers.ledger import JobNotFound, JobRecord
 from workers.notifier import JobEvent
@@ -30,11 +32,13 @@ def job_status(rt: Runtime, job_id: str) -> JobRecord:
         raise UserError(f'there is no job "{job_id.strip()}"', hint="See `jobs` for the job ids") from None
 
 
-def cancel_job(rt: Runtime, job_id: str, user: str) -> JobRecord:
-    """Cancel a job the user asked for: a queued one never starts, a running one stops at its next step."""
+def cancel_job(rt: Runtime, job_id: str, user: str, channel: str | None = None) -> JobRecord:
+    """Cancel a job: a queued one never starts, a running one stops at its next step. Someone
+    else's job only when the access policy allows `cancel_others`."""
     record = job_status(rt, job_id)
-    if record.requester != user:
-        raise UserError(f"{record.id} was started by someone else", hint="Ask them, or an admin, to cancel it")
+    if record.requester != user and not policy.current().allows(policy.actor(user, channel), Action.CANCEL_OTHERS):
+        raise UserError(f"{record.id} was started by {policy.mention(record.requester)}, so you cannot cancel it",
+                        hint=f"Ask them to cancel it. {policy.current().who_grants()}")
     if record.state.final:
         raise UserError(f"{record.id} has already {record.state}", hint="Only queued or running jobs can be canceled")
     record, moved = rt.ledger.transition(record.id, JobState.CANCELED, message=f"canceled by {user}")

@@ -160,6 +160,8 @@ class JobOutcome(BaseModel):
     loss_history: list[tuple[int, float]] = []
     samples: list[dict[str, Any]] = []
     message: str | None = None
+    # Kind-specific results users may see (deploy: endpoint and url; never a key).
+    result: dict[str, Any] = {}
 
 
 class ComputeOption(BaseModel):
@@ -258,6 +260,9 @@ class DeploySpec(BaseModel):
     task: Task | None = None
     instances: int = 1
     owner: str | None = None
+    compute: str | None = None
+    serverless: bool = False
+    content_filtering: bool = True
     max_batch_size: int = Field(32, ge=1, le=1024)
     max_wait_ms: float = Field(5.0, ge=0, le=1000)
 

@@ -14,8 +14,9 @@ from __future__ import annotations
 import csv
 import math
 import random
-from collections import defaultdict
+from collections import Counter, defaultdict
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
@@ -43,8 +44,12 @@ class DatasetError(ValueError):
         return f"{text}. {self.hint}" if self.hint else text
 
 
-class Row(BaseModel):
-    """One record of a file and where it came from, so later checks can point at it."""
+@dataclass(slots=True)
+class Row:
+    """One record of a file and where it came from, so later checks can point at it.
+
+    A plain slotted dataclass, not a pydantic model: one is built per row, and validating the
+    values dict again (a copy) cost more than parsing the row's JSON."""
 
     where: str
     values: dict[str, Any]
@@ -122,7 +127,7 @@ def _lines(path: Path, label: str) -> Iterator[tuple[int, bytes]]:
 
 def _jsonl_rows(path: Path, label: str) -> Iterator[Row]:
     for number, raw in _lines(path, label):
-        if not raw.strip():
+        if raw.isspace():
             continue
         try:
             value = orjson.loads(raw)
@@ -208,12 +213,14 @@ def _json_rows(path: Path, label: str, max_bytes: int) -> Iterator[Row]:
 
 
 def _delimited_rows(path: Path, label: str, delimiter: str) -> Iterator[Row]:
-    """CSV quotes fields; TSV is read with quoting off, since public TSVs hold unpaired quotes."""
-    numbers: list[int] = []
+    """CSV quotes fields; TSV is read with quoting off, since public TSVs hold unpaired quotes.
+
+    Only the number of the last line read is kept (a row ends on it), so memory stays flat."""
+    last = [0]
 
     def text_lines() -> Iterator[str]:
         for number, raw in _lines(path, label):
-            numbers.append(number)
+            last[0] = number
             yield _decode(raw, label, f"line {number}")
 
     quoting = csv.QUOTE_NONE if delimiter == "\t" else csv.QUOTE_MINIMAL
@@ -239,10 +246,10 @@ def _delimited_rows(path: Path, label: str, delimiter: str) -> Iterator[Row]:
             raise DatasetError(
                 f"cannot be read as {'TSV' if delimiter == chr(9) else 'CSV'} ({exc})",
                 file=label,
-                where=f"line {numbers[-1] if numbers else 1}",
+                where=f"line {last[0] or 1}",
                 hint="Check the quoting on that line",
             ) from None
-        where = f"line {numbers[-1]}"
+        where = f"line {last[0]}"
         if not fields or fields == [""]:
             continue
         if len(fields) != len(header):
@@ -385,19 +392,28 @@ def guess_mapping(columns: list[str], task: Task) -> dict[str, str]:
 # ---------------------------------------------------------------------------- validation
 
 
+_BLANK_WORDS = ("nan", "null", "none")
+_ABSENT = object()
+
+
 def _is_blank(value: Any) -> bool:
+    """Empty, or a missing-value marker; only short strings are lowered (texts can be long)."""
     if value is None:
         return True
-    if isinstance(value, float) and math.isnan(value):
-        return True
-    return isinstance(value, str) and (not value.strip() or value.strip().lower() in ("nan", "null", "none"))
+    if isinstance(value, str):
+        stripped = value.strip()
+        return not stripped or (len(stripped) <= 4 and stripped.lower() in _BLANK_WORDS)
+    return isinstance(value, float) and math.isnan(value)
 
 
 def _text(row: Row, mapping: ColumnMapping, key: str, label: str, *, required: bool = True) -> str | None:
     column = mapping.columns.get(key)
     if column is None:
         return None
-    found, value = lookup(row.values, column)
+    value = row.values.get(column, _ABSENT)
+    found = value is not _ABSENT
+    if not found:
+        found, value = lookup(row.values, column)
     if not found:
         if not required:
             return None
@@ -554,22 +570,62 @@ _EXAMPLE_BUILDERS = {
 }
 
 
-def load_examples(path: Path, mapping: ColumnMapping, name: str | None = None, *,
-                  max_bytes: int = 100 * 1024 * 1024) -> list[dict[str, Any]]:
-    """Read a file and return its examples keyed by the task's column keys, or raise DatasetError."""
+def iter_examples(path: Path, mapping: ColumnMapping, name: str | None = None, *,
+                  max_bytes: int = 100 * 1024 * 1024) -> Iterator[dict[str, Any]]:
+    """Yield a file's examples keyed by the task's column keys, one at a time, or raise DatasetError."""
     label = name or path.name
     builder = _EXAMPLE_BUILDERS.get(mapping.task)
     if builder is None:
         raise DatasetError(f"{mapping.task} takes no dataset", hint="Use try, import or deploy with this task")
-    examples = [builder(row, mapping, label) for row in read_rows(path, label, max_bytes=max_bytes)]
+    for row in read_rows(path, label, max_bytes=max_bytes):
+        yield builder(row, mapping, label)
+
+
+def _no_records(label: str) -> DatasetError:
+    return DatasetError("holds no records", file=label, hint="Add at least one row under the header")
+
+
+def load_examples(path: Path, mapping: ColumnMapping, name: str | None = None, *,
+                  max_bytes: int = 100 * 1024 * 1024) -> list[dict[str, Any]]:
+    """Read a file and return its examples keyed by the task's column keys, or raise DatasetError."""
+    examples = list(iter_examples(path, mapping, name, max_bytes=max_bytes))
     if not examples:
-        raise DatasetError("holds no records", file=label, hint="Add at least one row under the header")
+        raise _no_records(name or path.name)
     return examples
+
+
+class DatasetSummary(BaseModel):
+    """What a validated file holds, counted without keeping its rows."""
+
+    rows: int
+    labels: dict[str, int] = {}
+
+
+def validate_file(path: Path, mapping: ColumnMapping, name: str | None = None, *,
+                  max_bytes: int = 100 * 1024 * 1024) -> DatasetSummary:
+    """Check every row of a file as `load_examples` would, keeping none, so memory stays flat in the
+    file size; this is what runs before a job is recorded, on files of any size up to `max_bytes`."""
+    label = name or path.name
+    rows = 0
+    labels: Counter[str] = Counter()
+    classify = mapping.task == Task.TEXT_CLASSIFICATION
+    for example in iter_examples(path, mapping, label, max_bytes=max_bytes):
+        rows += 1
+        if classify:
+            labels[example["label"]] += 1
+    if not rows:
+        raise _no_records(label)
+    if classify:
+        _require_classes(sorted(labels), label)
+    return DatasetSummary(rows=rows, labels=dict(labels))
 
 
 def check_labels(examples: list[dict[str, Any]], label: str) -> list[str]:
     """The sorted class names; a classifier needs at least two of them."""
-    classes = sorted({example["label"] for example in examples})
+    return _require_classes(sorted({example["label"] for example in examples}), label)
+
+
+def _require_classes(classes: list[str], label: str) -> list[str]:
     if len(classes) < 2:
         raise DatasetError(
             f'the label column has only one class ("{classes[0]}")',

@@ -63,6 +63,7 @@ def settings(redis_server: RedisServer, redis: Redis, models_dir: Path, tmp_path
         fmbot_progress_interval=0.0,
         fmbot_seed_models=False,
         fmbot_job_retries=0,
+        fmbot_policy=DATA / "open_policy.yaml",
     )
 
 

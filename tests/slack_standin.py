@@ -37,6 +37,8 @@ class SlackStandIn:
     files: dict[str, tuple[str, bytes, str]] = field(default_factory=dict)
     uploads: dict[str, bytes] = field(default_factory=dict)
     failures: list[int] = field(default_factory=list)
+    method_failures: dict[str, list[int]] = field(default_factory=dict)
+    usergroups: list[dict[str, Any]] = field(default_factory=list)
     server: ThreadingHTTPServer | None = None
     _ts: int = 0
     _lock: threading.Lock = field(default_factory=threading.Lock)
@@ -91,6 +93,11 @@ class SlackStandIn:
         with self._lock:
             self.failures.extend(statuses)
 
+    def fail_next_of(self, method: str, *statuses: int) -> None:
+        """Fail only the next calls of one Web API method (e.g. the thread reply, not the status)."""
+        with self._lock:
+            self.method_failures.setdefault(method, []).extend(statuses)
+
     def limit_problems(self) -> list[str]:
         """Every Slack size limit any recorded call broke (see bot/slack/limits.py)."""
         from bot.slack.limits import message_problems, view_problems
@@ -121,6 +128,12 @@ class SlackStandIn:
     # ------------------------------------------------------------------ HTTP
 
     def _serve_file(self, request: BaseHTTPRequestHandler) -> None:
+        if request.path.startswith("/redirect?to="):
+            request.send_response(302)
+            request.send_header("Location", urllib.parse.unquote(request.path.split("=", 1)[1]))
+            request.send_header("Content-Length", "0")
+            request.end_headers()
+            return
         parts = request.path.split("/")
         file_id = parts[2].split("-")[-1] if len(parts) > 2 and parts[1] == "files-pri" else ""
         if request.headers.get("Authorization") != f"Bearer {self.token}":
@@ -160,6 +173,8 @@ class SlackStandIn:
         headers = {k: v for k, v in request.headers.items()}
         with self._lock:
             failure = self.failures.pop(0) if self.failures else None
+            if failure is None and self.method_failures.get(method):
+                failure = self.method_failures[method].pop(0) or None  # 0: let this call through
             self.calls.append(Call(method=f"{method}!{failure}" if failure else method, params=params, headers=headers))
         if failure:
             extra = {"Retry-After": "1"} if failure == 429 else {}
@@ -213,6 +228,8 @@ class SlackStandIn:
                 if file_id == params.get("file"):
                     return {"ok": True, "file": {**self._file_object(file_id, name, content)}}
             return {"ok": False, "error": "file_not_found"}
+        if method == "usergroups.list":
+            return {"ok": True, "usergroups": self.usergroups}
         if method == "conversations.open":
             return {"ok": True, "channel": {"id": "D0001"}}
         return {"ok": True}

@@ -55,3 +55,92 @@ def add_tiny_bert(root: Path, texts: Iterable[str], *, name: str = "tiny-bert",
         name=name, version=version, tasks=list(tasks), license="mit", description="A tiny BERT for tests.",
         source="test", created_at=datetime.now(UTC),
     ))
+
+
+def unigram_tokenizer(texts: Iterable[str], vocab_size: int = 600):
+    """A T5-style tokenizer: SentencePiece-like Unigram pieces, `</s>` after every text."""
+    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, processors, trainers
+    from transformers import PreTrainedTokenizerFast
+
+    special = ["<pad>", "</s>", "<unk>", "<s>"]
+    tokenizer = Tokenizer(models.Unigram())
+    tokenizer.pre_tokenizer = pre_tokenizers.Metaspace()
+    tokenizer.decoder = decoders.Metaspace()
+    tokenizer.train_from_iterator(list(texts), trainers.UnigramTrainer(
+        vocab_size=vocab_size, special_tokens=special, unk_token="<unk>"))
+    tokenizer.post_processor = processors.TemplateProcessing(
+        single="$A </s>", pair="$A </s> $B </s>", special_tokens=[("</s>", tokenizer.token_to_id("</s>"))])
+    return PreTrainedTokenizerFast(tokenizer_object=tokenizer, pad_token="<pad>", eos_token="</s>", unk_token="<unk>",
+                                   bos_token="<s>", model_max_length=512)
+
+
+def add_tiny_t5(root: Path, texts: Iterable[str], *, name: str = "tiny-t5",
+                tasks: tuple[Task, ...] = (Task.SUMMARIZATION, Task.TRANSLATION), seed: int = 0) -> ModelCard:
+    """Save a 2-layer, 32-wide T5 (encoder-decoder) with a locally trained Unigram tokenizer."""
+    import torch
+    from transformers import T5Config, T5ForConditionalGeneration
+
+    torch.manual_seed(seed)
+    tokenizer = unigram_tokenizer(texts)
+    config = T5Config(vocab_size=len(tokenizer), d_model=32, d_kv=16, d_ff=64, num_layers=2, num_heads=2,
+                      pad_token_id=tokenizer.pad_token_id, eos_token_id=tokenizer.eos_token_id,
+                      bos_token_id=tokenizer.bos_token_id, decoder_start_token_id=tokenizer.pad_token_id)
+    return _save(root, name, T5ForConditionalGeneration(config), tokenizer, tasks, "A tiny T5 for tests.")
+
+
+CHAT_TEMPLATE = (
+    "{% for message in messages %}<|{{ message['role'] }}|>\n{{ message['content'] }}{{ eos_token }}\n{% endfor %}"
+    "{% if add_generation_prompt %}<|assistant|>\n{% endif %}"
+)
+
+
+def byte_bpe_tokenizer(texts: Iterable[str], vocab_size: int = 600):
+    """A GPT-2-style byte-level BPE tokenizer with a small chat template."""
+    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
+    from transformers import PreTrainedTokenizerFast
+
+    tokenizer = Tokenizer(models.BPE())
+    tokenizer.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    tokenizer.decoder = decoders.ByteLevel()
+    tokenizer.train_from_iterator(list(texts), trainers.BpeTrainer(
+        vocab_size=vocab_size, special_tokens=["<|endoftext|>"], initial_alphabet=pre_tokenizers.ByteLevel.alphabet()))
+    return PreTrainedTokenizerFast(tokenizer_object=tokenizer, bos_token="<|endoftext|>", eos_token="<|endoftext|>",
+                                   unk_token="<|endoftext|>", pad_token="<|endoftext|>", model_max_length=256,
+                                   chat_template=CHAT_TEMPLATE)
+
+
+def add_tiny_gpt2(root: Path, texts: Iterable[str], *, name: str = "tiny-gpt2",
+                  tasks: tuple[Task, ...] = (Task.TEXT_GENERATION, Task.CHAT_COMPLETION), seed: int = 0) -> ModelCard:
+    """Save a 2-layer, 32-wide GPT-2 with a locally trained byte-level BPE tokenizer and chat template."""
+    import torch
+    from transformers import GPT2Config, GPT2LMHeadModel
+
+    torch.manual_seed(seed)
+    tokenizer = byte_bpe_tokenizer(texts)
+    config = GPT2Config(vocab_size=len(tokenizer), n_embd=32, n_layer=2, n_head=2, n_positions=256,
+                        bos_token_id=tokenizer.bos_token_id, eos_token_id=tokenizer.eos_token_id,
+                        pad_token_id=tokenizer.pad_token_id)
+    return _save(root, name, GPT2LMHeadModel(config), tokenizer, tasks, "A tiny GPT-2 for tests.")
+
+
+def add_tiny_masked_bert(root: Path, texts: Iterable[str], *, name: str = "tiny-bert-mlm", seed: int = 0) -> ModelCard:
+    """Save a 2-layer, 32-wide BERT with a masked-LM head, for fill-mask."""
+    import torch
+    from transformers import BertConfig, BertForMaskedLM
+
+    torch.manual_seed(seed)
+    tokenizer = wordpiece_tokenizer(texts)
+    config = BertConfig(vocab_size=len(tokenizer), hidden_size=32, num_hidden_layers=2, num_attention_heads=2,
+                        intermediate_size=64, max_position_embeddings=128, pad_token_id=tokenizer.pad_token_id)
+    return _save(root, name, BertForMaskedLM(config), tokenizer, (Task.FILL_MASK,), "A tiny masked-LM BERT for tests.")
+
+
+def _save(root: Path, name: str, model, tokenizer, tasks: tuple[Task, ...], description: str) -> ModelCard:
+    catalog = LocalCatalog(root)
+    version, folder = catalog.new_version_dir(name)
+    model.save_pretrained(folder)
+    tokenizer.save_pretrained(folder)
+    return catalog.register(folder, ModelCard(
+        name=name, version=version, tasks=list(tasks), license="mit", description=description,
+        source="test", created_at=datetime.now(UTC),
+    ))

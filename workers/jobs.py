@@ -3,21 +3,37 @@
 Every state change is written to the ledger first and posted second. Mistakes in the user's
 input (DatasetError, PlatformError) fail the job at once with their message; anything else is
 re-raised so RQ's retry policy decides, and `on_job_failure` reports only the last attempt.
+
+Remote jobs (Azure ML) come back RUNNING with an external id: it goes into the ledger at once, so
+a retried delivery polls instead of submitting again, and `poll_job` then looks at the remote job
+every POLL_INTERVAL_SECONDS from RQ's scheduler, holding no worker in between.
 """
 
 from __future__ import annotations
 
 import logging
 import time
+from datetime import timedelta
 from typing import Any
 
-from platforms.base import EvaluateSpec, FinetuneSpec, JobCanceled, JobState, PlatformError, Progress
+from platforms.base import (
+    DeploySpec,
+    EvaluateSpec,
+    FinetuneSpec,
+    ImportSpec,
+    JobCanceled,
+    JobOutcome,
+    JobState,
+    PlatformError,
+    Progress,
+)
 from platforms.datasets import DatasetError
-from workers import runtime
+from workers import runtime, telemetry
 from workers.ledger import JobRecord
 from workers.notifier import JobEvent
 
 log = logging.getLogger(__name__)
+POLL_INTERVAL_SECONDS = 60
 LEDGER_WRITE_INTERVAL = 1.0
 
 
@@ -56,11 +72,50 @@ def _finish(rt: runtime.Runtime, job_id: str, state: JobState, event: JobEvent, 
     return record.public()
 
 
+def _schedule_poll(rt: runtime.Runtime, job_id: str) -> dict[str, Any]:
+    rt.queue.enqueue_in(timedelta(seconds=POLL_INTERVAL_SECONDS), "workers.jobs.poll_job", job_id,
+                        job_timeout=600, result_ttl=3600, description=f"fmbot poll {job_id}")
+    return rt.ledger.get(job_id).public()
+
+
+def poll_job(job_id: str) -> dict[str, Any]:
+    """Look once at a remote job and schedule the next look: hours of Azure training hold no worker.
+
+    A failed look (Azure unreachable) is logged and tried again at the next interval; only a final
+    state ends the chain, and a job canceled in the ledger stops it.
+    """
+    rt = runtime.current()
+    record = rt.ledger.get(job_id)
+    telemetry.bind_job(job_id, record.trace_id)
+    if record.state.final or not record.external_id:
+        return record.public()
+    try:
+        outcome = rt.platform.job_status(record.external_id)
+    except Exception:
+        log.exception("could not read remote job %s of %s; polling again later", record.external_id, job_id)
+        return _schedule_poll(rt, job_id)
+    if outcome.state == JobState.COMPLETED:
+        return _finish(rt, job_id, JobState.COMPLETED, JobEvent.COMPLETED, metrics=outcome.metrics,
+                       output_model=outcome.output_model, message=outcome.message)
+    if outcome.state == JobState.FAILED:
+        return _finish(rt, job_id, JobState.FAILED, JobEvent.FAILED, error=outcome.message)
+    if outcome.state == JobState.CANCELED:
+        return _finish(rt, job_id, JobState.CANCELED, JobEvent.CANCELED, message=outcome.message)
+    if outcome.message != record.message:
+        changed, moved = rt.ledger.transition(job_id, JobState.RUNNING, message=outcome.message)
+        if moved:
+            rt.notify(changed, JobEvent.PROGRESS)
+    return _schedule_poll(rt, job_id)
+
+
 def run_job(job_id: str) -> dict[str, Any]:
     rt = runtime.current()
     record = rt.ledger.get(job_id)
+    telemetry.bind_job(job_id, record.trace_id)
     if record.state.final:
         return record.public()
+    if record.external_id:
+        return _schedule_poll(rt, job_id)
     record, _ = rt.ledger.transition(job_id, JobState.RUNNING, attempts=record.attempts + 1)
     rt.notify(record, JobEvent.STARTED)
     report = ProgressReporter(rt, job_id)
@@ -69,12 +124,25 @@ def run_job(job_id: str) -> dict[str, Any]:
             outcome = rt.platform.run_finetune(FinetuneSpec.model_validate(record.spec), report)
         elif record.kind == "evaluate":
             outcome = rt.platform.run_evaluation(EvaluateSpec.model_validate(record.spec), report)
+        elif record.kind == "deploy":
+            endpoint = rt.platform.deploy(DeploySpec.model_validate(record.spec))
+            outcome = JobOutcome(state=JobState.COMPLETED,
+                                 message=f"endpoint {endpoint.name} is {endpoint.state} at {endpoint.url}",
+                                 result={"endpoint": endpoint.name, "url": endpoint.url, "state": endpoint.state})
+        elif record.kind == "import":
+            outcome = rt.platform.import_model(ImportSpec.model_validate(record.spec), report)
         else:
             raise PlatformError(f"fmbot has no runner for {record.kind} jobs")
     except JobCanceled:
         return rt.ledger.get(job_id).public()
     except (DatasetError, PlatformError) as exc:
         return _finish(rt, job_id, JobState.FAILED, JobEvent.FAILED, error=str(exc))
+    if not outcome.state.final and outcome.external_id:
+        def remember(stored: JobRecord) -> None:
+            stored.external_id, stored.message = outcome.external_id, outcome.message
+
+        rt.ledger.update(job_id, remember)
+        return _schedule_poll(rt, job_id)
     return _finish(
         rt, job_id, JobState.COMPLETED, JobEvent.COMPLETED,
         metrics=outcome.metrics,
@@ -82,6 +150,7 @@ def run_job(job_id: str) -> dict[str, Any]:
         loss_history=outcome.loss_history,
         samples=outcome.samples,
         message=outcome.message,
+        result=outcome.result,
         external_id=outcome.external_id,
     )
 
@@ -96,6 +165,8 @@ def on_job_failure(job: Any, connection: Any, exc_type: Any = None, exc_value: A
     except LookupError:
         return
     log.error("job %s attempt failed (trace %s): %s", job_id, record.trace_id, exc_value)
+    if record.state.final:
+        return
     if retrying:
         rt.notify(record, JobEvent.RETRYING)
         return

@@ -10,6 +10,9 @@
     fmbot:endpoints             set of local endpoint names
     fmbot:form:{id}             a Slack form's state too large for private_metadata (expires)
     fmbot:metrics               hash of counters workers add to (jobs by state, durations, retries)
+    fmbot:azure:catalog         JSON {fetched_at, cards}: the Azure ML registry listing (written by
+                                platforms/azureml/catalog.py, which may not import this module)
+    fmbot:azure:catalog:refresh lock (SET NX, expires) held while one process refreshes that listing
 
 The two endpoint keys are built in `platforms/local/endpoints.py`, since platforms import nothing
 from workers.

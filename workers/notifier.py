@@ -53,14 +53,23 @@ class JobRenderer(Protocol):
         """Files for the thread at this event (none for most)."""
 
 
+class PartialDelivery(Exception):
+    """A notification failed after its first `done` calls succeeded; a retry skips those, so no
+    message is posted twice."""
+
+    def __init__(self, done: int):
+        self.done = done
+        super().__init__(f"delivery stopped after {done} calls")
+
+
 class Notifier(Protocol):
-    def job_changed(self, record: JobRecord, event: JobEvent) -> JobRecord: ...
+    def job_changed(self, record: JobRecord, event: JobEvent, *, skip: int = 0) -> JobRecord: ...
 
 
 class NullNotifier:
     """For jobs started from the CLI, which reads the ledger instead."""
 
-    def job_changed(self, record: JobRecord, event: JobEvent) -> JobRecord:
+    def job_changed(self, record: JobRecord, event: JobEvent, *, skip: int = 0) -> JobRecord:
         return record
 
 
@@ -72,30 +81,51 @@ class SlackNotifier:
                  home: Callable[[str], dict[str, Any]] | None = None):
         self.client, self.renderer, self.ledger, self.home = client, renderer, ledger, home
 
-    def job_changed(self, record: JobRecord, event: JobEvent) -> JobRecord:
-        target = record.reply_to
-        if target is None:
+    def job_changed(self, record: JobRecord, event: JobEvent, *, skip: int = 0) -> JobRecord:
+        """Post the change as a sequence of Web API calls, skipping the first `skip` (already made by
+        an earlier attempt); a failing call raises PartialDelivery saying how many succeeded."""
+        if record.reply_to is None:
             return record
-        status = self.renderer.status_message(record)
-        if target.thread_ts is None:
-            response = self.client.chat_postMessage(channel=target.channel, text=status.text, blocks=status.blocks)
-            ts = response["ts"]
-
-            def remember(stored: JobRecord) -> None:
-                stored.reply_to = target.model_copy(update={"thread_ts": ts})
-
-            record = self.ledger.update(record.id, remember)
-        else:
-            self.client.chat_update(channel=target.channel, ts=target.thread_ts, text=status.text, blocks=status.blocks)
+        steps: list[Callable[[JobRecord], JobRecord]] = [self._status]
         reply = self.renderer.thread_reply(record, event)
         if reply is not None:
-            self.client.chat_postMessage(
-                channel=target.channel, thread_ts=record.reply_to.thread_ts, text=reply.text, blocks=reply.blocks
-            )
+            steps.append(lambda current: self._reply(current, reply))
         for attachment in self.renderer.attachments(record, event):
-            self.client.files_upload_v2(channel=target.channel, thread_ts=record.reply_to.thread_ts,
-                                        content=attachment.content, filename=attachment.filename,
-                                        title=attachment.title, request_file_info=False)
+            steps.append(lambda current, attachment=attachment: self._upload(current, attachment))
         if self.home is not None and event != JobEvent.PROGRESS:
-            self.client.views_publish(user_id=record.requester, view=self.home(record.requester))
+            steps.append(self._publish_home)
+        for index, step in enumerate(steps[skip:], start=skip):
+            try:
+                record = step(record)
+            except Exception as exc:
+                raise PartialDelivery(index) from exc
+        return record
+
+    def _status(self, record: JobRecord) -> JobRecord:
+        target = record.reply_to
+        status = self.renderer.status_message(record)
+        if target.thread_ts is not None:
+            self.client.chat_update(channel=target.channel, ts=target.thread_ts, text=status.text, blocks=status.blocks)
+            return record
+        ts = self.client.chat_postMessage(channel=target.channel, text=status.text, blocks=status.blocks)["ts"]
+
+        def remember(stored: JobRecord) -> None:
+            stored.reply_to = target.model_copy(update={"thread_ts": ts})
+
+        self.ledger.update(record.id, remember)
+        return record.model_copy(update={"reply_to": target.model_copy(update={"thread_ts": ts})})
+
+    def _reply(self, record: JobRecord, reply: ChatMessage) -> JobRecord:
+        self.client.chat_postMessage(channel=record.reply_to.channel, thread_ts=record.reply_to.thread_ts,
+                                     text=reply.text, blocks=reply.blocks)
+        return record
+
+    def _upload(self, record: JobRecord, attachment: FileAttachment) -> JobRecord:
+        self.client.files_upload_v2(channel=record.reply_to.channel, thread_ts=record.reply_to.thread_ts,
+                                    content=attachment.content, filename=attachment.filename,
+                                    title=attachment.title, request_file_info=False)
+        return record
+
+    def _publish_home(self, record: JobRecord) -> JobRecord:
+        self.client.views_publish(user_id=record.requester, view=self.home(record.requester))
         return record

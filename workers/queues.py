@@ -6,16 +6,36 @@ Job arguments are only ledger ids, so nothing a user sends is ever unpickled by 
 from __future__ import annotations
 
 from redis import Redis
+from redis.exceptions import ResponseError
 from rq import Callback, Queue, Retry
 from rq.exceptions import InvalidJobOperation, NoSuchJobError
 from rq.job import Job
 from rq.serializers import JSONSerializer
 
 QUEUE_NAME = "fmbot"
+OUTBOX_QUEUE_NAME = "fmbot-outbox"
+RETRY_INTERVALS = (5, 30, 120)
 
 
 def job_queue(redis: Redis, *, name: str = QUEUE_NAME) -> Queue:
     return Queue(name, connection=redis, serializer=JSONSerializer)
+
+
+def outbox_queue(redis: Redis) -> Queue:
+    """Deliveries of notifications Slack refused; workers listen to it before the job queue."""
+    return job_queue(redis, name=OUTBOX_QUEUE_NAME)
+
+
+def persistence_warning(redis: Redis) -> str | None:
+    """Why queued and running jobs would be lost if Redis restarted, or None when they would not."""
+    try:
+        appendonly = redis.config_get("appendonly").get("appendonly")
+    except ResponseError:
+        return None  # managed Redis hides CONFIG; its persistence is the provider's setting
+    if appendonly == "yes":
+        return None
+    return ("Redis has no append-only file (appendonly no): queued, scheduled and running jobs will not survive "
+            "a Redis restart. Start Redis with --appendonly yes --appendfsync everysec")
 
 
 def enqueue_job(queue: Queue, job_id: str, *, timeout: int, retries: int) -> None:
@@ -27,7 +47,8 @@ def enqueue_job(queue: Queue, job_id: str, *, timeout: int, retries: int) -> Non
         timeout=timeout,
         result_ttl=24 * 3600,
         failure_ttl=7 * 24 * 3600,
-        retry=Retry(max=retries, interval=[5, 30, 120]) if retries else None,
+        # RQ picks interval[len - retries_left], so the list must be as long as `retries`.
+        retry=Retry(max=retries, interval=list(RETRY_INTERVALS[:retries])) if retries else None,
         on_failure=Callback("workers.jobs.on_job_failure"),
         description=f"fmbot job {job_id}",
     )

@@ -13,7 +13,9 @@ from slack_sdk import WebClient
 from bot.settings import Settings
 from bot.slack import buttons, commands, deploy, forms, home, imports, tryout
 from bot.slack.context import SlackContext
-from bot.slack.middleware import once_per_delivery
+from bot.slack.middleware import SlackGroups, enforce_policy, once_per_delivery
+from handlers import policy
+from handlers.policy import load_policy
 from workers.runtime import Runtime
 
 
@@ -26,7 +28,9 @@ def create_app(settings: Settings, rt: Runtime, client: WebClient, *, verify_req
         request_verification_enabled=verify_requests,
         process_before_response=False,
     )
+    policy.install(load_policy(settings.fmbot_policy, settings.fmbot_admins.split(",")), SlackGroups(client))
     app.use(once_per_delivery(rt.redis))
+    app.use(enforce_policy(rt.redis))
     ctx = SlackContext(settings=settings, rt=rt)
     commands.register(app, ctx)
     forms.register(app, ctx)

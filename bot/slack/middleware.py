@@ -1,4 +1,5 @@
-"""Global Bolt middleware: each Slack delivery is handled at most once.
+"""Global Bolt middleware: each Slack delivery is handled at most once, and only if the access
+policy allows what it asks for.
 
 Slack re-sends a request it believes went unanswered (`X-Slack-Retry-Num`), and a user can submit
 the same modal twice; without this, either would open a second form or start a second job. The key
@@ -12,12 +13,20 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import threading
+import time
 from collections.abc import Callable
 from typing import Any
 
 from redis import Redis
 from slack_bolt import BoltResponse
+from slack_sdk.errors import SlackApiError
 
+from bot.slack.ids import ActionId, CallbackId
+from bot.slack.state import load_state
+from handlers import policy
+from handlers.policy import AccessDenied, Action
+from handlers.registry import COMMANDS
 from workers.idempotency import claim
 
 log = logging.getLogger(__name__)
@@ -46,3 +55,93 @@ def once_per_delivery(redis: Redis) -> Callable[..., BoltResponse | None]:
         return BoltResponse(status=200, body="")
 
     return middleware
+
+
+BUTTON_ACTIONS = {
+    ActionId.CARD_TRY: Action.TRY, ActionId.CARD_EVALUATE: Action.EVALUATE, ActionId.JOB_EVALUATE: Action.EVALUATE,
+    ActionId.CARD_FINETUNE: Action.FINETUNE, ActionId.CARD_DEPLOY: Action.DEPLOY, ActionId.JOB_DEPLOY: Action.DEPLOY,
+}
+VIEW_ACTIONS = {CallbackId.DEPLOY: Action.DEPLOY, CallbackId.IMPORT: Action.IMPORT}
+FORM_CALLBACKS = {CallbackId.FORM_DATA, CallbackId.FORM_MAPPING, CallbackId.FORM_COMPUTE}
+
+
+def requested_action(body: dict[str, Any], redis: Redis) -> tuple[Action | None, str, str | None]:
+    """What a delivery would do under the policy, who asks, and from which channel."""
+    if body.get("command"):
+        name = (body.get("text") or "").strip().split(" ", 1)[0].lower()
+        command = COMMANDS.get(name)
+        permission = command.permission if command else None
+        action = Action(permission) if permission in Action.__members__.values() else None
+        return action, body.get("user_id", ""), body.get("channel_id")
+    user = (body.get("user") or {}).get("id", "")
+    if body.get("type") == "block_actions":
+        channel = (body.get("channel") or {}).get("id") or (body.get("container") or {}).get("channel_id")
+        return BUTTON_ACTIONS.get((body.get("actions") or [{}])[0].get("action_id")), user, channel
+    if body.get("type") == "view_submission":
+        view = body.get("view") or {}
+        callback = view.get("callback_id")
+        if callback in FORM_CALLBACKS:
+            try:
+                state = load_state(view.get("private_metadata") or "", redis)
+            except Exception:
+                return None, user, None  # the form's own listener explains an expired form
+            return Action(state.kind), user, state.channel
+        return VIEW_ACTIONS.get(callback), user, None
+    return None, user, None
+
+
+def _refusal(body: dict[str, Any], client: Any, channel: str | None, user: str, text: str) -> BoltResponse:
+    """Refusals are seen only by the person refused: the command's ephemeral answer, an error on
+    the form, or an ephemeral message next to the button."""
+    if body.get("command"):
+        return BoltResponse(status=200, body={"response_type": "ephemeral", "text": text})
+    if body.get("type") == "view_submission":
+        inputs = [b["block_id"] for b in (body.get("view") or {}).get("blocks", []) if b.get("type") == "input"]
+        if inputs:
+            return BoltResponse(status=200, body={"response_action": "errors", "errors": {inputs[0]: text[:150]}})
+    if channel:
+        client.chat_postEphemeral(channel=channel, user=user, text=text)
+    else:
+        client.chat_postMessage(channel=user, text=text)
+    return BoltResponse(status=200, body="")
+
+
+def enforce_policy(redis: Redis) -> Callable[..., BoltResponse | None]:
+    def middleware(body: dict[str, Any], client: Any, next: Callable[[], None]) -> BoltResponse | None:
+        action, user, channel = requested_action(body, redis)
+        if action is None:
+            return next()
+        try:
+            policy.current().require(policy.actor(user, channel), action)
+        except AccessDenied as exc:
+            log.info("refused %s to %s in %s", action, user, channel)
+            return _refusal(body, client, channel, user, f":no_entry: {exc}")
+        return next()
+
+    return middleware
+
+
+class SlackGroups:
+    """A user's Slack user groups (ids and @handles), from usergroups.list, cached for a while."""
+
+    def __init__(self, client: Any, ttl: float = 300.0):
+        self.client, self.ttl = client, ttl
+        self.members: dict[str, list[str]] = {}
+        self.loaded_at = float("-inf")
+        self.lock = threading.Lock()
+
+    def __call__(self, user: str) -> list[str]:
+        with self.lock:
+            if time.monotonic() - self.loaded_at > self.ttl:
+                try:
+                    groups = self.client.usergroups_list(include_users=True).get("usergroups", [])
+                except SlackApiError as exc:
+                    log.warning("cannot read user groups (%s); group rules of the access policy match nobody",
+                                exc.response.get("error"))
+                    return []
+                members: dict[str, list[str]] = {}
+                for group in groups:
+                    for member in group.get("users", []):
+                        members.setdefault(member, []).extend([group["id"], f"@{group.get('handle', '')}"])
+                self.members, self.loaded_at = members, time.monotonic()
+            return self.members.get(user, [])

@@ -12,33 +12,69 @@ from pathlib import Path
 from types import ModuleType
 from typing import Any
 
+from redis import Redis
+
 from platforms.base import (
+    ComputeOption,
     DataRef,
+    DeploySpec,
+    EndpointInfo,
     EvaluateSpec,
     FinetuneSpec,
+    ImportSpec,
     JobOutcome,
     JobState,
     ModelCard,
     Platform,
     PlatformError,
     ProgressReport,
+    QuotaCheck,
 )
 from platforms.datasets import ColumnMapping, check_labels, load_examples, split_examples
-from platforms.local import text_classification
+from platforms.local import (
+    fill_mask,
+    question_answering,
+    summarization,
+    text_classification,
+    text_generation,
+    token_classification,
+    training,
+    translation,
+)
 from platforms.local.catalog import LocalCatalog
+from platforms.local.endpoints import LocalEndpoints, input_limit, predictor_module
+from platforms.local.importing import import_model
 from platforms.tasks import TASKS, Task
 
 TASK_MODULES: dict[Task, ModuleType] = {
     Task.TEXT_CLASSIFICATION: text_classification,
+    Task.TOKEN_CLASSIFICATION: token_classification,
+    Task.QUESTION_ANSWERING: question_answering,
+    Task.SUMMARIZATION: summarization,
+    Task.TRANSLATION: translation,
+    Task.TEXT_GENERATION: text_generation,
+    Task.CHAT_COMPLETION: text_generation,
+    Task.FILL_MASK: fill_mask,
 }
+
+
+def _language_options(task: Task, source_lang: str | None, target_lang: str | None) -> dict[str, str | None]:
+    """Only translation takes language codes (T5-style models need them for their prompt prefix)."""
+    return {"source_lang": source_lang, "target_lang": target_lang} if task == Task.TRANSLATION else {}
 
 
 class LocalPlatform(Platform):
     name = "local"
 
-    def __init__(self, models_dir: Path, *, max_upload_bytes: int = 100 * 1024 * 1024, seed: bool = True):
+    def __init__(self, models_dir: Path, *, max_upload_bytes: int = 100 * 1024 * 1024, seed: bool = True,
+                 redis: Redis | None = None, endpoints_dir: Path | None = None):
+        """`redis` keeps endpoint records (endpoints need it); their logs go to `endpoints_dir`
+        (default: `endpoints/` next to the models folder)."""
         self.catalog = LocalCatalog(Path(models_dir))
         self.max_upload_bytes = max_upload_bytes
+        self.redis = redis
+        self.endpoints_dir = Path(endpoints_dir) if endpoints_dir else Path(models_dir).parent / "endpoints"
+        self._predictor: tuple[tuple[str, Task], Any] | None = None
         self.catalog.root.mkdir(parents=True, exist_ok=True)
         if seed:
             self.catalog.ensure_seeded()
@@ -55,8 +91,8 @@ class LocalPlatform(Platform):
 
     def _module(self, task: Task, card: ModelCard, action: str) -> ModuleType:
         module = TASK_MODULES.get(task)
-        if module is None:
-            supported = ", ".join(t.value for t in TASK_MODULES)
+        if module is None or not hasattr(module, "evaluate"):
+            supported = ", ".join(t.value for t, m in TASK_MODULES.items() if hasattr(m, "evaluate"))
             raise PlatformError(f"the local platform cannot {action} {task} yet", hint=f"Supported: {supported}")
         if task not in card.tasks:
             raise PlatformError(
@@ -88,7 +124,8 @@ class LocalPlatform(Platform):
         output_name = spec.output_name or f"{card.name}-ft"
         version, out_dir = self.catalog.new_version_dir(output_name)
         try:
-            result = module.finetune(self.catalog.path(card.ref), train, test, spec.hyperparameters, report, out_dir)
+            result = module.finetune(self.catalog.path(card.ref), train, test, spec.hyperparameters, report, out_dir,
+                                     **_language_options(spec.task, spec.source_lang, spec.target_lang))
             output = self.catalog.register(out_dir, ModelCard(
                 name=output_name,
                 version=version,
@@ -121,15 +158,80 @@ class LocalPlatform(Platform):
         mapping = ColumnMapping.build(spec.mapping, spec.task)
         examples = self._load(spec.test, mapping)
         result = module.evaluate(self.catalog.path(card.ref), examples, max_length=spec.max_length,
-                                 batch_size=spec.batch_size)
+                                 batch_size=spec.batch_size,
+                                 **_language_options(spec.task, spec.source_lang, spec.target_lang))
         return JobOutcome(state=JobState.COMPLETED, metrics=result.metrics, samples=result.samples,
                           message=result.message)
+
+    def compute_options(self, purpose: str) -> list[ComputeOption]:
+        import os
+
+        options = [ComputeOption(name="cpu", label=f"cpu · {os.cpu_count()} cores on this machine", free_instances=1)]
+        if training.device() == "cuda":
+            import torch
+
+            options.insert(0, ComputeOption(name="cuda", label=f"cuda · {torch.cuda.get_device_name(0)}",
+                                            free_instances=1))
+        return options
+
+    def check_quota(self, compute: str, instances: int, *, model: ModelCard | None = None) -> QuotaCheck:
+        names = [option.name for option in self.compute_options("any")]
+        if compute not in names:
+            return QuotaCheck(ok=False, message=f'unknown compute "{compute}" on the local platform',
+                              suggestions=[f"Choose {' or '.join(names)}"])
+        if instances != 1:
+            return QuotaCheck(ok=False, message=f"the local platform runs one instance, not {instances}",
+                              suggestions=["Use 1 instance", "Use FMBOT_PLATFORM=azureml for more"])
+        return QuotaCheck(ok=True)
 
     def job_status(self, external_id: str) -> JobOutcome:
         raise PlatformError("local jobs run inside the worker and have no remote status")
 
     def cancel(self, external_id: str) -> None:
         """Local jobs stop at their next step when the ledger says canceled; nothing remote to cancel."""
+
+    # ------------------------------------------------------------------ try, endpoints, import
+
+    def _task_for(self, card: ModelCard, task: Task | None) -> Task:
+        task = task or card.tasks[0]
+        if task not in card.tasks and not (task == Task.CHAT_COMPLETION and Task.TEXT_GENERATION in card.tasks):
+            raise PlatformError(f"{card.ref} does not support {task}", hint=f"Its tasks: {', '.join(card.tasks)}")
+        return task
+
+    def sample_input(self, task: Task) -> dict[str, Any]:
+        return dict(predictor_module(task).SAMPLE_INPUT)
+
+    def try_model(self, ref: str, task: Task, inputs: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        """Keeps the last model tried loaded, so a user trying several inputs waits for loading once."""
+        card = self.catalog.get(ref)
+        task = self._task_for(card, task)
+        key = (card.ref, task)
+        if self._predictor is None or self._predictor[0] != key:
+            self._predictor = None
+            path = self.catalog.path(card.ref)
+            self._predictor = (key, predictor_module(task).load_predictor(path, max_length=input_limit(path)))
+        return self._predictor[1](inputs)
+
+    def _endpoints(self) -> LocalEndpoints:
+        if self.redis is None:
+            raise PlatformError("local endpoints need Redis to keep their records", hint="Set REDIS_URL")
+        return LocalEndpoints(self.redis, self.endpoints_dir)
+
+    def deploy(self, spec: DeploySpec) -> EndpointInfo:
+        card = self.catalog.get(spec.model)
+        return self._endpoints().deploy(spec, card, self._task_for(card, spec.task), self.catalog.path(card.ref))
+
+    def get_endpoint(self, name: str) -> EndpointInfo:
+        return self._endpoints().get(name)
+
+    def list_endpoints(self) -> list[EndpointInfo]:
+        return self._endpoints().list()
+
+    def delete_endpoint(self, name: str) -> EndpointInfo:
+        return self._endpoints().delete(name)
+
+    def import_model(self, spec: ImportSpec, report: ProgressReport) -> JobOutcome:
+        return import_model(self.catalog, spec, report)
 
 
 __all__ = ["LocalPlatform", "TASKS"]

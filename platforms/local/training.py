@@ -104,3 +104,9 @@ def train(model: Any, processing_class: Any, train_dataset: Sequence[dict[str, A
 def batches(items: Sequence[Any], size: int):
     for start in range(0, len(items), size):
         yield items[start:start + size]
+
+
+def token_limit(model: Any, max_length: int) -> int:
+    """`max_length`, lowered to what the model's position embeddings reach (a 128-position BERT
+    asked for 256 tokens would fail with an index error, not a message)."""
+    return min(max_length, getattr(model.config, "max_position_embeddings", None) or max_length)

@@ -1,0 +1,154 @@
+"""dataset_validation: read + map + validate a large JSONL (and CSV) file, fmbot vs pandas and a raw read.
+
+The file holds text-classification rows shaped like a review corpus (an id, a review of 20-400
+words, a sentiment), so rows are about a kilobyte, as in IMDB. Every measurement runs in a fresh
+process that imports what it needs first, then times the work alone and reports its peak RSS
+(`ru_maxrss`) next to its RSS before the work; the page cache is warmed once before any of them.
+
+fmbot's figure is `platforms.datasets.validate_file` (what `handlers.data.check_data` runs before a
+job is recorded): every row is parsed, mapped and checked, and none is kept. Baselines:
+`pandas.read_json(lines=True)` / `pandas.read_csv` (which only parse), and reading the file's lines
+in binary without parsing them, the floor for any line-by-line reader.
+"""
+
+from __future__ import annotations
+
+import json
+import random
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from benchmarks.common import Result, log, main, median
+
+NAME = "dataset_validation"
+MAPPING = {"sentence1": "review", "label": "sentiment"}
+WORDS = ("the a film movie plot acting was is great terrible boring wonderful story actor director scene "
+         "and but not very really quite good bad funny slow beautiful awful characters ending music, "
+         "i loved hated it this that with without one two more less than ever").split()
+
+
+def generate(folder: Path, megabytes: float, seed: int = 0) -> tuple[Path, Path]:
+    """A JSONL file of about `megabytes` MB and a CSV of the same rows (distinct texts, a pool reused)."""
+    rng = random.Random(seed)
+    pool = [" ".join(rng.choice(WORDS) for _ in range(rng.randint(20, 400))).capitalize() + "." for _ in range(4000)]
+    jsonl, csv_path = folder / f"reviews-{megabytes:g}mb.jsonl", folder / f"reviews-{megabytes:g}mb.csv"
+    target = int(megabytes * 1024 * 1024)
+    with jsonl.open("w") as lines, csv_path.open("w") as table:
+        table.write("id,review,sentiment\n")
+        written, index = 0, 0
+        while written < target:
+            text, label = rng.choice(pool), rng.choice(("positive", "negative"))
+            line = json.dumps({"id": index, "review": text, "sentiment": label}) + "\n"
+            lines.write(line)
+            table.write(f'{index},"{text.replace(chr(34), chr(34) * 2)}",{label}\n')
+            written += len(line)
+            index += 1
+    return jsonl, csv_path
+
+
+def child(kind: str, path: Path) -> None:
+    """One measurement in this fresh process: prints {"seconds", "rss_before_mb", "peak_rss_mb", "rows"}."""
+    if kind == "fmbot":
+        from platforms.datasets import ColumnMapping, validate_file
+        from platforms.tasks import Task
+
+        mapping = ColumnMapping.build(MAPPING, Task.TEXT_CLASSIFICATION)
+
+        def work() -> int:
+            return validate_file(path, mapping, path.name, max_bytes=1 << 40).rows
+    elif kind == "fmbot-list":
+        from platforms.datasets import ColumnMapping, load_examples
+        from platforms.tasks import Task
+
+        mapping = ColumnMapping.build(MAPPING, Task.TEXT_CLASSIFICATION)
+
+        def work() -> int:
+            return len(load_examples(path, mapping, path.name, max_bytes=1 << 40))
+    elif kind == "pandas":
+        import pandas
+
+        def work() -> int:
+            frame = pandas.read_json(path, lines=True) if path.suffix == ".jsonl" else pandas.read_csv(path)
+            return len(frame)
+    else:
+        def work() -> int:
+            with path.open("rb") as handle:
+                return sum(1 for _ in handle)
+    before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    started = time.perf_counter()
+    rows = work()
+    seconds = time.perf_counter() - started
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    print(json.dumps({"seconds": seconds, "rss_before_mb": before, "peak_rss_mb": peak, "rows": rows}))
+
+
+def measure(kind: str, path: Path) -> dict[str, float]:
+    done = subprocess.run([sys.executable, "-m", "benchmarks.dataset_validation", "--child", kind, str(path)],
+                          capture_output=True, text=True, check=False, cwd=Path(__file__).resolve().parents[1])
+    if done.returncode != 0:
+        raise RuntimeError(f"{kind} on {path.name} failed:\n{done.stderr[-2000:]}")
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+def run(quick: bool) -> list[Result]:
+    megabytes, small = (2.0, 0.5) if quick else (200.0, 20.0)
+    rounds = 1 if quick else 3
+    results = []
+    with tempfile.TemporaryDirectory(prefix="fmbot-bench-data-") as folder:
+        log(f"{NAME}: writing {megabytes:g} MB and {small:g} MB files")
+        jsonl, csv_path = generate(Path(folder), megabytes)
+        files = {"JSONL": jsonl, "CSV": csv_path}
+        small_jsonl = generate(Path(folder), small)[0]
+        for path in files.values():
+            measure("raw", path)
+        large_peak = 0.0
+        for fmt, path in files.items():
+            size_mb = path.stat().st_size / (1024 * 1024)
+            runs: dict[str, list[dict[str, float]]] = {"fmbot": [], "pandas": [], "raw": []}
+            for round_ in range(rounds):
+                for kind in ("fmbot", "pandas", "raw") if round_ % 2 == 0 else ("raw", "pandas", "fmbot"):
+                    runs[kind].append(measure(kind, path))
+                    log(f"{NAME} round {round_ + 1} {fmt} {kind}: {runs[kind][-1]}")
+            speed = {kind: median([size_mb / r["seconds"] for r in rs]) for kind, rs in runs.items()}
+            peak = {kind: median([r["peak_rss_mb"] for r in rs]) for kind, rs in runs.items()}
+            if fmt == "JSONL":
+                large_peak = peak["fmbot"]
+            if len({r["rows"] for kind in ("fmbot", "pandas") for r in runs[kind]}) != 1:
+                raise RuntimeError(f"the readers disagree on the row count of {path.name}: {runs}")
+            results += [
+                Result(benchmark=NAME, metric=f"{fmt} {size_mb:.0f} MB read+map+validate", unit="MB/s",
+                       fmbot=speed["fmbot"], baseline=speed["pandas"], baseline_name="pandas read only",
+                       higher_is_better=True, target=5),
+                Result(benchmark=NAME, metric=f"{fmt} {size_mb:.0f} MB read+map+validate", unit="MB/s",
+                       fmbot=speed["fmbot"], baseline=speed["raw"], baseline_name="raw line read",
+                       higher_is_better=True, target=0.3),
+                Result(benchmark=NAME, metric=f"{fmt} {size_mb:.0f} MB peak RSS", unit="MB",
+                       fmbot=peak["fmbot"], baseline=peak["pandas"], baseline_name="pandas", limit=200,
+                       note=f"{median([r['rss_before_mb'] for r in runs['fmbot']]):.0f} MB of it before reading"),
+            ]
+        kept = measure("fmbot-list", jsonl)
+        results.append(Result(
+            benchmark=NAME, metric="JSONL peak RSS of load_examples, which keeps every row", unit="MB",
+            fmbot=kept["peak_rss_mb"], baseline=large_peak, baseline_name="validate_file",
+            note="context: why check_data streams",
+        ))
+        flat = [measure("fmbot", small_jsonl) for _ in range(rounds)]
+        small_mb = small_jsonl.stat().st_size / (1024 * 1024)
+        results.append(Result(
+            benchmark=NAME, metric="JSONL peak RSS, large file vs small file", unit="MB",
+            fmbot=large_peak,
+            baseline=median([r["peak_rss_mb"] for r in flat]), baseline_name=f"fmbot on {small_mb:.0f} MB",
+            target=1.1, note="streaming: flat in the file size",
+        ))
+    return results
+
+
+if __name__ == "__main__":
+    if len(sys.argv) == 4 and sys.argv[1] == "--child":
+        child(sys.argv[2], Path(sys.argv[3]))
+    else:
+        raise SystemExit(main(NAME, run))

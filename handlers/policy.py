@@ -1,0 +1,158 @@
+"""Who may do what: one access policy, read from configuration, checked in one place.
+
+Searching, trying and evaluating are open to everyone unless the policy narrows them; fine-tuning,
+deploying and importing spend money or publish models, so nobody may do them until the policy
+allows it; cancelling someone else's job is for admins and whoever the policy names. Admins may
+do everything, and are who a refusal tells people to ask.
+
+A rule allows users (`U…`), Slack user groups (`S…` ids or `@handle`s) and channels (`C…`), or
+`everyone`. The policy comes from the YAML file named by FMBOT_POLICY, with FMBOT_ADMINS adding
+admins from the environment:
+
+    admins: [U012ADMIN]
+    allow:
+      finetune: {groups: ["@ml-team"], channels: [C0ML]}
+      deploy: {users: [U0DEPLOYER]}
+      import: {groups: [S0PLATFORM]}
+      cancel_others: {groups: ["@ml-oncall"]}
+    approval: {gpu_hours: 8, approvers: {groups: ["@ml-leads"]}}
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from enum import StrEnum
+from pathlib import Path
+
+import yaml
+from pydantic import BaseModel, ValidationError
+
+from handlers.errors import UserError
+
+
+class Action(StrEnum):
+    SEARCH = "search"
+    TRY = "try"
+    EVALUATE = "evaluate"
+    FINETUNE = "finetune"
+    DEPLOY = "deploy"
+    IMPORT = "import"
+    CANCEL_OTHERS = "cancel_others"
+
+
+DOING = {
+    Action.SEARCH: "search the catalog", Action.TRY: "try models", Action.EVALUATE: "evaluate models",
+    Action.FINETUNE: "fine-tune models", Action.DEPLOY: "deploy models", Action.IMPORT: "import models",
+    Action.CANCEL_OTHERS: "cancel other people's jobs",
+}
+
+
+class Actor(BaseModel):
+    """Who is asking, and from where: a Slack user (or `cli:<name>`), a channel, their user groups."""
+
+    user: str
+    channel: str | None = None
+    groups: list[str] = []
+
+
+class Rule(BaseModel):
+    everyone: bool = False
+    users: list[str] = []
+    groups: list[str] = []
+    channels: list[str] = []
+
+    def matches(self, actor: Actor) -> bool:
+        return (self.everyone or actor.user in self.users or bool(set(actor.groups) & set(self.groups))
+                or (actor.channel is not None and actor.channel in self.channels))
+
+
+OPEN = Rule(everyone=True)
+CLOSED = Rule()
+
+
+class Approval(BaseModel):
+    """Work above `gpu_hours` (instances × hours on GPU compute) waits for one of `approvers`."""
+
+    gpu_hours: float
+    approvers: Rule = CLOSED
+
+
+class AccessDenied(UserError):
+    pass
+
+
+class Policy(BaseModel):
+    admins: list[str] = []
+    allow: dict[Action, Rule] = {}
+    approval: Approval | None = None
+
+    def rule(self, action: Action) -> Rule:
+        default = OPEN if action in (Action.SEARCH, Action.TRY, Action.EVALUATE) else CLOSED
+        return self.allow.get(action, default)
+
+    @property
+    def mentions_groups(self) -> bool:
+        rules = [*self.allow.values(), *([self.approval.approvers] if self.approval else [])]
+        return any(r.groups for r in rules)
+
+    def allows(self, actor: Actor, action: Action) -> bool:
+        return actor.user in self.admins or self.rule(action).matches(actor)
+
+    def require(self, actor: Actor, action: Action) -> None:
+        """Raise AccessDenied, naming who can grant access, unless `actor` may do `action`."""
+        if self.allows(actor, action):
+            return
+        raise AccessDenied(f"you are not allowed to {DOING[action]} here", hint=self.who_grants())
+
+    def who_grants(self) -> str:
+        if not self.admins:
+            return "Ask whoever runs fmbot to allow it in the access policy (FMBOT_POLICY)"
+        return f"Ask an fmbot admin to allow it: {', '.join(mention(a) for a in self.admins)}"
+
+
+def mention(who: str) -> str:
+    """A Slack user or group id as a mention; anything else (a CLI user) as it is."""
+    if who[:1] in ("U", "W") and who[1:].isalnum():
+        return f"<@{who}>"
+    if who[:1] == "S" and who[1:].isalnum():
+        return f"<!subteam^{who}>"
+    return who
+
+
+def load_policy(path: Path | None, admins: Iterable[str] = ()) -> Policy:
+    """The configured policy; a broken file stops start-up with the reason, never opens access."""
+    data: dict = {}
+    if path is not None:
+        try:
+            data = yaml.safe_load(Path(path).read_text()) or {}
+            policy = Policy.model_validate(data)
+        except FileNotFoundError:
+            raise UserError(f"FMBOT_POLICY names {path}, which does not exist",
+                            hint="Fix the path, or unset FMBOT_POLICY for the default policy") from None
+        except (yaml.YAMLError, ValidationError) as exc:
+            raise UserError(f"{path} is not a valid access policy: {str(exc).splitlines()[0]}",
+                            hint="See handlers/policy.py for the format") from None
+    else:
+        policy = Policy()
+    extra = [a.strip() for a in admins if a.strip()]
+    return policy.model_copy(update={"admins": [*policy.admins, *extra]})
+
+
+_current: Policy = Policy()
+_groups_of: Callable[[str], list[str]] = lambda user: []
+
+
+def install(policy: Policy, groups_of: Callable[[str], list[str]] | None = None) -> None:
+    """Set the process's policy and how to find a user's groups (Slack's usergroups, cached)."""
+    global _current, _groups_of
+    _current = policy
+    _groups_of = groups_of or (lambda user: [])
+
+
+def current() -> Policy:
+    return _current
+
+
+def actor(user: str, channel: str | None = None) -> Actor:
+    """The Actor for `user`, with their groups looked up only when the policy names any."""
+    return Actor(user=user, channel=channel, groups=_groups_of(user) if _current.mentions_groups else [])

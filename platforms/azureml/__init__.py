@@ -1,0 +1,220 @@
+"""The Azure Machine Learning platform: the registry's catalog, its fine-tune, evaluation and import
+pipeline components run in a workspace, and managed or serverless endpoints.
+
+Jobs here are remote and long: `run_*` submits once and returns RUNNING with the Azure job name,
+which the worker stores in the ledger and polls with `job_status` (see `workers.jobs.poll_job`).
+"""
+
+from __future__ import annotations
+
+import difflib
+import logging
+from functools import partial
+from pathlib import Path
+from typing import Any
+
+from azure.ai.ml.constants import AssetTypes
+from azure.ai.ml.entities import Model
+from azure.core.credentials import TokenCredential
+from redis import Redis
+
+from platforms.azureml import deploy as endpoints
+from platforms.azureml import jobs, quota
+from platforms.azureml.catalog import (
+    CatalogCache,
+    card_from_model,
+    fetch_cards,
+    read_model,
+)
+from platforms.azureml.clients import AzureClients, AzureTarget
+from platforms.azureml.data import DataUploader
+from platforms.azureml.errors import AzureNotFound, call
+from platforms.azureml.evaluation import submit_evaluation
+from platforms.azureml.finetune import OUTPUT as FINETUNE_OUTPUT
+from platforms.azureml.finetune import submit_finetune
+from platforms.azureml.imports import registered_model, submit_import
+from platforms.azureml.metrics import job_metrics
+from platforms.base import (
+    ComputeOption,
+    DeploySpec,
+    EndpointInfo,
+    EvaluateSpec,
+    FinetuneSpec,
+    ImportSpec,
+    JobOutcome,
+    JobState,
+    ModelCard,
+    ModelNotFound,
+    ModelRef,
+    Platform,
+    PlatformError,
+    ProgressReport,
+    QuotaCheck,
+)
+from platforms.tasks import Task
+
+log = logging.getLogger(__name__)
+SETTINGS_HINT = "Set AZURE_SUBSCRIPTION_ID, AZURE_RESOURCE_GROUP and AZUREML_WORKSPACE (see the README's Azure ML section)"
+
+
+class AzureMLPlatform(Platform):
+    name = "azureml"
+
+    def __init__(self, clients: AzureClients, data_dir: Path, *, redis: Redis | None = None):
+        self.clients, self.data_dir = clients, Path(data_dir)
+        self.catalog = CatalogCache(lambda: fetch_cards(clients.registry, clients.target.registry), redis)
+        self.uploader = DataUploader(clients, self.data_dir / "azureml")
+
+    @classmethod
+    def from_settings(cls, *, subscription_id: str | None, resource_group: str | None, workspace: str | None,
+                      registry: str = "azureml", data_dir: Path | str, credential: TokenCredential | None = None,
+                      cloud: str | None = None, cloud_metadata: dict[str, str] | None = None,
+                      connection_verify: str | None = None, redis: Redis | None = None,
+                      redis_url: str | None = None) -> AzureMLPlatform:
+        """`credential` defaults to DefaultAzureCredential (managed identity, then `az login`); the SDK's
+        own environment variables (ARM_CLOUD_METADATA_URL, REQUESTS_CA_BUNDLE, ...) still apply."""
+        if not (subscription_id and resource_group and workspace):
+            raise PlatformError("the Azure ML platform is not configured", hint=SETTINGS_HINT)
+        if credential is None:
+            from azure.identity import DefaultAzureCredential
+
+            credential = DefaultAzureCredential()
+        target = AzureTarget(subscription_id=subscription_id, resource_group=resource_group, workspace=workspace,
+                             registry=registry or "azureml", cloud=cloud, cloud_metadata=cloud_metadata,
+                             connection_verify=connection_verify)
+        if redis is None and redis_url:
+            redis = Redis.from_url(redis_url)
+        return cls(AzureClients(target, credential), Path(data_dir), redis=redis)
+
+    # ------------------------------------------------------------------ catalog
+
+    def list_models(self, task: Task | None = None) -> list[ModelCard]:
+        return [c for c in self.catalog.cards() if task is None or task in c.tasks]
+
+    def get_model(self, ref: str) -> ModelCard:
+        wanted = ModelRef.parse(ref)
+        for card in self.catalog.cards():
+            if card.name == wanted.name and wanted.version in (None, card.version):
+                return card
+        try:
+            model = call(partial(read_model, self.clients.registry, wanted.name, wanted.version),
+                         what=f"read model {wanted}", scope="registry")
+            return card_from_model(model, self.clients.target.registry)
+        except AzureNotFound:
+            pass
+        try:
+            return self._workspace_card(wanted)
+        except AzureNotFound:
+            names = [c.name for c in self.catalog.cards()]
+            near = difflib.get_close_matches(wanted.name, names, n=3)
+            raise ModelNotFound(f'there is no model "{wanted}" in the {self.clients.target.registry} registry or the workspace',
+                                hint=f"Did you mean {', '.join(near)}?" if near else "See `models` for the catalog") from None
+
+    def _workspace_card(self, wanted: ModelRef) -> ModelCard:
+        """Fine-tuned and imported models live in the workspace, not the registry."""
+        model = call(partial(read_model, self.clients.workspace, wanted.name, wanted.version),
+                     what=f"read model {wanted}")
+        card = card_from_model(model, self.clients.target.registry)
+        return card.model_copy(update={"source": f"azureml:{model.name}:{model.version}"})
+
+    def _card_or_none(self, ref: str) -> ModelCard | None:
+        """Fine-tuning also takes a Hugging Face id (`owner/name`); registry names never hold a `/`."""
+        return None if "/" in ref else self.get_model(ref)
+
+    # ------------------------------------------------------------------ jobs
+
+    def run_finetune(self, spec: FinetuneSpec, report: ProgressReport) -> JobOutcome:
+        job = submit_finetune(self.clients, self.uploader, spec, self._card_or_none(spec.model))
+        return JobOutcome(state=JobState.RUNNING, external_id=job.name, message=job.studio_url)
+
+    def run_evaluation(self, spec: EvaluateSpec, report: ProgressReport) -> JobOutcome:
+        job = submit_evaluation(self.clients, self.uploader, spec, self.get_model(spec.model))
+        return JobOutcome(state=JobState.RUNNING, external_id=job.name, message=job.studio_url)
+
+    def import_model(self, spec: ImportSpec, report: ProgressReport) -> JobOutcome:
+        job = submit_import(self.clients, spec, None, None)
+        return JobOutcome(state=JobState.RUNNING, external_id=job.name, message=job.studio_url)
+
+    def job_status(self, external_id: str) -> JobOutcome:
+        job = jobs.get_job(self.clients, external_id)
+        state = jobs.state_of(job)
+        outcome = JobOutcome(state=state, external_id=external_id, message=f"Azure: {jobs.status_text(job)} · {job.studio_url}")
+        if state == JobState.FAILED:
+            return outcome.model_copy(update={"message": f"Azure job {external_id} failed; its logs: {job.studio_url}"})
+        if state != JobState.COMPLETED:
+            return outcome
+        kind = (job.tags or {}).get(jobs.TAG_KIND)
+        if kind in ("finetune", "evaluate"):
+            outcome = outcome.model_copy(update={"metrics": self._metrics(external_id)})
+        if kind == "finetune":
+            return outcome.model_copy(update={"output_model": self._register_finetuned(job)})
+        if kind == "import":
+            return outcome.model_copy(update={"output_model": registered_model(self.clients, job)})
+        return outcome
+
+    def _metrics(self, job_name: str) -> dict[str, float]:
+        """A finished job stays finished when its metrics cannot be read; the thread just shows none."""
+        try:
+            return job_metrics(self.clients, job_name)
+        except PlatformError as exc:
+            log.warning("metrics of Azure job %s are unavailable: %s", job_name, exc)
+            return {}
+
+    def _register_finetuned(self, job: Any) -> str:
+        """The pipeline's MLflow output becomes a workspace model, so it can be evaluated and deployed."""
+        name = (job.tags or {}).get(jobs.TAG_OUTPUT) or f"{job.name}-model"
+        model = Model(name=name, type=AssetTypes.MLFLOW_MODEL, path=f"azureml://jobs/{job.name}/outputs/{FINETUNE_OUTPUT}",
+                      description=f"fine-tuned by fmbot in Azure job {job.name}")
+        created = call(lambda: self.clients.workspace.models.create_or_update(model), what=f"register {name}")
+        return f"{created.name}:{created.version}"
+
+    def cancel(self, external_id: str) -> None:
+        call(lambda: self.clients.workspace.jobs.begin_cancel(external_id).result(), what=f"cancel job {external_id}")
+
+    # ------------------------------------------------------------------ compute and quota
+
+    def compute_options(self, purpose: str) -> list[ComputeOption]:
+        """Workspace clusters first (no quota to check), then serverless sizes with the instances that fit."""
+        clusters = call(lambda: [c for c in self.clients.workspace.compute.list() if c.type == "amlcompute"],
+                        what="list compute clusters")
+        usages, sizes = quota.read_usages(self.clients), quota.read_sizes(self.clients)
+        options = [ComputeOption(name=c.name, label=f"{c.name} (cluster, {c.size})") for c in clusters]
+        for size in sorted(sizes.values(), key=lambda s: (-s.gpus, s.cores)):
+            usage = usages.get(size.family.lower())
+            free = usage.free // size.cores if usage and size.cores else None
+            options.append(ComputeOption(name=size.name, free_instances=free,
+                                         label=f"{size.name} serverless ({size.cores} cores"
+                                               f"{f', {size.gpus} GPU' if size.gpus else ''}; {free if free is not None else '?'} free)"))
+        return options
+
+    def check_quota(self, compute: str, instances: int, *, model: ModelCard | None = None) -> QuotaCheck:
+        if not compute.startswith("Standard_"):
+            return QuotaCheck(ok=True, message=f"{compute} is a cluster: its own size limits apply")
+        candidates = (model.finetune_compute + model.inference_compute + model.evaluation_compute) if model else []
+        return quota.check(quota.read_usages(self.clients), quota.read_sizes(self.clients), compute, instances,
+                           model, candidates)
+
+    # ------------------------------------------------------------------ endpoints
+
+    def deploy(self, spec: DeploySpec) -> EndpointInfo:
+        """Models with an inference allow list get a managed endpoint on its first size; the rest are
+        offered by Azure as serverless APIs only."""
+        card = self.get_model(spec.model)
+        if card.inference_compute:
+            return endpoints.deploy_managed(self.clients, spec, card, card.inference_compute[0])
+        return endpoints.deploy_serverless(self.clients, spec, card)
+
+    def deploy_managed(self, spec: DeploySpec, instance_type: str) -> EndpointInfo:
+        return endpoints.deploy_managed(self.clients, spec, self.get_model(spec.model), instance_type)
+
+    def deploy_serverless(self, spec: DeploySpec, *, content_safety: bool = True) -> EndpointInfo:
+        return endpoints.deploy_serverless(self.clients, spec, self.get_model(spec.model), content_safety=content_safety)
+
+    def list_endpoints(self) -> list[EndpointInfo]:
+        return endpoints.list_endpoints(self.clients)
+
+    def delete_endpoint(self, name: str) -> EndpointInfo:
+        return endpoints.delete_endpoint(self.clients, name)
+
+
+__all__ = ["AzureMLPlatform"]

@@ -1,0 +1,97 @@
+"""Datasets as pipeline inputs: a registered asset as it is, a user's file uploaded as a `uri_file` asset.
+
+A user's file is first read with fmbot's own reader (any of JSONL/JSON/CSV/TSV, columns mapped,
+every row checked) and written back as JSONL keyed by the task's column keys, so the Azure
+component always gets JSON Lines and the column-key inputs are the task keys themselves. A
+registered asset (`azureml:<name>:<version>`) is passed through with the user's column names.
+"""
+
+from __future__ import annotations
+
+import secrets
+from pathlib import Path
+from typing import Any
+
+import orjson
+from azure.ai.ml import Input
+from azure.ai.ml.constants import AssetTypes
+from azure.ai.ml.entities import Data
+
+from platforms.azureml.clients import AzureClients
+from platforms.azureml.errors import call
+from platforms.base import DataRef, PlatformError
+from platforms.datasets import ColumnMapping, load_examples, split_examples
+from platforms.tasks import Task
+
+ASSET_PREFIX = "azureml:"
+
+
+def is_asset(ref: DataRef) -> bool:
+    return ref.path.startswith(ASSET_PREFIX)
+
+
+def columns_for(mapping: ColumnMapping, uploaded: bool) -> dict[str, str]:
+    """The column each task key names in the data Azure reads."""
+    if not uploaded:
+        return dict(mapping.columns)
+    columns = {key: key for key in mapping.columns}
+    if mapping.task == Task.QUESTION_ANSWERING:
+        columns |= {"answers": "answers", "answer_text": "text", "answer_start": "answer_start"}
+    return columns
+
+
+def _rows(examples: list[dict[str, Any]], rename: dict[str, str]) -> list[dict[str, Any]]:
+    return [{rename.get(key, key): value for key, value in e.items()} for e in examples] if rename else examples
+
+
+def prepare_rows(refs: dict[str, DataRef | None], mapping: ColumnMapping, *, split: dict[str, float] | None = None,
+                 seed: int = 42, rename: dict[str, str] | None = None) -> dict[str, list[dict[str, Any]]]:
+    """The rows to upload per input: every local file read and checked, and the inputs without a file
+    split off the first one's rows (seeded, stratified by label), keys renamed by `rename`."""
+    given = {name: ref for name, ref in refs.items() if ref is not None}
+    first_name, first = next(iter(given.items()))
+    parts = {first_name: load_examples(Path(first.path), mapping, first.name)}
+    fractions = {name: (split or {}).get(name, 0.0) for name in refs if name not in given}
+    wanted = [name for name, fraction in fractions.items() if fraction > 0]
+    if wanted:
+        rest, *split_off = split_examples(parts[first_name], [fractions[name] for name in wanted], seed=seed,
+                                          stratify_key="label" if mapping.task == Task.TEXT_CLASSIFICATION else None)
+        parts = {first_name: rest, **dict(zip(wanted, split_off))}
+    for name, ref in given.items():
+        if name != first_name:
+            parts[name] = load_examples(Path(ref.path), mapping, ref.name)
+    return {name: _rows(rows, rename or {}) for name, rows in parts.items()}
+
+
+class DataUploader:
+    """Writes normalized JSONL under `data_dir` and registers it as a workspace data asset."""
+
+    def __init__(self, clients: AzureClients, data_dir: Path):
+        self.clients, self.data_dir = clients, data_dir
+
+    def inputs(self, refs: dict[str, DataRef | None], mapping: ColumnMapping, *,
+               split: dict[str, float] | None = None, seed: int = 42, prefix: str = "fmbot",
+               rename: dict[str, str] | None = None) -> tuple[dict[str, Input], bool]:
+        """Returns the Input per name and whether the data was uploaded (so column keys are task keys,
+        or their `rename`d names). Registered assets are passed through; Azure reads them itself, so
+        they are neither checked nor split here."""
+        given = {name: ref for name, ref in refs.items() if ref is not None}
+        if all(is_asset(ref) for ref in given.values()):
+            return {name: Input(type=AssetTypes.URI_FILE, path=ref.path) for name, ref in given.items()}, False
+        if any(is_asset(ref) for ref in given.values()):
+            raise PlatformError("one job cannot mix uploaded files and registered data assets",
+                                hint="Give every dataset as a file, or every one as azureml:<name>:<version>")
+        tag = secrets.token_hex(4)
+        rows = prepare_rows(refs, mapping, split=split, seed=seed, rename=rename)
+        return {name: self.upload(f"{prefix}-{name.replace('_', '-')}-{tag}", part)
+                for name, part in rows.items()}, True
+
+    def upload(self, asset_name: str, rows: list[dict[str, Any]]) -> Input:
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        path = self.data_dir / f"{asset_name}.jsonl"
+        path.write_bytes(b"".join(orjson.dumps(row) + b"\n" for row in rows))
+        asset = Data(name=asset_name, version="1", type=AssetTypes.URI_FILE, path=str(path),
+                     description="uploaded by fmbot")
+        created = call(lambda: self.clients.workspace.data.create_or_update(asset),
+                       what=f"upload {path.name} as a data asset")
+        return Input(type=AssetTypes.URI_FILE, path=f"{ASSET_PREFIX}{created.name}:{created.version}")

@@ -1,0 +1,265 @@
+"""Local endpoints: a record in Redis per endpoint, served by detached processes (see `serving.py`).
+
+Redis keys (platforms import nothing from workers, so they are built here; `workers/keys.py` lists
+them with every other key fmbot writes):
+
+    fmbot:endpoint:{name}       JSON EndpointRecord of one local endpoint (holds its key)
+    fmbot:endpoints             set of local endpoint names
+
+The record, not the process that deployed it, is the source of truth: a worker that restarts finds
+its endpoints again, and an endpoint whose process is gone (or stops answering) is reported as
+stopped (or unhealthy) until someone deletes it, never silently dropped. The name is claimed with
+SET NX before anything starts, so two deploys of one name cannot both win.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import secrets
+import signal
+import subprocess
+import sys
+import time
+import urllib.request
+from datetime import UTC, datetime
+from pathlib import Path
+from types import ModuleType
+from typing import Any, Literal
+
+from pydantic import BaseModel
+from redis import Redis
+
+from platforms.base import DeploySpec, EndpointInfo, EndpointState, ModelCard, PlatformError
+from platforms.tasks import Task
+
+PREFIX = "fmbot"
+KEY_ENV = "FMBOT_ENDPOINT_KEY"  # how the key reaches the serving processes: never argv, never logged
+PROJECT_ROOT = Path(__file__).resolve().parents[2]
+HEALTH_TIMEOUT_S = 2.0
+STOP_TIMEOUT_S = 15.0
+
+
+def endpoint_key(name: str) -> str:
+    return f"{PREFIX}:endpoint:{name}"
+
+
+def endpoints_key() -> str:
+    return f"{PREFIX}:endpoints"
+
+
+def predictor_module(task: Task) -> ModuleType:
+    """The local task module that predicts for `task`; chat-completion is served by text-generation."""
+    from platforms.local import TASK_MODULES
+
+    module = TASK_MODULES.get(task)
+    if module is None and task == Task.CHAT_COMPLETION:
+        module = TASK_MODULES.get(Task.TEXT_GENERATION)
+    if module is None or not hasattr(module, "load_predictor"):
+        served = ", ".join(t for t, m in TASK_MODULES.items() if hasattr(m, "load_predictor"))
+        raise PlatformError(f"the local platform cannot run {task} models yet", hint=f"It runs: {served}")
+    return module
+
+
+def input_limit(model_dir: Path, wanted: int = 256) -> int:
+    """`wanted`, capped at the tokenizer's own `model_max_length`: truncating to more positions than a
+    model has (128 for small test models) would crash it on long inputs instead of cutting them."""
+    try:
+        limit = json.loads((Path(model_dir) / "tokenizer_config.json").read_text()).get("model_max_length")
+    except (FileNotFoundError, json.JSONDecodeError):
+        return wanted
+    return min(wanted, int(limit)) if isinstance(limit, (int, float)) and 0 < limit < 1_000_000 else wanted
+
+
+class EndpointRecord(BaseModel):
+    name: str
+    model: str
+    task: Task
+    instances: int
+    key: str
+    owner: str | None = None
+    phase: Literal["creating", "running"] = "creating"
+    port: int | None = None
+    pid: int | None = None
+    log_file: str
+    state_file: str
+    created_at: datetime
+
+
+def _alive(pid: int | None) -> bool:
+    """Whether `pid` is still one of our serving processes (reaping it first if it is our own child)."""
+    if not pid:
+        return False
+    try:
+        if os.waitpid(pid, os.WNOHANG)[0]:
+            return False
+    except ChildProcessError:
+        pass
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    cmdline = Path(f"/proc/{pid}/cmdline")
+    try:
+        return b"platforms.local.serving" in cmdline.read_bytes()
+    except FileNotFoundError:
+        return not Path("/proc").is_dir()
+
+
+def _healthy(port: int) -> bool:
+    try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/health", timeout=HEALTH_TIMEOUT_S) as response:
+            return response.status == 200
+    except OSError:
+        return False
+
+
+def _served_state(record: EndpointRecord) -> dict[str, Any]:
+    """What the supervisor wrote once serving: its port and the serving processes' pids."""
+    try:
+        return json.loads(Path(record.state_file).read_text())
+    except (FileNotFoundError, json.JSONDecodeError):
+        return {}
+
+
+def _tail(path: Path, lines: int = 5) -> str:
+    try:
+        return " | ".join(path.read_text(errors="replace").strip().splitlines()[-lines:])
+    except FileNotFoundError:
+        return "no log"
+
+
+def _signal(pids: list[int | None], sig: signal.Signals) -> None:
+    """Send `sig` to those of `pids` still alive and wait (up to STOP_TIMEOUT_S) for them to go."""
+    members = [pid for pid in pids if pid and _alive(pid)]
+    for pid in members:
+        try:
+            os.kill(pid, sig)
+        except ProcessLookupError:
+            pass
+    deadline = time.monotonic() + STOP_TIMEOUT_S
+    while time.monotonic() < deadline and any(_alive(pid) for pid in members):
+        time.sleep(0.05)
+
+
+class LocalEndpoints:
+    def __init__(self, redis: Redis, run_dir: Path, *, start_timeout: float = 600.0):
+        self.redis, self.run_dir, self.start_timeout = redis, Path(run_dir), start_timeout
+
+    def _save(self, record: EndpointRecord, *, claim: bool = False) -> bool:
+        saved = self.redis.set(endpoint_key(record.name), record.model_dump_json(), nx=claim)
+        self.redis.sadd(endpoints_key(), record.name)
+        return bool(saved)
+
+    def _record(self, name: str) -> EndpointRecord:
+        raw = self.redis.get(endpoint_key(name))
+        if raw is None:
+            names = sorted(n.decode() for n in self.redis.smembers(endpoints_key()))
+            raise PlatformError(f'there is no endpoint "{name}"',
+                                hint=f"Endpoints: {', '.join(names)}" if names else "No endpoints are deployed")
+        return EndpointRecord.model_validate_json(raw)
+
+    def deploy(self, spec: DeploySpec, card: ModelCard, task: Task, model_dir: Path) -> EndpointInfo:
+        predictor_module(task)
+        token = secrets.token_hex(4)
+        self.run_dir.mkdir(parents=True, exist_ok=True)
+        record = EndpointRecord(
+            name=spec.endpoint, model=card.ref, task=task, instances=spec.instances, key=secrets.token_urlsafe(32),
+            owner=spec.owner, log_file=str(self.run_dir / f"{spec.endpoint}-{token}.log"),
+            state_file=str(self.run_dir / f"{spec.endpoint}-{token}.json"), created_at=datetime.now(UTC),
+        )
+        if not self._save(record, claim=True):
+            raise PlatformError(f'an endpoint named "{spec.endpoint}" already exists',
+                                hint=f"Pick another name, or remove it with `fmbot delete-endpoint {spec.endpoint}`")
+        command = [
+            sys.executable, "-m", "platforms.local.serving", "--model-dir", str(model_dir), "--model", card.ref,
+            "--task", task, "--instances", str(spec.instances), "--max-batch-size", str(spec.max_batch_size),
+            "--max-wait-ms", str(spec.max_wait_ms), "--state-file", record.state_file,
+            "--start-timeout", str(self.start_timeout),
+        ]
+        path = os.pathsep.join(filter(None, [str(PROJECT_ROOT), os.environ.get("PYTHONPATH")]))
+        env = {**os.environ, KEY_ENV: record.key, "PYTHONPATH": path}
+        with open(record.log_file, "ab") as log:
+            process = subprocess.Popen(command, env=env, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
+                                       start_new_session=True)
+        record.pid = process.pid
+        self._save(record)
+        state_file = Path(record.state_file)
+        deadline = time.monotonic() + self.start_timeout
+        while not state_file.exists():
+            if process.poll() is not None or time.monotonic() > deadline:
+                self._stop(record)
+                self._forget(record)
+                raise PlatformError(f'endpoint "{spec.endpoint}" did not start: {_tail(Path(record.log_file))}',
+                                    hint=f"The full log is {record.log_file}")
+            time.sleep(0.1)
+        record.port = json.loads(state_file.read_text())["port"]
+        record.phase = "running"
+        self._save(record)
+        return self._info(record)
+
+    def _pids(self, record: EndpointRecord) -> list[int]:
+        return list(_served_state(record).get("pids", []))
+
+    def _info(self, record: EndpointRecord) -> EndpointInfo:
+        alive = _alive(record.pid)
+        if record.phase == "creating" and alive and _served_state(record).get("port"):
+            # The deploy that started it died before recording readiness (a worker restart): adopt it.
+            record = record.model_copy(update={"phase": "running", "port": _served_state(record)["port"]})
+            self._save(record)
+        message = None
+        if record.phase == "creating":
+            state = EndpointState.CREATING if alive else EndpointState.STOPPED
+            if not alive:
+                message = "the deploy stopped before the endpoint was ready; delete it and deploy again"
+        elif not alive:
+            state = EndpointState.STOPPED
+            message = f"its serving process (pid {record.pid}) is gone; delete it and deploy again"
+        elif _healthy(record.port):
+            state = EndpointState.HEALTHY
+        else:
+            state = EndpointState.UNHEALTHY
+            message = f"pid {record.pid} runs but /health does not answer; see {record.log_file}"
+        return EndpointInfo(
+            name=record.name, model=record.model, task=record.task,
+            url=f"http://127.0.0.1:{record.port}/score" if record.port else None, key=record.key, state=state,
+            instances=record.instances, pid=record.pid, pids=self._pids(record) if alive else [], owner=record.owner,
+            created_at=record.created_at, message=message,
+        )
+
+    def get(self, name: str) -> EndpointInfo:
+        return self._info(self._record(name))
+
+    def list(self) -> list[EndpointInfo]:
+        infos = []
+        for raw_name in sorted(self.redis.smembers(endpoints_key())):
+            name = raw_name.decode()
+            raw = self.redis.get(endpoint_key(name))
+            if raw is None:
+                self.redis.srem(endpoints_key(), name)
+                continue
+            infos.append(self._info(EndpointRecord.model_validate_json(raw)))
+        return infos
+
+    def _stop(self, record: EndpointRecord) -> None:
+        """SIGTERM the supervisor (it stops its serving processes), then signal whatever is left.
+
+        Pids are signalled one by one after `_alive` checked each is still ours, so a pid reused by
+        an unrelated process after a crash is never hit."""
+        _signal([record.pid], signal.SIGTERM)
+        for sig in (signal.SIGTERM, signal.SIGKILL):
+            _signal([record.pid, *self._pids(record)], sig)
+
+    def _forget(self, record: EndpointRecord) -> None:
+        self.redis.delete(endpoint_key(record.name))
+        self.redis.srem(endpoints_key(), record.name)
+        Path(record.state_file).unlink(missing_ok=True)
+
+    def delete(self, name: str) -> EndpointInfo:
+        record = self._record(name)
+        self._stop(record)
+        self._forget(record)
+        info = self._info(record)
+        return info.model_copy(update={"state": EndpointState.STOPPED, "message": None, "pids": []})

@@ -1,0 +1,346 @@
+"""The local endpoint server: `python -m platforms.local.serving --model-dir DIR --task TASK ...`.
+
+Process shape (pre-fork, as gunicorn does it): a small supervisor binds 127.0.0.1 once (port 0
+picks a free port), then starts `--instances` serving processes that inherit that one listening
+socket and each `accept()` from it; the kernel hands each connection to one of them. One shared
+socket rather than SO_REUSEPORT means a serving process that dies or restarts never takes queued
+connections down with it, and no front proxy adds a hop or a process to every request. Each serving
+process loads the model once and runs one micro-batching thread: requests that arrive within
+`--max-wait-ms` of each other (up to `--max-batch-size` rows) go to the predictor as one call,
+which is what makes concurrent load cheap on CPU and GPU alike.
+
+The supervisor starts in its own session (the platform detaches it), so it outlives the worker or
+CLI that deployed it; it restarts a serving process that dies, and the serving processes exit when
+the supervisor goes. Readiness is written to `--state-file` (port and pids) once every serving
+process has loaded the model. The key comes in the `FMBOT_ENDPOINT_KEY` environment variable, never
+on the command line, and is never logged.
+
+HTTP: `POST /score` (Azure ML request shapes, see `platforms.inputs`; `Authorization: Bearer KEY`),
+`GET /health` (no key, like a liveness probe), `GET /stats` (key; predictor calls and batch sizes).
+"""
+
+from __future__ import annotations
+
+import argparse
+import hmac
+import json
+import logging
+import os
+import queue
+import select
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+from collections import Counter
+from collections.abc import Callable
+from concurrent.futures import Future
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+
+from platforms.base import PlatformError
+from platforms.inputs import InputError, parse_request
+from platforms.local.endpoints import KEY_ENV, input_limit, predictor_module
+from platforms.tasks import Task
+
+log = logging.getLogger("fmbot.endpoint")
+MAX_BODY_BYTES = 10 * 1024 * 1024
+REQUEST_TIMEOUT_S = 120.0
+Predictor = Callable[[list[dict[str, Any]]], list[dict[str, Any]]]
+
+
+class MicroBatcher:
+    """Collects concurrent requests into one predictor call.
+
+    The thread takes the first waiting request, then keeps taking more until `max_wait` has passed
+    since that first one or `max_rows` rows are gathered; requests queued while the predictor runs
+    are taken at once on the next round. Rows with different key sets (single texts and pairs) are
+    predicted in separate calls, since a predictor pads one shape per call.
+    """
+
+    def __init__(self, predict: Predictor, *, max_rows: int = 32, max_wait: float = 0.005):
+        self.predict, self.max_rows, self.max_wait = predict, max_rows, max_wait
+        self.pending: queue.Queue[tuple[list[dict[str, Any]], Future]] = queue.Queue()
+        self.lock = threading.Lock()
+        self.calls = 0
+        self.requests_per_call: Counter[int] = Counter()
+        self.rows_per_call: Counter[int] = Counter()
+        threading.Thread(target=self._run, name="micro-batcher", daemon=True).start()
+
+    def submit(self, rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        future: Future = Future()
+        self.pending.put((rows, future))
+        return future.result(timeout=REQUEST_TIMEOUT_S)
+
+    def stats(self) -> dict[str, Any]:
+        with self.lock:
+            return {
+                "predictor_calls": self.calls,
+                "requests_per_call": {str(k): v for k, v in sorted(self.requests_per_call.items())},
+                "rows_per_call": {str(k): v for k, v in sorted(self.rows_per_call.items())},
+            }
+
+    def _gather(self) -> list[tuple[list[dict[str, Any]], Future]]:
+        batch = [self.pending.get()]
+        rows = len(batch[0][0])
+        deadline = time.monotonic() + self.max_wait
+        while rows < self.max_rows:
+            try:
+                item = self.pending.get_nowait()
+            except queue.Empty:
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    break
+                try:
+                    item = self.pending.get(timeout=remaining)
+                except queue.Empty:
+                    break
+            batch.append(item)
+            rows += len(item[0])
+        return batch
+
+    def _predict(self, batch: list[tuple[list[dict[str, Any]], Future]], members: list[tuple[int, int]],
+                 results: list[list[Any]], failed: dict[int, BaseException]) -> int:
+        """Predict rows `members` ((request, row) pairs) in one call; returns the calls made.
+
+        When a call over several requests fails, each request is retried alone, so one bad input
+        (a fill-mask text without [MASK]) fails only its own request, not its batch-mates."""
+        try:
+            outputs = self.predict([batch[i][0][o] for i, o in members])
+        except Exception as exc:
+            requests = sorted({i for i, _ in members})
+            if len(requests) == 1:
+                log.exception("predictor failed on one request")
+                failed[requests[0]] = exc
+                return 1
+            return 1 + sum(self._predict(batch, [m for m in members if m[0] == i], results, failed) for i in requests)
+        for (i, o), output in zip(members, outputs, strict=True):
+            results[i][o] = output
+        return 1
+
+    def _run(self) -> None:
+        while True:
+            batch = self._gather()
+            groups: dict[frozenset[str], list[tuple[int, int]]] = {}
+            for index, (rows, _) in enumerate(batch):
+                for offset, row in enumerate(rows):
+                    groups.setdefault(frozenset(row), []).append((index, offset))
+            results: list[list[Any]] = [[None] * len(rows) for rows, _ in batch]
+            failed: dict[int, BaseException] = {}
+            calls = sum(self._predict(batch, members, results, failed) for members in groups.values())
+            with self.lock:
+                self.calls += calls
+                self.requests_per_call[len(batch)] += 1
+                self.rows_per_call[sum(len(rows) for rows, _ in batch)] += 1
+            for index, (_, future) in enumerate(batch):
+                if index in failed:
+                    future.set_exception(failed[index])
+                else:
+                    future.set_result(results[index])
+
+
+class EndpointApp:
+    """`parameter_keys`: request `parameters` the task module reads from each row (its
+    GENERATION_KEYS, e.g. max_new_tokens); other parameters are accepted and ignored."""
+
+    def __init__(self, *, key: str, task: Task, model: str, batcher: MicroBatcher, parameter_keys: tuple[str, ...] = ()):
+        self.key, self.task, self.model, self.batcher = key, task, model, batcher
+        self.parameter_keys = parameter_keys
+
+    def authorized(self, header: str | None) -> bool:
+        scheme, _, token = (header or "").partition(" ")
+        return scheme.lower() == "bearer" and hmac.compare_digest(token.strip().encode(), self.key.encode())
+
+
+def _handler(app: EndpointApp) -> type[BaseHTTPRequestHandler]:
+    class Handler(BaseHTTPRequestHandler):
+        protocol_version = "HTTP/1.1"
+        server_version = "fmbot-endpoint"
+
+        def log_message(self, format: str, *args: Any) -> None:
+            log.debug("%s " + format, self.address_string(), *args)
+
+        def _send(self, status: int, body: Any, headers: dict[str, str] | None = None) -> None:
+            data = json.dumps(body).encode()
+            self.send_response(status)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(data)))
+            for name, value in (headers or {}).items():
+                self.send_header(name, value)
+            self.end_headers()
+            self.wfile.write(data)
+
+        def _check_key(self) -> bool:
+            if app.authorized(self.headers.get("Authorization")):
+                return True
+            self._send(401, {"error": "missing or wrong key: send `Authorization: Bearer <endpoint key>`"},
+                       {"WWW-Authenticate": "Bearer"})
+            return False
+
+        def do_GET(self) -> None:
+            if self.path == "/health":
+                self._send(200, {"status": "healthy", "pid": os.getpid(), "task": app.task, "model": app.model})
+            elif self.path == "/stats":
+                if self._check_key():
+                    self._send(200, {"pid": os.getpid(), **app.batcher.stats()})
+            else:
+                self._send(404, {"error": f"no route {self.path}: use POST /score or GET /health"})
+
+        def do_POST(self) -> None:
+            if self.path.split("?")[0] != "/score":
+                self._send(404, {"error": f"no route {self.path}: use POST /score"})
+                return
+            length = int(self.headers.get("Content-Length") or 0)
+            if length > MAX_BODY_BYTES:
+                self._send(413, {"error": f"the request is {length} bytes; send at most {MAX_BODY_BYTES}"})
+                self.close_connection = True
+                return
+            body = self.rfile.read(length)
+            if not self._check_key():
+                return
+            try:
+                rows, parameters = parse_request(json.loads(body or b"null"), app.task)
+            except json.JSONDecodeError as exc:
+                self._send(400, {"error": f"the body is not JSON: {exc.msg} at line {exc.lineno} column {exc.colno}"})
+                return
+            except InputError as exc:
+                self._send(400, {"error": str(exc)})
+                return
+            settings = {k: parameters[k] for k in app.parameter_keys if k in parameters}
+            try:
+                self._send(200, app.batcher.submit([{**row, **settings} for row in rows]))
+            except PlatformError as exc:
+                self._send(400, {"error": str(exc)})
+            except Exception as exc:
+                log.exception("scoring failed")
+                self._send(500, {"error": f"the model failed on this input ({type(exc).__name__})"})
+
+    return Handler
+
+
+def _serve(args: argparse.Namespace) -> int:
+    """One serving process: load the model, say ready on `--ready-fd`, answer until the supervisor goes."""
+    import torch
+
+    torch.set_num_threads(max(1, (os.cpu_count() or 1) // args.instances))
+    task = Task(args.task)
+    module = predictor_module(task)
+    predict = module.load_predictor(Path(args.model_dir), max_length=input_limit(Path(args.model_dir), args.max_length))
+    batcher = MicroBatcher(predict, max_rows=args.max_batch_size, max_wait=args.max_wait_ms / 1000)
+    app = EndpointApp(key=os.environ[KEY_ENV], task=task, model=args.model, batcher=batcher,
+                      parameter_keys=tuple(getattr(module, "GENERATION_KEYS", ())))
+    server = ThreadingHTTPServer(("127.0.0.1", 0), _handler(app), bind_and_activate=False)
+    server.socket.close()
+    server.socket = socket.socket(fileno=args.listen_fd)
+    server.server_address = server.socket.getsockname()
+    server.daemon_threads = True
+    supervisor = os.getppid()
+
+    def watch_supervisor() -> None:
+        while os.getppid() == supervisor:
+            time.sleep(0.5)
+        log.info("supervisor %d is gone; stopping", supervisor)
+        os._exit(0)
+
+    threading.Thread(target=watch_supervisor, daemon=True).start()
+    os.write(args.ready_fd, b"ready\n")
+    os.close(args.ready_fd)
+    log.info("serving %s (%s) on port %d, pid %d", args.model, task, server.server_address[1], os.getpid())
+    server.serve_forever(poll_interval=0.5)
+    return 0
+
+
+def _write_state(path: Path, state: dict[str, Any]) -> None:
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(json.dumps(state))
+    tmp.replace(path)
+
+
+def _supervise(args: argparse.Namespace) -> int:
+    listener = socket.create_server(("127.0.0.1", args.port), backlog=256)
+    port = listener.getsockname()[1]
+    stopping = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stopping.set())
+    signal.signal(signal.SIGINT, lambda *_: stopping.set())
+
+    def start_one() -> tuple[subprocess.Popen, int]:
+        read_end, write_end = os.pipe()
+        command = [sys.executable, "-m", "platforms.local.serving", *args.passthrough,
+                   "--listen-fd", str(listener.fileno()), "--ready-fd", str(write_end)]
+        process = subprocess.Popen(command, pass_fds=(listener.fileno(), write_end))
+        os.close(write_end)
+        return process, read_end
+
+    processes: list[subprocess.Popen] = []
+    waiting: dict[int, subprocess.Popen] = {}  # ready pipe -> serving process still loading the model
+    for _ in range(args.instances):
+        process, fd = start_one()
+        processes.append(process)
+        waiting[fd] = process
+    ready = False
+    deadline = time.monotonic() + args.start_timeout
+    while not stopping.is_set():
+        readable, _, _ = select.select(list(waiting), [], [], 0.5)
+        started = True
+        for fd in readable:
+            started = os.read(fd, 16).startswith(b"ready") and started  # end of file: it exited while loading
+            os.close(fd)
+            del waiting[fd]
+        if not ready:
+            if not started or time.monotonic() > deadline or any(p.poll() is not None for p in processes):
+                log.error("a serving process did not start; see the log above")
+                break
+            if not waiting:
+                ready = True
+                _write_state(args.state_file, {"port": port, "pid": os.getpid(), "pids": [p.pid for p in processes]})
+                log.info("endpoint ready on 127.0.0.1:%d with %d serving processes", port, len(processes))
+            continue
+        for index, process in enumerate(processes):
+            if process.poll() is not None:
+                log.warning("serving process %d exited with %s; starting another", process.pid, process.returncode)
+                processes[index], fd = start_one()
+                waiting[fd] = processes[index]
+                _write_state(args.state_file, {"port": port, "pid": os.getpid(), "pids": [p.pid for p in processes]})
+    for process in processes:
+        if process.poll() is None:
+            process.terminate()
+    for process in processes:
+        try:
+            process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            process.kill()
+    return 0 if ready else 1
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m platforms.local.serving")
+    parser.add_argument("--model-dir", required=True)
+    parser.add_argument("--model", required=True, help="catalog ref, for /health")
+    parser.add_argument("--task", required=True)
+    parser.add_argument("--instances", type=int, default=1)
+    parser.add_argument("--max-batch-size", type=int, default=32)
+    parser.add_argument("--max-wait-ms", type=float, default=5.0)
+    parser.add_argument("--max-length", type=int, default=256)
+    parser.add_argument("--port", type=int, default=0)
+    parser.add_argument("--state-file", type=Path)
+    parser.add_argument("--start-timeout", type=float, default=600.0)
+    parser.add_argument("--listen-fd", type=int, help=argparse.SUPPRESS)
+    parser.add_argument("--ready-fd", type=int, help=argparse.SUPPRESS)
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=os.environ.get("FMBOT_LOG_LEVEL", "INFO").upper(), stream=sys.stderr,
+                        format=f"%(asctime)s %(levelname)s endpoint[{os.getpid()}]: %(message)s")
+    if args.listen_fd is not None:
+        return _serve(args)
+    args.passthrough = [
+        "--model-dir", args.model_dir, "--model", args.model, "--task", args.task,
+        "--instances", str(args.instances), "--max-batch-size", str(args.max_batch_size),
+        "--max-wait-ms", str(args.max_wait_ms), "--max-length", str(args.max_length),
+    ]
+    return _supervise(args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

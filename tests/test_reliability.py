@@ -1,0 +1,212 @@
+"""Nothing lost, nothing doubled: idempotent deliveries, JSON payloads, ledger before notify, the
+outbox, and the start-up warning about Redis without persistence. Real Redis, real HTTP."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import time
+import urllib.parse
+import zlib
+from pathlib import Path
+
+from redis import Redis
+
+from bot.runtime import build_runtime
+from bot.settings import Settings
+from platforms.base import JobState
+from tests.conftest import DATA, ROOT, settings_env, wait_until
+from tests.slack_standin import SlackSender, SlackStandIn
+from tests.test_e2e_slack import bot, compute_values, tiny_model, walk_to_compute_step  # noqa: F401 (fixtures)
+from workers import jobs, keys, outbox, runtime
+from workers.idempotency import claim
+from workers.ledger import JobRecord, Ledger, ReplyTarget, new_job_id
+from workers.notifier import JobEvent
+from workers.queues import job_queue
+from workers.runtime import Runtime
+from handlers.jobs import submit
+
+
+def test_claim_is_once_per_key_until_it_expires(redis: Redis):
+    assert claim(redis, "k1", ttl=1) is True
+    assert claim(redis, "k1", ttl=1) is False
+    assert claim(redis, "k2", ttl=1) is True
+    time.sleep(1.1)
+    assert claim(redis, "k1", ttl=1) is True
+
+
+def test_retried_command_opens_one_form(bot, slack: SlackStandIn, tiny_model):
+    sender = SlackSender(bot.url)
+    body = urllib.parse.urlencode({
+        "token": "legacy", "team_id": "T0001", "channel_id": "C0CHAN", "user_id": "U0USER", "command": "/fm",
+        "text": "finetune", "api_app_id": "A0001", "response_url": sender.response_url, "trigger_id": "trig.42",
+    })
+    assert sender.post(body).status_code == 200
+    retried = sender.post(body, headers={"X-Slack-Retry-Num": "1", "X-Slack-Retry-Reason": "http_timeout"})
+    assert retried.status_code == 200
+    slack.wait_for(lambda: slack.of("views.open"), timeout=10)
+    time.sleep(0.5)
+    assert len(slack.of("views.open")) == 1
+
+
+def test_same_submission_twice_starts_one_job(bot, slack: SlackStandIn, slack_settings, tiny_model):
+    sender = SlackSender(bot.url)
+    upload = slack.add_file("sst2.jsonl", (DATA / "sst2_small_validation.jsonl").read_bytes())
+    compute_view = walk_to_compute_step(sender, slack, tiny_model, upload)
+    first = sender.view_submission(compute_view, compute_values())
+    second = sender.view_submission(compute_view, compute_values())
+    assert first.status_code == second.status_code == 200
+    slack.wait_for(lambda: [c for c in slack.of("chat.postMessage") if "thread_ts" not in c.params], 10)
+    time.sleep(1.0)
+    records = Ledger(bot.runtime.redis).recent()
+    assert len(records) == 1
+    assert job_queue(bot.runtime.redis).count == 1
+    assert len([c for c in slack.of("chat.postMessage") if "thread_ts" not in c.params]) == 1
+
+
+class LedgerWitness:
+    """A notifier that writes down what the ledger said at the moment each post was made."""
+
+    def __init__(self, ledger: Ledger):
+        self.ledger, self.seen = ledger, []
+
+    def job_changed(self, record: JobRecord, event: JobEvent, *, skip: int = 0) -> JobRecord:
+        stored = self.ledger.get(record.id)
+        self.seen.append((event, stored.state))
+        return stored
+
+
+def witness_runtime(settings: Settings) -> tuple[Runtime, LedgerWitness]:
+    rt = build_runtime(settings, slack=False)
+    witness = LedgerWitness(rt.ledger)
+    rt.notifier = witness
+    return rt, witness
+
+
+def a_record(model: str = "no-such-model:1") -> JobRecord:
+    return JobRecord(id=new_job_id("evaluate"), kind="evaluate", model=model, task="text-classification",
+                     spec={"model": model, "task": "text-classification", "mapping": {},
+                           "test": {"path": "/nowhere.jsonl", "name": "t.jsonl"}},
+                     requester="U1", reply_to=ReplyTarget(channel="C1"))
+
+
+def test_payload_in_redis_is_json_not_pickle(settings: Settings, redis: Redis):
+    rt, _ = witness_runtime(settings)
+    record = submit(rt, a_record())
+    data = zlib.decompress(redis.hget(f"rq:job:{record.id}", "data"))  # RQ stores it compressed
+    assert not data.startswith(b"\x80"), "a pickle starts with the protocol byte 0x80"
+    func, _, args, kwargs = json.loads(data)
+    assert func == "workers.jobs.run_job" and args == [record.id]
+
+
+def test_ledger_is_written_before_each_post(settings: Settings):
+    rt, witness = witness_runtime(settings)
+    runtime.install(rt)
+    record = submit(rt, a_record())
+    jobs.run_job(record.id)
+    assert witness.seen == [(JobEvent.QUEUED, JobState.QUEUED), (JobEvent.STARTED, JobState.RUNNING),
+                            (JobEvent.FAILED, JobState.FAILED)]
+    assert "no-such-model" in rt.ledger.get(record.id).error
+
+
+def test_failure_callback_announces_retry_not_failure_while_retries_remain(settings: Settings):
+    rt, witness = witness_runtime(settings)
+    runtime.install(rt)
+    record = submit(rt, a_record())
+
+    class Attempt:
+        id, retries_left = record.id, 1
+
+    jobs.on_job_failure(Attempt, rt.redis)
+    assert witness.seen[-1] == (JobEvent.RETRYING, JobState.QUEUED)
+    Attempt.retries_left = 0
+    jobs.on_job_failure(Attempt, rt.redis)
+    assert witness.seen[-1] == (JobEvent.FAILED, JobState.FAILED)
+
+
+def slack_runtime(slack_settings: Settings) -> Runtime:
+    rt = build_runtime(slack_settings, slack=True)
+    runtime.install(rt)
+    return rt
+
+
+def thread_texts(slack: SlackStandIn) -> list[str]:
+    return [c.params["text"] for c in slack.of("chat.postMessage") if c.params.get("thread_ts")]
+
+
+def test_outbox_keeps_posts_through_an_outage_and_delivers_in_order_once(slack_settings: Settings,
+                                                                         slack: SlackStandIn):
+    rt = slack_runtime(slack_settings)
+    record = rt.ledger.create(a_record())
+    slack.fail_next(*[503] * 12)  # each notify tries the head once: 1 call + slack_sdk's 3 retries
+    rt.notify(record, JobEvent.QUEUED)
+    assert [e.event for e in outbox.pending(rt.redis, record.id)] == [JobEvent.QUEUED]
+    record, _ = rt.ledger.transition(record.id, JobState.RUNNING)
+    rt.notify(record, JobEvent.STARTED)
+    record, _ = rt.ledger.transition(record.id, JobState.FAILED, error="boom")
+    rt.notify(record, JobEvent.FAILED)
+    assert [e.event for e in outbox.pending(rt.redis, record.id)] == [JobEvent.QUEUED, JobEvent.STARTED,
+                                                                     JobEvent.FAILED]
+    assert not slack.of("chat.postMessage")
+    scheduled = rt.redis.zcard(f"rq:scheduled:{outbox.outbox_queue(rt.redis).name}")
+    assert scheduled >= 1, "a later delivery is scheduled"
+
+    assert outbox.deliver_pending(record.id) is True
+    assert outbox.pending(rt.redis, record.id) == []
+    status_posts = [c for c in slack.of("chat.postMessage") if not c.params.get("thread_ts")]
+    assert len(status_posts) == 1
+    replies = thread_texts(slack)
+    assert len(replies) == len(set(replies)) and any("boom" in r for r in replies)
+    stored = rt.ledger.get(record.id)
+    assert stored.reply_to.thread_ts == slack.of("chat.update")[-1].params["ts"]
+
+
+def test_outbox_resumes_a_half_delivered_notice_without_reposting(slack_settings: Settings, slack: SlackStandIn):
+    rt = slack_runtime(slack_settings)
+    record = rt.ledger.create(a_record())
+    record, _ = rt.ledger.transition(record.id, JobState.FAILED, error="bad data")
+    slack.fail_next_of("views.publish", 429, 429, 429, 429)  # status and reply posted, App Home refused
+    rt.notify(record, JobEvent.FAILED)
+    pending = outbox.pending(rt.redis, record.id)
+    assert len(pending) == 1 and pending[0].done == 2
+    assert outbox.deliver_pending(record.id) is True
+    assert len(slack.of("views.publish")) == 1
+    assert len([c for c in slack.of("chat.postMessage") if not c.params.get("thread_ts")]) == 1
+    assert len([t for t in thread_texts(slack) if "bad data" in t]) == 1
+
+
+def test_a_notice_slack_refuses_for_good_is_dropped_not_retried_forever(slack_settings: Settings,
+                                                                         slack: SlackStandIn):
+    rt = slack_runtime(slack_settings)
+    record = a_record()
+    record.reply_to = ReplyTarget(channel="C1")
+    rt.ledger.create(record)
+    bad = rt.notifier.client.token
+    rt.notifier.client.token = "xoxb-revoked"
+    rt.notify(record, JobEvent.QUEUED)
+    rt.notifier.client.token = bad
+    assert outbox.pending(rt.redis, record.id) == []
+
+
+def test_start_up_warns_when_redis_has_no_persistence(settings: Settings):
+    env = settings_env(settings)
+    done = subprocess.run([sys.executable, "-m", "bot.cli", "worker", "--burst"], env=env, cwd=ROOT,
+                          capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    assert "will not survive a Redis restart" in done.stderr + done.stdout
+
+
+def test_no_warning_with_append_only_file(tmp_path: Path, settings: Settings):
+    from bot.redis_server import RedisServer
+
+    server = RedisServer(tmp_path, appendonly=True)
+    server.start()
+    try:
+        env = settings_env(settings.replace(redis_url=server.url))
+        done = subprocess.run([sys.executable, "-m", "bot.cli", "worker", "--burst"], env=env, cwd=ROOT,
+                              capture_output=True, text=True, timeout=60)
+        assert done.returncode == 0, done.stderr
+        assert "will not survive" not in done.stderr + done.stdout
+    finally:
+        server.stop()
