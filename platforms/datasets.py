@@ -78,7 +78,10 @@ def sniff_format(path: Path, name: str | None = None) -> Format:
             return "json"
         if head[:1] == b"{":
             handle.seek(0)
-            first = handle.readline(MAX_RECORD_BYTES).strip().lstrip(b"\xef\xbb\xbf")
+            first = handle.readline(MAX_RECORD_BYTES)
+            if len(first) == MAX_RECORD_BYTES and not first.endswith(b"\n"):
+                return "jsonl"  # one over-long line: the line reader names it, not a whole-file parse
+            first = first.strip().lstrip(b"\xef\xbb\xbf")
             try:
                 orjson.loads(first)
                 return "jsonl"

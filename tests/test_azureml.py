@@ -586,13 +586,17 @@ def test_cli_commands_run_on_azureml_with_default_credential(azure: AzureStandIn
     queued = cli("finetune", BERT, "--task", "text-classification", "--train", "azureml:sst2-train:1",
                  "--map", "sentence1=text,label=sentiment", "--epochs", "1")
     assert queued["state"] == "queued"
+    evaluation = cli("evaluate", BERT, "--task", "text-classification", "--test", "azureml:sst2-test:2",
+                     "--map", "sentence1=text,label=sentiment")
 
     rt = build_runtime(Settings())
     runtime.install(rt)
     try:
         SimpleWorker([rt.queue], connection=rt.redis, serializer=rt.queue.serializer).work(burst=True)
         external_id = cli("status", queued["id"])["external_id"]
-        assert external_id and len(azure.calls("PUT", "/jobs/")) == 1
+        assert external_id and len(azure.calls("PUT", "/jobs/")) == 2, "one fine-tune and one evaluation"
+        evaluation_node = node_of(azure.job_body(cli("status", evaluation["id"])["external_id"]))
+        assert evaluation_node["componentId"].endswith("/components/model_evaluation_pipeline/versions/0.0.33")
         assert literal(node_of(azure.job_body(external_id)), "num_train_epochs") == "1"
 
         azure.set_job(external_id, "Completed")

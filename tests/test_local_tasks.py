@@ -2,7 +2,8 @@
 
 Each row fine-tunes a tiny model (built here from a config, tokenizer trained on the data) on a real
 public sample dataset with `fmbot finetune --wait --json`, then scores the fine-tuned model with
-`fmbot evaluate --wait --json`, through Redis and a real `fmbot worker` process.
+`fmbot evaluate --wait --json`, through Redis and a real `fmbot worker` process. The other tests
+check each task's predictor (what try and deploy call), LoRA merging, and that the samples load as-is.
 """
 
 from __future__ import annotations
@@ -82,6 +83,13 @@ ROWS = [
     Row(Task.TEXT_GENERATION, add_tiny_gpt2, "sft_chat.jsonl", "messages=messages",
         ("--validation-split", "0", "--test-split", "0.2"), "sft_chat.jsonl"),
 ]
+TASK_KEYS = {
+    Task.TOKEN_CLASSIFICATION: ("tokens", "tags"),
+    Task.QUESTION_ANSWERING: ("question", "context", "answers"),
+    Task.SUMMARIZATION: ("document", "summary"),
+    Task.TRANSLATION: ("source", "target"),
+    Task.TEXT_GENERATION: ("messages",),
+}
 
 
 @pytest.fixture(autouse=True)
@@ -89,6 +97,17 @@ def one_torch_thread(monkeypatch: pytest.MonkeyPatch) -> None:
     """Child processes (CLI, worker) run torch on one thread: tiny models gain nothing from more, and on
     a busy machine OpenMP threads spinning for a core make generation ten times slower."""
     monkeypatch.setenv("OMP_NUM_THREADS", "1")
+
+
+@pytest.mark.parametrize(("row", "name", "rows"), [
+    (ROWS[0], "conll_sample.json", 10), (ROWS[1], "squad_sample.json", 14), (ROWS[2], "xsum_sample.json", 10),
+    (ROWS[3], "wmt_en_ro_train.json", 11), (ROWS[3], "wmt_en_ro_test.json", 20), (ROWS[4], "sft_chat.jsonl", 32),
+], ids=lambda value: value if isinstance(value, str) else None)
+def test_public_samples_load_as_they_are(row: Row, name: str, rows: int):
+    """JSON Lines named .json, CRLF endings, flat SQuAD and nested `translation.en` all read unchanged."""
+    examples = row.examples(name)
+    assert len(examples) == rows
+    assert set(examples[0]) == set(TASK_KEYS[row.task])
 
 
 def cli(settings: Settings, *args: str) -> dict[str, Any]:
@@ -141,6 +160,17 @@ def test_chat_completion_evaluates_a_chat_model(tmp_path: Path):
     assert set(TASKS[Task.CHAT_COMPLETION].metrics) <= set(outcome.metrics)
     # An untrained model is close to uniform over its 600-token vocabulary.
     assert 100 < outcome.metrics["perplexity"] < 6000
+
+
+def test_text_generation_scores_prompt_completion_rows(tmp_path: Path):
+    row = ROWS[-1]
+    card = add_tiny_gpt2(tmp_path, row.texts())
+    examples = [{"prompt": e["messages"][0]["content"], "completion": e["messages"][1]["content"]}
+                for e in row.examples(row.train)[:6]]
+    result = text_generation.evaluate(LocalCatalog(tmp_path).path(card.ref), examples, max_length=32)
+    assert set(TASKS[Task.TEXT_GENERATION].metrics) <= set(result.metrics)
+    assert [s["reference"] for s in result.samples] == [e["completion"] for e in examples[:5]]
+    assert [s["input"] for s in result.samples] == [e["prompt"] for e in examples[:5]]
 
 
 def test_lora_training_is_merged_into_a_plain_model(tmp_path: Path):

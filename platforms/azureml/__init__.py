@@ -197,18 +197,12 @@ class AzureMLPlatform(Platform):
     # ------------------------------------------------------------------ endpoints
 
     def deploy(self, spec: DeploySpec) -> EndpointInfo:
-        """Models with an inference allow list get a managed endpoint on its first size; the rest are
-        offered by Azure as serverless APIs only."""
+        """Serverless when asked for (or when the model has no managed sizes, as Azure offers it);
+        otherwise a managed endpoint on the chosen VM size, else the model's first allowed size."""
         card = self.get_model(spec.model)
-        if card.inference_compute:
-            return endpoints.deploy_managed(self.clients, spec, card, card.inference_compute[0])
-        return endpoints.deploy_serverless(self.clients, spec, card)
-
-    def deploy_managed(self, spec: DeploySpec, instance_type: str) -> EndpointInfo:
-        return endpoints.deploy_managed(self.clients, spec, self.get_model(spec.model), instance_type)
-
-    def deploy_serverless(self, spec: DeploySpec, *, content_safety: bool = True) -> EndpointInfo:
-        return endpoints.deploy_serverless(self.clients, spec, self.get_model(spec.model), content_safety=content_safety)
+        if spec.serverless or not card.inference_compute:
+            return endpoints.deploy_serverless(self.clients, spec, card, content_safety=spec.content_filtering)
+        return endpoints.deploy_managed(self.clients, spec, card, spec.compute or card.inference_compute[0])
 
     def list_endpoints(self) -> list[EndpointInfo]:
         return endpoints.list_endpoints(self.clients)

@@ -14,6 +14,7 @@ SAMPLE_COUNT = 5
 SAMPLE_INPUT = {"text": "My name is Wolfgang and I live in Berlin"}
 # Labels only the first sub-token of each word; the rest are ignored by the loss and the predictions.
 IGNORED = -100
+BIO_PREFIXES = ("B-", "I-", "E-", "S-")
 
 
 def load_tagger(model_dir: Path, tags: list[str]) -> tuple[Any, Any, str | None]:
@@ -97,13 +98,14 @@ def _entities(words: list[str], tagged: list[tuple[str, float]],
               spans: list[tuple[int, int]] | None) -> list[dict[str, Any]]:
     from seqeval.metrics.sequence_labeling import get_entities
 
-    entities = []
-    for kind, first, last in get_entities([tag for tag, _ in tagged]):
-        entity = {"entity": kind, "word": " ".join(words[first:last + 1]),
-                  "score": min(score for _, score in tagged[first:last + 1]),
-                  "start": spans[first][0] if spans else first, "end": spans[last][1] if spans else last + 1}
-        entities.append(entity)
-    return entities
+    # Tags without a B-/I-/E-/S- prefix (IO tagging, or a head's LABEL_n) group as runs of the same tag.
+    tags = [tag if tag == "O" or tag[:2] in BIO_PREFIXES else f"I-{tag}" for tag, _ in tagged]
+    return [
+        {"entity": kind, "word": " ".join(words[first:last + 1]),
+         "score": min(score for _, score in tagged[first:last + 1]),
+         "start": spans[first][0] if spans else first, "end": spans[last][1] if spans else last + 1}
+        for kind, first, last in get_entities(tags)
+    ]
 
 
 def load_predictor(model_dir: Path, *, max_length: int = 256) -> Callable[[list[dict[str, Any]]], list[dict[str, Any]]]:
