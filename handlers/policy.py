@@ -15,7 +15,6 @@ admins from the environment:
       deploy: {users: [U0DEPLOYER]}
       import: {groups: [S0PLATFORM]}
       cancel_others: {groups: ["@ml-oncall"]}
-    approval: {gpu_hours: 8, approvers: {groups: ["@ml-leads"]}}
 """
 
 from __future__ import annotations
@@ -25,7 +24,7 @@ from enum import StrEnum
 from pathlib import Path
 
 import yaml
-from pydantic import BaseModel, ValidationError
+from pydantic import BaseModel, ConfigDict, ValidationError
 
 from handlers.errors import UserError
 
@@ -56,6 +55,8 @@ class Actor(BaseModel):
 
 
 class Rule(BaseModel):
+    model_config = ConfigDict(extra="forbid")  # a misspelt key must not silently close or open a rule
+
     everyone: bool = False
     users: list[str] = []
     groups: list[str] = []
@@ -70,21 +71,15 @@ OPEN = Rule(everyone=True)
 CLOSED = Rule()
 
 
-class Approval(BaseModel):
-    """Work above `gpu_hours` (instances × hours on GPU compute) waits for one of `approvers`."""
-
-    gpu_hours: float
-    approvers: Rule = CLOSED
-
-
 class AccessDenied(UserError):
     pass
 
 
 class Policy(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
     admins: list[str] = []
     allow: dict[Action, Rule] = {}
-    approval: Approval | None = None
 
     def rule(self, action: Action) -> Rule:
         default = OPEN if action in (Action.SEARCH, Action.TRY, Action.EVALUATE) else CLOSED
@@ -92,8 +87,7 @@ class Policy(BaseModel):
 
     @property
     def mentions_groups(self) -> bool:
-        rules = [*self.allow.values(), *([self.approval.approvers] if self.approval else [])]
-        return any(r.groups for r in rules)
+        return any(r.groups for r in self.allow.values())
 
     def allows(self, actor: Actor, action: Action) -> bool:
         return actor.user in self.admins or self.rule(action).matches(actor)

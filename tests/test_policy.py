@@ -51,6 +51,8 @@ def test_rules_match_users_groups_and_channels(tmp_path: Path):
     ("allow: {finetune: {users: U1}}", "is not a valid access policy"),
     ("allow: {fly: {everyone: true}}", "is not a valid access policy"),
     ("admins: [U1", "is not a valid access policy"),
+    ("admin: [U1]", "is not a valid access policy"),
+    ("allow: {deploy: {user: [U1]}}", "is not a valid access policy"),
 ])
 def test_a_broken_policy_file_stops_start_up(tmp_path: Path, content: str, expected: str):
     path = tmp_path / "policy.yaml"
