@@ -37,7 +37,8 @@ def cancel_job(rt: Runtime, job_id: str, user: str, channel: str | None = None) 
     else's job only when the access policy allows `cancel_others`."""
     record = job_status(rt, job_id)
     if record.requester != user and not policy.current().allows(policy.actor(user, channel), Action.CANCEL_OTHERS):
-        raise UserError(f"{record.id} was started by {policy.mention(record.requester)}, so you cannot cancel it",
+        raise UserError(f"{record.id} was started by someone else ({policy.mention(record.requester)}), "
+                        "so you cannot cancel it",
                         hint=f"Ask them to cancel it. {policy.current().who_grants()}")
     if record.state.final:
         raise UserError(f"{record.id} has already {record.state}", hint="Only queued or running jobs can be canceled")

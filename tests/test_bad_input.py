@@ -163,7 +163,7 @@ CASES = [
     Case("cancel of a finished job", ["cancel", "{finished}"],
          "{finished} has already completed. Only queued or running jobs can be canceled"),
     Case("cancel of someone else's job", ["cancel", "{others}"],
-         "{others} was started by <@U0SOMEONE>, so you cannot cancel it. Ask them to cancel it"),
+         "{others} was started by someone else (<@U0SOMEONE>), so you cannot cancel it. Ask them to cancel it"),
 ]
 
 

@@ -120,8 +120,8 @@ def test_cancelling_others_jobs_is_the_policys_call(strict_bot, slack: SlackStan
     rt = strict_bot.runtime
     with pytest.raises(UserError) as refused:
         cancel_job(rt, record.id, "U0USER")
-    assert "started by <@U0OWNER>" in str(refused.value) and "<@U0ADMIN>" in str(refused.value)
+    assert "started by someone else (<@U0OWNER>)" in str(refused.value) and "<@U0ADMIN>" in str(refused.value)
     assert rt.ledger.get(record.id).state == JobState.QUEUED
     answer = SlackSender(strict_bot.url).command(f"cancel {record.id}", user="U0USER")
-    assert "started by <@U0OWNER>" in json.dumps(answer.json())
+    assert "started by someone else (<@U0OWNER>)" in json.dumps(answer.json())
     assert cancel_job(rt, record.id, "U0ONCALL").state == JobState.CANCELED

@@ -15,17 +15,17 @@ from redis import Redis
 
 from bot.runtime import build_runtime
 from bot.settings import Settings
+from handlers.jobs import submit
 from platforms.base import JobState
 from tests.conftest import DATA, ROOT, settings_env, wait_until
 from tests.slack_standin import SlackSender, SlackStandIn
 from tests.test_e2e_slack import bot, compute_values, tiny_model, walk_to_compute_step  # noqa: F401 (fixtures)
-from workers import jobs, keys, outbox, runtime
+from workers import jobs, outbox, runtime
 from workers.idempotency import claim
 from workers.ledger import JobRecord, Ledger, ReplyTarget, new_job_id
 from workers.notifier import JobEvent
 from workers.queues import job_queue
 from workers.runtime import Runtime
-from handlers.jobs import submit
 
 
 def test_claim_is_once_per_key_until_it_expires(redis: Redis):
@@ -57,6 +57,7 @@ def test_same_submission_twice_starts_one_job(bot, slack: SlackStandIn, slack_se
     first = sender.view_submission(compute_view, compute_values())
     second = sender.view_submission(compute_view, compute_values())
     assert first.status_code == second.status_code == 200
+    assert "just submitted" in json.dumps(second.json()), "the repeat is answered, not dropped silently"
     slack.wait_for(lambda: [c for c in slack.of("chat.postMessage") if "thread_ts" not in c.params], 10)
     time.sleep(1.0)
     records = Ledger(bot.runtime.redis).recent()
@@ -176,17 +177,33 @@ def test_outbox_resumes_a_half_delivered_notice_without_reposting(slack_settings
     assert len([t for t in thread_texts(slack) if "bad data" in t]) == 1
 
 
+def test_a_drainer_that_died_holding_the_lock_delays_but_loses_nothing(slack_settings: Settings,
+                                                                      slack: SlackStandIn):
+    from workers import keys
+
+    rt = slack_runtime(slack_settings)
+    record = rt.ledger.create(a_record())
+    rt.redis.set(keys.outbox_lock(record.id), "a killed work horse", ex=2)
+    rt.notify(record, JobEvent.QUEUED)
+    assert [e.event for e in outbox.pending(rt.redis, record.id)] == [JobEvent.QUEUED]
+    assert rt.redis.zcard(f"rq:scheduled:{outbox.outbox_queue(rt.redis).name}") == 1, "a later attempt is due"
+    time.sleep(2.1)
+    assert outbox.deliver_pending(record.id) is True
+    assert len([c for c in slack.of("chat.postMessage") if not c.params.get("thread_ts")]) == 1
+
+
 def test_a_notice_slack_refuses_for_good_is_dropped_not_retried_forever(slack_settings: Settings,
                                                                          slack: SlackStandIn):
+    """A revoked token gets `invalid_auth` with HTTP 200: retrying cannot help, so the notice is
+    logged and dropped instead of blocking the job's later notices for an hour."""
     rt = slack_runtime(slack_settings)
-    record = a_record()
-    record.reply_to = ReplyTarget(channel="C1")
-    rt.ledger.create(record)
-    bad = rt.notifier.client.token
+    record = rt.ledger.create(a_record())
+    real = rt.notifier.client.token
     rt.notifier.client.token = "xoxb-revoked"
     rt.notify(record, JobEvent.QUEUED)
-    rt.notifier.client.token = bad
+    rt.notifier.client.token = real
     assert outbox.pending(rt.redis, record.id) == []
+    assert rt.redis.zcard(f"rq:scheduled:{outbox.outbox_queue(rt.redis).name}") == 0
 
 
 def test_start_up_warns_when_redis_has_no_persistence(settings: Settings):
@@ -210,3 +227,19 @@ def test_no_warning_with_append_only_file(tmp_path: Path, settings: Settings):
         assert "will not survive" not in done.stderr + done.stdout
     finally:
         server.stop()
+
+
+def test_serve_warns_at_start_up_when_redis_has_no_persistence(slack_settings: Settings, slack: SlackStandIn,
+                                                               tmp_path: Path):
+    from bot.redis_server import free_port
+
+    log = tmp_path / "serve.log"
+    with log.open("wb") as out:
+        serve = subprocess.Popen([sys.executable, "-m", "bot.cli", "serve", "--host", "127.0.0.1", "--port",
+                                  str(free_port())], env=settings_env(slack_settings), cwd=ROOT,
+                                 stdout=out, stderr=subprocess.STDOUT)
+        try:
+            wait_until(lambda: "will not survive a Redis restart" in log.read_text(), timeout=60)
+        finally:
+            serve.terminate()
+            serve.wait(timeout=20)

@@ -27,7 +27,7 @@ from workers.notifier import JobEvent, Notifier, PartialDelivery
 from workers.queues import outbox_queue
 
 log = logging.getLogger(__name__)
-LOCK_SECONDS = 120
+LOCK_SECONDS = 300  # outlives one entry's slack_sdk retries (Retry-After included); renewed per entry
 MAX_DELAY_SECONDS = 60
 MAX_ATTEMPTS = 60  # about an hour of an unreachable Slack before a notice is given up
 
@@ -64,9 +64,12 @@ def drain(redis: Redis, notifier: Notifier, job_id: str) -> bool:
         token = secrets.token_hex(8)
         lock = keys.outbox_lock(job_id)
         if not redis.set(lock, token, nx=True, ex=LOCK_SECONDS):
-            return False  # the holder delivers our entry too: it drains until the list is empty
+            # The holder delivers our entry too, as it drains until the list is empty; should it
+            # have died holding the lock, this later attempt finds the lock expired.
+            _schedule(redis, job_id, max(int(redis.ttl(lock)), 0) + 1)
+            return False
         try:
-            if not _deliver_all(redis, notifier, job_id):
+            if not _deliver_all(redis, notifier, job_id, lock):
                 return False
         finally:
             if redis.get(lock) == token.encode():
@@ -74,9 +77,15 @@ def drain(redis: Redis, notifier: Notifier, job_id: str) -> bool:
     return True
 
 
-def _deliver_all(redis: Redis, notifier: Notifier, job_id: str) -> bool:
+def _schedule(redis: Redis, job_id: str, delay: int) -> None:
+    outbox_queue(redis).enqueue_in(timedelta(seconds=delay), "workers.outbox.deliver_pending", job_id,
+                                   result_ttl=0, failure_ttl=3600)
+
+
+def _deliver_all(redis: Redis, notifier: Notifier, job_id: str, lock: str) -> bool:
     ledger, key = Ledger(redis), keys.outbox(job_id)
     while (raw := redis.lindex(key, 0)) is not None:
+        redis.expire(lock, LOCK_SECONDS)
         entry = OutboxEntry.model_validate_json(raw)
         record = entry.record
         try:
@@ -97,8 +106,7 @@ def _deliver_all(redis: Redis, notifier: Notifier, job_id: str) -> bool:
             redis.lset(key, 0, entry.model_dump_json())
             delay = min(2 ** entry.attempts, MAX_DELAY_SECONDS)
             log.warning("could not post %s for job %s (%s); trying again in %ss", entry.event, job_id, cause, delay)
-            outbox_queue(redis).enqueue_in(timedelta(seconds=delay), "workers.outbox.deliver_pending", job_id,
-                                           result_ttl=0, failure_ttl=3600)
+            _schedule(redis, job_id, delay)
             return False
         redis.lpop(key)
     return True

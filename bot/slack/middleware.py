@@ -27,7 +27,7 @@ from bot.slack.state import load_state
 from handlers import policy
 from handlers.policy import AccessDenied, Action
 from handlers.registry import COMMANDS
-from workers.idempotency import claim
+from workers.idempotency import DEFAULT_TTL_SECONDS, claim
 
 log = logging.getLogger(__name__)
 
@@ -46,12 +46,25 @@ def delivery_key(body: dict[str, Any]) -> str | None:
     return None
 
 
+VIEW_CLAIM_SECONDS = 120
+ALREADY_SUBMITTED = "This form was just submitted with these values; change a value to submit it again."
+
+
 def once_per_delivery(redis: Redis) -> Callable[..., BoltResponse | None]:
+    """Slack retries deliveries for minutes, so those claims last 15; a form's claim lasts two, so
+    someone who resubmits unchanged values after an error is told why nothing happens."""
+
     def middleware(body: dict[str, Any], next: Callable[[], None]) -> BoltResponse | None:
         key = delivery_key(body)
-        if key is None or claim(redis, key):
+        if key is None:
+            return next()
+        is_view = key.startswith("view:")
+        if claim(redis, key, VIEW_CLAIM_SECONDS if is_view else DEFAULT_TTL_SECONDS):
             return next()
         log.info("ignored a repeated Slack delivery (%s)", key)
+        inputs = [b["block_id"] for b in (body.get("view") or {}).get("blocks", []) if b.get("type") == "input"]
+        if is_view and inputs:
+            return BoltResponse(status=200, body={"response_action": "errors", "errors": {inputs[0]: ALREADY_SUBMITTED}})
         return BoltResponse(status=200, body="")
 
     return middleware

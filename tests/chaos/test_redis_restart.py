@@ -3,44 +3,23 @@ survive and each reaches its end exactly once."""
 
 from __future__ import annotations
 
-import json
 import signal
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
 from datetime import timedelta
-from pathlib import Path
 
 import pytest
 from redis import Redis
 from rq.registry import ScheduledJobRegistry, StartedJobRegistry
 
-from bot.redis_server import RedisServer
-from bot.settings import Settings
 from platforms.base import JobState
 from tests.chaos.harness import final_replies, slack_runtime, submit_finetune, wait_running
-from tests.conftest import DATA, ROOT, settings_env, wait_until
-from tests.tiny_models import add_tiny_bert
+from tests.conftest import ROOT, settings_env, wait_until
 from workers.ledger import JobRecord, new_job_id
 from workers.queues import job_queue
 
 FSYNC_WAIT_SECONDS = 1.5  # appendfsync everysec: at most the last second is at risk
-
-
-@pytest.fixture
-def aof_redis(tmp_path: Path) -> Iterator[RedisServer]:
-    server = RedisServer(tmp_path / "redis", appendonly=True)
-    server.folder.mkdir()
-    server.start()
-    yield server
-    server.stop()
-
-
-@pytest.fixture
-def tiny_model(slack_settings: Settings) -> str:
-    texts = [json.loads(line)["input_string"] for line in (DATA / "sst2_small_validation.jsonl").open()]
-    return add_tiny_bert(Path(slack_settings.fmbot_models_dir), texts).ref
 
 
 def scheduled_job(rt, model: str) -> JobRecord:

@@ -3,24 +3,14 @@ thread is told exactly once how it ended."""
 
 from __future__ import annotations
 
-import json
 import time
-from pathlib import Path
 
 import pytest
 
-from bot.settings import Settings
 from platforms.base import JobState
 from tests.chaos.harness import final_replies, horse_of, kill, slack_runtime, submit_finetune, wait_running
-from tests.conftest import DATA, wait_until
+from tests.conftest import wait_until
 from tests.slack_standin import SlackStandIn
-from tests.tiny_models import add_tiny_bert
-
-
-@pytest.fixture
-def tiny_model(slack_settings: Settings) -> str:
-    texts = [json.loads(line)["input_string"] for line in (DATA / "sst2_small_validation.jsonl").open()]
-    return add_tiny_bert(Path(slack_settings.fmbot_models_dir), texts).ref
 
 
 def thread_texts(slack: SlackStandIn) -> list[str]:
