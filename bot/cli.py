@@ -96,13 +96,14 @@ def cmd_card(args: argparse.Namespace, settings: Settings, rt: Runtime) -> int:
 
 
 def cmd_finetune(args: argparse.Namespace, settings: Settings, rt: Runtime) -> int:
-    from handlers.finetune import FinetuneRequest, start_finetune
+    from handlers.finetune import FinetuneRequest, check_finetunable, start_finetune
 
     if args.validation and args.validation_split is not None:
         raise UserError("give --validation or --validation-split, not both")
     if args.test and args.test_split is not None:
         raise UserError("give --test or --test-split, not both")
     task = parse_task(args.task)
+    check_finetunable(task, lora=args.lora)
     hyper = Hyperparameters(
         **{k: v for k, v in (("epochs", args.epochs), ("learning_rate", args.learning_rate),
                              ("batch_size", args.batch_size), ("max_length", args.max_length), ("seed", args.seed),

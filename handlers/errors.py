@@ -26,6 +26,8 @@ def user_message(exc: BaseException) -> str | None:
         problems = []
         for error in exc.errors()[:3]:
             field = ".".join(str(part) for part in error["loc"]) or "input"
-            problems.append(f"{field}: {error['msg']}")
+            given = error.get("input")
+            shown = f" (you gave {given!r})" if isinstance(given, (int, float, str)) and len(str(given)) < 80 else ""
+            problems.append(f"{field}: {error['msg'].removeprefix('Value error, ')}{shown}")
         return "; ".join(problems)
     return None

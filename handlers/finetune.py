@@ -13,7 +13,7 @@ from platforms.base import DataRef, FinetuneSpec, Hyperparameters, PlatformError
 from handlers.data import check_data
 from handlers.jobs import submit
 from platforms.datasets import ColumnMapping, SplitPlan
-from platforms.tasks import TASKS, Task
+from platforms.tasks import LORA_TASKS, TASKS, Task
 from workers.ledger import JobRecord, ReplyTarget, new_job_id
 from workers.runtime import Runtime
 
@@ -36,11 +36,19 @@ class FinetuneRequest(BaseModel):
     reply_to: ReplyTarget | None = None
 
 
-def start_finetune(rt: Runtime, request: FinetuneRequest, *, max_bytes: int = 100 * 1024 * 1024) -> JobRecord:
-    card = rt.platform.get_model(request.model)
-    if not TASKS[request.task].finetune:
-        raise PlatformError(f"{request.task} models cannot be fine-tuned",
+def check_finetunable(task: Task, *, lora: bool = False) -> None:
+    """Refuse a task that cannot be fine-tuned (before its column mapping is even read)."""
+    if not TASKS[task].finetune:
+        raise PlatformError(f"{task} models cannot be fine-tuned",
                             hint="Fine-tune supports " + ", ".join(t for t, s in TASKS.items() if s.finetune))
+    if lora and task not in LORA_TASKS:
+        raise PlatformError(f"LoRA applies to {', '.join(LORA_TASKS)}, not {task}",
+                            hint="Drop --lora: small encoder models are fine-tuned in full")
+
+
+def start_finetune(rt: Runtime, request: FinetuneRequest, *, max_bytes: int = 100 * 1024 * 1024) -> JobRecord:
+    check_finetunable(request.task, lora=request.hyperparameters.lora)
+    card = rt.platform.get_model(request.model)
     if request.task not in card.tasks:
         raise PlatformError(f"{card.ref} does not support {request.task}",
                             hint=f"Its tasks: {', '.join(card.tasks)}")

@@ -257,7 +257,7 @@ def _delimited_rows(path: Path, label: str, delimiter: str) -> Iterator[Row]:
             continue
         if len(fields) != len(header):
             raise DatasetError(
-                f"has {len(fields)} fields but the header has {len(header)}",
+                f"has {len(fields)} field{'s' if len(fields) != 1 else ''} but the header has {len(header)}",
                 file=label,
                 where=where,
                 hint=f"Every row needs one value per column ({', '.join(header)}); quote values that contain the delimiter",

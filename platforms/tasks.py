@@ -147,6 +147,10 @@ class UnknownTask(ValueError):
     """A task name no platform knows; the message lists the ones that exist."""
 
 
+# Tasks whose (larger, generative) models may be fine-tuned with LoRA adapters.
+LORA_TASKS = (Task.SUMMARIZATION, Task.TRANSLATION, Task.TEXT_GENERATION)
+
+
 def parse_task(name: str) -> Task:
     """Turn user text into a Task, or say which tasks exist."""
     try:
