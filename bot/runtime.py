@@ -54,5 +54,6 @@ def build_runtime(settings: Settings, *, slack: bool | None = None) -> Runtime:
         progress_interval=settings.fmbot_progress_interval,
         job_timeout=settings.fmbot_job_timeout,
         job_retries=settings.fmbot_job_retries,
+        approval_gpu_hours=settings.fmbot_approval_gpu_hours,
     )
     return runtime

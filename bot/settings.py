@@ -44,6 +44,10 @@ class Settings(BaseSettings):
     fmbot_policy: Path | None = Field(
         None, description="YAML access policy: who may fine-tune, deploy, import, cancel others' jobs (handlers/policy.py)."
     )
+    fmbot_approval_gpu_hours: float = Field(
+        0.0, ge=0,
+        description="Work estimated above this many GPU instance-hours waits for an approver's click (0: never).",
+    )
     fmbot_admins: str = Field("", description="Comma-separated Slack user ids who may do everything and grant access.")
 
     azure_subscription_id: str | None = Field(None, description="Azure ML: subscription id.")

@@ -46,4 +46,4 @@ def start_evaluation(rt: Runtime, request: EvaluateRequest, *, max_bytes: int = 
         spec=spec.model_dump(mode="json"),
         requester=request.requester,
         reply_to=request.reply_to,
-    ))
+    ), compute=request.compute, instances=1)

@@ -79,4 +79,4 @@ def start_finetune(rt: Runtime, request: FinetuneRequest, *, max_bytes: int = 10
         spec=spec.model_dump(mode="json"),
         requester=request.requester,
         reply_to=request.reply_to,
-    ))
+    ), compute=request.compute, instances=request.instances)

@@ -1,24 +1,68 @@
-"""`jobs` and `status`: what the ledger says about work that was asked for."""
+"""Submitting, approving, listing, showing and cancelling jobs: what the ledger says about work."""
 
 from __future__ import annotations
 
 from handlers import policy
 from handlers.errors import UserError
 from handlers.policy import Action
-from platforms.base import JobState
+from platforms.base import JobState, is_gpu_compute
 from workers.ledger import JobNotFound, JobRecord
 from workers.notifier import JobEvent
 from workers.queues import enqueue_job, withdraw_job
 from workers.runtime import Runtime
 
 
-def submit(rt: Runtime, record: JobRecord) -> JobRecord:
+DEPLOYMENT_HOURS = 24.0
+
+
+def gpu_hours(rt: Runtime, kind: str, compute: str | None, instances: int) -> float:
+    """The most GPU instance-hours a request can spend: a job may run until its timeout, and an
+    endpoint is priced per day it stays up."""
+    if not is_gpu_compute(compute):
+        return 0.0
+    hours = DEPLOYMENT_HOURS if kind == "deploy" else rt.job_timeout / 3600
+    return instances * hours
+
+
+def submit(rt: Runtime, record: JobRecord, *, compute: str | None = None, instances: int = 1) -> JobRecord:
     """Record, then announce, then queue: the user never hears of a job the ledger lacks, and the
-    worker finds the thread to answer in already set."""
+    worker finds the thread to answer in already set. Work above the approval threshold is
+    recorded and announced with Approve/Reject buttons, and queued only once approved."""
+    record.gpu_hours = gpu_hours(rt, record.kind, compute, instances)
+    if rt.approval_gpu_hours and record.gpu_hours > rt.approval_gpu_hours:
+        record.approval = "pending"
     record = rt.ledger.create(record)
     record = rt.notify(record, JobEvent.QUEUED)
-    enqueue_job(rt.queue, record.id, timeout=rt.job_timeout, retries=rt.job_retries)
+    if record.approval is None:
+        enqueue_job(rt.queue, record.id, timeout=rt.job_timeout, retries=rt.job_retries)
     return record
+
+
+def approve_job(rt: Runtime, job_id: str, approver: str, channel: str | None = None) -> JobRecord:
+    """An approver (policy action `approve`; not the requester, unless an admin) lets costly work run."""
+    record = job_status(rt, job_id)
+    rules = policy.current()
+    rules.require(policy.actor(approver, channel), Action.APPROVE)
+    if approver == record.requester and approver not in rules.admins:
+        raise UserError("you cannot approve your own job", hint=f"Ask another approver. {rules.who_grants()}")
+    if record.approval != "pending" or record.state.final:
+        raise UserError(f"{record.id} is not waiting for approval", hint=f"It is {record.state}")
+
+    def approve(stored: JobRecord) -> None:
+        stored.approval, stored.approved_by = "approved", approver
+
+    record = rt.ledger.update(record.id, approve)
+    enqueue_job(rt.queue, record.id, timeout=rt.job_timeout, retries=rt.job_retries)
+    return rt.notify(record, JobEvent.APPROVED)
+
+
+def reject_job(rt: Runtime, job_id: str, approver: str, channel: str | None = None) -> JobRecord:
+    record = job_status(rt, job_id)
+    policy.current().require(policy.actor(approver, channel), Action.APPROVE)
+    if record.approval != "pending" or record.state.final:
+        raise UserError(f"{record.id} is not waiting for approval", hint=f"It is {record.state}")
+    record, moved = rt.ledger.transition(record.id, JobState.CANCELED, message=f"rejected by {approver}")
+    return rt.notify(record, JobEvent.CANCELED) if moved else record
 
 
 def list_jobs(rt: Runtime, *, user: str | None = None, limit: int = 20) -> list[JobRecord]:

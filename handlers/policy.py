@@ -37,12 +37,13 @@ class Action(StrEnum):
     DEPLOY = "deploy"
     IMPORT = "import"
     CANCEL_OTHERS = "cancel_others"
+    APPROVE = "approve"
 
 
 DOING = {
     Action.SEARCH: "search the catalog", Action.TRY: "try models", Action.EVALUATE: "evaluate models",
     Action.FINETUNE: "fine-tune models", Action.DEPLOY: "deploy models", Action.IMPORT: "import models",
-    Action.CANCEL_OTHERS: "cancel other people's jobs",
+    Action.CANCEL_OTHERS: "cancel other people's jobs", Action.APPROVE: "approve costly jobs",
 }
 
 

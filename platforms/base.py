@@ -164,6 +164,14 @@ class JobOutcome(BaseModel):
     result: dict[str, Any] = {}
 
 
+def is_gpu_compute(name: str | None) -> bool:
+    """CUDA on the local platform; Azure's N-series VM sizes (NC, ND, NV families) in Azure ML."""
+    if not name:
+        return False
+    lowered = name.lower()
+    return lowered.startswith("cuda") or lowered.removeprefix("standard_").startswith("n")
+
+
 class ComputeOption(BaseModel):
     """A compute choice for a form: `name` is submitted, `label` shows size and free quota."""
 

@@ -52,6 +52,10 @@ class JobRecord(BaseModel):
     error: str | None = None
     external_id: str | None = None
     attempts: int = 0
+    # Costly work waits for an approver: "pending" until someone allowed to approve clicks Approve.
+    approval: Literal["pending", "approved"] | None = None
+    approved_by: str | None = None
+    gpu_hours: float = 0.0
     created_at: datetime = Field(default_factory=lambda: datetime.now(UTC))
     started_at: datetime | None = None
     finished_at: datetime | None = None

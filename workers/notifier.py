@@ -24,6 +24,7 @@ class JobEvent(StrEnum):
     STARTED = "started"
     PROGRESS = "progress"
     RETRYING = "retrying"
+    APPROVED = "approved"
     COMPLETED = "completed"
     FAILED = "failed"
     CANCELED = "canceled"

@@ -32,6 +32,7 @@ class Runtime:
     progress_interval: float = 10.0
     job_timeout: int = 24 * 3600
     job_retries: int = 1
+    approval_gpu_hours: float = 0.0
     _platform: Platform | None = field(default=None, repr=False)
 
     @property

@@ -64,6 +64,20 @@ def register(app: App, ctx: SlackContext) -> None:
         except Exception as exc:
             ctx.tell(client, channel, user, f":warning: Not canceled: {ctx.explain(exc)}")
 
+    def decide(approve: bool):
+        def on_decision(ack, body, client):
+            ack()
+            channel, user = _where(body)
+            decision = jobs.approve_job if approve else jobs.reject_job
+            try:
+                decision(rt, body["actions"][0]["value"], user, channel)
+            except Exception as exc:
+                ctx.tell(client, channel, user, f":warning: {ctx.explain(exc)}")
+        return on_decision
+
+    app.action(ActionId.APPROVE_JOB)(decide(True))
+    app.action(ActionId.REJECT_JOB)(decide(False))
+
     @app.action(ActionId.JOB_REGISTER)
     def on_register(ack, body, client):
         """Local fine-tunes are registered as they finish; the button shows the card where it is."""

@@ -72,6 +72,7 @@ def once_per_delivery(redis: Redis) -> Callable[..., BoltResponse | None]:
 
 BUTTON_ACTIONS = {
     ActionId.CARD_TRY: Action.TRY, ActionId.CARD_EVALUATE: Action.EVALUATE, ActionId.JOB_EVALUATE: Action.EVALUATE,
+    ActionId.APPROVE_JOB: Action.APPROVE, ActionId.REJECT_JOB: Action.APPROVE,
     ActionId.CARD_FINETUNE: Action.FINETUNE, ActionId.CARD_DEPLOY: Action.DEPLOY, ActionId.JOB_DEPLOY: Action.DEPLOY,
 }
 VIEW_ACTIONS = {CallbackId.DEPLOY: Action.DEPLOY, CallbackId.IMPORT: Action.IMPORT}

@@ -81,7 +81,14 @@ class SlackJobRenderer:
         blocks = [SectionBlock(text=MarkdownTextObject(text="\n".join(lines)))]
         context = f"asked by <@{record.requester}> · elapsed {duration(record.elapsed_seconds)} · trace {record.trace_id}"
         blocks.append(ContextBlock(elements=[MarkdownTextObject(text=context)]))
-        if not record.state.final:
+        if record.approval == "pending" and not record.state.final:
+            blocks.insert(1, SectionBlock(text=MarkdownTextObject(
+                text=f":raised_hand: Waiting for approval: up to {record.gpu_hours:g} GPU instance-hours.")))
+            blocks.append(ActionsBlock(elements=[
+                ButtonElement(text="Approve", action_id=ActionId.APPROVE_JOB, value=record.id, style="primary"),
+                ButtonElement(text="Reject", action_id=ActionId.REJECT_JOB, value=record.id, style="danger"),
+            ]))
+        elif not record.state.final:
             blocks.append(ActionsBlock(elements=[ButtonElement(
                 text="Cancel", action_id=ActionId.CANCEL_JOB, value=record.id, style="danger",
             )]))
@@ -98,6 +105,8 @@ class SlackJobRenderer:
             text = f"Started `{record.id}` (attempt {record.attempts})."
         elif event == JobEvent.PROGRESS:
             text = progress_bar(record) or None
+        elif event == JobEvent.APPROVED:
+            text = f"Approved by <@{record.approved_by}>; `{record.id}` is queued."
         elif event == JobEvent.RETRYING:
             text = f"The worker running `{record.id}` stopped; retrying. Trace id {record.trace_id}."
         elif event == JobEvent.COMPLETED and record.kind == "deploy":
@@ -115,7 +124,7 @@ class SlackJobRenderer:
         elif event == JobEvent.FAILED:
             text = f":x: `{record.id}` failed: {record.error}"
         elif event == JobEvent.CANCELED:
-            text = f"`{record.id}` was canceled."
+            text = f"`{record.id}` was canceled" + (f" ({record.message})." if record.message else ".")
         else:
             text = None
         if text is None:
