@@ -44,6 +44,9 @@ class Settings(BaseSettings):
     fmbot_policy: Path | None = Field(
         None, description="YAML access policy: who may fine-tune, deploy, import, cancel others' jobs (handlers/policy.py)."
     )
+    fmbot_poll_interval: float = Field(
+        60.0, ge=0, description="Seconds between checks on a remote (Azure ML) job; no worker is held meanwhile."
+    )
     fmbot_approval_gpu_hours: float = Field(
         0.0, ge=0,
         description="Work estimated above this many GPU instance-hours waits for an approver's click (0: never).",

@@ -565,13 +565,12 @@ def test_cli_commands_run_on_azureml_with_default_credential(azure: AzureStandIn
     from bot.cli import main
     from bot.runtime import build_runtime
     from bot.settings import Settings
-    from workers import jobs as job_functions
 
     for name, value in {**azure.environment(), "FMBOT_PLATFORM": "azureml", "AZURE_SUBSCRIPTION_ID": SUBSCRIPTION,
                         "AZURE_RESOURCE_GROUP": RESOURCE_GROUP, "AZUREML_WORKSPACE": WORKSPACE,
                         "REDIS_URL": redis_server.url, "FMBOT_DATA_DIR": str(tmp_path)}.items():
         monkeypatch.setenv(name, value)
-    monkeypatch.setattr(job_functions, "POLL_INTERVAL_SECONDS", 0)
+    monkeypatch.setenv("FMBOT_POLL_INTERVAL", "0")
 
     def cli(*argv: str) -> object:
         assert main([*argv, "--json"]) == 0

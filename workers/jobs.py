@@ -6,7 +6,7 @@ re-raised so RQ's retry policy decides, and `on_job_failure` reports only the la
 
 Remote jobs (Azure ML) come back RUNNING with an external id: it goes into the ledger at once, so
 a retried delivery polls instead of submitting again, and `poll_job` then looks at the remote job
-every POLL_INTERVAL_SECONDS from RQ's scheduler, holding no worker in between.
+every `Runtime.poll_interval` seconds (FMBOT_POLL_INTERVAL) from RQ's scheduler, holding no worker in between.
 """
 
 from __future__ import annotations
@@ -33,7 +33,6 @@ from workers.ledger import JobRecord
 from workers.notifier import JobEvent
 
 log = logging.getLogger(__name__)
-POLL_INTERVAL_SECONDS = 60
 LEDGER_WRITE_INTERVAL = 1.0
 
 
@@ -73,7 +72,7 @@ def _finish(rt: runtime.Runtime, job_id: str, state: JobState, event: JobEvent, 
 
 
 def _schedule_poll(rt: runtime.Runtime, job_id: str) -> dict[str, Any]:
-    rt.queue.enqueue_in(timedelta(seconds=POLL_INTERVAL_SECONDS), "workers.jobs.poll_job", job_id,
+    rt.queue.enqueue_in(timedelta(seconds=rt.poll_interval), "workers.jobs.poll_job", job_id,
                         job_timeout=600, result_ttl=3600, description=f"fmbot poll {job_id}")
     return rt.ledger.get(job_id).public()
 
