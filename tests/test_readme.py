@@ -1,0 +1,17 @@
+"""The README's configuration table and command list stay true to the code."""
+
+from __future__ import annotations
+
+from bot.config import markdown_table
+from handlers.registry import COMMANDS
+from tests.conftest import ROOT
+
+
+def test_configuration_table_matches_the_settings_model():
+    assert markdown_table() in (ROOT / "README.md").read_text()
+
+
+def test_every_slash_command_is_documented():
+    readme = (ROOT / "README.md").read_text()
+    for command in COMMANDS.values():
+        assert f"/fm {command.usage.split(' ')[0]}" in readme, command.name
