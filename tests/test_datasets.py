@@ -23,7 +23,6 @@ from platforms.datasets import (
 from platforms.tasks import Task
 from tests.conftest import DATA
 
-SHARED = Path(__file__).resolve().parents[2] / "shared" / "datasets"
 TC = Task.TEXT_CLASSIFICATION
 
 
@@ -72,16 +71,16 @@ def test_json_array_and_json_lines_told_apart_by_content(tmp_path):
 
 
 def test_squad_nested_json_is_flattened():
-    rows = list(read_rows(SHARED / "question-answering" / "dev-v2.0.json"))
+    rows = list(read_rows(DATA / "squad_dev_v2.json"))
     assert len(rows) == 14
     assert {"question", "context", "answers"} <= set(rows[0].values)
 
 
 def test_nested_column_paths():
-    examples = load_examples(SHARED / "translation" / "train.json",
+    examples = load_examples(DATA / "wmt_en_ro_train.json",
                              mapping("source=translation.en,target=translation.ro", Task.TRANSLATION))
     assert len(examples) == 11 and examples[0]["source"] and examples[0]["target"]
-    assert "translation.en" in read_columns(SHARED / "translation" / "train.json")
+    assert "translation.en" in read_columns(DATA / "wmt_en_ro_train.json")
 
 
 def test_utf8_bom_is_ignored(tmp_path):
