@@ -23,7 +23,7 @@ from typing import Any, Literal
 import orjson
 from pydantic import BaseModel
 
-from platforms.tasks import TASKS, Task, TaskSpec
+from platforms.tasks import TASKS, Task
 
 Format = Literal["jsonl", "json", "csv", "tsv"]
 MAX_RECORD_BYTES = 8 * 1024 * 1024

@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -14,7 +14,9 @@ from redis import Redis
 
 from bot.redis_server import RedisServer, private_redis
 from bot.settings import Settings
-from tests.slack_standin import BOT_TOKEN, SIGNING_SECRET, SlackStandIn
+from tests.bot_server import BotServer
+from tests.tiny_models import add_tiny_bert
+from tests.slack_standin import BOT_TOKEN, SIGNING_SECRET, SlackStandIn, wait_until  # noqa: F401
 
 ROOT = Path(__file__).resolve().parent.parent
 DATA = Path(__file__).resolve().parent / "data"
@@ -126,11 +128,14 @@ def start_worker(tmp_path: Path) -> Iterator:
         worker.stop()
 
 
-def wait_until(predicate, timeout: float = 120.0, interval: float = 0.2):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(interval)
-    raise AssertionError(f"condition not met within {timeout}s")
+@pytest.fixture
+def bot(slack_settings: Settings) -> Iterator[BotServer]:
+    server = BotServer(slack_settings)
+    yield server
+    server.close()
+
+
+@pytest.fixture
+def tiny_model(slack_settings: Settings) -> str:
+    texts = [json.loads(line)["input_string"] for line in (DATA / "sst2_small_validation.jsonl").open()]
+    return add_tiny_bert(Path(slack_settings.fmbot_models_dir), texts).ref

@@ -20,6 +20,17 @@ from typing import Any
 import requests
 
 BOT_TOKEN = "xoxb-test-token"
+
+
+def wait_until(predicate, timeout: float = 120.0, interval: float = 0.2, *, about=lambda: "") -> Any:
+    """Poll `predicate` until it returns something truthy, and return that."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(interval)
+    raise AssertionError(f"condition not met within {timeout}s {about()}")
 SIGNING_SECRET = "test-signing-secret"
 
 
@@ -117,13 +128,7 @@ class SlackStandIn:
         return [c for c in list(self.calls) if c.method == method]
 
     def wait_for(self, predicate, timeout: float = 60.0, interval: float = 0.1) -> Any:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            value = predicate()
-            if value:
-                return value
-            time.sleep(interval)
-        raise AssertionError(f"timed out after {timeout}s; calls: {[c.method for c in self.calls]}")
+        return wait_until(predicate, timeout, interval, about=lambda: f"calls: {[c.method for c in self.calls]}")
 
     # ------------------------------------------------------------------ HTTP
 

@@ -14,7 +14,7 @@ from platforms.datasets import ColumnMapping, SplitPlan
 from platforms.tasks import Task
 from tests.conftest import DATA
 from tests.slack_standin import SlackSender, SlackStandIn
-from tests.test_e2e_slack import BotServer
+from tests.bot_server import BotServer
 from tests.tiny_models import add_tiny_bert
 from workers.ledger import Ledger, ReplyTarget
 

@@ -18,7 +18,7 @@ from bot.settings import Settings
 from platforms.tasks import Task
 from tests.conftest import DATA, settings_env
 from tests.slack_standin import SlackSender, SlackStandIn
-from tests.test_e2e_slack import BotServer
+from tests.bot_server import BotServer
 from tests.tiny_models import add_tiny_bert
 from workers.ledger import JobRecord, Ledger, new_job_id
 from workers.queues import job_queue

@@ -2,59 +2,14 @@
 
 from __future__ import annotations
 
-import json
-import threading
 import time
-from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 
-from bot.runtime import build_runtime
-from bot.server import make_server, wsgi_app
-from bot.settings import Settings
-from bot.slack.app import create_app
-from bot.slack.client import web_client
 from bot.slack.ids import ActionId, BlockId, CallbackId
 from tests.conftest import DATA
 from tests.slack_standin import SlackSender, SlackStandIn
-from tests.tiny_models import add_tiny_bert
 from workers.ledger import Ledger
-
-
-class BotServer:
-    def __init__(self, settings: Settings):
-        self.runtime = build_runtime(settings)
-        app = create_app(settings, self.runtime, web_client(settings))
-        self.server = make_server(wsgi_app(app), "127.0.0.1", 0)
-        self.thread = threading.Thread(target=self.server.run, daemon=True)
-        self.thread.start()
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.server.effective_port}/slack/events"
-
-    def close(self) -> None:
-        """Empty waitress's socket map first so its loop exits, then close the sockets."""
-        sockets = list(self.server._map.values())
-        self.server._map.clear()
-        self.thread.join(timeout=5)
-        for channel in sockets:
-            channel.close()
-        self.server.task_dispatcher.shutdown()
-
-
-@pytest.fixture
-def bot(slack_settings: Settings) -> Iterator[BotServer]:
-    server = BotServer(slack_settings)
-    yield server
-    server.close()
-
-
-@pytest.fixture
-def tiny_model(slack_settings: Settings) -> str:
-    texts = [json.loads(line)["input_string"] for line in (DATA / "sst2_small_validation.jsonl").open()]
-    return add_tiny_bert(Path(slack_settings.fmbot_models_dir), texts).ref
 
 
 def select(value: str) -> dict:

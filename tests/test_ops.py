@@ -27,7 +27,7 @@ from bot.slack.client import web_client
 from handlers.jobs import submit
 from tests.conftest import ROOT, settings_env, wait_until
 from tests.slack_standin import BOT_TOKEN, SIGNING_SECRET, SlackSender, SlackStandIn
-from tests.test_e2e_slack import BotServer
+from tests.bot_server import BotServer
 from workers.ledger import JobRecord, ReplyTarget, new_job_id
 
 DEPLOY = ROOT / "deploy"

@@ -16,7 +16,7 @@ from handlers.jobs import cancel_job
 from handlers.policy import AccessDenied, Action, Actor, Policy, load_policy
 from platforms.base import JobState
 from tests.slack_standin import SlackSender, SlackStandIn
-from tests.test_e2e_slack import BotServer
+from tests.bot_server import BotServer
 from workers.ledger import JobRecord, Ledger, ReplyTarget, new_job_id
 
 

@@ -19,7 +19,7 @@ from handlers.jobs import submit
 from platforms.base import JobState
 from tests.conftest import DATA, ROOT, settings_env, wait_until
 from tests.slack_standin import SlackSender, SlackStandIn
-from tests.test_e2e_slack import bot, compute_values, tiny_model, walk_to_compute_step  # noqa: F401 (fixtures)
+from tests.test_e2e_slack import compute_values, walk_to_compute_step
 from workers import jobs, outbox, runtime
 from workers.idempotency import claim
 from workers.ledger import JobRecord, Ledger, ReplyTarget, new_job_id

@@ -14,7 +14,7 @@ from bot.settings import Settings
 from handlers.deploy import DeployRequest, start_deploy
 from tests.conftest import DATA, wait_until
 from tests.slack_standin import BOT_TOKEN, SIGNING_SECRET, SlackSender, SlackStandIn
-from tests.test_e2e_slack import BotServer
+from tests.bot_server import BotServer
 from tests.tiny_models import add_tiny_bert
 from workers.ledger import ReplyTarget
 

@@ -9,12 +9,11 @@ import requests
 
 from bot.slack.ids import ActionId, BlockId, CallbackId
 from tests.slack_standin import SlackSender, SlackStandIn
-from tests.test_e2e_slack import bot, tiny_model  # noqa: F401  (fixtures)
 from workers.ledger import Ledger
 
 
 @pytest.fixture
-def sender(bot, slack) -> SlackSender:  # noqa: F811
+def sender(bot, slack) -> SlackSender:
     return SlackSender(bot.url, response_url=f"{slack.base_url}/respond/1")
 
 
@@ -24,7 +23,7 @@ def button(action: str, value: str, user: str = "U0USER") -> dict:
             "actions": [{"action_id": action, "value": value, "type": "button"}]}
 
 
-def test_try_answers_through_the_response_url(sender, slack: SlackStandIn, tiny_model):  # noqa: F811
+def test_try_answers_through_the_response_url(sender, slack: SlackStandIn, tiny_model):
     response = sender.command("try tiny-bert what a lovely film")
     assert response.json()["text"].startswith(":hourglass_flowing_sand: Trying")
     answer = slack.wait_for(lambda: slack.of("response_url"), 60)[0].params
@@ -36,8 +35,8 @@ def test_try_answers_through_the_response_url(sender, slack: SlackStandIn, tiny_
     assert "the task's sample input" in sample["text"]
 
 
-def test_deploy_form_key_only_to_owner_and_delete(sender, slack: SlackStandIn, slack_settings, tiny_model,  # noqa: F811
-                                                  start_worker, bot):  # noqa: F811
+def test_deploy_form_key_only_to_owner_and_delete(sender, slack: SlackStandIn, slack_settings, tiny_model,
+                                                  start_worker, bot):
     start_worker(slack_settings)
     assert sender.command("deploy tiny-bert").status_code == 200
     view = slack.wait_for(lambda: slack.of("views.open"), 10)[0].params["view"]
@@ -92,7 +91,7 @@ def test_deploy_form_key_only_to_owner_and_delete(sender, slack: SlackStandIn, s
     assert bot.runtime.platform.list_endpoints() == []
 
 
-def test_import_checks_id_and_task(sender, slack: SlackStandIn, bot):  # noqa: F811
+def test_import_checks_id_and_task(sender, slack: SlackStandIn, bot):
     refused = sender.command("import not-an-id fill-mask").json()["text"]
     assert '"not-an-id" is not a Hugging Face model id' in refused
     sender.command("import")

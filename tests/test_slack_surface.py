@@ -15,14 +15,12 @@ from bot.slack.limits import message_problems, view_problems
 from handlers.registry import COMMANDS
 from tests.conftest import DATA
 from tests.slack_standin import SlackSender, SlackStandIn
-from tests.test_e2e_slack import (  # noqa: F401  (fixtures)
-    bot,
+from tests.test_e2e_slack import (
     chosen_values,
     compute_values,
     data_values,
     nth_view,
     open_form,
-    tiny_model,
     walk_to_compute_step,
 )
 from tests.tiny_models import add_tiny_bert
@@ -30,7 +28,7 @@ from workers.ledger import Ledger
 
 
 @pytest.fixture
-def sender(bot, slack) -> SlackSender:  # noqa: F811
+def sender(bot, slack) -> SlackSender:
     return SlackSender(bot.url, response_url=f"{slack.base_url}/respond/1")
 
 
@@ -55,7 +53,7 @@ def test_typos_get_the_closest_command(sender, typed, suggested):
     assert f"is not an fmbot command. Did you mean `/fm {COMMANDS[suggested].usage}`?" in text
 
 
-def test_search_and_card_render_blocks_with_buttons(sender, tiny_model):  # noqa: F811
+def test_search_and_card_render_blocks_with_buttons(sender, tiny_model):
     body = ephemeral(sender.command("search tiny task:text-classification"))
     assert "1 found" in body["blocks"][0]["text"]["text"]
     actions = [b for b in body["blocks"] if b["type"] == "actions"][0]
@@ -89,7 +87,7 @@ def test_search_paginates_with_next_and_previous(sender, slack: SlackStandIn, sl
     assert [e["text"]["text"] for e in page["blocks"][-1]["elements"]] == ["Previous"]
 
 
-def test_jobs_status_cancel_and_quota(sender, tiny_model, bot):  # noqa: F811
+def test_jobs_status_cancel_and_quota(sender, tiny_model, bot):
     assert ephemeral(sender.command("jobs"))["text"] == "You have no jobs yet."
     assert 'there is no job "ft-nope"' in ephemeral(sender.command("status ft-nope"))["text"]
     assert "Usage: `/fm cancel <job>`" in ephemeral(sender.command("cancel"))["text"]
@@ -103,7 +101,7 @@ def test_long_command_is_refused_politely(sender):
     assert "5,007 characters long; the limit is 2,000" in text
 
 
-def test_card_buttons_open_forms_with_the_model_filled_in(sender, slack: SlackStandIn, tiny_model):  # noqa: F811
+def test_card_buttons_open_forms_with_the_model_filled_in(sender, slack: SlackStandIn, tiny_model):
     for action, title in ((ActionId.CARD_FINETUNE, "Fine-tune a model"), (ActionId.CARD_EVALUATE, "Evaluate a model")):
         payload = {"type": "block_actions", "user": {"id": "U0USER"}, "team": {"id": "T0001"}, "api_app_id": "A0001",
                    "channel": {"id": "C0CHAN"}, "trigger_id": f"t.{action}",
@@ -116,7 +114,7 @@ def test_card_buttons_open_forms_with_the_model_filled_in(sender, slack: SlackSt
         assert model["element"]["initial_option"]["value"] == tiny_model
 
 
-def test_data_step_inline_errors(sender, slack: SlackStandIn, tiny_model):  # noqa: F811
+def test_data_step_inline_errors(sender, slack: SlackStandIn, tiny_model):
     view = open_form(sender, slack, "finetune")
     values = data_values(tiny_model, {})
     values[BlockId.TRAIN_FILE] = {ActionId.FILE: {"type": "file_input", "files": []}}
@@ -152,7 +150,7 @@ def test_csv_columns_fill_the_mapping_selects(sender, slack: SlackStandIn, slack
     assert body["errors"]["map:label"].startswith('column mapping: no column is mapped to "label"')
 
 
-def test_compute_options_and_quota_errors(sender, slack: SlackStandIn, tiny_model, bot):  # noqa: F811
+def test_compute_options_and_quota_errors(sender, slack: SlackStandIn, tiny_model, bot):
     upload = slack.add_file("sst2.jsonl", (DATA / "sst2_small_validation.jsonl").read_bytes())
     compute_view = walk_to_compute_step(sender, slack, tiny_model, upload)
     options = sender.post("payload=" + json.dumps({
@@ -172,8 +170,8 @@ def test_compute_options_and_quota_errors(sender, slack: SlackStandIn, tiny_mode
     assert Ledger(bot.runtime.redis).recent() == []
 
 
-def test_job_messages_progress_plot_buttons_and_home(sender, slack: SlackStandIn, slack_settings, tiny_model,  # noqa: F811
-                                                     start_worker, bot):  # noqa: F811
+def test_job_messages_progress_plot_buttons_and_home(sender, slack: SlackStandIn, slack_settings, tiny_model,
+                                                     start_worker, bot):
     worker = start_worker(slack_settings)
     upload = slack.add_file("sst2.jsonl", (DATA / "sst2_small_validation.jsonl").read_bytes())
     compute_view = walk_to_compute_step(sender, slack, tiny_model, upload)
@@ -216,8 +214,8 @@ def test_job_messages_progress_plot_buttons_and_home(sender, slack: SlackStandIn
     assert shown["user"] == "U0USER" and record.output_model in shown["text"]
 
 
-def test_cancel_button_stops_a_running_job(sender, slack: SlackStandIn, slack_settings, tiny_model,  # noqa: F811
-                                           start_worker, bot):  # noqa: F811
+def test_cancel_button_stops_a_running_job(sender, slack: SlackStandIn, slack_settings, tiny_model,
+                                           start_worker, bot):
     start_worker(slack_settings)
     upload = slack.add_file("sst2.jsonl", (DATA / "sst2_small_validation.jsonl").read_bytes())
     compute_view = walk_to_compute_step(sender, slack, tiny_model, upload)

@@ -63,7 +63,7 @@ def test_running_job_survives_redis_killed_mid_run(slack_settings, slack, aof_re
         time.sleep(2)
         aof_redis.start()
         ids = [running.id, queued.id]
-        finals = wait_until(lambda: all((r := rt.ledger.get(i)).state.final for i in ids) and
+        finals = wait_until(lambda: all(rt.ledger.get(i).state.final for i in ids) and
                             [rt.ledger.get(i) for i in ids], timeout=400, interval=1)
         recovered = time.monotonic() - down_at
         assert [r.state for r in finals] == [JobState.COMPLETED, JobState.COMPLETED], \

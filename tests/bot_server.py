@@ -1,0 +1,33 @@
+"""The bot's HTTP endpoint served in-process on a free port, as `fmbot serve` serves it."""
+
+from __future__ import annotations
+
+import threading
+
+from bot.runtime import build_runtime
+from bot.server import make_server, wsgi_app
+from bot.settings import Settings
+from bot.slack.app import create_app
+from bot.slack.client import web_client
+
+
+class BotServer:
+    def __init__(self, settings: Settings):
+        self.runtime = build_runtime(settings)
+        app = create_app(settings, self.runtime, web_client(settings))
+        self.server = make_server(wsgi_app(app), "127.0.0.1", 0)
+        self.thread = threading.Thread(target=self.server.run, daemon=True)
+        self.thread.start()
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.server.effective_port}/slack/events"
+
+    def close(self) -> None:
+        """Empty waitress's socket map first so its loop exits, then close the sockets."""
+        sockets = list(self.server._map.values())
+        self.server._map.clear()
+        self.thread.join(timeout=5)
+        for channel in sockets:
+            channel.close()
+        self.server.task_dispatcher.shutdown()
