@@ -81,7 +81,7 @@ def train(model: Any, processing_class: Any, train_dataset: Sequence[dict[str, A
             seed=hyper.seed,
             use_cpu=not cuda,
             bf16=cuda and torch.cuda.is_bf16_supported(),
-            optim="adamw_torch_fused" if cuda else "adamw_torch",
+            optim="adamw_torch_fused",
             dataloader_pin_memory=cuda,
             disable_tqdm=True,
             remove_unused_columns=False,
