@@ -58,7 +58,7 @@ def run_demo(settings: Settings) -> int:
                                                "fmbot_progress_interval": 1.0})
         env = {key: value for key, value in os.environ.items() if not key.startswith("SLACK_")}
         env.update(REDIS_URL=redis_server.url, FMBOT_MODELS_DIR=str(settings.fmbot_models_dir),
-                   FMBOT_LOG_LEVEL="WARNING")
+                   FMBOT_LOG_LEVEL="ERROR")
         worker = subprocess.Popen([sys.executable, "-m", "bot.cli", "worker"], env=env)
         try:
             rt = build_runtime(settings, slack=False)
