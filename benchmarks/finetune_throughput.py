@@ -139,6 +139,10 @@ def run(quick: bool) -> list[Result]:
         catalog.root.mkdir(parents=True)
         catalog.ensure_seeded()
         model_dir = catalog.path(catalog.list()[0].ref)
+        if device() == "cuda":
+            log(f"{NAME}: one untimed run of each first (CUDA context, cuBLAS handles, kernel selection)")
+            run_fmbot(root / "models", train, test, hyper, rows)
+            run_baseline(model_dir, train, test, hyper, rows, root / "trainer-warm-up")
         for round_ in range(rounds):
             for who in ("fmbot", "Trainer") if round_ % 2 == 0 else ("Trainer", "fmbot"):
                 if who == "fmbot":

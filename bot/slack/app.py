@@ -1,8 +1,8 @@
 """The Bolt app: one place that wires the listeners of each concern to a shared context.
 
 Listeners stay thin: they read the request, call a handler, and render its typed result with a
-view. Anything that may take long runs after `ack()`, which Bolt answers at once while the
-listener keeps running on its thread pool.
+view. Slack hears back when a listener returns (`process_before_response`), so anything that may
+take long is handed to `SlackContext.after_ack`.
 """
 
 from __future__ import annotations
@@ -26,7 +26,7 @@ def create_app(settings: Settings, rt: Runtime, client: WebClient, *, verify_req
         signing_secret=settings.secret(settings.slack_signing_secret) or "",
         token_verification_enabled=False,
         request_verification_enabled=verify_requests,
-        process_before_response=False,
+        process_before_response=True,
     )
     policy.install(load_policy(settings.fmbot_policy, settings.fmbot_admins.split(",")), SlackGroups(client))
     app.use(once_per_delivery(rt.redis))

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import re
+from collections.abc import Callable
 from typing import Any
 
 from slack_bolt import App
@@ -25,20 +26,27 @@ def _where(body: dict[str, Any]) -> tuple[str, str]:
 def register(app: App, ctx: SlackContext) -> None:
     rt = ctx.rt
 
-    def opener(kind: str):
-        def open_from_button(ack, body, client):
+    def later(work: Callable[[Any, str, str, dict[str, Any]], None], failure: str = "") -> Callable:
+        """A button listener that acks at once and does `work` after the ack; a failure is told
+        to the person who pressed the button, prefixed with `failure`."""
+        def on_button(ack, body, client):
             ack()
             channel, user = _where(body)
-            open_form(ctx, client, body["trigger_id"], kind, channel, user, body["actions"][0]["value"])
-        return open_from_button
 
-    def deploy_opener(ack, body, client):
-        ack()
-        channel, user = _where(body)
-        try:
-            open_deploy(ctx, client, body["trigger_id"], channel, user, body["actions"][0]["value"])
-        except Exception as exc:
-            ctx.tell(client, channel, user, f":warning: {ctx.explain(exc)}")
+            def run() -> None:
+                try:
+                    work(client, channel, user, body)
+                except Exception as exc:
+                    ctx.tell(client, channel, user, f":warning: {failure}{ctx.explain(exc)}")
+            ctx.after_ack(run)
+        return on_button
+
+    def opener(kind: str):
+        return later(lambda client, channel, user, body: open_form(
+            ctx, client, body["trigger_id"], kind, channel, user, body["actions"][0]["value"]))
+
+    deploy_opener = later(lambda client, channel, user, body: open_deploy(
+        ctx, client, body["trigger_id"], channel, user, body["actions"][0]["value"]))
 
     app.action(ActionId.CARD_DEPLOY)(deploy_opener)
     app.action(ActionId.JOB_DEPLOY)(deploy_opener)
@@ -52,39 +60,20 @@ def register(app: App, ctx: SlackContext) -> None:
         state = json.loads(body["actions"][0]["value"])
         task = parse_task(state["t"]) if state.get("t") else None
         found = catalog.search_models(rt, state.get("q") or "", task)
-        respond(replace_original=True, **catalog_views.search_results(found, state.get("q") or "", task,
-                                                                      state["p"]))
+        ctx.after_ack(lambda: respond(replace_original=True, **catalog_views.search_results(
+            found, state.get("q") or "", task, state["p"])))
 
-    @app.action(ActionId.CANCEL_JOB)
-    def on_cancel(ack, body, client):
-        ack()
-        channel, user = _where(body)
-        try:
-            jobs.cancel_job(rt, body["actions"][0]["value"], user)
-        except Exception as exc:
-            ctx.tell(client, channel, user, f":warning: Not canceled: {ctx.explain(exc)}")
+    app.action(ActionId.CANCEL_JOB)(later(
+        lambda client, channel, user, body: jobs.cancel_job(rt, body["actions"][0]["value"], user),
+        failure="Not canceled: "))
+    app.action(ActionId.APPROVE_JOB)(later(
+        lambda client, channel, user, body: jobs.approve_job(rt, body["actions"][0]["value"], user, channel)))
+    app.action(ActionId.REJECT_JOB)(later(
+        lambda client, channel, user, body: jobs.reject_job(rt, body["actions"][0]["value"], user, channel)))
 
-    def decide(approve: bool):
-        def on_decision(ack, body, client):
-            ack()
-            channel, user = _where(body)
-            decision = jobs.approve_job if approve else jobs.reject_job
-            try:
-                decision(rt, body["actions"][0]["value"], user, channel)
-            except Exception as exc:
-                ctx.tell(client, channel, user, f":warning: {ctx.explain(exc)}")
-        return on_decision
+    def show_card(client: Any, channel: str, user: str, body: dict[str, Any]) -> None:
+        """Local fine-tunes are registered as they finish; the Register button shows the card where it is."""
+        card = catalog.model_card(rt, body["actions"][0]["value"])
+        client.chat_postEphemeral(channel=channel, user=user, **catalog_views.model_card(card))
 
-    app.action(ActionId.APPROVE_JOB)(decide(True))
-    app.action(ActionId.REJECT_JOB)(decide(False))
-
-    @app.action(ActionId.JOB_REGISTER)
-    def on_register(ack, body, client):
-        """Local fine-tunes are registered as they finish; the button shows the card where it is."""
-        ack()
-        channel, user = _where(body)
-        try:
-            card = catalog.model_card(rt, body["actions"][0]["value"])
-            client.chat_postEphemeral(channel=channel, user=user, **catalog_views.model_card(card))
-        except Exception as exc:
-            ctx.tell(client, channel, user, f":warning: {ctx.explain(exc)}")
+    app.action(ActionId.JOB_REGISTER)(later(show_card))

@@ -1,7 +1,8 @@
 """`/fm <subcommand>`: parse, call the handler, answer in the ack (or open a form).
 
 Answers that are quick (catalog, ledger) go back in the ack itself as ephemeral messages; forms
-open with `views.open` right after the ack, since a trigger id is valid for three seconds.
+open with `views.open` right after the ack (`SlackContext.after_ack`), since a trigger id is valid
+for three seconds.
 """
 
 from __future__ import annotations
@@ -63,8 +64,8 @@ def register(app: App, ctx: SlackContext) -> None:
             if rest:
                 rt.platform.get_model(rest)
             ack()
-            open_form(ctx, client, command["trigger_id"], kind, command["channel_id"], command["user_id"],
-                      rest or None)
+            ctx.after_ack(open_form, ctx, client, command["trigger_id"], kind, command["channel_id"],
+                          command["user_id"], rest or None)
         return open_kind
 
     def job_list(ack: Callable, command: dict, rest: str, client: Any) -> None:

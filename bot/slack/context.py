@@ -1,8 +1,16 @@
-"""What every Slack listener shares: settings, runtime, a pool for work after the ack, and replies."""
+"""What every Slack listener shares: settings, runtime, a pool for work after the ack, and replies.
+
+The Bolt app runs with `process_before_response=True`: a listener runs on the request's own thread
+and Slack gets its answer when the listener returns, with no polling for `ack()` in between. So a
+listener acks with what it can say at once and hands anything slower (Slack API calls, loading a
+model, reading a file) to `after_ack`.
+"""
 
 from __future__ import annotations
 
+import contextvars
 import logging
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
@@ -24,6 +32,17 @@ class SlackContext:
     executor: ThreadPoolExecutor = field(
         default_factory=lambda: ThreadPoolExecutor(max_workers=8, thread_name_prefix="fmbot-slack")
     )
+
+    def after_ack(self, work: Callable[..., Any], *args: Any) -> None:
+        """Run `work` once the listener has returned, in the request's context (its trace id)."""
+        self.executor.submit(contextvars.copy_context().run, self._logged, work, *args)
+
+    @staticmethod
+    def _logged(work: Callable[..., Any], *args: Any) -> None:
+        try:
+            work(*args)
+        except Exception:
+            log.exception("work after an ack failed")
 
     @staticmethod
     def explain(exc: BaseException, trace_id: str | None = None) -> str:

@@ -35,7 +35,7 @@ def command_deploy(ctx: SlackContext, ack: Any, command: dict, rest: str, client
         raise UserError("say which model to deploy", hint="Usage: `/fm deploy <model>`, or use a card's Deploy button")
     ctx.rt.platform.get_model(rest)
     ack()
-    open_deploy(ctx, client, command["trigger_id"], command["channel_id"], command["user_id"], rest)
+    ctx.after_ack(open_deploy, ctx, client, command["trigger_id"], command["channel_id"], command["user_id"], rest)
 
 
 def command_endpoints(ctx: SlackContext, ack: Any, command: dict, rest: str, client: Any) -> None:
@@ -82,24 +82,30 @@ def register(app: App, ctx: SlackContext) -> None:
         ack()
         channel = (body.get("channel") or {}).get("id") or (body.get("container") or {}).get("channel_id")
         user = body["user"]["id"]
-        try:
-            endpoint = deploy_handlers.endpoint_for_owner(rt, body["actions"][0]["value"], user)
-            text = key_message(endpoint)
-        except Exception as exc:
-            text = f":warning: {ctx.explain(exc)}"
-        if channel:
-            ctx.tell(client, channel, user, text)
-        else:
-            dm = client.conversations_open(users=user)["channel"]["id"]
-            client.chat_postMessage(channel=dm, text=text)
+
+        def show() -> None:
+            try:
+                endpoint = deploy_handlers.endpoint_for_owner(rt, body["actions"][0]["value"], user)
+                text = key_message(endpoint)
+            except Exception as exc:
+                text = f":warning: {ctx.explain(exc)}"
+            if channel:
+                ctx.tell(client, channel, user, text)
+            else:
+                dm = client.conversations_open(users=user)["channel"]["id"]
+                client.chat_postMessage(channel=dm, text=text)
+        ctx.after_ack(show)
 
     @app.action(ActionId.DELETE_ENDPOINT)
     def on_delete(ack, body, client):
         ack()
         user = body["user"]["id"]
-        try:
-            deploy_handlers.delete_endpoint(rt, body["actions"][0]["value"], user)
-        except Exception as exc:
-            dm = client.conversations_open(users=user)["channel"]["id"]
-            client.chat_postMessage(channel=dm, text=f":warning: Not deleted: {ctx.explain(exc)}")
-        client.views_publish(user_id=user, view=user_home(rt, user))
+
+        def delete() -> None:
+            try:
+                deploy_handlers.delete_endpoint(rt, body["actions"][0]["value"], user)
+            except Exception as exc:
+                dm = client.conversations_open(users=user)["channel"]["id"]
+                client.chat_postMessage(channel=dm, text=f":warning: Not deleted: {ctx.explain(exc)}")
+            client.views_publish(user_id=user, view=user_home(rt, user))
+        ctx.after_ack(delete)

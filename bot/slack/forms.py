@@ -74,7 +74,7 @@ def register(app: App, ctx: SlackContext) -> None:
             ack(response_action="errors", errors={k: v[:150] for k, v in errors.items()})
             return
         ack(response_action="update", view=checking_step(state, metadata(state), "your data"))
-        ctx.executor.submit(read_data, client, view["id"], state, values)
+        ctx.after_ack(read_data, client, view["id"], state, values)
 
     def read_data(client: Any, view_id: str, state: FormState, values: dict[str, Any]) -> None:
         dest = Path(settings.fmbot_data_dir)
@@ -110,7 +110,7 @@ def register(app: App, ctx: SlackContext) -> None:
             return
         state.mapping, state.error = chosen, None
         ack(response_action="update", view=checking_step(state, metadata(state), "every row of your data"))
-        ctx.executor.submit(check_rows, client, view["id"], state)
+        ctx.after_ack(check_rows, client, view["id"], state)
 
     def check_rows(client: Any, view_id: str, state: FormState) -> None:
         mapping = ColumnMapping.build(state.mapping, Task(state.task))
@@ -155,7 +155,7 @@ def register(app: App, ctx: SlackContext) -> None:
             future.result(timeout=ACK_BUDGET_SECONDS)
         except FutureTimeout:
             ack()
-            ctx.executor.submit(report_late, client, state, future)
+            ctx.after_ack(report_late, client, state, future)
             return
         except (DatasetError, UserError, PlatformError) as exc:
             block = BlockId.COMPUTE if isinstance(exc, PlatformError) else BlockId.BATCH_SIZE
@@ -163,7 +163,8 @@ def register(app: App, ctx: SlackContext) -> None:
             return
         except Exception as exc:
             ack()
-            ctx.tell(client, state.channel, state.user, f":warning: The job was not started: {ctx.explain(exc)}")
+            ctx.after_ack(ctx.tell, client, state.channel, state.user,
+                          f":warning: The job was not started: {ctx.explain(exc)}")
             return
         ack()
 

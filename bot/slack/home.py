@@ -23,4 +23,4 @@ def register(app: App, ctx: SlackContext) -> None:
     @app.event("app_home_opened")
     def on_home_opened(event, client):
         if event.get("tab", "home") == "home":
-            client.views_publish(user_id=event["user"], view=user_home(ctx.rt, event["user"]))
+            ctx.after_ack(lambda: client.views_publish(user_id=event["user"], view=user_home(ctx.rt, event["user"])))

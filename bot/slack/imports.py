@@ -27,8 +27,8 @@ def command_import(ctx: SlackContext, ack: Any, command: dict, rest: str, client
         return
     ack()
     state = FormState(kind="import", channel=command["channel_id"], user=command["user_id"])
-    client.views_open(trigger_id=command["trigger_id"],
-                      view=import_modal(dump_state(state, ctx.rt.redis), model_id=model_id))
+    ctx.after_ack(lambda: client.views_open(trigger_id=command["trigger_id"],
+                                            view=import_modal(dump_state(state, ctx.rt.redis), model_id=model_id)))
 
 
 def register(app: App, ctx: SlackContext) -> None:

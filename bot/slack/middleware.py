@@ -37,7 +37,8 @@ def delivery_key(body: dict[str, Any]) -> str | None:
     if body.get("event_id"):
         return f"event:{body['event_id']}"
     if body.get("command") and body.get("trigger_id"):
-        return f"command:{body['trigger_id']}"
+        command = COMMANDS.get((body.get("text") or "").strip().split(" ", 1)[0].lower())
+        return None if command and command.repeatable else f"command:{body['trigger_id']}"
     if body.get("type") == "view_submission":
         view = body.get("view") or {}
         state = json.dumps(view.get("state") or {}, sort_keys=True)

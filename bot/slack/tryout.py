@@ -30,7 +30,7 @@ def command_try(ctx: SlackContext, ack: Any, command: dict, rest: str, client: A
         except Exception as exc:
             respond(response_type="ephemeral", replace_original=True, text=f":warning: {ctx.explain(exc)}")
 
-    ctx.executor.submit(run)
+    ctx.after_ack(run)
 
 
 def register(app: App, ctx: SlackContext) -> None:
@@ -39,8 +39,11 @@ def register(app: App, ctx: SlackContext) -> None:
         ack()
         channel = (body.get("channel") or {}).get("id") or (body.get("container") or {}).get("channel_id")
         user = body["user"]["id"]
-        try:
-            message = try_result(try_model(ctx.rt, body["actions"][0]["value"]))
-            client.chat_postEphemeral(channel=channel, user=user, **message)
-        except Exception as exc:
-            ctx.tell(client, channel, user, f":warning: {ctx.explain(exc)}")
+
+        def run() -> None:
+            try:
+                message = try_result(try_model(ctx.rt, body["actions"][0]["value"]))
+                client.chat_postEphemeral(channel=channel, user=user, **message)
+            except Exception as exc:
+                ctx.tell(client, channel, user, f":warning: {ctx.explain(exc)}")
+        ctx.after_ack(run)

@@ -13,7 +13,7 @@ from typing import Any
 
 from platforms.base import Hyperparameters, PlatformError, ProgressReport
 from platforms.local.metrics import question_answering_metrics
-from platforms.local.training import TaskResult, batches, device, token_limit, train
+from platforms.local.training import TaskResult, batches, on_device, token_limit, train
 
 SAMPLE_COUNT = 5
 SAMPLE_INPUT = {
@@ -97,7 +97,7 @@ def predict_answers(model: Any, tokenizer: Any, examples: list[dict[str, Any]], 
     """
     import torch
 
-    model.eval().to(device())
+    on_device(model)
     max_length = token_limit(model, max_length)
     best: list[dict[str, Any]] = [{"answer": "", "score": 0.0, "start": 0, "end": 0} for _ in examples]
     for offset, batch in zip(range(0, len(examples), batch_size), batches(examples, batch_size), strict=True):

@@ -13,7 +13,7 @@ from typing import Any
 
 from platforms.base import Hyperparameters, ProgressReport
 from platforms.local.lora import merged, with_lora
-from platforms.local.training import batches, device, train
+from platforms.local.training import batches, on_device, train
 
 PREFIXED_MODEL_TYPES = ("t5",)
 # Generated text is capped here even when inputs may be longer, to keep try and evaluate quick.
@@ -39,7 +39,7 @@ def generate_texts(model: Any, tokenizer: Any, texts: list[str], *, max_length: 
     """Greedy decoding of each text (inputs truncated to `max_length` tokens)."""
     import torch
 
-    model.eval().to(device())
+    on_device(model)
     outputs = []
     for batch in batches(texts, batch_size):
         encoded = tokenizer(batch, truncation=True, max_length=max_length, padding=True,

@@ -8,7 +8,7 @@ from typing import Any
 
 from platforms.base import Hyperparameters, ProgressReport
 from platforms.local.metrics import classification_metrics
-from platforms.local.training import TaskResult, batches, device, train
+from platforms.local.training import TaskResult, batches, on_device, train
 
 SAMPLE_COUNT = 5
 SAMPLE_INPUT = {"sentence1": "I loved this movie, the acting was wonderful."}
@@ -54,7 +54,7 @@ def predict_labels(model: Any, tokenizer: Any, examples: list[dict[str, Any]], *
                    batch_size: int = 32) -> list[dict[str, Any]]:
     import torch
 
-    model.eval().to(device())
+    on_device(model)
     results = []
     for batch in batches(examples, batch_size):
         encoded = tokenizer(

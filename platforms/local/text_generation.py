@@ -17,7 +17,7 @@ from typing import Any
 from platforms.base import Hyperparameters, ProgressReport
 from platforms.local.lora import merged, with_lora
 from platforms.local.metrics import perplexity, rouge_metrics
-from platforms.local.training import TaskResult, batches, device, token_limit, train
+from platforms.local.training import TaskResult, batches, on_device, token_limit, train
 
 SAMPLE_COUNT = 5
 SAMPLE_INPUT = {"messages": [{"role": "user", "content": "What is the capital of France?"}]}
@@ -89,7 +89,7 @@ def mean_completion_loss(model: Any, tokenizer: Any, examples: list[dict[str, An
     """Cross-entropy per completion token over all examples (not a mean of per-batch means)."""
     import torch
 
-    model.eval().to(device())
+    on_device(model)
     collate, total, count = _collator(tokenizer), 0.0, 0
     for batch in batches([_features(tokenizer, e, token_limit(model, max_length)) for e in examples], batch_size):
         inputs = collate(batch).to(model.device)
@@ -107,7 +107,7 @@ def generate_completions(model: Any, tokenizer: Any, examples: list[dict[str, An
     """Greedy (or sampled, if `settings` say so) continuations of each example's prompt."""
     import torch
 
-    model.eval().to(device())
+    on_device(model)
     settings = dict(settings or {})
     max_new_tokens = int(settings.pop("max_new_tokens", min(max_length, MAX_NEW_TOKENS)))
     positions = token_limit(model, max_length + max_new_tokens)

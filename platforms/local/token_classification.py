@@ -8,7 +8,7 @@ from typing import Any
 
 from platforms.base import Hyperparameters, ProgressReport
 from platforms.local.metrics import token_classification_metrics
-from platforms.local.training import TaskResult, batches, device, token_limit, train
+from platforms.local.training import TaskResult, batches, on_device, token_limit, train
 
 SAMPLE_COUNT = 5
 SAMPLE_INPUT = {"text": "My name is Wolfgang and I live in Berlin"}
@@ -58,7 +58,7 @@ def predict_tags(model: Any, tokenizer: Any, words: list[list[str]], *, max_leng
     """One (tag, score) per word; words past `max_length` get "O" (or the first tag) with score 0."""
     import torch
 
-    model.eval().to(device())
+    on_device(model)
     max_length = token_limit(model, max_length)
     id2label = model.config.id2label
     fallback = "O" if "O" in id2label.values() else id2label[0]

@@ -1,8 +1,9 @@
 """What every local fine-tune shares: the device, the Trainer's settings, and progress reporting.
 
 Each task module builds its model, tokenized examples and collator, then calls `train`, so the
-choices that matter for speed and correctness (dynamic padding, the fused optimizer and bf16/TF32 on
-CUDA, no checkpoints written mid-run, progress and cancellation between steps) live in one place.
+choices that matter for speed and correctness (dynamic padding, the fused optimizer, TF32 and, for
+steps big enough to gain from it, bf16 on CUDA, no checkpoints written mid-run, progress and
+cancellation between steps) live in one place.
 """
 
 from __future__ import annotations
@@ -21,12 +22,33 @@ def device() -> str:
     return "cuda" if torch.cuda.is_available() else "cpu"
 
 
+def on_device(model: Any) -> Any:
+    """The model in eval mode on the device. Predictors call this per request, and moving a model
+    that is already there still walks every parameter (0.7 ms for MiniLM-L6, a tenth of a
+    one-row prediction on CPU), so it moves only when it has to."""
+    if model.training or model.device.type != device():
+        model.eval().to(device())
+    return model
+
+
 @dataclass
 class TaskResult:
     metrics: dict[str, float]
     samples: list[dict[str, Any]] = field(default_factory=list)
     loss_history: list[tuple[int, float]] = field(default_factory=list)
     message: str | None = None
+
+
+BF16_MIN_TOKENS_PER_STEP = 4096
+
+
+def wants_bf16(train_dataset: Sequence[dict[str, Any]], batch_size: int) -> bool:
+    """bf16 autocast only when a step holds enough tokens for its matrix products to outweigh the
+    casts it adds; with TF32 on, fp32 products already run on tensor cores. Measured on an H200,
+    batch 16, bf16 against fp32+TF32: MiniLM-L6 on ~15-token reviews 0.6-0.75x; BERT-base at 512
+    and 2,048 tokens a step 0.55x and 0.52x, at 8,192 tokens a step 1.13x."""
+    lengths = [len(example["input_ids"]) for example in train_dataset if "input_ids" in example]
+    return bool(lengths) and sum(lengths) / len(lengths) * batch_size >= BF16_MIN_TOKENS_PER_STEP
 
 
 def make_report_callback(report: ProgressReport):
@@ -80,7 +102,7 @@ def train(model: Any, processing_class: Any, train_dataset: Sequence[dict[str, A
             report_to="none",
             seed=hyper.seed,
             use_cpu=not cuda,
-            bf16=cuda and torch.cuda.is_bf16_supported(),
+            bf16=cuda and torch.cuda.is_bf16_supported() and wants_bf16(train_dataset, hyper.batch_size),
             optim="adamw_torch_fused",
             dataloader_pin_memory=cuda,
             disable_tqdm=True,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import json
 from typing import Any
 
@@ -26,13 +27,20 @@ def _summary(card: ModelCard) -> str:
     return f"*{card.name}* `v{card.version}` · {', '.join(card.tasks)} · license {card.license or 'unknown'}"
 
 
-def card_buttons(card: ModelCard) -> ActionsBlock:
+@functools.lru_cache(maxsize=4096)
+def card_buttons(ref: str) -> dict[str, Any]:
+    """Cached: validating four buttons costs more than the rest of a search page, and a catalog
+    has few models. Callers put the dict in a response as it is and never change it."""
     return ActionsBlock(elements=[
-        ButtonElement(text="Try", action_id=ActionId.CARD_TRY, value=card.ref),
-        ButtonElement(text="Evaluate", action_id=ActionId.CARD_EVALUATE, value=card.ref),
-        ButtonElement(text="Fine-tune", action_id=ActionId.CARD_FINETUNE, value=card.ref),
-        ButtonElement(text="Deploy", action_id=ActionId.CARD_DEPLOY, value=card.ref),
-    ])
+        ButtonElement(text="Try", action_id=ActionId.CARD_TRY, value=ref),
+        ButtonElement(text="Evaluate", action_id=ActionId.CARD_EVALUATE, value=ref),
+        ButtonElement(text="Fine-tune", action_id=ActionId.CARD_FINETUNE, value=ref),
+        ButtonElement(text="Deploy", action_id=ActionId.CARD_DEPLOY, value=ref),
+    ]).to_dict()
+
+
+def _as_dict(block: Any) -> dict[str, Any]:
+    return block if isinstance(block, dict) else block.to_dict()
 
 
 def search_results(cards: list[ModelCard], query: str, task: str | None, page: int = 0) -> dict[str, Any]:
@@ -48,7 +56,7 @@ def search_results(cards: list[ModelCard], query: str, task: str | None, page: i
         blocks.append(SectionBlock(text=MarkdownTextObject(text="Nothing matches; try fewer words or no task.")))
     for card in shown:
         blocks.append(SectionBlock(text=MarkdownTextObject(text=clip(f"{_summary(card)}\n{card.description}", 600))))
-        blocks.append(card_buttons(card))
+        blocks.append(card_buttons(card.ref))
     if pages > 1:
         nav = []
         state = {"q": query, "t": task}
@@ -59,7 +67,7 @@ def search_results(cards: list[ModelCard], query: str, task: str | None, page: i
             nav.append(ButtonElement(text="Next", action_id=f"{ActionId.PAGE}:next",
                                      value=json.dumps({**state, "p": page + 1})[:2000]))
         blocks.append(ActionsBlock(elements=nav))
-    return {"text": f"{title}: {len(cards)} models", "blocks": [b.to_dict() for b in blocks]}
+    return {"text": f"{title}: {len(cards)} models", "blocks": [_as_dict(b) for b in blocks]}
 
 
 def model_card(card: ModelCard) -> dict[str, Any]:
@@ -76,6 +84,6 @@ def model_card(card: ModelCard) -> dict[str, Any]:
             text=f"source: {card.source or 'catalog'} · inference compute: {compute}"
                  + (" · shared quota available" if card.shared_quota else ""))]),
         DividerBlock(),
-        card_buttons(card),
+        card_buttons(card.ref),
     ]
-    return {"text": f"{card.ref}: {card.description[:100]}", "blocks": [b.to_dict() for b in blocks]}
+    return {"text": f"{card.ref}: {card.description[:100]}", "blocks": [_as_dict(b) for b in blocks]}
