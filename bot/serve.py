@@ -29,7 +29,8 @@ def serve(settings: Settings, rt: Runtime, *, host: str, port: int, socket_mode:
         from slack_bolt.adapter.socket_mode import SocketModeHandler
 
         app = create_app(settings, rt, client, verify_requests=False)
-        health = make_server(wsgi_app(None, Readiness.from_settings(settings, client)), host, port)
+        health = make_server(wsgi_app(None, Readiness.from_settings(settings, client)), host, port,
+                             threads=settings.fmbot_http_threads)
         threading.Thread(target=health.run, name="fmbot-health", daemon=True).start()
         log.info("fmbot in Socket Mode; /healthz, /readyz, /metrics on http://%s:%s", host, health.effective_port)
         SocketModeHandler(app, settings.secret(settings.slack_app_token)).start()
@@ -37,7 +38,7 @@ def serve(settings: Settings, rt: Runtime, *, host: str, port: int, socket_mode:
     if settings.slack_signing_secret is None:
         raise UserError("SLACK_SIGNING_SECRET is not set", hint="Every HTTP request from Slack is verified with it")
     server = make_server(wsgi_app(create_app(settings, rt, client), Readiness.from_settings(settings, client)),
-                         host, port)
+                         host, port, threads=settings.fmbot_http_threads)
     log.info("fmbot serving Slack on http://%s:%s/slack/events", host, server.effective_port)
     server.run()
     return 0

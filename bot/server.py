@@ -45,7 +45,7 @@ def wsgi_app(app: App | None, readiness: Readiness | None = None) -> WSGIApp:
     return application
 
 
-def make_server(application: WSGIApp, host: str, port: int, *, threads: int = 16) -> Any:
+def make_server(application: WSGIApp, host: str, port: int, *, threads: int) -> Any:
     """A waitress server; port 0 picks a free port (read it back from `.effective_port`)."""
     from waitress.server import create_server
 

@@ -44,6 +44,11 @@ class Settings(BaseSettings):
     fmbot_policy: Path | None = Field(
         None, description="YAML access policy: who may fine-tune, deploy, import, cancel others' jobs (handlers/policy.py)."
     )
+    fmbot_http_threads: int = Field(
+        4, ge=1, le=64,
+        description="Threads answering Slack's HTTP requests. Listeners only ack; slow work runs after the ack, "
+                    "so more threads add GIL contention, not capacity.",
+    )
     fmbot_poll_interval: float = Field(
         60.0, ge=0, description="Seconds between checks on a remote (Azure ML) job; no worker is held meanwhile."
     )

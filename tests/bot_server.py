@@ -15,7 +15,7 @@ class BotServer:
     def __init__(self, settings: Settings):
         self.runtime = build_runtime(settings)
         app = create_app(settings, self.runtime, web_client(settings))
-        self.server = make_server(wsgi_app(app), "127.0.0.1", 0)
+        self.server = make_server(wsgi_app(app), "127.0.0.1", 0, threads=settings.fmbot_http_threads)
         self.thread = threading.Thread(target=self.server.run, daemon=True)
         self.thread.start()
 

@@ -17,7 +17,7 @@ import requests
 import yaml
 
 from bot.config import settings_reference
-from bot.observability import Readiness, configure_logging
+from bot.observability import Readiness, configure_logging, metrics_page
 from bot.redis_server import free_port
 from bot.runtime import build_runtime
 from bot.server import make_server, wsgi_app
@@ -28,6 +28,7 @@ from handlers.jobs import submit
 from tests.conftest import ROOT, settings_env, wait_until
 from tests.slack_standin import BOT_TOKEN, SIGNING_SECRET, SlackSender, SlackStandIn
 from tests.bot_server import BotServer
+from workers import telemetry
 from workers.ledger import JobRecord, ReplyTarget, new_job_id
 
 DEPLOY = ROOT / "deploy"
@@ -138,7 +139,7 @@ class Served(BotServer):
     """A WSGI application under waitress on a free port, closed the way the e2e bot is closed."""
 
     def __init__(self, application):
-        self.server = make_server(application, "127.0.0.1", 0)
+        self.server = make_server(application, "127.0.0.1", 0, threads=Settings().fmbot_http_threads)
         self.thread = threading.Thread(target=self.server.run, daemon=True)
         self.thread.start()
 
@@ -233,6 +234,21 @@ def test_health_readiness_and_metrics_move_with_commands(ops_bot: OpsBot, slack:
     lines = [json.loads(line) for line in logged.splitlines()]
     assert lines and all({"ts", "level", "logger", "message", "trace_id", "job_id"} <= set(line) for line in lines)
     assert "[redacted]" in lines[-1]["message"]
+
+
+def test_job_duration_histogram_is_cumulative_on_metrics(redis):
+    """Workers count each duration once, in its own bucket; /metrics shows Prometheus's cumulative buckets."""
+    for seconds in (0.5, 3, 4, 100, 2 * 24 * 3600):
+        telemetry.record_job_state(redis, "evaluate", "completed", seconds=seconds)
+    page = metrics_page(redis).decode()
+
+    def bucket(le: str) -> float:
+        return metric(page, "fmbot_job_duration_seconds_bucket", kind="evaluate", le=le)
+
+    assert [bucket(le) for le in ("1", "5", "15", "60", "300", "86400", "+Inf")] == [1, 3, 3, 3, 4, 4, 5]
+    assert metric(page, "fmbot_job_duration_seconds_count", kind="evaluate") == 5
+    assert metric(page, "fmbot_job_duration_seconds_sum", kind="evaluate") == 0.5 + 3 + 4 + 100 + 2 * 24 * 3600
+    assert metric(page, "fmbot_jobs_total", kind="evaluate", state="completed") == 5
 
 
 def test_unexpected_error_names_the_trace(ops_bot: OpsBot, slack: SlackStandIn, json_logs):
