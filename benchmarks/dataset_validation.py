@@ -6,9 +6,14 @@ process that imports what it needs first, then times the work alone and reports 
 (`ru_maxrss`) next to its RSS before the work; the page cache is warmed once before any of them.
 
 fmbot's figure is `platforms.datasets.validate_file` (what `handlers.data.check_data` runs before a
-job is recorded): every row is parsed, mapped and checked, and none is kept. Baselines:
-`pandas.read_json(lines=True)` / `pandas.read_csv` (which only parse), and reading the file's lines
-in binary without parsing them, the floor for any line-by-line reader.
+job is recorded): every row is parsed, mapped and checked, and none is kept. For these files that is
+the columnar fast path (`platforms.fastscan`: a proof pass over the bytes, then pyarrow's parser on
+both cores); the row-by-row reader only runs for files the fast path cannot prove good.
+
+Baselines: `pandas.read_json(lines=True)` and `pandas.read_csv`, which only parse (with pyarrow
+installed, pandas keeps text in pyarrow strings, which makes read_csv run near the speed of a raw
+read), and reading the file's lines in binary without parsing them, the floor for any line reader.
+Issue 7's ≥ 5× target is against read_json; the read_csv row is shown for context.
 """
 
 from __future__ import annotations
@@ -119,12 +124,15 @@ def run(quick: bool) -> list[Result]:
                 large_peak = peak["fmbot"]
             if len({r["rows"] for kind in ("fmbot", "pandas") for r in runs[kind]}) != 1:
                 raise RuntimeError(f"the readers disagree on the row count of {path.name}: {runs}")
+            against_json = fmt == "JSONL"
             results += [
                 Result(benchmark=NAME, metric=f"{fmt} {size_mb:.0f} MB read+map+validate", unit="MB/s",
-                       fmbot=speed["fmbot"], baseline=speed["pandas"], baseline_name="pandas read only",
-                       higher_is_better=True, target=5),
+                       fmbot=speed["fmbot"], baseline=speed["pandas"],
+                       baseline_name="pandas.read_json(lines=True), parse only" if against_json else "pandas.read_csv, parse only",
+                       higher_is_better=True, target=5 if against_json else None,
+                       note="" if against_json else "context: the 5× target is against read_json"),
                 Result(benchmark=NAME, metric=f"{fmt} {size_mb:.0f} MB read+map+validate", unit="MB/s",
-                       fmbot=speed["fmbot"], baseline=speed["raw"], baseline_name="raw line read",
+                       fmbot=speed["fmbot"], baseline=speed["raw"], baseline_name="raw binary line read",
                        higher_is_better=True, target=0.3),
                 Result(benchmark=NAME, metric=f"{fmt} {size_mb:.0f} MB peak RSS", unit="MB",
                        fmbot=peak["fmbot"], baseline=peak["pandas"], baseline_name="pandas", limit=200,

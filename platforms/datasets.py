@@ -23,6 +23,7 @@ from typing import Any, Literal
 import orjson
 from pydantic import BaseModel
 
+from platforms import fastscan
 from platforms.tasks import TASKS, Task
 
 Format = Literal["jsonl", "json", "csv", "tsv"]
@@ -232,6 +233,8 @@ def _delimited_rows(path: Path, label: str, delimiter: str) -> Iterator[Row]:
         header = next(reader)
     except StopIteration:
         raise DatasetError("the file is empty", file=label, hint="The first line must name the columns") from None
+    except csv.Error as exc:
+        raise _unreadable(exc, label, delimiter, last[0]) from None
     header = [name.strip() for name in header]
     if not any(header):
         raise DatasetError("the first line is empty", file=label, where="line 1", hint="The first line must name the columns")
@@ -246,12 +249,7 @@ def _delimited_rows(path: Path, label: str, delimiter: str) -> Iterator[Row]:
         except StopIteration:
             return
         except csv.Error as exc:
-            raise DatasetError(
-                f"cannot be read as {'TSV' if delimiter == chr(9) else 'CSV'} ({exc})",
-                file=label,
-                where=f"line {last[0] or 1}",
-                hint="Check the quoting on that line",
-            ) from None
+            raise _unreadable(exc, label, delimiter, last[0]) from None
         where = f"line {last[0]}"
         if not fields or fields == [""]:
             continue
@@ -265,9 +263,8 @@ def _delimited_rows(path: Path, label: str, delimiter: str) -> Iterator[Row]:
         yield Row(where=where, values=dict(zip(header, fields, strict=True)))
 
 
-def read_rows(path: Path, name: str | None = None, *, max_bytes: int = 100 * 1024 * 1024) -> Iterator[Row]:
-    """Yield the records of a dataset file; `name` is how the user knows the file."""
-    label = name or path.name
+def _checked_format(path: Path, label: str, max_bytes: int) -> Format:
+    """The file's format, once it is known to exist, be non-empty and be within the size limit."""
     if not path.exists():
         raise DatasetError("does not exist", file=str(path), hint="Check the path")
     size = path.stat().st_size
@@ -279,7 +276,22 @@ def read_rows(path: Path, name: str | None = None, *, max_bytes: int = 100 * 102
         )
     if size == 0:
         raise DatasetError("the file is empty", file=label, hint=f"Upload a {SUPPORTED} file with at least one record")
-    fmt = sniff_format(path, label)
+    return sniff_format(path, label)
+
+
+def _unreadable(exc: csv.Error, label: str, delimiter: str, line: int) -> DatasetError:
+    return DatasetError(
+        f"cannot be read as {'TSV' if delimiter == chr(9) else 'CSV'} ({exc})",
+        file=label,
+        where=f"line {line or 1}",
+        hint="Check the quoting on that line",
+    )
+
+
+def read_rows(path: Path, name: str | None = None, *, max_bytes: int = 100 * 1024 * 1024) -> Iterator[Row]:
+    """Yield the records of a dataset file; `name` is how the user knows the file."""
+    label = name or path.name
+    fmt = _checked_format(path, label, max_bytes)
     if fmt == "jsonl":
         return _jsonl_rows(path, label)
     if fmt == "json":
@@ -572,6 +584,24 @@ _EXAMPLE_BUILDERS = {
     Task.CHAT_COMPLETION: _example_text_generation,
 }
 
+# The tasks whose examples are only text columns checked by `_text`: the columnar fast path
+# (`platforms.fastscan`) can check those; the others need their row-by-row builders.
+_TEXT_KEYS = {
+    Task.TEXT_CLASSIFICATION: ("sentence1", "sentence2", "label"),
+    Task.SUMMARIZATION: ("document", "summary"),
+    Task.TRANSLATION: ("source", "target"),
+    Task.TEXT_GENERATION: ("prompt", "completion"),
+    Task.CHAT_COMPLETION: ("prompt", "completion"),
+}
+
+
+def _text_columns(mapping: ColumnMapping) -> list[str] | None:
+    """The columns that `_text` would read for this mapping, or None when its builder reads more."""
+    keys = _TEXT_KEYS.get(mapping.task)
+    if keys is None or "messages" in mapping.columns:
+        return None
+    return [mapping.columns[key] for key in keys if key in mapping.columns]
+
 
 def iter_examples(path: Path, mapping: ColumnMapping, name: str | None = None, *,
                   max_bytes: int = 100 * 1024 * 1024) -> Iterator[dict[str, Any]]:
@@ -607,20 +637,38 @@ class DatasetSummary(BaseModel):
 def validate_file(path: Path, mapping: ColumnMapping, name: str | None = None, *,
                   max_bytes: int = 100 * 1024 * 1024) -> DatasetSummary:
     """Check every row of a file as `load_examples` would, keeping none, so memory stays flat in the
-    file size; this is what runs before a job is recorded, on files of any size up to `max_bytes`."""
+    file size; this is what runs before a job is recorded, on files of any size up to `max_bytes`.
+
+    JSON Lines, CSV and TSV files of text tasks go through the columnar fast path first; it accepts
+    exactly what the row reader accepts, and any file it cannot prove good is read again row by row,
+    so that a rejection still names the file, line and column."""
     label = name or path.name
-    rows = 0
-    labels: Counter[str] = Counter()
     classify = mapping.task == Task.TEXT_CLASSIFICATION
-    for example in iter_examples(path, mapping, label, max_bytes=max_bytes):
-        rows += 1
-        if classify:
-            labels[example["label"]] += 1
+    fmt = _checked_format(path, label, max_bytes)
+    columns = _text_columns(mapping)
+    scanned = None
+    if columns is not None and fmt != "json":
+        scanned = fastscan.scan(path, fmt, columns, mapping.columns["label"] if classify else None, _is_blank)
+    if scanned is not None:
+        rows, labels = scanned.rows, scanned.labels
+    else:
+        rows, labels = _count_examples(path, mapping, label, max_bytes, classify)
     if not rows:
         raise _no_records(label)
     if classify:
         _require_classes(sorted(labels), label)
     return DatasetSummary(rows=rows, labels=dict(labels))
+
+
+def _count_examples(path: Path, mapping: ColumnMapping, label: str, max_bytes: int,
+                    classify: bool) -> tuple[int, Counter[str]]:
+    rows = 0
+    labels: Counter[str] = Counter()
+    for example in iter_examples(path, mapping, label, max_bytes=max_bytes):
+        rows += 1
+        if classify:
+            labels[example["label"]] += 1
+    return rows, labels
 
 
 def check_labels(examples: list[dict[str, Any]], label: str) -> list[str]:
