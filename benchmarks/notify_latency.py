@@ -1,9 +1,12 @@
 """notify_latency: from a job's final state in the worker to its message arriving at Slack.
 
-fmbot's path is the worker's own: `workers.jobs._finish` writes the final state to the ledger in a
-private Redis, counts it, and the runtime's SlackNotifier (the one `fmbot worker` builds, with its
-renderer, retry-counting client and App Home refresh) posts to the Slack Web API stand-in over real
-HTTP. The baseline is the floor of any notifier: one `chat.postMessage` from the same process with a
+fmbot's path is the worker's own, timed from the moment the platform returned (`run_job` calls
+`workers.jobs._finish`): the final state and its outbox notice are stored in a private Redis, the
+runtime's SlackNotifier (the one `fmbot worker` builds, with its renderer, retry-counting client and
+App Home refresh) posts to the Slack Web API stand-in over real HTTP, and the job is counted for
+operators afterwards. Each job is created and started through the runtime's ledger first, as
+`run_job` reads and starts it, so the final write is made against the record the worker last saw.
+The baseline is the floor of any notifier: one `chat.postMessage` from the same process with a
 client built the same way (`bot.slack.client.web_client`). Jobs alternate between the two.
 
 The stand-in stamps each call as it arrives, so two figures come out for fmbot: the job's status

@@ -16,6 +16,7 @@ import threading
 import time
 from collections.abc import Collection, Iterable, Iterator
 from datetime import UTC, datetime
+from itertools import accumulate
 from typing import Any
 
 from prometheus_client import REGISTRY, CollectorRegistry, Counter, Histogram, generate_latest
@@ -108,18 +109,17 @@ class RedisCollector:
         retries = CounterMetricFamily("fmbot_notification_retries", "Slack Web API calls retried, by reason.",
                                       labels=["reason"])
         duration = HistogramMetricFamily("fmbot_job_duration_seconds", "Run time of finished jobs.", labels=["kind"])
-        stored: dict[str, dict[str, float]] = {}
-        for name, *labels in counters:
-            value = counters[(name, *labels)]
+        in_bucket: dict[str, dict[str, float]] = {}
+        for (name, *labels), value in counters.items():
             if name == "jobs":
                 jobs.add_metric(labels, value)
             elif name == "notify_retries":
                 retries.add_metric(labels, value)
-            elif name == "duration_bucket":
-                stored.setdefault(labels[0], {})[labels[1]] = value
+            elif name == "duration_in_bucket":
+                in_bucket.setdefault(labels[0], {})[labels[1]] = value
         for kind in sorted(labels[0] for name, *labels in counters if name == "duration_count"):
-            cumulative = stored.get(kind, {})
-            buckets = [(f"{b:g}", cumulative.get(f"{b:g}", 0.0)) for b in telemetry.JOB_DURATION_BUCKETS]
+            bounds, counts = [f"{b:g}" for b in telemetry.JOB_DURATION_BUCKETS], in_bucket.get(kind, {})
+            buckets = list(zip(bounds, accumulate(counts.get(bound, 0.0) for bound in bounds), strict=True))
             buckets.append(("+Inf", counters[("duration_count", kind)]))
             duration.add_metric([kind], buckets, sum_value=counters.get(("duration_sum", kind), 0.0))
         yield jobs

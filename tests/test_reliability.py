@@ -111,6 +111,25 @@ def test_ledger_is_written_before_each_post(settings: Settings):
     assert "no-such-model" in rt.ledger.get(record.id).error
 
 
+def test_ledger_writes_never_lose_a_change_made_elsewhere(redis: Redis):
+    """Each Ledger writes against the record as it last saw it; one that is behind must pick up
+    the other's change, and must not move a job that was canceled meanwhile."""
+    worker, bot = Ledger(redis), Ledger(redis)
+    record = worker.create(a_record())
+    worker.transition(record.id, JobState.RUNNING)
+
+    def remember_thread(stored: JobRecord) -> None:
+        stored.reply_to = ReplyTarget(channel="C1", thread_ts="1700000000.000100")
+
+    bot.update(record.id, remember_thread)
+    running, _ = worker.transition(record.id, JobState.RUNNING, message="step 2")
+    assert running.reply_to.thread_ts == "1700000000.000100" and running.message == "step 2"
+    bot.transition(record.id, JobState.CANCELED, message="canceled by U1")
+    final, did_move = worker.transition(record.id, JobState.COMPLETED, metrics={"accuracy": 1.0})
+    assert not did_move and final.state == JobState.CANCELED and final.metrics == {}
+    assert Ledger(redis).get(record.id).reply_to.thread_ts == "1700000000.000100"
+
+
 def test_failure_callback_announces_retry_not_failure_while_retries_remain(settings: Settings):
     rt, witness = witness_runtime(settings)
     runtime.install(rt)
@@ -204,6 +223,52 @@ def test_a_notice_slack_refuses_for_good_is_dropped_not_retried_forever(slack_se
     rt.notifier.client.token = real
     assert outbox.pending(rt.redis, record.id) == []
     assert rt.redis.zcard(f"rq:scheduled:{outbox.outbox_queue(rt.redis).name}") == 0
+
+
+def test_a_move_and_its_notice_are_stored_together(slack_settings: Settings, slack: SlackStandIn):
+    """While Slack is down, a job's final state and the notice announcing it are both in Redis;
+    a move that does not happen (the job already ended) queues nothing."""
+    rt = slack_runtime(slack_settings)
+    record = rt.ledger.create(a_record())
+    slack.fail_next(*[503] * 4)  # the status call and slack_sdk's 3 retries
+    record, moved = rt.move(record.id, JobState.FAILED, JobEvent.FAILED, error="bad data")
+    assert moved and Ledger(rt.redis).get(record.id).state == JobState.FAILED
+    pending = outbox.pending(rt.redis, record.id)
+    assert [(e.event, e.record.state, e.done) for e in pending] == [(JobEvent.FAILED, JobState.FAILED, 0)]
+    _, moved_again = rt.move(record.id, JobState.COMPLETED, JobEvent.COMPLETED)
+    assert not moved_again and len(outbox.pending(rt.redis, record.id)) == 1
+    assert outbox.deliver_pending(record.id) is True
+    assert [t for t in thread_texts(slack) if "bad data" in t] and outbox.pending(rt.redis, record.id) == []
+
+
+def test_a_reply_that_fails_to_render_never_reposts_the_status(slack_settings: Settings, slack: SlackStandIn):
+    """The reply is rendered after the status message is posted; should rendering fail, the retry
+    starts from the reply, so the status message (here the one that starts the thread) stays single."""
+    rt = slack_runtime(slack_settings)
+    renderer = rt.notifier.renderer
+
+    class FlakyRenderer:
+        broken = True
+
+        def status_message(self, record: JobRecord):
+            return renderer.status_message(record)
+
+        def thread_reply(self, record: JobRecord, event: JobEvent):
+            if self.broken:
+                raise RuntimeError("renderer failed")
+            return renderer.thread_reply(record, event)
+
+        def attachments(self, record: JobRecord, event: JobEvent):
+            return renderer.attachments(record, event)
+
+    flaky = rt.notifier.renderer = FlakyRenderer()
+    record = rt.ledger.create(a_record())
+    rt.move(record.id, JobState.FAILED, JobEvent.FAILED, error="bad data")
+    assert [e.done for e in outbox.pending(rt.redis, record.id)] == [1]
+    flaky.broken = False
+    assert outbox.deliver_pending(record.id) is True
+    assert len([c for c in slack.of("chat.postMessage") if not c.params.get("thread_ts")]) == 1
+    assert len([t for t in thread_texts(slack) if "bad data" in t]) == 1
 
 
 def test_start_up_warns_when_redis_has_no_persistence(settings: Settings):

@@ -65,9 +65,7 @@ class ProgressReporter:
 
 
 def _finish(rt: runtime.Runtime, job_id: str, state: JobState, event: JobEvent, **fields: Any) -> dict[str, Any]:
-    record, moved = rt.ledger.transition(job_id, state, **fields)
-    if moved:
-        rt.notify(record, event)
+    record, _ = rt.move(job_id, state, event, **fields)
     return record.public()
 
 
@@ -101,9 +99,7 @@ def poll_job(job_id: str) -> dict[str, Any]:
     if outcome.state == JobState.CANCELED:
         return _finish(rt, job_id, JobState.CANCELED, JobEvent.CANCELED, message=outcome.message)
     if outcome.message != record.message:
-        changed, moved = rt.ledger.transition(job_id, JobState.RUNNING, message=outcome.message)
-        if moved:
-            rt.notify(changed, JobEvent.PROGRESS)
+        rt.move(job_id, JobState.RUNNING, JobEvent.PROGRESS, message=outcome.message)
     return _schedule_poll(rt, job_id)
 
 
@@ -115,8 +111,7 @@ def run_job(job_id: str) -> dict[str, Any]:
         return record.public()
     if record.external_id:
         return _schedule_poll(rt, job_id)
-    record, _ = rt.ledger.transition(job_id, JobState.RUNNING, attempts=record.attempts + 1)
-    rt.notify(record, JobEvent.STARTED)
+    record, _ = rt.move(job_id, JobState.RUNNING, JobEvent.STARTED, attempts=record.attempts + 1)
     report = ProgressReporter(rt, job_id)
     try:
         if record.kind == "finetune":

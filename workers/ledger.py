@@ -8,20 +8,21 @@ is told a job is queued, and every state change is written here before it is pos
 from __future__ import annotations
 
 import secrets
-import time
+import threading
+from collections import OrderedDict
 from collections.abc import Callable
 from datetime import UTC, datetime
-from typing import Any, Literal
+from typing import Any, Literal, Protocol
 
 from pydantic import BaseModel, Field
 from redis import Redis
-from redis.exceptions import WatchError
 
 from platforms.base import JobState, Progress
 from workers import keys, telemetry
 
 JobKind = Literal["finetune", "evaluate", "deploy", "import"]
 _PREFIX = {"finetune": "ft", "evaluate": "ev", "deploy": "dp", "import": "im"}
+SEEN_LIMIT = 64  # records a Ledger remembers as last seen; a worker needs the one job it runs
 
 
 class ReplyTarget(BaseModel):
@@ -77,63 +78,90 @@ class JobNotFound(LookupError):
     pass
 
 
+class Along(Protocol):
+    """Commands that belong to a ledger change (its notice in the outbox), run in the same atomic
+    step as the change's write: they land together with it, or not at all."""
+
+    def commands(self, record: JobRecord) -> list[tuple[Any, ...]]:
+        """The commands (name and arguments), given the record as changed."""
+
+    def written(self, replies: list[Any]) -> None:
+        """Redis's replies to those commands, once they ran."""
+
+
+# A compare-and-set of one ledger record: KEYS[1] is the record, ARGV[1] its value as read and
+# ARGV[2] the new value; the rest of ARGV are commands to run with the write, each as its argument
+# count followed by its arguments. Returns {1, replies...} when written, {0, value now} when the
+# record changed since it was read. One round trip where WATCH, GET and MULTI/EXEC take three.
+_COMPARE_AND_SET = """
+local current = redis.call('GET', KEYS[1])
+if current ~= ARGV[1] then return {0, current} end
+redis.call('SET', KEYS[1], ARGV[2])
+local replies, i = {1}, 3
+while i <= #ARGV do
+  local count = tonumber(ARGV[i])
+  replies[#replies + 1] = redis.call(unpack(ARGV, i + 1, i + count))
+  i = i + count + 1
+end
+return replies
+"""
+
+
 def new_job_id(kind: JobKind) -> str:
     return f"{_PREFIX[kind]}-{secrets.token_hex(4)}"
 
 
 class Ledger:
+    """Writes are compare-and-set against the record as this Ledger last read or wrote it: in a
+    worker that is the job's current record, so a state change is one round trip to Redis. A
+    record someone else changed in between costs one more, never a lost update."""
+
     def __init__(self, redis: Redis):
         self.redis = redis
+        self._compare_and_set = redis.register_script(_COMPARE_AND_SET)
+        self._seen: OrderedDict[str, bytes | str] = OrderedDict()
+        self._seen_lock = threading.Lock()
 
     def create(self, record: JobRecord) -> JobRecord:
-        score = record.created_at.timestamp()
+        score, raw = record.created_at.timestamp(), record.model_dump_json()
         with self.redis.pipeline() as pipe:
-            pipe.set(keys.job(record.id), record.model_dump_json(), nx=True)
+            pipe.set(keys.job(record.id), raw, nx=True)
             pipe.zadd(keys.jobs(), {record.id: score})
             pipe.zadd(keys.user_jobs(record.requester), {record.id: score})
             created, *_ = pipe.execute()
         if not created:
             raise ValueError(f"job {record.id} already exists")
+        self._saw(record.id, raw)
         return record
 
     def get(self, job_id: str) -> JobRecord:
         raw = self.redis.get(keys.job(job_id))
         if raw is None:
             raise JobNotFound(job_id)
+        self._saw(job_id, raw)
         return JobRecord.model_validate_json(raw)
 
     def update(self, job_id: str, change: Callable[[JobRecord], None]) -> JobRecord:
-        """Apply `change` to the stored record atomically (optimistic locking with WATCH)."""
-        key = keys.job(job_id)
-        while True:
-            with self.redis.pipeline() as pipe:
-                try:
-                    pipe.watch(key)
-                    raw = pipe.get(key)
-                    if raw is None:
-                        raise JobNotFound(job_id)
-                    record = JobRecord.model_validate_json(raw)
-                    change(record)
-                    pipe.multi()
-                    pipe.set(key, record.model_dump_json())
-                    pipe.execute()
-                    return record
-                except WatchError:
-                    time.sleep(0.005)
+        """Apply `change` to the stored record atomically (optimistic locking)."""
 
-    def transition(self, job_id: str, state: JobState, **fields: Any) -> tuple[JobRecord, bool]:
+        def changed(record: JobRecord) -> bool:
+            change(record)
+            return True
+
+        return self._write(job_id, changed, None)[0]
+
+    def transition(self, job_id: str, state: JobState, *, along: Along | None = None,
+                   **fields: Any) -> tuple[JobRecord, bool]:
         """Move a job to `state` unless it is already final; says whether it moved.
 
         A final state is never left, so a late progress report cannot revive a canceled job and a
-        retried delivery cannot announce a second completion.
+        retried delivery cannot announce a second completion. `along` (the move's notice) is
+        written in the same atomic step when the job moves.
         """
-        moved = False
 
-        def change(record: JobRecord) -> None:
-            nonlocal moved
+        def change(record: JobRecord) -> bool:
             if record.state.final:
-                return
-            moved = True
+                return False
             record.state = state
             now = datetime.now(UTC)
             if state == JobState.RUNNING and record.started_at is None:
@@ -142,9 +170,46 @@ class Ledger:
                 record.finished_at = now
             for name, value in fields.items():
                 setattr(record, name, value)
+            return True
 
-        record = self.update(job_id, change)
-        return record, moved
+        return self._write(job_id, change, along)
+
+    def _write(self, job_id: str, change: Callable[[JobRecord], bool], along: Along | None) -> tuple[JobRecord, bool]:
+        """`change` the record as last seen (False: nothing to write) and store it with `along`'s
+        commands, provided Redis still holds what was seen; else again from what it holds. A "no
+        change" is only answered from a record just read, never from a remembered one."""
+        key = keys.job(job_id)
+        raw, fresh = self._seen.get(job_id), False
+        if raw is None:
+            raw, fresh = self.redis.get(key), True
+        while True:
+            if raw is None:
+                raise JobNotFound(job_id)
+            record = JobRecord.model_validate_json(raw)
+            if not change(record):
+                if not fresh:
+                    raw, fresh = self.redis.get(key), True
+                    continue
+                self._saw(job_id, raw)
+                return record, False
+            written = record.model_dump_json()
+            args: list[Any] = [raw, written]
+            for command in along.commands(record) if along is not None else []:
+                args += [len(command), *command]
+            stored, *replies = self._compare_and_set(keys=[key], args=args)
+            if stored == 1:
+                self._saw(job_id, written)
+                if along is not None:
+                    along.written(replies)
+                return record, True
+            raw, fresh = replies[0], True
+
+    def _saw(self, job_id: str, raw: bytes | str) -> None:
+        with self._seen_lock:
+            self._seen[job_id] = raw
+            self._seen.move_to_end(job_id)
+            if len(self._seen) > SEEN_LIMIT:
+                self._seen.popitem(last=False)
 
     def recent(self, *, user: str | None = None, limit: int = 20) -> list[JobRecord]:
         ids = self.redis.zrevrange(keys.user_jobs(user) if user else keys.jobs(), 0, limit - 1)

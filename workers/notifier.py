@@ -8,7 +8,7 @@ worker code builds Block Kit and no view code talks to Redis.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from enum import StrEnum
 from typing import Any, Protocol
 
@@ -87,20 +87,28 @@ class SlackNotifier:
         an earlier attempt); a failing call raises PartialDelivery saying how many succeeded."""
         if record.reply_to is None:
             return record
-        steps: list[Callable[[JobRecord], JobRecord]] = [self._status]
+        done = skip
+        try:
+            for index, step in enumerate(self._steps(record, event)):
+                if index >= skip:
+                    record = step(record)
+                    done = index + 1
+        except Exception as exc:
+            raise PartialDelivery(done) from exc
+        return record
+
+    def _steps(self, record: JobRecord, event: JobEvent) -> Iterator[Callable[[JobRecord], JobRecord]]:
+        """The calls in order, each rendered only once the one before it is made: the status message
+        never waits for the reply's text or a loss curve's PNG. (So rendering can fail after calls
+        went through, which `job_changed` counts as a partial delivery too.)"""
+        yield self._status
         reply = self.renderer.thread_reply(record, event)
         if reply is not None:
-            steps.append(lambda current: self._reply(current, reply))
+            yield lambda current: self._reply(current, reply)
         for attachment in self.renderer.attachments(record, event):
-            steps.append(lambda current, attachment=attachment: self._upload(current, attachment))
+            yield lambda current, attachment=attachment: self._upload(current, attachment)
         if self.home is not None and event != JobEvent.PROGRESS:
-            steps.append(self._publish_home)
-        for index, step in enumerate(steps[skip:], start=skip):
-            try:
-                record = step(record)
-            except Exception as exc:
-                raise PartialDelivery(index) from exc
-        return record
+            yield self._publish_home
 
     def _status(self, record: JobRecord) -> JobRecord:
         target = record.reply_to

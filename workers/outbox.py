@@ -1,7 +1,8 @@
 """The outbox: every job notification is kept in Redis until Slack has taken it.
 
-A notification is appended to its job's list, then the list is delivered from the head, in order,
-one entry at a time; an entry leaves the list only once all its Web API calls succeeded. When Slack
+A notification is appended to its job's list (in the same atomic step as the ledger change it
+announces, when it announces one), then the list is delivered from the head, in order, one entry at
+a time; an entry leaves the list only once all its Web API calls succeeded. When Slack
 stays unavailable after slack_sdk's own retries (429 with Retry-After, 5xx, dropped connections),
 the entry stays at the head, remembers how many of its calls already went through (so a retry posts
 nothing twice), and a delivery is scheduled on the outbox queue with a growing delay. Later events
@@ -16,6 +17,7 @@ from __future__ import annotations
 import logging
 import secrets
 from datetime import timedelta
+from typing import Any
 
 from pydantic import BaseModel
 from redis import Redis
@@ -48,14 +50,60 @@ def _transient(exc: BaseException) -> bool:
     return True
 
 
+class Notice:
+    """A notification on its way into the outbox, appended together with a try at the job's drain
+    lock: with the ledger change it announces (as that change's `Along`), or on its own by `post`.
+    When it is alone in the list and the lock was free, it goes to Slack without another look at
+    Redis."""
+
+    def __init__(self, event: JobEvent):
+        self.event, self.token = event, secrets.token_hex(8)
+        self.entry: OutboxEntry | None = None
+        self.alone = self.locked = False
+
+    def commands(self, record: JobRecord) -> list[tuple[Any, ...]]:
+        self.entry = OutboxEntry(record=record, event=self.event)
+        return [("RPUSH", keys.outbox(record.id), self.entry.model_dump_json()),
+                ("SET", keys.outbox_lock(record.id), self.token, "NX", "EX", LOCK_SECONDS)]
+
+    def written(self, replies: list[Any]) -> None:
+        queued, locked = replies
+        self.alone, self.locked = queued == 1, bool(locked)
+
+
 def post(redis: Redis, notifier: Notifier, record: JobRecord, event: JobEvent) -> JobRecord:
-    """Queue a notification and try to deliver everything pending for the job now."""
-    redis.rpush(keys.outbox(record.id), OutboxEntry(record=record, event=event).model_dump_json())
-    drain(redis, notifier, record.id)
+    """Queue a notification and try to deliver everything pending for the job now. The job's
+    stored reply target is read in the same round trip: an earlier notice may have just started
+    the thread this one belongs in."""
+    notice = Notice(event)
+    with redis.pipeline() as pipe:
+        for command in notice.commands(record):
+            pipe.execute_command(*command)
+        pipe.get(keys.job(record.id))
+        *replies, stored = pipe.execute()
+    notice.written(replies)
+    if stored is not None:
+        notice.entry.record = _with_reply_target(notice.entry.record, stored)
+    return deliver(redis, notifier, notice)
+
+
+def deliver(redis: Redis, notifier: Notifier, notice: Notice) -> JobRecord:
+    """Deliver a queued notice and everything after it; returns the job as stored afterwards."""
+    job_id = notice.entry.record.id
+    lock = keys.outbox_lock(job_id)
+    if not notice.locked:
+        _wait_for_holder(redis, job_id)
+    else:
+        try:
+            delivered = _deliver_all(redis, notifier, job_id, lock, head=notice.entry if notice.alone else None)
+        finally:
+            _release(redis, lock, notice.token)
+        if delivered:
+            drain(redis, notifier, job_id)
     try:
-        return Ledger(redis).get(record.id)
+        return Ledger(redis).get(job_id)
     except JobNotFound:
-        return record
+        return notice.entry.record
 
 
 def drain(redis: Redis, notifier: Notifier, job_id: str) -> bool:
@@ -64,17 +112,29 @@ def drain(redis: Redis, notifier: Notifier, job_id: str) -> bool:
         token = secrets.token_hex(8)
         lock = keys.outbox_lock(job_id)
         if not redis.set(lock, token, nx=True, ex=LOCK_SECONDS):
-            # The holder delivers our entry too, as it drains until the list is empty; should it
-            # have died holding the lock, this later attempt finds the lock expired.
-            _schedule(redis, job_id, max(int(redis.ttl(lock)), 0) + 1)
+            _wait_for_holder(redis, job_id)
             return False
         try:
             if not _deliver_all(redis, notifier, job_id, lock):
                 return False
         finally:
-            if redis.get(lock) == token.encode():
-                redis.delete(lock)
+            _release(redis, lock, token)
     return True
+
+
+def _wait_for_holder(redis: Redis, job_id: str) -> None:
+    """The lock's holder delivers our entry too, as it drains until the list is empty; should it
+    have died holding the lock, a later attempt finds the lock expired."""
+    _schedule(redis, job_id, max(int(redis.ttl(keys.outbox_lock(job_id))), 0) + 1)
+
+
+def _release(redis: Redis, lock: str, token: str) -> None:
+    if redis.get(lock) == token.encode():
+        redis.delete(lock)
+
+
+def _with_reply_target(record: JobRecord, stored: bytes) -> JobRecord:
+    return record.model_copy(update={"reply_to": JobRecord.model_validate_json(stored).reply_to})
 
 
 def _schedule(redis: Redis, job_id: str, delay: int) -> None:
@@ -82,19 +142,26 @@ def _schedule(redis: Redis, job_id: str, delay: int) -> None:
                                    result_ttl=0, failure_ttl=3600)
 
 
-def _deliver_all(redis: Redis, notifier: Notifier, job_id: str, lock: str) -> bool:
-    ledger, key = Ledger(redis), keys.outbox(job_id)
-    while (raw := redis.lindex(key, 0)) is not None:
-        redis.expire(lock, LOCK_SECONDS)
-        entry = OutboxEntry.model_validate_json(raw)
-        record = entry.record
+def _deliver_all(redis: Redis, notifier: Notifier, job_id: str, lock: str, head: OutboxEntry | None = None) -> bool:
+    """Deliver from the head of the list while holding `lock`; `head` is that entry, with the
+    current reply target, when the caller has just queued it alone."""
+    key = keys.outbox(job_id)
+    while True:
+        if head is not None:
+            entry, head = head, None
+        else:
+            with redis.pipeline(transaction=False) as pipe:
+                pipe.lindex(key, 0)
+                pipe.expire(lock, LOCK_SECONDS)
+                pipe.get(keys.job(job_id))
+                raw, _, stored = pipe.execute()
+            if raw is None:
+                return True
+            entry = OutboxEntry.model_validate_json(raw)
+            if stored is not None:
+                entry.record = _with_reply_target(entry.record, stored)
         try:
-            current = ledger.get(job_id)
-            record = record.model_copy(update={"reply_to": current.reply_to})
-        except JobNotFound:
-            pass
-        try:
-            notifier.job_changed(record, entry.event, **({"skip": entry.done} if entry.done else {}))
+            notifier.job_changed(entry.record, entry.event, **({"skip": entry.done} if entry.done else {}))
         except Exception as exc:
             done, cause = (exc.done, exc.__cause__ or exc) if isinstance(exc, PartialDelivery) else (entry.done, exc)
             if not _transient(cause) or entry.attempts >= MAX_ATTEMPTS:
@@ -109,7 +176,6 @@ def _deliver_all(redis: Redis, notifier: Notifier, job_id: str, lock: str) -> bo
             _schedule(redis, job_id, delay)
             return False
         redis.lpop(key)
-    return True
 
 
 def deliver_pending(job_id: str) -> bool:

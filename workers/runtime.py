@@ -10,11 +10,12 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Any
 
 from redis import Redis
 from rq import Queue
 
-from platforms.base import Platform
+from platforms.base import JobState, Platform
 from workers import outbox, telemetry
 from workers.ledger import JobRecord, Ledger
 from workers.notifier import JobEvent, Notifier
@@ -45,14 +46,30 @@ class Runtime:
     def notify(self, record: JobRecord, event: JobEvent) -> JobRecord:
         """Post a change through the outbox: a chat outage delays the post (in order, never twice),
         and never fails the job itself."""
+        return self._posted(lambda: outbox.post(self.redis, self.notifier, record, event), record, event)
+
+    def move(self, job_id: str, state: JobState, event: JobEvent, **fields: Any) -> tuple[JobRecord, bool]:
+        """`Ledger.transition`, with the move's notice appended to the outbox in the same atomic
+        write and posted after it as `notify` posts: the state is stored before anything is posted,
+        and never stored without its notice."""
+        notice = outbox.Notice(event)
+        record, moved = self.ledger.transition(job_id, state, along=notice, **fields)
+        if moved:
+            record = self._posted(lambda: outbox.deliver(self.redis, self.notifier, notice), record, event)
+        return record, moved
+
+    def _posted(self, post: Callable[[], JobRecord], record: JobRecord, event: JobEvent) -> JobRecord:
+        """Run `post`, logging instead of failing; the change is counted for operators after it,
+        off the path to the user."""
+        try:
+            posted = post()
+        except Exception:
+            log.exception("could not post %s for job %s (trace %s)", event, record.id, record.trace_id)
+            posted = record
         if event != JobEvent.PROGRESS:
             telemetry.record_job_state(self.redis, record.kind, event.value,
                                        seconds=record.elapsed_seconds if record.state.final else None)
-        try:
-            return outbox.post(self.redis, self.notifier, record, event)
-        except Exception:
-            log.exception("could not post %s for job %s (trace %s)", event, record.id, record.trace_id)
-            return record
+        return posted
 
 
 _current: Runtime | None = None

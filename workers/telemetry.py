@@ -52,14 +52,24 @@ def _field(*parts: str) -> str:
     return _SEP.join(parts)
 
 
+def _duration_bucket(seconds: float) -> str | None:
+    """The one histogram bucket `seconds` falls in: the smallest bound it does not exceed (None above
+    the largest, where only the count, Prometheus's +Inf bucket, takes it)."""
+    return next((f"{bound:g}" for bound in JOB_DURATION_BUCKETS if seconds <= bound), None)
+
+
 def record_job_state(redis: Redis, kind: str, state: str, *, seconds: float | None = None) -> None:
-    """Count a job reaching `state`; a final state with `seconds` also lands in the duration histogram."""
+    """Count a job reaching `state`; a final state with `seconds` also lands in the duration histogram.
+
+    The histogram keeps one counter per bucket, not Prometheus's cumulative ones, so an observation
+    is one HINCRBY whatever its value; the collector adds them up at scrape time. (The field is
+    `duration_in_bucket`, not the cumulative layout's `duration_bucket`, so old counters are never
+    added up a second time.)"""
     with redis.pipeline(transaction=False) as pipe:
         pipe.hincrby(keys.metrics(), _field("jobs", kind, state), 1)
         if seconds is not None:
-            for bound in JOB_DURATION_BUCKETS:
-                if seconds <= bound:
-                    pipe.hincrby(keys.metrics(), _field("duration_bucket", kind, f"{bound:g}"), 1)
+            if (bucket := _duration_bucket(seconds)) is not None:
+                pipe.hincrby(keys.metrics(), _field("duration_in_bucket", kind, bucket), 1)
             pipe.hincrby(keys.metrics(), _field("duration_count", kind), 1)
             pipe.hincrbyfloat(keys.metrics(), _field("duration_sum", kind), seconds)
         pipe.execute()
