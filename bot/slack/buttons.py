@@ -32,13 +32,7 @@ def register(app: App, ctx: SlackContext) -> None:
         def on_button(ack, body, client):
             ack()
             channel, user = _where(body)
-
-            def run() -> None:
-                try:
-                    work(client, channel, user, body)
-                except Exception as exc:
-                    ctx.tell(client, channel, user, f":warning: {failure}{ctx.explain(exc)}")
-            ctx.after_ack(run)
+            ctx.after_ack_telling(client, channel, user, lambda: work(client, channel, user, body), failure)
         return on_button
 
     def opener(kind: str):

@@ -37,6 +37,17 @@ class SlackContext:
         """Run `work` once the listener has returned, in the request's context (its trace id)."""
         self.executor.submit(contextvars.copy_context().run, self._logged, work, *args)
 
+    def after_ack_telling(self, client: Any, channel: str, user: str, work: Callable[[], Any],
+                          failure: str = "") -> None:
+        """`after_ack` for work a person asked for by a click: a failure is told to them, ephemeral,
+        prefixed with `failure`."""
+        def run() -> None:
+            try:
+                work()
+            except Exception as exc:
+                self.tell(client, channel, user, f":warning: {failure}{self.explain(exc)}")
+        self.after_ack(run)
+
     @staticmethod
     def _logged(work: Callable[..., Any], *args: Any) -> None:
         try:

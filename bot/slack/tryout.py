@@ -39,11 +39,5 @@ def register(app: App, ctx: SlackContext) -> None:
         ack()
         channel = (body.get("channel") or {}).get("id") or (body.get("container") or {}).get("channel_id")
         user = body["user"]["id"]
-
-        def run() -> None:
-            try:
-                message = try_result(try_model(ctx.rt, body["actions"][0]["value"]))
-                client.chat_postEphemeral(channel=channel, user=user, **message)
-            except Exception as exc:
-                ctx.tell(client, channel, user, f":warning: {ctx.explain(exc)}")
-        ctx.after_ack(run)
+        ctx.after_ack_telling(client, channel, user, lambda: client.chat_postEphemeral(
+            channel=channel, user=user, **try_result(try_model(ctx.rt, body["actions"][0]["value"]))))
