@@ -174,7 +174,8 @@ class LocalPlatform(Platform):
                                             free_instances=1))
         return options
 
-    def check_quota(self, compute: str, instances: int, *, model: ModelCard | None = None) -> QuotaCheck:
+    def check_quota(self, compute: str, instances: int, *, model: ModelCard | None = None,
+                    deployment: bool = False) -> QuotaCheck:
         names = [option.name for option in self.compute_options("any")]
         if compute not in names:
             return QuotaCheck(ok=False, message=f'unknown compute "{compute}" on the local platform',
