@@ -103,7 +103,7 @@ def cmd_finetune(args: argparse.Namespace, settings: Settings, rt: Runtime) -> i
     if args.test and args.test_split is not None:
         raise UserError("give --test or --test-split, not both")
     task = parse_task(args.task)
-    check_finetunable(task, lora=args.lora)
+    check_finetunable(task, lora=args.lora, platform=rt.platform)
     hyper = Hyperparameters(
         **{k: v for k, v in (("epochs", args.epochs), ("learning_rate", args.learning_rate),
                              ("batch_size", args.batch_size), ("max_length", args.max_length), ("seed", args.seed),
@@ -247,7 +247,7 @@ def cmd_serve(args: argparse.Namespace, settings: Settings, rt: Runtime) -> int:
 def cmd_doctor(args: argparse.Namespace, settings: Settings, rt: Runtime | None) -> int:
     from bot.doctor import run_checks, table
 
-    checks = run_checks(settings)
+    checks = run_checks(settings, azure_only=args.azure)
     console.emit_json([c.model_dump() for c in checks]) if args.json else print(table(checks))
     return 1 if any(c.status == "problem" for c in checks) else 0
 
@@ -366,7 +366,9 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--socket", action="store_true", help="use Socket Mode (needs SLACK_APP_TOKEN)")
 
     command("demo", cmd_demo, "fine-tune MiniLM-L6 end to end on this machine", json_flag=False)
-    command("doctor", cmd_doctor, "check Slack, Redis, workers and the platform; say how to fix what is wrong")
+    p = command("doctor", cmd_doctor, "check Slack, Redis, workers and the platform; say how to fix what is wrong")
+    p.add_argument("--azure", action="store_true",
+                   help="check only Azure ML: credential, workspace, registry, components, quota, VM sizes")
     p = command("config", cmd_config, "print the effective configuration (secrets masked)")
     p.add_argument("--env-example", action="store_true", help="print a documented .env with every setting")
     return parser

@@ -449,3 +449,29 @@ def test_permission_errors_name_the_missing_role(azure: AzureStandIn, platform: 
     with pytest.raises(PlatformError) as failure:
         platform.check_quota("Standard_DS3_v2", 1)
     assert "may not read compute quota" in str(failure.value) and "Reader on the subscription" in str(failure.value)
+
+
+# ---------------------------------------------------------------------------- fmbot doctor --azure
+
+
+def test_doctor_azure_checks_the_workspace_components_quota_and_names_a_missing_role(
+        azure: AzureStandIn, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+    from bot.cli import main
+
+    for name, value in {**azure.environment(), "FMBOT_PLATFORM": "azureml", "AZURE_SUBSCRIPTION_ID": SUBSCRIPTION,
+                        "AZURE_RESOURCE_GROUP": "rg", "AZUREML_WORKSPACE": "demo_workspace1",
+                        "FMBOT_DATA_DIR": str(tmp_path)}.items():
+        monkeypatch.setenv(name, value)
+    assert main(["doctor", "--azure", "--json"]) == 0
+    checks = {c["name"]: c for c in json.loads(capsys.readouterr().out)}
+    assert all(c["status"] == "ok" for c in checks.values()), checks
+    assert checks["component question_answering_pipeline"]["detail"] == "question_answering_pipeline 0.0.80"
+    assert "4 retired ones" in checks["azure vm sizes"]["detail"]
+
+    azure.fail("GET", r"/usages$", 403, times=10, code="AuthorizationFailed", message="no authorization")
+    del azure.registry_components["chat_completion_pipeline"]
+    assert main(["doctor", "--azure", "--json"]) == 1
+    checks = {c["name"]: c for c in json.loads(capsys.readouterr().out)}
+    assert checks["azure quota"]["status"] == "problem" and "Reader on the subscription" in checks["azure quota"]["fix"]
+    assert checks["component chat_completion_pipeline"]["status"] == "problem"
+    assert checks["azure vm sizes"]["status"] == "ok"
