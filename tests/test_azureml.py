@@ -475,3 +475,27 @@ def test_doctor_azure_checks_the_workspace_components_quota_and_names_a_missing_
     assert checks["azure quota"]["status"] == "problem" and "Reader on the subscription" in checks["azure quota"]["fix"]
     assert checks["component chat_completion_pipeline"]["status"] == "problem"
     assert checks["azure vm sizes"]["status"] == "ok"
+
+
+# ---------------------------------------------------------------------------- the Slack deploy form
+
+
+def test_slack_deploy_form_offers_serverless_only_for_models_azure_serves_so(
+        azure: AzureStandIn, worker_runtime: tuple[Runtime, object], slack, tmp_path: Path) -> None:
+    from slack_sdk import WebClient
+
+    from bot.settings import Settings
+    from bot.slack.context import SlackContext
+    from bot.slack.deploy import open_deploy
+    from tests.slack_standin import BOT_TOKEN
+
+    rt, _ = worker_runtime
+    ctx = SlackContext(settings=Settings(), rt=rt)
+    client = WebClient(token=BOT_TOKEN, base_url=slack.api_url)
+    for model, offered in ((PHI4, True), (BERT, False)):
+        open_deploy(ctx, client, "trigger", "C1", "U1", model)
+        view = slack.of("views.open")[-1].params["view"]
+        view = json.loads(view) if isinstance(view, str) else view
+        kinds = [o["value"] for b in view["blocks"] if b.get("block_id") == "deploy_kind"
+                 for o in b["element"]["options"]]
+        assert ("serverless" in kinds) is offered, (model, kinds)

@@ -27,7 +27,7 @@ def open_deploy(ctx: SlackContext, client: Any, trigger_id: str, channel: str, u
     card = ctx.rt.platform.get_model(model)
     state = FormState(kind="deploy", channel=channel, user=user, model=card.ref)
     client.views_open(trigger_id=trigger_id, view=deploy_modal(card, dump_state(state, ctx.rt.redis),
-                                                              serverless="serverless" in card.inference_compute))
+                                                              serverless=card.serverless))
 
 
 def command_deploy(ctx: SlackContext, ack: Any, command: dict, rest: str, client: Any) -> None:
@@ -62,7 +62,8 @@ def register(app: App, ctx: SlackContext) -> None:
             if not compute:
                 ack(response_action="errors", errors={BlockId.COMPUTE: "Choose a VM size for managed compute."})
                 return
-            quota = rt.platform.check_quota(compute, instances, model=rt.platform.get_model(state.model))
+            quota = rt.platform.check_quota(compute, instances, model=rt.platform.get_model(state.model),
+                                            deployment=True)
             if not quota.ok:
                 block = BlockId.INSTANCES if "instance" in quota.message else BlockId.COMPUTE
                 ack(response_action="errors", errors={block: f"{quota.message}. {'; '.join(quota.suggestions)}"[:150]})

@@ -151,7 +151,8 @@ def check(usages: Usages, sizes: dict[str, VmSizeInfo], sku: str, instances: int
         return QuotaCheck(ok=False, message=f"{sku} is not offered in this workspace's region",
                           suggestions=[f"Use one of: {', '.join(listed)}"])
     if size.retired:
-        fits = [s.name for s in usable(sizes, candidates or [])]
+        fits = [s.name for s in usable(sizes, candidates or [])] or sorted(
+            s.name for s in sizes.values() if not s.retired and s.gpus >= min(size.gpus, 1))[:8]
         return QuotaCheck(ok=False, message=f"{sku} ({size.family}) is retired by Azure and cannot run new work",
                           suggestions=[f"Use one of: {', '.join(fits)}"] if fits else [])
     need = cores_needed(size, instances, deployment=deployment)
