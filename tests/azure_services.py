@@ -135,7 +135,7 @@ def _stop(process: subprocess.Popen | None) -> None:
         return
     os.killpg(process.pid, signal.SIGTERM)
     try:
-        process.wait(timeout=10)
+        process.wait(timeout=2)
     except subprocess.TimeoutExpired:
         os.killpg(process.pid, signal.SIGKILL)
         process.wait(timeout=10)
@@ -204,11 +204,19 @@ class AzureServices:
     errors: list[str] = field(default_factory=list)
 
     def start(self) -> AzureServices:
-        for name, starter in (("azurite", self._start_azurite), ("mlflow", self._start_mlflow)):
+        """Both at once: MLflow takes seconds to import and open its store."""
+        def run(name: str, starter: Any) -> None:
             try:
                 starter()
             except ServiceUnavailable as exc:
                 self.errors.append(f"{name}: {exc}")
+
+        threads = [threading.Thread(target=run, args=item) for item in
+                   (("azurite", self._start_azurite), ("mlflow", self._start_mlflow))]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
         return self
 
     def _start_azurite(self) -> None:

@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import base64
 import copy
+import functools
 import datetime as dt
 import ipaddress
 import json
@@ -113,8 +114,15 @@ def rest_example(name: str) -> dict[str, Any]:
     return copy.deepcopy((responses.get("200") or responses["201"])["body"])
 
 
+@functools.cache
+def _parsed(kind: str, name: str) -> dict[str, Any]:
+    loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+    return yaml.load((DATA / kind / f"{name}.yaml").read_text(), Loader=loader)
+
+
 def load_spec(kind: str, name: str) -> dict[str, Any]:
-    return yaml.safe_load((DATA / kind / f"{name}.yaml").read_text())
+    """A vendored spec, parsed once per process (the pipeline specs are large), as a fresh copy."""
+    return copy.deepcopy(_parsed(kind, name))
 
 
 def _certificate(folder: Path) -> tuple[Path, Path]:

@@ -499,3 +499,93 @@ def test_slack_deploy_form_offers_serverless_only_for_models_azure_serves_so(
         kinds = [o["value"] for b in view["blocks"] if b.get("block_id") == "deploy_kind"
                  for o in b["element"]["options"]]
         assert ("serverless" in kinds) is offered, (model, kinds)
+
+
+# ---------------------------------------------------------------------------- long jobs in workers
+
+
+def ledger_job(rt: Runtime, kind: str, spec: dict) -> str:
+    from workers.ledger import JobRecord, new_job_id
+
+    record = rt.ledger.create(JobRecord(id=new_job_id(kind), kind=kind, model=f"{BERT}:19", task="text-classification",
+                                        spec=spec, requester="U1"))
+    return record.id
+
+
+def asset_finetune() -> dict:
+    return FinetuneSpec(model=f"{BERT}:19", task=Task.TEXT_CLASSIFICATION, train=ASSET,
+                        mapping={"sentence1": "text", "label": "label"}).model_dump(mode="json")
+
+
+def test_worker_submits_once_then_polls_to_completion_without_holding_a_worker(
+        azure: AzureStandIn, services: AzureServices, worker_runtime: tuple[Runtime, object]) -> None:
+    from rq.registry import ScheduledJobRegistry
+
+    from workers.jobs import poll_job, run_job
+    from workers.notifier import JobEvent
+
+    services.require("mlflow")
+    rt, notifier = worker_runtime
+    job_id = ledger_job(rt, "finetune", asset_finetune())
+    record = run_job(job_id)
+    external_id = record["external_id"]
+    assert record["state"] == "running" and rt.ledger.get(job_id).external_id == external_id
+    assert len(ScheduledJobRegistry(queue=rt.queue).get_job_ids()) == 1, "a poll is scheduled instead of a worker waiting"
+    run_job(job_id)  # a retried delivery of the same job
+    assert len(azure.calls("PUT", "/jobs/")) == 1, "never submitted twice"
+
+    azure.set_job(external_id, "Running")
+    assert poll_job(job_id)["state"] == "running"
+    assert notifier.events[-1][2].startswith(f"Azure: Running · https://ml.azure.com/runs/{external_id}")
+    log_run(services, external_id, {"eval_loss": 0.42})
+    azure.set_job(external_id, "Completed")
+    final = poll_job(job_id)
+    assert final["state"] == "completed" and final["output_model"] == f"{BERT}-ft:1"
+    (search,) = azure.calls("POST", "/api/2.0/mlflow/runs/search")
+    assert search.headers["Authorization"].startswith("Bearer ")
+    register = azure.calls("PUT", f"/models/{BERT}-ft/versions/")[0]
+    assert register.body["properties"]["modelUri"] == f"azureml://jobs/{external_id}/outputs/trained_model"
+    assert poll_job(job_id)["state"] == "completed", "a late poll changes nothing"
+    assert len([e for e in notifier.events if e[0] == JobEvent.COMPLETED]) == 1
+
+
+def test_failed_and_canceled_azure_jobs_reach_the_ledger(azure: AzureStandIn,
+                                                         worker_runtime: tuple[Runtime, object]) -> None:
+    from handlers.jobs import cancel_job
+    from workers.jobs import poll_job, run_job
+
+    rt, _ = worker_runtime
+    failing = ledger_job(rt, "finetune", asset_finetune())
+    external_id = run_job(failing)["external_id"]
+    azure.set_job(external_id, "Failed")
+    final = poll_job(failing)
+    assert final["state"] == "failed" and external_id in final["error"]
+
+    canceled = ledger_job(rt, "finetune", asset_finetune())
+    external_id = run_job(canceled)["external_id"]
+    assert cancel_job(rt, canceled, "U1").state == JobState.CANCELED
+    assert azure.calls("POST", f"/jobs/{external_id}/cancel")
+    assert poll_job(canceled)["state"] == "canceled"
+
+
+def test_local_files_are_checked_split_keyed_and_never_mixed_with_assets(
+        azure: AzureStandIn, platform: AzureMLPlatform) -> None:
+    from platforms.azureml.data import prepare_rows
+
+    mapping = ColumnMapping.build({"sentence1": "input_string", "label": "label_string"}, Task.TEXT_CLASSIFICATION)
+    rows = prepare_rows({"train_file_path": file_ref("sst2_small_validation.jsonl"), "validation_file_path": None,
+                         "test_file_path": None}, mapping, split={"validation_file_path": 0.1, "test_file_path": 0.2})
+    assert {name: len(part) for name, part in rows.items()} == {
+        "train_file_path": 61, "validation_file_path": 8, "test_file_path": 18}, "87 rows, split by label"
+    assert {r["label"] for r in rows["validation_file_path"]} == {"POSITIVE", "NEGATIVE"}, "stratified"
+    translation = ColumnMapping.build({"source": "translation.en", "target": "translation.ro"}, Task.TRANSLATION)
+    rows = prepare_rows({"train_file_path": file_ref("wmt_en_ro_test.json")}, translation,
+                        rename={"source": "en", "target": "ro"})
+    assert set(rows["train_file_path"][0]) == {"en", "ro"}, "keys named by the language codes"
+
+    with pytest.raises(PlatformError, match="cannot mix"):
+        platform.run_finetune(FinetuneSpec(model=BERT, task=Task.TEXT_CLASSIFICATION, train=ASSET,
+                                           validation=file_ref("sst2_small_validation.jsonl"),
+                                           mapping={"sentence1": "input_string", "label": "label_string"}),
+                              lambda progress: None)
+    assert not azure.calls("PUT", "/jobs/")
