@@ -14,7 +14,7 @@ import re
 import sys
 import threading
 import time
-from collections.abc import Collection, Iterable, Iterator
+from collections.abc import Iterable, Iterator
 from datetime import UTC, datetime
 from itertools import accumulate
 from typing import Any
@@ -28,7 +28,7 @@ from slack_sdk import WebClient
 from slack_sdk.http_retry import RetryHandler
 
 from bot.settings import Settings
-from handlers.registry import COMMANDS
+from handlers.registry import Surface, metric_label
 from workers import telemetry
 from workers.ledger import JobRecord, Ledger
 from workers.queues import QUEUE_NAME
@@ -45,12 +45,9 @@ READY_CACHE_OK_SECONDS = 60.0
 READY_CACHE_FAILED_SECONDS = 10.0
 
 
-def begin_command(name: str, aliases: Collection[str] = ()) -> tuple[str, str]:
-    """Start the trace of one `/fm` command; returns (metric label, trace id).
-
-    Words that are neither commands nor `aliases` become `unknown`, so typos cannot create time series."""
-    label = name if name in COMMANDS or name in aliases or name == "" else "unknown"
-    return label or "help", telemetry.start_trace()
+def begin_command(word: str) -> tuple[str, str]:
+    """Start the trace of one `/fm` command; returns (metric label, trace id)."""
+    return metric_label(word, Surface.SLACK), telemetry.start_trace()
 
 
 def count_command(label: str, outcome: str) -> None:

@@ -44,7 +44,7 @@ def start_deploy(rt: Runtime, request: DeployRequest) -> JobRecord:
         raise UserError(f"{card.ref} does not support {task}", hint=f"Its tasks: {', '.join(card.tasks)}")
     if any(e.name == spec.endpoint for e in rt.platform.list_endpoints()):
         raise UserError(f'an endpoint named "{spec.endpoint}" already exists',
-                        hint=f"Pick another name, or remove it with `delete-endpoint {spec.endpoint}`")
+                        hint="Pick another name, or delete that endpoint first", remedy=("delete-endpoint", spec.endpoint))
     spec = spec.model_copy(update={"model": card.ref, "task": task})
     return submit(rt, JobRecord(
         id=new_job_id("deploy"),

@@ -8,19 +8,22 @@ from __future__ import annotations
 
 from pydantic import ValidationError
 
-from platforms.base import PlatformError
+from handlers.registry import Surface, mention
 from platforms.datasets import DatasetError
+from platforms.errors import FmbotError
 from platforms.tasks import UnknownTask
 
 
-class UserError(Exception):
-    def __init__(self, message: str, *, hint: str | None = None):
-        self.message, self.hint = message, hint
-        super().__init__(f"{message}. {hint}" if hint else message)
+class UserError(FmbotError):
+    """A request a handler refuses: what is wrong with it and what to do instead."""
 
 
-def user_message(exc: BaseException) -> str | None:
-    if isinstance(exc, (UserError, DatasetError, PlatformError, UnknownTask)):
+def user_message(exc: BaseException, surface: Surface = Surface.CLI) -> str | None:
+    """The text `surface` shows for `exc`; a remedy command is named only where `surface` offers it."""
+    if isinstance(exc, FmbotError) and exc.remedy:
+        command = mention(*exc.remedy, surface=surface)
+        return f"{exc}: {command}" if command else str(exc)
+    if isinstance(exc, (FmbotError, DatasetError, UnknownTask)):
         return str(exc)
     if isinstance(exc, ValidationError):
         problems = []

@@ -16,15 +16,12 @@ from typing import Any
 from pydantic import BaseModel, Field, SecretStr, field_validator
 
 from platforms.datasets import SplitPlan
+from platforms.errors import FmbotError
 from platforms.tasks import Task
 
 
-class PlatformError(Exception):
-    """A failure a user can act on; `str()` is the message shown to them."""
-
-    def __init__(self, message: str, *, hint: str | None = None):
-        self.message, self.hint = message, hint
-        super().__init__(f"{message}. {hint}" if hint else message)
+class PlatformError(FmbotError):
+    """A failure of a platform a user can act on; `str()` is the message shown to them."""
 
 
 class ModelNotFound(PlatformError):

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from bot.config import markdown_table
-from handlers.registry import COMMANDS
+from handlers.registry import Surface, on
 from tests.conftest import ROOT
 
 
@@ -13,5 +13,5 @@ def test_configuration_table_matches_the_settings_model():
 
 def test_every_slash_command_is_documented():
     readme = (ROOT / "README.md").read_text()
-    for command in COMMANDS.values():
+    for command in on(Surface.SLACK):
         assert f"/fm {command.usage.split(' ')[0]}" in readme, command.name

@@ -28,7 +28,7 @@ from platforms.base import (
     Progress,
 )
 from platforms.datasets import DatasetError
-from workers import runtime, telemetry
+from workers import outbox, runtime, telemetry
 from workers.ledger import JobRecord
 from workers.notifier import JobEvent
 
@@ -147,6 +147,12 @@ def run_job(job_id: str) -> dict[str, Any]:
         result=outcome.result,
         external_id=outcome.external_id,
     )
+
+
+def deliver_pending(job_id: str) -> bool:
+    """RQ job on the outbox queue: a later attempt at a job's notifications."""
+    rt = runtime.current()
+    return outbox.drain(rt.redis, rt.notifier, job_id)
 
 
 def on_job_failure(job: Any, connection: Any, exc_type: Any = None, exc_value: Any = None, tb: Any = None) -> None:

@@ -31,32 +31,12 @@ from platforms.base import (
     QuotaCheck,
 )
 from platforms.datasets import ColumnMapping, check_labels, load_examples, split_examples
-from platforms.local import (
-    fill_mask,
-    question_answering,
-    summarization,
-    text_classification,
-    text_generation,
-    token_classification,
-    training,
-    translation,
-)
+from platforms.local import training
 from platforms.local.catalog import LocalCatalog
 from platforms.local.endpoints import LocalEndpoints, input_limit, predictor_module
 from platforms.local.importing import import_model
+from platforms.local.task_modules import TASK_MODULES
 from platforms.tasks import TASKS, Task
-
-TASK_MODULES: dict[Task, ModuleType] = {
-    Task.TEXT_CLASSIFICATION: text_classification,
-    Task.TOKEN_CLASSIFICATION: token_classification,
-    Task.QUESTION_ANSWERING: question_answering,
-    Task.SUMMARIZATION: summarization,
-    Task.TRANSLATION: translation,
-    Task.TEXT_GENERATION: text_generation,
-    Task.CHAT_COMPLETION: text_generation,
-    Task.FILL_MASK: fill_mask,
-}
-
 
 def _language_options(task: Task, source_lang: str | None, target_lang: str | None) -> dict[str, str | None]:
     """Only translation takes language codes (T5-style models need them for their prompt prefix)."""
