@@ -174,7 +174,7 @@ def cmd_cancel(args: argparse.Namespace, settings: Settings, rt: Runtime) -> int
 
 
 def cmd_try(args: argparse.Namespace, settings: Settings, rt: Runtime) -> int:
-    from handlers.try_ import try_model
+    from handlers.tryout import try_model
 
     result = try_model(rt, args.model, " ".join(args.text), parse_task(args.task) if args.task else None)
     console.emit_json(result.model_dump(mode="json")) if args.json else print(console.try_result(result))
@@ -255,7 +255,7 @@ def cmd_doctor(args: argparse.Namespace, settings: Settings, rt: Runtime | None)
 
 
 def cmd_config(args: argparse.Namespace, settings: Settings, rt: Runtime | None) -> int:
-    from bot.config import effective_config, env_example
+    from bot.settings_reference import effective_config, env_example
 
     if args.env_example:
         print(env_example(), end="")
@@ -314,7 +314,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         if args.registry_name in WITHOUT_RUNTIME:
             return args.handler(args, settings, None)
-        from bot.runtime import build_runtime
+        from bot.bootstrap import build_runtime
 
         return args.handler(args, settings, build_runtime(settings))
     except KeyboardInterrupt:

@@ -93,7 +93,7 @@ COMMANDS: dict[str, Command] = {
                 example="card all-MiniLM-L6-v2", repeatable=True,
                 handler="handlers.catalog.model_card", arguments=(JSON, MODEL)),
         Command(name="try", usage="try <model> [text]", summary="Sample inference (a task sample without text)",
-                example="try all-MiniLM-L6-v2-ft I loved it", permission=Action.TRY, handler="handlers.try_.try_model",
+                example="try all-MiniLM-L6-v2-ft I loved it", permission=Action.TRY, handler="handlers.tryout.try_model",
                 arguments=(JSON, MODEL,
                            Argument(flag="text", many=True,
                                     help='the input; "A ||| B" for pairs (question ||| context), or a JSON object'),

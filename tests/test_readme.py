@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from bot.config import markdown_table
+from bot.settings_reference import markdown_table
 from handlers.registry import Surface, on
 from tests.conftest import ROOT
 

@@ -13,7 +13,7 @@ from pathlib import Path
 
 from redis import Redis
 
-from bot.runtime import build_runtime
+from bot.bootstrap import build_runtime
 from bot.settings import Settings
 from handlers.jobs import submit
 from platforms.base import JobState

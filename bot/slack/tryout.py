@@ -14,7 +14,7 @@ from bot.slack.ids import ActionId
 from bot.slack.views.deploy import try_result
 from handlers.errors import UserError
 from handlers.registry import Surface, usage_hint
-from handlers.try_ import try_model
+from handlers.tryout import try_model
 
 
 def command_try(cmd: SlashCommand) -> None:

@@ -34,7 +34,7 @@ from platforms.datasets import ColumnMapping, check_labels, load_examples, split
 from platforms.local import training
 from platforms.local.catalog import LocalCatalog
 from platforms.local.endpoints import LocalEndpoints, input_limit, predictor_module
-from platforms.local.importing import import_model
+from platforms.local.imports import import_model
 from platforms.local.task_modules import TASK_MODULES
 from platforms.tasks import TASKS, Task
 
