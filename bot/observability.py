@@ -217,6 +217,20 @@ _SECRET_PATTERNS = (
 )
 
 
+LIBRARY_LOGGERS = ("transformers", "torch", "py.warnings", "accelerate", "peft", "huggingface_hub")
+
+
+class LibraryNoise(logging.Filter):
+    """Libraries' warnings (transformers' load reports, torch's pin_memory notice) are about their
+    internals, not what the user asked for: they are kept at debug level, errors excepted."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if record.levelno >= logging.ERROR or not record.name.startswith(LIBRARY_LOGGERS):
+            return True
+        record.levelno, record.levelname = logging.DEBUG, "DEBUG"
+        return logging.getLogger().isEnabledFor(logging.DEBUG)
+
+
 class SecretRedactor(logging.Filter):
     """Removes Slack tokens, bearer keys, Redis passwords and the configured secret values from
     every record before any handler formats it (including exception text)."""
@@ -272,6 +286,7 @@ def configure_logging(settings: Settings, stream: Any = None) -> logging.Handler
     """The one logging set-up of bot and workers: JSON lines on stderr, secrets redacted."""
     handler = logging.StreamHandler(stream or sys.stderr)
     handler.setFormatter(JsonFormatter())
+    handler.addFilter(LibraryNoise())
     handler.addFilter(SecretRedactor(secret_values(settings)))
     root = logging.getLogger()
     for old in list(root.handlers):

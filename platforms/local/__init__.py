@@ -35,6 +35,7 @@ from platforms.local import training
 from platforms.local.catalog import LocalCatalog
 from platforms.local.endpoints import LocalEndpoints, input_limit, predictor_module
 from platforms.local.imports import import_model
+from platforms.local.library_logs import route_library_logs
 from platforms.local.task_modules import TASK_MODULES
 from platforms.tasks import TASKS, Task
 
@@ -70,6 +71,7 @@ class LocalPlatform(Platform):
     # ------------------------------------------------------------------ work
 
     def _module(self, task: Task, card: ModelCard, action: str) -> ModuleType:
+        route_library_logs()
         module = TASK_MODULES.get(task)
         if module is None or not hasattr(module, "evaluate"):
             supported = ", ".join(t.value for t, m in TASK_MODULES.items() if hasattr(m, "evaluate"))

@@ -31,6 +31,7 @@ from pydantic import BaseModel
 from redis import Redis
 
 from platforms.base import DeploySpec, EndpointInfo, EndpointState, ModelCard, PlatformError
+from platforms.local.library_logs import route_library_logs
 from platforms.local.task_modules import TASK_MODULES
 from platforms.tasks import Task
 
@@ -51,6 +52,7 @@ def endpoints_key() -> str:
 
 def predictor_module(task: Task) -> ModuleType:
     """The local task module that predicts for `task`; chat-completion is served by text-generation."""
+    route_library_logs()
     module = TASK_MODULES.get(task)
     if module is None and task == Task.CHAT_COMPLETION:
         module = TASK_MODULES.get(Task.TEXT_GENERATION)
