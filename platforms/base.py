@@ -11,7 +11,7 @@ from abc import ABC, abstractmethod
 from collections.abc import Callable
 from datetime import datetime
 from enum import StrEnum
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import BaseModel, Field, SecretStr, field_validator
 
@@ -52,6 +52,14 @@ class ModelCard(BaseModel):
     @property
     def ref(self) -> str:
         return f"{self.name}:{self.version}"
+
+    def supports(self, task: Task, *, served: bool = False) -> bool:
+        """The one answer to "does this model do this task"; `served` (try, endpoints) lets a
+        text-generation model answer chat-completion."""
+        return task in self.tasks or (served and task == Task.CHAT_COMPLETION and Task.TEXT_GENERATION in self.tasks)
+
+    def unsupported(self, task: Task) -> str:
+        return f"{self.ref} does not support {task}"
 
 
 class ModelRef(BaseModel):
@@ -178,9 +186,12 @@ class ComputeOption(BaseModel):
 
 
 class QuotaCheck(BaseModel):
+    """`field` is the form field a refusal is about: the compute chosen, or how many instances."""
+
     ok: bool
     message: str = ""
     suggestions: list[str] = []
+    field: Literal["compute", "instances"] = "compute"
 
 
 class Platform(ABC):

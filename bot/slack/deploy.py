@@ -12,6 +12,7 @@ from pydantic import ValidationError
 from slack_bolt import App
 
 from bot.slack.context import SlackContext, SlashCommand
+from bot.slack.forms import quota_errors
 from bot.slack.home import user_home
 from bot.slack.ids import ActionId, BlockId, CallbackId
 from bot.slack.state import FormState, dump_state, load_state
@@ -64,8 +65,7 @@ def on_deploy(ack, view, client, context):
             return
         quota = rt.platform.check_quota(compute, instances, model=rt.platform.get_model(state.model))
         if not quota.ok:
-            block = BlockId.INSTANCES if "instance" in quota.message else BlockId.COMPUTE
-            ack(response_action="errors", errors={block: f"{quota.message}. {'; '.join(quota.suggestions)}"[:150]})
+            ack(response_action="errors", errors=quota_errors(quota))
             return
     try:
         deploy_handlers.start_deploy(rt, deploy_handlers.DeployRequest(

@@ -25,12 +25,20 @@ from bot.slack.state import FormState, dump_state, load_state
 from bot.slack.views.forms import NONE_VALUE, checking_step, compute_step, data_step, mapping_step, read_values
 from handlers.data import check_data
 from handlers.errors import UserError
-from platforms.base import Hyperparameters, PlatformError
+from platforms.base import Hyperparameters, PlatformError, QuotaCheck
 from platforms.datasets import ColumnMapping, DatasetError, SplitPlan, guess_mapping, read_columns
 from platforms.tasks import TASKS, Task
 
 ACK_BUDGET_SECONDS = 2.0
 _HYPER_BLOCKS = {"epochs": BlockId.EPOCHS, "learning_rate": BlockId.LEARNING_RATE, "batch_size": BlockId.BATCH_SIZE}
+
+
+QUOTA_BLOCKS = {"compute": BlockId.COMPUTE, "instances": BlockId.INSTANCES}
+
+
+def quota_errors(quota: QuotaCheck) -> dict[str, str]:
+    """A quota refusal as the form's inline error, on the field it is about, with its advice."""
+    return {QUOTA_BLOCKS[quota.field]: f"{quota.message}. {'; '.join(quota.suggestions)}"[:150]}
 
 
 def open_form(ctx: SlackContext, client: Any, trigger_id: str, kind: str, channel: str, user: str,
@@ -49,8 +57,8 @@ def on_data(ack, view, client, context):
     errors: dict[str, str] = {}
     try:
         card = rt.platform.get_model(state.model or "")
-        if Task(state.task) not in card.tasks:
-            errors[BlockId.TASK] = f"{card.ref} does not support {state.task}; its tasks: {', '.join(card.tasks)}"
+        if not card.supports(Task(state.task)):
+            errors[BlockId.TASK] = f"{card.unsupported(Task(state.task))}; its tasks: {', '.join(card.tasks)}"
     except PlatformError as exc:
         errors[BlockId.MODEL] = str(exc)
     if state.kind == "finetune":
@@ -146,9 +154,7 @@ def on_compute(ack, view, client, context):
         return
     quota = rt.platform.check_quota(compute, instances, model=rt.platform.get_model(state.model))
     if not quota.ok:
-        advice = "; ".join(quota.suggestions)
-        block = BlockId.INSTANCES if "instance" in quota.message else BlockId.COMPUTE
-        ack(response_action="errors", errors={block: f"{quota.message}. {advice}"[:150]})
+        ack(response_action="errors", errors=quota_errors(quota))
         return
     future = ctx.executor.submit(start_job, ctx, state, compute, instances, hyper)
     try:

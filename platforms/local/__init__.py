@@ -76,9 +76,9 @@ class LocalPlatform(Platform):
         if module is None or not hasattr(module, "evaluate"):
             supported = ", ".join(t.value for t, m in TASK_MODULES.items() if hasattr(m, "evaluate"))
             raise PlatformError(f"the local platform cannot {action} {task} yet", hint=f"Supported: {supported}")
-        if task not in card.tasks:
+        if not card.supports(task):
             raise PlatformError(
-                f"{card.ref} does not support {task}",
+                card.unsupported(task),
                 hint=f"Its tasks: {', '.join(card.tasks)}. Pick a model for {task} with `search task:{task}`",
             )
         return module
@@ -163,7 +163,7 @@ class LocalPlatform(Platform):
                               suggestions=[f"Choose {' or '.join(names)}"])
         if instances != 1:
             return QuotaCheck(ok=False, message=f"the local platform runs one instance, not {instances}",
-                              suggestions=["Use 1 instance", "Use FMBOT_PLATFORM=azureml for more"])
+                              suggestions=["Use 1 instance", "Use FMBOT_PLATFORM=azureml for more"], field="instances")
         return QuotaCheck(ok=True)
 
     def job_status(self, external_id: str) -> JobOutcome:
@@ -176,8 +176,8 @@ class LocalPlatform(Platform):
 
     def _task_for(self, card: ModelCard, task: Task | None) -> Task:
         task = task or card.tasks[0]
-        if task not in card.tasks and not (task == Task.CHAT_COMPLETION and Task.TEXT_GENERATION in card.tasks):
-            raise PlatformError(f"{card.ref} does not support {task}", hint=f"Its tasks: {', '.join(card.tasks)}")
+        if not card.supports(task, served=True):
+            raise PlatformError(card.unsupported(task), hint=f"Its tasks: {', '.join(card.tasks)}")
         return task
 
     def sample_input(self, task: Task) -> dict[str, Any]:
