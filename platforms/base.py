@@ -217,8 +217,8 @@ class Platform(ABC):
         """The card to fine-tune for `task`, refusing a model that does not support it; None where the
         platform trains a model it pulls by id (a Hugging Face id on Azure ML)."""
         card = self.get_model(model)
-        if task not in card.tasks:
-            raise PlatformError(f"{card.ref} does not support {task}", hint=f"Its tasks: {', '.join(card.tasks)}")
+        if not card.supports(task):
+            raise PlatformError(card.unsupported(task), hint=f"Its tasks: {', '.join(card.tasks)}")
         return card
 
     @abstractmethod
