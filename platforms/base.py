@@ -237,8 +237,9 @@ class Platform(ABC):
     @abstractmethod
     def cancel(self, external_id: str) -> None: ...
 
-    def compute_options(self, purpose: str) -> list[ComputeOption]:
-        """Compute a job of `purpose` (finetune, evaluate, deploy) may run on, best first."""
+    def compute_options(self, purpose: str, *, model: ModelCard | None = None) -> list[ComputeOption]:
+        """Compute a job of `purpose` (finetune, evaluate, deploy) may run on, best first; with `model`,
+        only what that model allows."""
         return [ComputeOption(name="default", label="default compute")]
 
     def check_quota(self, compute: str, instances: int, *, model: ModelCard | None = None,

@@ -589,3 +589,13 @@ def test_local_files_are_checked_split_keyed_and_never_mixed_with_assets(
                                            mapping={"sentence1": "input_string", "label": "label_string"}),
                               lambda progress: None)
     assert not azure.calls("PUT", "/jobs/")
+
+
+def test_form_compute_options_are_the_models_own_current_sizes(azure: AzureStandIn, platform: AzureMLPlatform) -> None:
+    bert = platform.get_model(BERT)
+    deploy = {o.name: o for o in platform.compute_options("deploy", model=bert)}
+    assert "gpu-cluster" not in deploy, "managed endpoints do not run on clusters"
+    assert set(deploy) <= set(bert.inference_compute) and not {n.lower() for n in deploy} & RETIRED
+    assert deploy["Standard_DS3_v2"].free_instances == 1, "10 free cores hold one instance with its 20% reserve"
+    finetune = [o.name for o in platform.compute_options("finetune", model=bert)]
+    assert finetune[0] == "gpu-cluster" and "Standard_NC24ads_A100_v4" in finetune and "Standard_DS3_v2" not in finetune

@@ -186,15 +186,23 @@ class AzureMLPlatform(Platform):
 
     # ------------------------------------------------------------------ compute and quota
 
-    def compute_options(self, purpose: str) -> list[ComputeOption]:
-        """Workspace clusters first (no quota to check), then serverless sizes with the instances that fit."""
-        clusters = call(lambda: [c for c in self.clients.workspace.compute.list() if c.type == "amlcompute"],
-                        what="list compute clusters")
+    def compute_options(self, purpose: str, *, model: ModelCard | None = None) -> list[ComputeOption]:
+        """Workspace clusters first for jobs (no quota to check; managed endpoints cannot use them), then
+        the current sizes the model allows for `purpose` (all current sizes without a model), with the
+        instances that fit."""
+        deploying = purpose == "deploy"
+        clusters = [] if deploying else call(
+            lambda: [c for c in self.clients.workspace.compute.list() if c.type == "amlcompute"],
+            what="list compute clusters")
         usages, sizes = quota.read_usages(self.clients), quota.read_sizes(self.clients)
+        allowed = {"deploy": "inference_compute", "finetune": "finetune_compute", "evaluate": "evaluation_compute"}
+        names = getattr(model, allowed.get(purpose, ""), None) if model else None
+        offered = quota.usable(sizes, names) if names else [s for s in sizes.values() if not s.retired]
         options = [ComputeOption(name=c.name, label=f"{c.name} (cluster, {c.size})") for c in clusters]
-        for size in sorted((s for s in sizes.values() if not s.retired), key=lambda s: (-s.gpus, s.cores)):
+        for size in sorted(offered, key=lambda s: (-s.gpus, s.cores)):
             free_cores, _ = usages.free_cores(size.key)
-            free = free_cores // size.cores if free_cores is not None and size.cores else None
+            cores = quota.cores_needed(size, 1, deployment=deploying)
+            free = free_cores // cores if free_cores is not None and cores else None
             options.append(ComputeOption(name=size.name, free_instances=free,
                                          label=f"{size.name} serverless ({size.cores} cores"
                                                f"{f', {size.gpus} GPU' if size.gpus else ''}; {free if free is not None else '?'} free)"))

@@ -12,6 +12,7 @@ Microsoft's own), then one ARM PUT of the endpoint carrying its auth mode and co
 from __future__ import annotations
 
 import re
+from typing import Any
 
 from azure.ai.ml.entities import (
     ManagedOnlineDeployment,
@@ -162,29 +163,28 @@ def list_endpoints(clients: AzureClients) -> list[EndpointInfo]:
             + [_info(e.name, e.tags or {}, e.provisioning_state, e.scoring_uri, 1, serverless=True) for e in serverless])
 
 
-def endpoint_key(clients: AzureClients, name: str) -> EndpointInfo:
-    """An endpoint with its primary key, managed or serverless (the caller shows it to its owner only)."""
+def _find(clients: AzureClients, name: str) -> tuple[Any, Any, bool]:
+    """(operations, endpoint, serverless) for a managed or a serverless endpoint of that name."""
     for kind in ("online_endpoints", "serverless_endpoints"):
         operations = getattr(clients.workspace, kind)
         try:
             found = call(lambda: operations.get(name), what=f"look up endpoint {name}", scope="endpoint")
         except AzureNotFound:
             continue
-        keys = call(lambda: operations.get_keys(name), what=f"read the keys of {name}", scope="endpoint")
-        return _info(name, found.tags or {}, found.provisioning_state, found.scoring_uri, 1, keys.primary_key,
-                     serverless=kind == "serverless_endpoints")
+        return operations, found, kind == "serverless_endpoints"
     raise PlatformError(f'there is no endpoint named "{name}"', hint="See `endpoints`")
+
+
+def endpoint_key(clients: AzureClients, name: str) -> EndpointInfo:
+    """An endpoint with its primary key, managed or serverless (the caller shows it to its owner only)."""
+    operations, found, serverless = _find(clients, name)
+    keys = call(lambda: operations.get_keys(name), what=f"read the keys of {name}", scope="endpoint")
+    return _info(name, found.tags or {}, found.provisioning_state, found.scoring_uri, 1, keys.primary_key,
+                 serverless=serverless)
 
 
 def delete_endpoint(clients: AzureClients, name: str) -> EndpointInfo:
-    for kind in ("online_endpoints", "serverless_endpoints"):
-        operations = getattr(clients.workspace, kind)
-        try:
-            endpoint = call(lambda: operations.get(name), what=f"look up endpoint {name}", scope="endpoint")
-        except AzureNotFound:
-            continue
-        call(lambda: operations.begin_delete(name=name).result(), what=f"delete endpoint {name}", scope="endpoint")
-        info = _info(name, endpoint.tags or {}, "deleting", endpoint.scoring_uri, 0,
-                     serverless=kind == "serverless_endpoints")
-        return info.model_copy(update={"state": EndpointState.STOPPED})
-    raise PlatformError(f'there is no endpoint named "{name}"', hint="See `endpoints`")
+    operations, found, serverless = _find(clients, name)
+    call(lambda: operations.begin_delete(name=name).result(), what=f"delete endpoint {name}", scope="endpoint")
+    info = _info(name, found.tags or {}, "deleting", found.scoring_uri, 0, serverless=serverless)
+    return info.model_copy(update={"state": EndpointState.STOPPED})

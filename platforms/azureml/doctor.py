@@ -17,7 +17,6 @@ from platforms.azureml.errors import AzureNotFound, call
 from platforms.azureml.evaluation import EVALUATION_PIPELINE, METRICS, PREDICTION
 from platforms.azureml.finetune import PIPELINES
 from platforms.azureml.imports import IMPORT_COMPONENT
-from platforms.base import PlatformError
 
 Step = tuple[str, bool, str, str]  # name, ok, detail, fix
 
@@ -67,29 +66,24 @@ def _sizes(clients: AzureClients) -> str:
 
 
 def run(clients: AzureClients) -> Iterator[Step]:
-    gate: list[tuple[str, Callable[[AzureClients], str], str]] = [
-        ("azure credential", _token, "Sign in (`az login`), or set up workload identity / managed identity"),
-        ("azure ml workspace", _workspace, "Check AZURE_SUBSCRIPTION_ID, AZURE_RESOURCE_GROUP and AZUREML_WORKSPACE"),
-        ("azure ml registry", _registry, "Check AZUREML_REGISTRY (the public one is azureml)"),
+    steps: list[tuple[str, Callable[[AzureClients], str], str, bool]] = [
+        ("azure credential", _token, "Sign in (`az login`), or set up workload identity / managed identity", True),
+        ("azure ml workspace", _workspace, "Check AZURE_SUBSCRIPTION_ID, AZURE_RESOURCE_GROUP and AZUREML_WORKSPACE",
+         True),
+        ("azure ml registry", _registry, "Check AZUREML_REGISTRY (the public one is azureml)", True),
+        *[(f"component {c}", lambda cl, c=c: _component(cl, c), "The registry no longer serves it: update fmbot", False)
+          for c in (*PIPELINES.values(), IMPORT_COMPONENT)],
+        ("component evaluation", _evaluation, "The registry serves neither evaluation path: update fmbot", False),
+        ("azure quota", _quota, "Quota is read at subscription scope", False),
+        ("azure vm sizes", _sizes, "Sizes are read at subscription scope", False),
     ]
-    for name, work, fix in gate:
+    for name, work, fix, gates in steps:
         try:
             yield name, True, work(clients), ""
         except Exception as exc:  # the credential raises azure-identity's own errors, the rest PlatformError
             yield name, False, _first_line(exc), _fix(exc, fix)
-            return
-    checks: list[tuple[str, Callable[[AzureClients], str], str]] = [
-        *[(f"component {c}", lambda cl, c=c: _component(cl, c), "The registry no longer serves it: update fmbot")
-          for c in (*PIPELINES.values(), IMPORT_COMPONENT)],
-        ("component evaluation", _evaluation, "The registry serves neither evaluation path: update fmbot"),
-        ("azure quota", _quota, "Quota is read at subscription scope"),
-        ("azure vm sizes", _sizes, "Sizes are read at subscription scope"),
-    ]
-    for name, work, fix in checks:
-        try:
-            yield name, True, work(clients), ""
-        except PlatformError as exc:
-            yield name, False, _first_line(exc), _fix(exc, fix)
+            if gates:  # everything after it would fail for the same reason
+                return
 
 
 def _first_line(exc: BaseException) -> str:

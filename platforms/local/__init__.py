@@ -145,7 +145,7 @@ class LocalPlatform(Platform):
         return JobOutcome(state=JobState.COMPLETED, metrics=result.metrics, samples=result.samples,
                           message=result.message)
 
-    def compute_options(self, purpose: str) -> list[ComputeOption]:
+    def compute_options(self, purpose: str, *, model: ModelCard | None = None) -> list[ComputeOption]:
         import os
 
         options = [ComputeOption(name="cpu", label=f"cpu · {os.cpu_count()} cores on this machine", free_instances=1)]
