@@ -94,7 +94,7 @@ def run(quick: bool) -> list[Result]:
     from platforms.local.training import device
     from platforms.tasks import Task
 
-    levels = {1: 8, 8: 3, 32: 1} if quick else {1: 40, 8: 15, 32: 8}
+    levels = {1: 2, 8: 1, 32: 1} if quick else {1: 40, 8: 15, 32: 8}
     rounds = 1 if quick else 3
     texts = [json.loads(line)["review"] for line in (DATA / "train.jsonl").read_text().splitlines() if line.strip()]
     rps: dict[tuple[str, int], list[float]] = {}
@@ -119,7 +119,7 @@ def run(quick: bool) -> list[Result]:
             log(f"{NAME}: deployed {', '.join(endpoints)} on {device()}")
             with multiprocessing.get_context("spawn").Pool(1) as pool:
                 for url, key in endpoints.values():
-                    pool.apply(drive, (url, key, texts, 4, 4))
+                    pool.apply(drive, (url, key, texts, *((1, 1) if quick else (4, 4))))
                 for round_ in range(rounds):
                     for clients, per_client in levels.items():
                         order = list(endpoints) if round_ % 2 == 0 else list(reversed(endpoints))

@@ -125,16 +125,17 @@ def run(quick: bool) -> list[Result]:
     from platforms.local.catalog import LocalCatalog
     from platforms.local.training import device
 
-    rows = 96 if quick else 2000
+    rows = 32 if quick else 2000  # quick: four steps, enough for steps 2..N to time
     rounds = 1 if quick else 3
-    hyper = Hyperparameters(epochs=1, learning_rate=5e-5, batch_size=16, max_length=64 if quick else 128, seed=42)
+    hyper = Hyperparameters(epochs=1, learning_rate=5e-5, batch_size=8 if quick else 16, max_length=32 if quick else 128,
+                            seed=42)
     loop: dict[str, list[float]] = {"fmbot": [], "Trainer": []}
     whole: dict[str, list[float]] = {"fmbot": [], "Trainer": []}
     with tempfile.TemporaryDirectory(prefix="fmbot-bench-ft-") as folder:
         root = Path(folder)
         train, test = root / "train.jsonl", root / "test.jsonl"
         write_rows(DATA / "train.jsonl", train, rows)
-        write_rows(DATA / "test.jsonl", test, 32 if quick else 80)
+        write_rows(DATA / "test.jsonl", test, 8 if quick else 80)
         catalog = LocalCatalog(root / "models")
         catalog.root.mkdir(parents=True)
         catalog.ensure_seeded()

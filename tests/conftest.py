@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import json
 import os
-import subprocess
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -16,6 +14,7 @@ from bot.redis_server import RedisServer, private_redis
 from bot.settings import Settings
 from tests.bot_server import BotServer
 from tests.tiny_models import add_tiny_bert
+from tests.worker_process import WorkerProcess, settings_env  # noqa: F401
 from tests.slack_standin import BOT_TOKEN, SIGNING_SECRET, SlackStandIn, wait_until  # noqa: F401
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -23,6 +22,10 @@ DATA = Path(__file__).resolve().parent / "data"
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+# torch on one thread, here and in every child (worker, serving, CLI, benchmark) that inherits the
+# environment: tests run tiny models, which gain nothing from more threads, and on a busy machine
+# OpenMP threads spinning for a core made a tiny fine-tune five times slower. Set before torch loads.
+os.environ.setdefault("OMP_NUM_THREADS", "1")
 
 
 @pytest.fixture(scope="session")
@@ -75,43 +78,6 @@ def slack_settings(settings: Settings, slack: SlackStandIn) -> Settings:
         "slack_bot_token": BOT_TOKEN, "slack_signing_secret": SIGNING_SECRET, "slack_api_url": slack.api_url,
         "slack_file_hosts": "127.0.0.1",
     })
-
-
-def settings_env(settings: Settings) -> dict[str, str]:
-    """The environment that makes a child process build the same Settings."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("SLACK_", "FMBOT_", "AZURE"))}
-    for name, value in settings.model_dump().items():
-        if value is None:
-            continue
-        if hasattr(value, "get_secret_value"):
-            value = value.get_secret_value()
-        env[name.upper()] = str(value)
-    env["PYTHONPATH"] = str(ROOT)
-    return env
-
-
-class WorkerProcess:
-    def __init__(self, settings: Settings, log: Path):
-        self.settings, self.log = settings, log
-        self.process: subprocess.Popen[bytes] | None = None
-
-    def start(self) -> WorkerProcess:
-        handle = self.log.open("ab")
-        self.process = subprocess.Popen([sys.executable, "-m", "bot.cli", "worker"], env=settings_env(self.settings),
-                                        stdout=handle, stderr=subprocess.STDOUT, cwd=ROOT)
-        return self
-
-    def stop(self) -> None:
-        if self.process and self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
-
-    def output(self) -> str:
-        return self.log.read_text(errors="replace") if self.log.exists() else ""
 
 
 @pytest.fixture

@@ -92,13 +92,6 @@ TASK_KEYS = {
 }
 
 
-@pytest.fixture(autouse=True)
-def one_torch_thread(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Child processes (CLI, worker) run torch on one thread: tiny models gain nothing from more, and on
-    a busy machine OpenMP threads spinning for a core make generation ten times slower."""
-    monkeypatch.setenv("OMP_NUM_THREADS", "1")
-
-
 @pytest.mark.parametrize(("row", "name", "rows"), [
     (ROWS[0], "conll_sample.json", 10), (ROWS[1], "squad_sample.json", 14), (ROWS[2], "xsum_sample.json", 10),
     (ROWS[3], "wmt_en_ro_train.json", 11), (ROWS[3], "wmt_en_ro_test.json", 20), (ROWS[4], "sft_chat.jsonl", 32),

@@ -21,7 +21,7 @@ from bot.slack import evaluate, finetune
 from bot.slack.context import SlackContext
 from bot.slack.files import resolve_data
 from bot.slack.ids import ActionId, BlockId, CallbackId
-from bot.slack.state import FormState, dump_state, load_state
+from bot.slack.state import ComputeChoice, FormState, dump_state, load_state
 from bot.slack.views.forms import NONE_VALUE, checking_step, compute_step, data_step, mapping_step, read_values
 from handlers.data import check_data
 from handlers.errors import UserError
@@ -157,7 +157,8 @@ def on_compute(ack, view, client, context):
     if not quota.ok:
         ack(response_action="errors", errors=quota_errors(quota))
         return
-    future = ctx.executor.submit(start_job, ctx, state, compute, instances, hyper)
+    future = ctx.executor.submit(STARTERS[state.kind], ctx, state,
+                                 ComputeChoice(compute=compute, instances=instances, hyper=hyper))
     try:
         future.result(timeout=ACK_BUDGET_SECONDS)
     except FutureTimeout:
@@ -176,13 +177,9 @@ def on_compute(ack, view, client, context):
     ack()
 
 # What each form submits once its steps are done: a table by job kind, one room per command.
-STARTERS: dict[str, Callable[[SlackContext, FormState, str, int, Hyperparameters], Any]] = {
+STARTERS: dict[str, Callable[[SlackContext, FormState, ComputeChoice], Any]] = {
     "finetune": finetune.start_from_form, "evaluate": evaluate.start_from_form,
 }
-
-
-def start_job(ctx: SlackContext, state: FormState, compute: str, instances: int, hyper: Hyperparameters) -> None:
-    STARTERS[state.kind](ctx, state, compute, instances, hyper)
 
 
 def report_late(ctx: SlackContext, client: Any, state: FormState, future: Any) -> None:

@@ -12,12 +12,21 @@ from pydantic import BaseModel
 from redis import Redis
 
 from bot.slack.limits import PRIVATE_METADATA
-from platforms.base import DataRef
+from platforms.base import DataRef, Hyperparameters
 from workers import keys
 from workers.ledger import JobKind
 
 FORM_TTL_SECONDS = 24 * 3600
 _REDIS_PREFIX = "redis:"
+
+
+class ComputeChoice(BaseModel):
+    """What the shared compute step asked: where to run, on how many instances, with which settings.
+    Each job kind's starter reads what it needs (an evaluation runs on one instance)."""
+
+    compute: str
+    instances: int = 1
+    hyper: Hyperparameters
 
 
 class FormState(BaseModel):

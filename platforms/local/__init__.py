@@ -9,7 +9,6 @@ from __future__ import annotations
 import shutil
 from datetime import UTC, datetime
 from pathlib import Path
-from types import ModuleType
 from typing import Any
 
 from redis import Redis
@@ -36,6 +35,7 @@ from platforms.local.catalog import LocalCatalog
 from platforms.local.endpoints import LocalEndpoints, input_limit, predictor_module
 from platforms.local.imports import import_model
 from platforms.local.library_logs import route_library_logs
+from platforms.local.task_contract import TrainableTaskModule
 from platforms.local.task_modules import TASK_MODULES
 from platforms.tasks import TASKS, Task
 
@@ -70,7 +70,7 @@ class LocalPlatform(Platform):
 
     # ------------------------------------------------------------------ work
 
-    def _module(self, task: Task, card: ModelCard, action: str) -> ModuleType:
+    def _module(self, task: Task, card: ModelCard, action: str) -> TrainableTaskModule:
         route_library_logs()
         module = TASK_MODULES.get(task)
         if module is None or not hasattr(module, "evaluate"):

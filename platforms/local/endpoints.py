@@ -24,7 +24,6 @@ import time
 import urllib.request
 from datetime import UTC, datetime
 from pathlib import Path
-from types import ModuleType
 from typing import Any, Literal
 
 from pydantic import BaseModel
@@ -32,6 +31,7 @@ from redis import Redis
 
 from platforms.base import DeploySpec, EndpointInfo, EndpointState, ModelCard, PlatformError
 from platforms.local.library_logs import route_library_logs
+from platforms.local.task_contract import TaskModule
 from platforms.local.task_modules import TASK_MODULES
 from platforms.tasks import Task
 
@@ -50,7 +50,7 @@ def endpoints_key() -> str:
     return f"{PREFIX}:endpoints"
 
 
-def predictor_module(task: Task) -> ModuleType:
+def predictor_module(task: Task) -> TaskModule:
     """The local task module that predicts for `task`; chat-completion is served by text-generation."""
     route_library_logs()
     module = TASK_MODULES.get(task)

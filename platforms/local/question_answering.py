@@ -13,9 +13,9 @@ from typing import Any
 
 from platforms.base import Hyperparameters, PlatformError, ProgressReport
 from platforms.local.metrics import question_answering_metrics
+from platforms.local.task_contract import Scores, evaluation, sample_rows
 from platforms.local.training import TaskResult, batches, on_device, token_limit, train
 
-SAMPLE_COUNT = 5
 SAMPLE_INPUT = {
     "question": "What is the capital of France?",
     "context": "Paris is the capital and largest city of France, with an estimated population of 2 million.",
@@ -140,26 +140,18 @@ def load_predictor(model_dir: Path, *, max_length: int = 256) -> Callable[[list[
 
 
 def _score(model: Any, tokenizer: Any, examples: list[dict[str, Any]], max_length: int,
-           batch_size: int) -> tuple[dict[str, float], list[dict[str, Any]]]:
+           batch_size: int) -> Scores:
     predictions = predict_answers(model, tokenizer, examples, max_length=max_length, batch_size=batch_size)
     references = [e["answers"]["text"] for e in examples]
     metrics = question_answering_metrics(references, [p["answer"] for p in predictions])
-    samples = [
-        {"input": e["question"], "reference": " | ".join(dict.fromkeys(e["answers"]["text"])),
-         "prediction": p["answer"]}
-        for e, p in zip(examples[:SAMPLE_COUNT], predictions[:SAMPLE_COUNT], strict=True)
-    ]
-    return metrics, samples
+    return metrics, sample_rows(examples, predictions, lambda e, p: (
+        e["question"], " | ".join(dict.fromkeys(e["answers"]["text"])), p["answer"]))
 
 
 def evaluate(model_dir: Path, examples: list[dict[str, Any]], *, max_length: int = 256,
              batch_size: int = 32, seed: int = 42) -> TaskResult:
-    from transformers import set_seed
-
-    set_seed(seed)
-    model, tokenizer, note = load_reader(model_dir)
-    metrics, samples = _score(model, tokenizer, examples, max_length, batch_size)
-    return TaskResult(metrics=metrics, samples=samples, message=note)
+    return evaluation(seed, lambda: load_reader(model_dir),
+                      lambda model, tokenizer: _score(model, tokenizer, examples, max_length, batch_size))
 
 
 def finetune(model_dir: Path, train_examples: list[dict[str, Any]], test_examples: list[dict[str, Any]],

@@ -9,9 +9,9 @@ from typing import Any
 from platforms.base import Hyperparameters, ProgressReport
 from platforms.local.metrics import rouge_metrics
 from platforms.local.seq2seq import finetune_seq2seq, generate_texts, load_seq2seq, task_prefix
+from platforms.local.task_contract import Scores, evaluation, sample_rows
 from platforms.local.training import TaskResult
 
-SAMPLE_COUNT = 5
 SAMPLE_INPUT = {
     "document": (
         "The tower is 324 metres tall, about the same height as an 81-storey building, and the tallest "
@@ -40,26 +40,18 @@ def load_predictor(model_dir: Path, *, max_length: int = 256) -> Callable[[list[
 
 
 def _score(model: Any, tokenizer: Any, examples: list[dict[str, Any]], max_length: int,
-           batch_size: int) -> tuple[dict[str, float], list[dict[str, Any]]]:
+           batch_size: int) -> Scores:
     prefix = _prefix(model)
     predictions = generate_texts(model, tokenizer, [prefix + e["document"] for e in examples],
                                  max_length=max_length, batch_size=batch_size)
     metrics = rouge_metrics([e["summary"] for e in examples], predictions)
-    samples = [
-        {"input": e["document"], "reference": e["summary"], "prediction": p}
-        for e, p in zip(examples[:SAMPLE_COUNT], predictions[:SAMPLE_COUNT], strict=True)
-    ]
-    return metrics, samples
+    return metrics, sample_rows(examples, predictions, lambda e, p: (e["document"], e["summary"], p))
 
 
 def evaluate(model_dir: Path, examples: list[dict[str, Any]], *, max_length: int = 256,
              batch_size: int = 32, seed: int = 42) -> TaskResult:
-    from transformers import set_seed
-
-    set_seed(seed)
-    model, tokenizer = load_seq2seq(model_dir)
-    metrics, samples = _score(model, tokenizer, examples, max_length, batch_size)
-    return TaskResult(metrics=metrics, samples=samples)
+    return evaluation(seed, lambda: (*load_seq2seq(model_dir), None),
+                      lambda model, tokenizer: _score(model, tokenizer, examples, max_length, batch_size))
 
 
 def finetune(model_dir: Path, train_examples: list[dict[str, Any]], test_examples: list[dict[str, Any]],

@@ -1,8 +1,9 @@
-"""Which local module runs each task: the one table the platform and its endpoints read."""
+"""Which local module runs each task: the one table the platform and its endpoints read.
+
+Each module keeps `task_contract.TaskModule`; those whose task takes a dataset also keep
+`task_contract.TrainableTaskModule`."""
 
 from __future__ import annotations
-
-from types import ModuleType
 
 from platforms.local import (
     fill_mask,
@@ -13,9 +14,10 @@ from platforms.local import (
     token_classification,
     translation,
 )
+from platforms.local.task_contract import TaskModule
 from platforms.tasks import Task
 
-TASK_MODULES: dict[Task, ModuleType] = {
+TASK_MODULES: dict[Task, TaskModule] = {
     Task.TEXT_CLASSIFICATION: text_classification,
     Task.TOKEN_CLASSIFICATION: token_classification,
     Task.QUESTION_ANSWERING: question_answering,

@@ -8,9 +8,9 @@ from typing import Any
 
 from platforms.base import Hyperparameters, ProgressReport
 from platforms.local.metrics import classification_metrics
+from platforms.local.task_contract import Scores, evaluation, sample_rows
 from platforms.local.training import TaskResult, batches, on_device, train
 
-SAMPLE_COUNT = 5
 SAMPLE_INPUT = {"sentence1": "I loved this movie, the acting was wonderful."}
 
 
@@ -84,16 +84,12 @@ def load_predictor(model_dir: Path, *, max_length: int = 256) -> Callable[[list[
 
 
 def _score(model: Any, tokenizer: Any, examples: list[dict[str, Any]], max_length: int,
-           batch_size: int) -> tuple[dict[str, float], list[dict[str, Any]]]:
+           batch_size: int) -> Scores:
     predictions = predict_labels(model, tokenizer, examples, max_length=max_length, batch_size=batch_size)
     references = [e["label"] for e in examples]
     metrics = classification_metrics(references, [p["label"] for p in predictions])
-    samples = [
-        {"input": e["sentence1"] if "sentence2" not in e else f"{e['sentence1']} || {e['sentence2']}",
-         "reference": e["label"], "prediction": p["label"]}
-        for e, p in zip(examples[:SAMPLE_COUNT], predictions[:SAMPLE_COUNT], strict=True)
-    ]
-    return metrics, samples
+    return metrics, sample_rows(examples, predictions, lambda e, p: (
+        e["sentence1"] if "sentence2" not in e else f"{e['sentence1']} || {e['sentence2']}", e["label"], p["label"]))
 
 
 def _classes(*splits: list[dict[str, Any]]) -> list[str]:
@@ -102,12 +98,8 @@ def _classes(*splits: list[dict[str, Any]]) -> list[str]:
 
 def evaluate(model_dir: Path, examples: list[dict[str, Any]], *, max_length: int = 256,
              batch_size: int = 32, seed: int = 42) -> TaskResult:
-    from transformers import set_seed
-
-    set_seed(seed)
-    model, tokenizer, note = load_classifier(model_dir, _classes(examples))
-    metrics, samples = _score(model, tokenizer, examples, max_length, batch_size)
-    return TaskResult(metrics=metrics, samples=samples, message=note)
+    return evaluation(seed, lambda: load_classifier(model_dir, _classes(examples)),
+                      lambda model, tokenizer: _score(model, tokenizer, examples, max_length, batch_size))
 
 
 def finetune(model_dir: Path, train_examples: list[dict[str, Any]], test_examples: list[dict[str, Any]],

@@ -17,9 +17,9 @@ from typing import Any
 from platforms.base import Hyperparameters, ProgressReport
 from platforms.local.lora import merged, with_lora
 from platforms.local.metrics import perplexity, rouge_metrics
+from platforms.local.task_contract import Scores, evaluation, sample_rows
 from platforms.local.training import TaskResult, batches, on_device, token_limit, train
 
-SAMPLE_COUNT = 5
 SAMPLE_INPUT = {"messages": [{"role": "user", "content": "What is the capital of France?"}]}
 IGNORED = -100
 # Generated text is capped here even when inputs may be longer, to keep try and evaluate quick.
@@ -157,26 +157,19 @@ def _input_text(example: dict[str, Any]) -> str:
 
 
 def _score(model: Any, tokenizer: Any, examples: list[dict[str, Any]], max_length: int,
-           batch_size: int) -> tuple[dict[str, float], list[dict[str, Any]]]:
+           batch_size: int) -> Scores:
     mean_loss = mean_completion_loss(model, tokenizer, examples, max_length=max_length, batch_size=batch_size)
     predictions = generate_completions(model, tokenizer, examples, max_length=max_length, batch_size=batch_size)
     references = [_prompt_and_completion(tokenizer, e)[2] for e in examples]
     metrics = {"perplexity": perplexity(mean_loss), **rouge_metrics(references, predictions)}
-    samples = [
-        {"input": _input_text(e), "reference": r, "prediction": p}
-        for e, r, p in zip(examples[:SAMPLE_COUNT], references[:SAMPLE_COUNT], predictions[:SAMPLE_COUNT], strict=True)
-    ]
-    return metrics, samples
+    return metrics, sample_rows(examples, list(zip(references, predictions, strict=True)),
+                                lambda e, rp: (_input_text(e), *rp))
 
 
 def evaluate(model_dir: Path, examples: list[dict[str, Any]], *, max_length: int = 256,
              batch_size: int = 32, seed: int = 42) -> TaskResult:
-    from transformers import set_seed
-
-    set_seed(seed)
-    model, tokenizer = load_lm(model_dir)
-    metrics, samples = _score(model, tokenizer, examples, max_length, batch_size)
-    return TaskResult(metrics=metrics, samples=samples)
+    return evaluation(seed, lambda: (*load_lm(model_dir), None),
+                      lambda model, tokenizer: _score(model, tokenizer, examples, max_length, batch_size))
 
 
 def finetune(model_dir: Path, train_examples: list[dict[str, Any]], test_examples: list[dict[str, Any]],

@@ -8,9 +8,9 @@ from typing import Any
 
 from platforms.base import Hyperparameters, ProgressReport
 from platforms.local.metrics import token_classification_metrics
+from platforms.local.task_contract import Scores, evaluation, sample_rows
 from platforms.local.training import TaskResult, batches, on_device, token_limit, train
 
-SAMPLE_COUNT = 5
 SAMPLE_INPUT = {"text": "My name is Wolfgang and I live in Berlin"}
 # Labels only the first sub-token of each word; the rest are ignored by the loss and the predictions.
 IGNORED = -100
@@ -131,16 +131,13 @@ def load_predictor(model_dir: Path, *, max_length: int = 256) -> Callable[[list[
 
 
 def _score(model: Any, tokenizer: Any, examples: list[dict[str, Any]], max_length: int,
-           batch_size: int) -> tuple[dict[str, float], list[dict[str, Any]]]:
+           batch_size: int) -> Scores:
     predicted = predict_tags(model, tokenizer, [e["tokens"] for e in examples], max_length=max_length,
                              batch_size=batch_size)
     predictions = [[tag for tag, _ in tags] for tags in predicted]
     metrics = token_classification_metrics([e["tags"] for e in examples], predictions)
-    samples = [
-        {"input": " ".join(e["tokens"]), "reference": " ".join(e["tags"]), "prediction": " ".join(p)}
-        for e, p in zip(examples[:SAMPLE_COUNT], predictions[:SAMPLE_COUNT], strict=True)
-    ]
-    return metrics, samples
+    return metrics, sample_rows(examples, predictions,
+                                lambda e, p: (" ".join(e["tokens"]), " ".join(e["tags"]), " ".join(p)))
 
 
 def _tags(*splits: list[dict[str, Any]]) -> list[str]:
@@ -149,12 +146,8 @@ def _tags(*splits: list[dict[str, Any]]) -> list[str]:
 
 def evaluate(model_dir: Path, examples: list[dict[str, Any]], *, max_length: int = 256,
              batch_size: int = 32, seed: int = 42) -> TaskResult:
-    from transformers import set_seed
-
-    set_seed(seed)
-    model, tokenizer, note = load_tagger(model_dir, _tags(examples))
-    metrics, samples = _score(model, tokenizer, examples, max_length, batch_size)
-    return TaskResult(metrics=metrics, samples=samples, message=note)
+    return evaluation(seed, lambda: load_tagger(model_dir, _tags(examples)),
+                      lambda model, tokenizer: _score(model, tokenizer, examples, max_length, batch_size))
 
 
 def finetune(model_dir: Path, train_examples: list[dict[str, Any]], test_examples: list[dict[str, Any]],

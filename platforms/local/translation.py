@@ -13,9 +13,9 @@ from typing import Any
 from platforms.base import Hyperparameters, ProgressReport
 from platforms.local.metrics import bleu_metrics
 from platforms.local.seq2seq import finetune_seq2seq, generate_texts, load_seq2seq, task_prefix
+from platforms.local.task_contract import Scores, evaluation, sample_rows
 from platforms.local.training import TaskResult
 
-SAMPLE_COUNT = 5
 SAMPLE_INPUT = {"source": "The house is wonderful and the garden is full of flowers."}
 PREFIX_KEY = "translation"
 LANGUAGE_NAMES = {
@@ -51,26 +51,20 @@ def load_predictor(model_dir: Path, *, max_length: int = 256) -> Callable[[list[
 
 
 def _score(model: Any, tokenizer: Any, examples: list[dict[str, Any]], prefix: str, max_length: int,
-           batch_size: int) -> tuple[dict[str, float], list[dict[str, Any]]]:
+           batch_size: int) -> Scores:
     predictions = generate_texts(model, tokenizer, [prefix + e["source"] for e in examples],
                                  max_length=max_length, batch_size=batch_size)
     metrics = bleu_metrics([e["target"] for e in examples], predictions)
-    samples = [
-        {"input": e["source"], "reference": e["target"], "prediction": p}
-        for e, p in zip(examples[:SAMPLE_COUNT], predictions[:SAMPLE_COUNT], strict=True)
-    ]
-    return metrics, samples
+    return metrics, sample_rows(examples, predictions, lambda e, p: (e["source"], e["target"], p))
 
 
 def evaluate(model_dir: Path, examples: list[dict[str, Any]], *, max_length: int = 256, batch_size: int = 32,
              seed: int = 42, source_lang: str | None = None, target_lang: str | None = None) -> TaskResult:
-    from transformers import set_seed
+    def score(model: Any, tokenizer: Any) -> Scores:
+        prefix, _ = _prefix(model.config, source_lang, target_lang)
+        return _score(model, tokenizer, examples, prefix, max_length, batch_size)
 
-    set_seed(seed)
-    model, tokenizer = load_seq2seq(model_dir)
-    prefix, _ = _prefix(model.config, source_lang, target_lang)
-    metrics, samples = _score(model, tokenizer, examples, prefix, max_length, batch_size)
-    return TaskResult(metrics=metrics, samples=samples)
+    return evaluation(seed, lambda: (*load_seq2seq(model_dir), None), score)
 
 
 def finetune(model_dir: Path, train_examples: list[dict[str, Any]], test_examples: list[dict[str, Any]],
