@@ -85,15 +85,21 @@ def test_catalog_reads_both_registry_layouts_and_refreshes_only_changed_models(
     assert reads == [[GPT2, "versions", "20"]], "only the model whose latest version changed is read again"
 
 
-def test_card_shows_serverless_and_fine_tuning_tasks_through_the_cli(
-        azure: AzureStandIn, redis_server, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
-        capsys: pytest.CaptureFixture[str]) -> None:
+def cli_on_azure(azure: AzureStandIn, redis_server, tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
+    """`fmbot` as a user runs it against the workspace the stand-in serves."""
     from bot.cli import main
 
     for name, value in {**azure.environment(), "FMBOT_PLATFORM": "azureml", "AZURE_SUBSCRIPTION_ID": SUBSCRIPTION,
                         "AZURE_RESOURCE_GROUP": "rg", "AZUREML_WORKSPACE": "demo_workspace1",
                         "REDIS_URL": redis_server.url, "FMBOT_DATA_DIR": str(tmp_path)}.items():
         monkeypatch.setenv(name, value)
+    return main
+
+
+def test_card_shows_serverless_and_fine_tuning_tasks_through_the_cli(
+        azure: AzureStandIn, redis_server, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+        capsys: pytest.CaptureFixture[str]) -> None:
+    main = cli_on_azure(azure, redis_server, tmp_path, monkeypatch)
     assert main(["card", PHI4, "--json"]) == 0
     card = json.loads(capsys.readouterr().out)
     assert card["serverless"] and card["finetune_tasks"] == ["chat-completion"]
@@ -371,6 +377,25 @@ def test_serverless_only_for_maas_models_in_one_polled_request(azure: AzureStand
     with pytest.raises(PlatformError, match="does not offer bert-base-uncased"):
         platform.deploy(DeploySpec(model=BERT, endpoint="bert-api", serverless=True))
     assert not azure.calls("PUT", "/serverlessEndpoints/bert-api")
+
+
+def test_serverless_deploy_of_a_model_not_offered_so_is_refused_before_queueing(
+        azure: AzureStandIn, worker_runtime: tuple[Runtime, object], redis_server, tmp_path: Path,
+        monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+    rt, _ = worker_runtime
+    with pytest.raises(UserError, match=f"{BERT}:19 is not offered as a serverless") as refused:
+        start_deploy(rt, DeployRequest(model=BERT, endpoint="bert-api", serverless=True, requester="U1"))
+    assert "managed compute" in refused.value.hint
+    assert not rt.ledger.recent(limit=5), "refused before anything was recorded or queued"
+
+    main = cli_on_azure(azure, redis_server, tmp_path, monkeypatch)
+    assert main(["deploy", BERT, "--endpoint", "bert-api", "--serverless"]) == 2
+    err = capsys.readouterr().err
+    assert f"{BERT}:19 is not offered as a serverless" in err and "leave out --serverless" in err
+    assert not azure.calls("PUT", "/serverlessEndpoints/bert-api")
+    assert main(["deploy", PHI4, "--endpoint", "phi-cli", "--serverless", "--no-content-filter", "--json"]) == 0
+    queued = json.loads(capsys.readouterr().out)["job"]
+    assert queued["kind"] == "deploy" and queued["state"] == "queued"
 
 
 @pytest.mark.parametrize(("status", "expected"), [
