@@ -312,6 +312,33 @@ def test_evaluation_two_step_path_and_refusals(azure: AzureStandIn, platform: Az
                                 lambda progress: None)
 
 
+def test_a_catalog_model_is_evaluated_for_a_task_it_fine_tunes_for(
+        azure: AzureStandIn, worker_runtime: tuple[Runtime, object]) -> None:
+    rt, _ = worker_runtime
+    card = rt.platform.get_model(BERT)
+    assert Task.TEXT_CLASSIFICATION not in card.tasks and Task.TEXT_CLASSIFICATION in card.finetune_tasks
+    mapping = ColumnMapping.build({"sentence1": "text", "label": "label"}, Task.TEXT_CLASSIFICATION)
+    record = start_evaluation(rt, EvaluateRequest(model=BERT, task=Task.TEXT_CLASSIFICATION, mapping=mapping,
+                                                  test=DataRef(path="azureml:test-data:1", name="t"), requester="U1"))
+    drain(rt)
+    done = rt.ledger.get(record.id)
+    assert done.state == "running" and done.external_id, (done.error, azure.refusals())
+    node = node_of(azure.job_body(done.external_id))
+    assert literal(node, "task") == "text-classification"
+    assert node["inputs"]["mlflow_model"]["uri"].endswith(f"/models/{BERT}/versions/{card.version}")
+    assert not azure.refusals()
+
+    with pytest.raises(PlatformError, match=f"{BERT}:{card.version} does not support summarization") as refused:
+        start_evaluation(rt, EvaluateRequest(model=BERT, task=Task.SUMMARIZATION, test=ASSET, requester="U1",
+                                             mapping=ColumnMapping.build({"document": "d", "summary": "s"},
+                                                                         Task.SUMMARIZATION)))
+    assert refused.value.hint == "Its tasks: fill-mask, text-classification, question-answering"
+    with pytest.raises(PlatformError, match="evaluation components do not evaluate chat-completion"):
+        start_evaluation(rt, EvaluateRequest(model=PHI4, task=Task.CHAT_COMPLETION, test=ASSET, requester="U1",
+                                             mapping=ColumnMapping.build({"messages": "m"}, Task.CHAT_COMPLETION)))
+    assert [r.id for r in rt.ledger.recent(limit=5)] == [record.id], "refusals queue nothing"
+
+
 def test_evaluation_metrics_are_read_from_mlflow_under_azures_names(
         azure: AzureStandIn, services: AzureServices, platform: AzureMLPlatform) -> None:
     spec = EvaluateSpec(model=f"{BERT}:18", task=Task.TEXT_CLASSIFICATION,
