@@ -45,6 +45,7 @@ def start_deploy(rt: Runtime, request: DeployRequest) -> JobRecord:
         raise UserError(f"{card.ref} is not offered as a serverless (pay-per-token) API, so it cannot be deployed "
                         "serverless", hint="Deploy it to managed compute instead: leave out --serverless (in Slack, "
                         "choose managed compute and a VM size)")
+    rt.platform.check_deploy(card, spec)
     if any(e.name == spec.endpoint for e in rt.platform.list_endpoints()):
         raise UserError(f'an endpoint named "{spec.endpoint}" already exists',
                         hint="Pick another name, or delete that endpoint first", remedy=("delete-endpoint", spec.endpoint))

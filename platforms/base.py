@@ -223,6 +223,9 @@ class Platform(ABC):
             raise PlatformError(card.unsupported(task), hint=f"Its tasks: {', '.join(card.tasks)}")
         return card
 
+    def check_deploy(self, card: ModelCard, spec: DeploySpec) -> None:
+        """Refuses, before anything is queued, a deploy this platform would refuse in the worker."""
+
     def evaluation_card(self, model: str, task: Task) -> ModelCard:
         """The card to evaluate on `task`: one of its tasks, or one it can be fine-tuned for."""
         card = self.get_model(model)

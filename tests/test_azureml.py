@@ -375,6 +375,21 @@ def test_import_names_the_model_runs_as_the_user_and_is_fine_tunable_after(
     assert poll_job(record.id)["output_model"] == "microsoft-phi-2:1"
     card = rt.platform.finetune_card("microsoft-phi-2:1", Task.TEXT_GENERATION)
     assert card.tasks == [Task.TEXT_GENERATION] and card.source == "azureml:microsoft-phi-2:1"
+    assert not card.inference_compute, "Azure lists no inference sizes for an imported model"
+
+    with pytest.raises(PlatformError, match="microsoft-phi-2:1 lists no inference sizes") as refused:
+        start_deploy(rt, DeployRequest(model="microsoft-phi-2:1", endpoint="phi2-ep", requester="U1"))
+    assert refused.value.hint.startswith("Give --compute SIZE") and "Standard_" in refused.value.hint
+    assert [r.id for r in rt.ledger.recent(limit=5)] == [record.id], "refused before queueing"
+    deploy = start_deploy(rt, DeployRequest(model="microsoft-phi-2:1", endpoint="phi2-ep", compute="Standard_DS3_v2",
+                                            requester="U1"))
+    drain(rt)
+    assert rt.ledger.get(deploy.id).state == "completed", (rt.ledger.get(deploy.id).error, azure.refusals())
+    (deployment,) = azure.calls("PUT", "/onlineEndpoints/phi2-ep/deployments/default")
+    assert deployment.body["properties"]["instanceType"] == "Standard_DS3_v2"
+    with pytest.raises(PlatformError, match="Standard_NC6s_v3 cannot serve"):
+        start_deploy(rt, DeployRequest(model="microsoft-phi-2:1", endpoint="phi2-b", compute="Standard_NC6s_v3",
+                                       requester="U1"))
 
     from platforms.azureml import jobs
 

@@ -135,6 +135,11 @@ class AzureMLPlatform(Platform):
                                 hint=f"Its fine-tuning tasks: {', '.join(card.finetune_tasks or card.tasks) or 'none'}")
         return card
 
+    def check_deploy(self, card: ModelCard, spec: DeploySpec) -> None:
+        """A managed deployment's size: the one chosen if the model allows it, else one it lists."""
+        if not spec.serverless:
+            endpoints.inference_size(self.clients, card, spec.compute)
+
     def evaluation_card(self, model: str, task: Task) -> ModelCard:
         """Refused up front where Azure's evaluation components have no task for it."""
         refuse_task(task)
