@@ -666,3 +666,37 @@ def test_form_compute_options_are_the_models_own_current_sizes(azure: AzureStand
     assert deploy["Standard_DS3_v2"].free_instances == 1, "10 free cores hold one instance with its 20% reserve"
     finetune = [o.name for o in platform.compute_options("finetune", model=bert)]
     assert finetune[0] == "gpu-cluster" and "Standard_NC24ads_A100_v4" in finetune and "Standard_DS3_v2" not in finetune
+
+
+def test_slack_deploy_form_refuses_a_managed_deployment_over_quota_inline(
+        azure: AzureStandIn, slack_settings, slack, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Signed Slack HTTP to a bot on Azure ML: 2 × Standard_DS3_v2 with the 20% reserve needs 12 of 10 free cores."""
+    from bot.slack.ids import ActionId, BlockId
+    from tests.bot_server import BotServer
+    from tests.slack_standin import SlackSender
+
+    for name, value in azure.environment().items():
+        monkeypatch.setenv(name, value)
+    settings = slack_settings.replace(fmbot_platform="azureml", azure_subscription_id=SUBSCRIPTION,
+                                      azure_resource_group="rg", azureml_workspace="demo_workspace1")
+    bot = BotServer(settings)
+    try:
+        sender = SlackSender(bot.url, response_url=f"{slack.base_url}/respond/1")
+        assert sender.command(f"deploy {BERT}").status_code == 200
+        view = slack.wait_for(lambda: slack.of("views.open"), 30)[0].params["view"]
+        values = {
+            BlockId.DEPLOY_KIND: {ActionId.DEPLOY_KIND: {"type": "radio_buttons",
+                                                         "selected_option": {"value": "managed"}}},
+            BlockId.ENDPOINT_NAME: {ActionId.TEXT: {"type": "plain_text_input", "value": "bert-ep"}},
+            BlockId.COMPUTE: {ActionId.COMPUTE: {"type": "external_select",
+                                                 "selected_option": {"value": "Standard_DS3_v2"}}},
+            BlockId.INSTANCES: {ActionId.NUMBER: {"type": "number_input", "value": "2"}},
+        }
+        answer = sender.view_submission(view, values).json()
+    finally:
+        bot.close()
+    assert answer["response_action"] == "errors", answer
+    (message,) = answer["errors"].values()
+    assert "standardDSv2Family" in message and "10 are free" in message, message
+    assert "Standard_DS3_v2" in message and "1 instance" in message, message
+    assert not azure.calls("PUT", "/onlineEndpoints/bert-ep"), "nothing created"
