@@ -185,7 +185,9 @@ def cmd_deploy(args: argparse.Namespace, settings: Settings, rt: Runtime) -> int
     from handlers.deploy import DeployRequest, endpoint_for_owner, start_deploy
 
     request = DeployRequest(model=args.model, endpoint=args.endpoint, instances=args.instances,
-                            task=parse_task(args.task) if args.task else None, requester=_requester())
+                            task=parse_task(args.task) if args.task else None, compute=args.compute,
+                            serverless=args.serverless, content_filtering=not args.no_content_filter,
+                            requester=_requester())
     record = start_deploy(rt, request)
     if args.wait:
         record = _wait(rt, record, quiet=args.json)

@@ -3,7 +3,7 @@
 A deploy is a queued job (JobRecord kind "deploy"): loading a model into serving processes takes
 seconds on the local platform and many minutes on Azure ML, and the ledger gives both the same
 `status` and Slack thread updates. Everything checkable up front (model, task, name rule, instance
-count, name already taken) is refused here, before anything is recorded. A key is shown only to
+count, serverless only for models offered so, name already taken) is refused here, before anything is recorded. A key is shown only to
 whoever deployed the endpoint; the ledger never holds it.
 """
 
@@ -41,6 +41,11 @@ def start_deploy(rt: Runtime, request: DeployRequest) -> JobRecord:
         raise UserError(exc.errors()[0]["msg"].removeprefix("Value error, ")) from None
     card = rt.platform.get_model(request.model)
     task = require_task(card, request.task)
+    if spec.serverless and not card.serverless:
+        raise UserError(f"{card.ref} is not offered as a serverless (pay-per-token) API, so it cannot be deployed "
+                        "serverless", hint="Deploy it to managed compute instead: leave out --serverless (in Slack, "
+                        "choose managed compute and a VM size)")
+    rt.platform.check_deploy(card, spec)
     if any(e.name == spec.endpoint for e in rt.platform.list_endpoints()):
         raise UserError(f'an endpoint named "{spec.endpoint}" already exists',
                         hint="Pick another name, or delete that endpoint first", remedy=("delete-endpoint", spec.endpoint))

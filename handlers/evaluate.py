@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from pydantic import BaseModel, Field
 
-from handlers.catalog import require_task
 from handlers.data import check_data
 from handlers.jobs import submit
 from platforms.base import DataRef, EvaluateSpec, PlatformError
@@ -29,11 +28,10 @@ class EvaluateRequest(BaseModel):
 
 
 def start_evaluation(rt: Runtime, request: EvaluateRequest, *, max_bytes: int = 100 * 1024 * 1024) -> JobRecord:
-    card = rt.platform.get_model(request.model)
     if not TASKS[request.task].evaluate:
         raise PlatformError(f"{request.task} models cannot be evaluated",
                             hint="Evaluate supports " + ", ".join(t for t, s in TASKS.items() if s.evaluate))
-    require_task(card, request.task)
+    card = rt.platform.evaluation_card(request.model, request.task)
     check_data(request.test, request.mapping, max_bytes=max_bytes)
     spec = EvaluateSpec(model=card.ref, task=request.task, test=request.test, mapping=request.mapping.columns,
                         compute=request.compute, batch_size=request.batch_size, max_length=request.max_length,

@@ -135,6 +135,12 @@ COMMANDS: dict[str, Command] = {
                                     help="3-32 characters: a letter, then letters, digits, hyphens"),
                            Argument(flag="--instances", kind="int", default=1, help="serving processes (default 1)"),
                            Argument(flag="--task", help="the task to serve (default: the model's first task)"),
+                           Argument(flag="--compute", help="VM size of a managed deployment (default: the first "
+                                    "listed size the model allows)"),
+                           Argument(flag="--serverless", kind="switch",
+                                    help="a serverless pay-per-token API (only models Azure offers so)"),
+                           Argument(flag="--no-content-filter", kind="switch",
+                                    help="serverless: turn Azure's content filtering off"),
                            Argument(flag="--wait", kind="switch", help="wait until the endpoint answers"))),
         Command(name="import", usage="import <hf-model-id> [task]", summary="Import a Hugging Face model",
                 example="import bert-base-uncased/bert fill-mask", permission=Action.IMPORT,

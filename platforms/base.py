@@ -57,10 +57,12 @@ class ModelCard(BaseModel):
     def ref(self) -> str:
         return f"{self.name}:{self.version}"
 
-    def supports(self, task: Task, *, served: bool = False) -> bool:
+    def supports(self, task: Task, *, served: bool = False, tunable: bool = False) -> bool:
         """The one answer to "does this model do this task"; `served` (try, endpoints) lets a
-        text-generation model answer chat-completion."""
-        return task in self.tasks or (served and task == Task.CHAT_COMPLETION and Task.TEXT_GENERATION in self.tasks)
+        text-generation model answer chat-completion; `tunable` (evaluate) counts the tasks it can be
+        fine-tuned for, so a base model is scored on the task before it is trained for it."""
+        return (task in self.tasks or (tunable and task in self.finetune_tasks)
+                or (served and task == Task.CHAT_COMPLETION and Task.TEXT_GENERATION in self.tasks))
 
     def unsupported(self, task: Task) -> str:
         return f"{self.ref} does not support {task}"
@@ -219,6 +221,17 @@ class Platform(ABC):
         card = self.get_model(model)
         if not card.supports(task):
             raise PlatformError(card.unsupported(task), hint=f"Its tasks: {', '.join(card.tasks)}")
+        return card
+
+    def check_deploy(self, card: ModelCard, spec: DeploySpec) -> None:
+        """Refuses, before anything is queued, a deploy this platform would refuse in the worker."""
+
+    def evaluation_card(self, model: str, task: Task) -> ModelCard:
+        """The card to evaluate on `task`: one of its tasks, or one it can be fine-tuned for."""
+        card = self.get_model(model)
+        if not card.supports(task, tunable=True):
+            tasks = list(dict.fromkeys([*card.tasks, *card.finetune_tasks]))
+            raise PlatformError(card.unsupported(task), hint=f"Its tasks: {', '.join(tasks)}")
         return card
 
     @abstractmethod

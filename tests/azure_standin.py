@@ -427,10 +427,11 @@ class AzureStandIn:
         handler.wfile.write(data)
 
     def _failure(self, request: Request) -> tuple[int, Any, dict[str, str]] | None:
+        """Retry-After as Azure sends it on a 429/503; 0 would make azure-core fall back to its own backoff."""
         for failure in self.failures:
             if failure.times > 0 and failure.method == request.method and failure.path.search(request.path):
                 failure.times -= 1
-                return failure.status, failure.body, {"Retry-After": "0"} if failure.status in (429, 503) else {}
+                return failure.status, failure.body, {"Retry-After": "0.05"} if failure.status in (429, 503) else {}
         return None
 
     def _route(self, r: Request, raw: bytes) -> tuple[int, Any, dict[str, str]]:

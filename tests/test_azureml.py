@@ -85,15 +85,21 @@ def test_catalog_reads_both_registry_layouts_and_refreshes_only_changed_models(
     assert reads == [[GPT2, "versions", "20"]], "only the model whose latest version changed is read again"
 
 
-def test_card_shows_serverless_and_fine_tuning_tasks_through_the_cli(
-        azure: AzureStandIn, redis_server, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
-        capsys: pytest.CaptureFixture[str]) -> None:
+def cli_on_azure(azure: AzureStandIn, redis_server, tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
+    """`fmbot` as a user runs it against the workspace the stand-in serves."""
     from bot.cli import main
 
     for name, value in {**azure.environment(), "FMBOT_PLATFORM": "azureml", "AZURE_SUBSCRIPTION_ID": SUBSCRIPTION,
                         "AZURE_RESOURCE_GROUP": "rg", "AZUREML_WORKSPACE": "demo_workspace1",
                         "REDIS_URL": redis_server.url, "FMBOT_DATA_DIR": str(tmp_path)}.items():
         monkeypatch.setenv(name, value)
+    return main
+
+
+def test_card_shows_serverless_and_fine_tuning_tasks_through_the_cli(
+        azure: AzureStandIn, redis_server, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+        capsys: pytest.CaptureFixture[str]) -> None:
+    main = cli_on_azure(azure, redis_server, tmp_path, monkeypatch)
     assert main(["card", PHI4, "--json"]) == 0
     card = json.loads(capsys.readouterr().out)
     assert card["serverless"] and card["finetune_tasks"] == ["chat-completion"]
@@ -306,6 +312,33 @@ def test_evaluation_two_step_path_and_refusals(azure: AzureStandIn, platform: Az
                                 lambda progress: None)
 
 
+def test_a_catalog_model_is_evaluated_for_a_task_it_fine_tunes_for(
+        azure: AzureStandIn, worker_runtime: tuple[Runtime, object]) -> None:
+    rt, _ = worker_runtime
+    card = rt.platform.get_model(BERT)
+    assert Task.TEXT_CLASSIFICATION not in card.tasks and Task.TEXT_CLASSIFICATION in card.finetune_tasks
+    mapping = ColumnMapping.build({"sentence1": "text", "label": "label"}, Task.TEXT_CLASSIFICATION)
+    record = start_evaluation(rt, EvaluateRequest(model=BERT, task=Task.TEXT_CLASSIFICATION, mapping=mapping,
+                                                  test=DataRef(path="azureml:test-data:1", name="t"), requester="U1"))
+    drain(rt)
+    done = rt.ledger.get(record.id)
+    assert done.state == "running" and done.external_id, (done.error, azure.refusals())
+    node = node_of(azure.job_body(done.external_id))
+    assert literal(node, "task") == "text-classification"
+    assert node["inputs"]["mlflow_model"]["uri"].endswith(f"/models/{BERT}/versions/{card.version}")
+    assert not azure.refusals()
+
+    with pytest.raises(PlatformError, match=f"{BERT}:{card.version} does not support summarization") as refused:
+        start_evaluation(rt, EvaluateRequest(model=BERT, task=Task.SUMMARIZATION, test=ASSET, requester="U1",
+                                             mapping=ColumnMapping.build({"document": "d", "summary": "s"},
+                                                                         Task.SUMMARIZATION)))
+    assert refused.value.hint == "Its tasks: fill-mask, text-classification, question-answering"
+    with pytest.raises(PlatformError, match="evaluation components do not evaluate chat-completion"):
+        start_evaluation(rt, EvaluateRequest(model=PHI4, task=Task.CHAT_COMPLETION, test=ASSET, requester="U1",
+                                             mapping=ColumnMapping.build({"messages": "m"}, Task.CHAT_COMPLETION)))
+    assert [r.id for r in rt.ledger.recent(limit=5)] == [record.id], "refusals queue nothing"
+
+
 def test_evaluation_metrics_are_read_from_mlflow_under_azures_names(
         azure: AzureStandIn, services: AzureServices, platform: AzureMLPlatform) -> None:
     spec = EvaluateSpec(model=f"{BERT}:18", task=Task.TEXT_CLASSIFICATION,
@@ -342,6 +375,21 @@ def test_import_names_the_model_runs_as_the_user_and_is_fine_tunable_after(
     assert poll_job(record.id)["output_model"] == "microsoft-phi-2:1"
     card = rt.platform.finetune_card("microsoft-phi-2:1", Task.TEXT_GENERATION)
     assert card.tasks == [Task.TEXT_GENERATION] and card.source == "azureml:microsoft-phi-2:1"
+    assert not card.inference_compute, "Azure lists no inference sizes for an imported model"
+
+    with pytest.raises(PlatformError, match="microsoft-phi-2:1 lists no inference sizes") as refused:
+        start_deploy(rt, DeployRequest(model="microsoft-phi-2:1", endpoint="phi2-ep", requester="U1"))
+    assert refused.value.hint.startswith("Give --compute SIZE") and "Standard_" in refused.value.hint
+    assert [r.id for r in rt.ledger.recent(limit=5)] == [record.id], "refused before queueing"
+    deploy = start_deploy(rt, DeployRequest(model="microsoft-phi-2:1", endpoint="phi2-ep", compute="Standard_DS3_v2",
+                                            requester="U1"))
+    drain(rt)
+    assert rt.ledger.get(deploy.id).state == "completed", (rt.ledger.get(deploy.id).error, azure.refusals())
+    (deployment,) = azure.calls("PUT", "/onlineEndpoints/phi2-ep/deployments/default")
+    assert deployment.body["properties"]["instanceType"] == "Standard_DS3_v2"
+    with pytest.raises(PlatformError, match="Standard_NC6s_v3 cannot serve"):
+        start_deploy(rt, DeployRequest(model="microsoft-phi-2:1", endpoint="phi2-b", compute="Standard_NC6s_v3",
+                                       requester="U1"))
 
     from platforms.azureml import jobs
 
@@ -371,6 +419,25 @@ def test_serverless_only_for_maas_models_in_one_polled_request(azure: AzureStand
     with pytest.raises(PlatformError, match="does not offer bert-base-uncased"):
         platform.deploy(DeploySpec(model=BERT, endpoint="bert-api", serverless=True))
     assert not azure.calls("PUT", "/serverlessEndpoints/bert-api")
+
+
+def test_serverless_deploy_of_a_model_not_offered_so_is_refused_before_queueing(
+        azure: AzureStandIn, worker_runtime: tuple[Runtime, object], redis_server, tmp_path: Path,
+        monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+    rt, _ = worker_runtime
+    with pytest.raises(UserError, match=f"{BERT}:19 is not offered as a serverless") as refused:
+        start_deploy(rt, DeployRequest(model=BERT, endpoint="bert-api", serverless=True, requester="U1"))
+    assert "managed compute" in refused.value.hint
+    assert not rt.ledger.recent(limit=5), "refused before anything was recorded or queued"
+
+    main = cli_on_azure(azure, redis_server, tmp_path, monkeypatch)
+    assert main(["deploy", BERT, "--endpoint", "bert-api", "--serverless"]) == 2
+    err = capsys.readouterr().err
+    assert f"{BERT}:19 is not offered as a serverless" in err and "leave out --serverless" in err
+    assert not azure.calls("PUT", "/serverlessEndpoints/bert-api")
+    assert main(["deploy", PHI4, "--endpoint", "phi-cli", "--serverless", "--no-content-filter", "--json"]) == 0
+    queued = json.loads(capsys.readouterr().out)["job"]
+    assert queued["kind"] == "deploy" and queued["state"] == "queued"
 
 
 @pytest.mark.parametrize(("status", "expected"), [
@@ -599,3 +666,37 @@ def test_form_compute_options_are_the_models_own_current_sizes(azure: AzureStand
     assert deploy["Standard_DS3_v2"].free_instances == 1, "10 free cores hold one instance with its 20% reserve"
     finetune = [o.name for o in platform.compute_options("finetune", model=bert)]
     assert finetune[0] == "gpu-cluster" and "Standard_NC24ads_A100_v4" in finetune and "Standard_DS3_v2" not in finetune
+
+
+def test_slack_deploy_form_refuses_a_managed_deployment_over_quota_inline(
+        azure: AzureStandIn, slack_settings, slack, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Signed Slack HTTP to a bot on Azure ML: 2 × Standard_DS3_v2 with the 20% reserve needs 12 of 10 free cores."""
+    from bot.slack.ids import ActionId, BlockId
+    from tests.bot_server import BotServer
+    from tests.slack_standin import SlackSender
+
+    for name, value in azure.environment().items():
+        monkeypatch.setenv(name, value)
+    settings = slack_settings.replace(fmbot_platform="azureml", azure_subscription_id=SUBSCRIPTION,
+                                      azure_resource_group="rg", azureml_workspace="demo_workspace1")
+    bot = BotServer(settings)
+    try:
+        sender = SlackSender(bot.url, response_url=f"{slack.base_url}/respond/1")
+        assert sender.command(f"deploy {BERT}").status_code == 200
+        view = slack.wait_for(lambda: slack.of("views.open"), 30)[0].params["view"]
+        values = {
+            BlockId.DEPLOY_KIND: {ActionId.DEPLOY_KIND: {"type": "radio_buttons",
+                                                         "selected_option": {"value": "managed"}}},
+            BlockId.ENDPOINT_NAME: {ActionId.TEXT: {"type": "plain_text_input", "value": "bert-ep"}},
+            BlockId.COMPUTE: {ActionId.COMPUTE: {"type": "external_select",
+                                                 "selected_option": {"value": "Standard_DS3_v2"}}},
+            BlockId.INSTANCES: {ActionId.NUMBER: {"type": "number_input", "value": "2"}},
+        }
+        answer = sender.view_submission(view, values).json()
+    finally:
+        bot.close()
+    assert answer["response_action"] == "errors", answer
+    (message,) = answer["errors"].values()
+    assert "standardDSv2Family" in message and "10 are free" in message, message
+    assert "Standard_DS3_v2" in message and "1 instance" in message, message
+    assert not azure.calls("PUT", "/onlineEndpoints/bert-ep"), "nothing created"

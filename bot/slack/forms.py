@@ -9,6 +9,7 @@ replaced with `views.update` (a modal the user closed meanwhile is fine).
 
 from __future__ import annotations
 
+import re
 from concurrent.futures import TimeoutError as FutureTimeout
 from pathlib import Path
 from collections.abc import Callable
@@ -36,9 +37,17 @@ _HYPER_BLOCKS = {"epochs": BlockId.EPOCHS, "learning_rate": BlockId.LEARNING_RAT
 QUOTA_BLOCKS = {"compute": BlockId.COMPUTE, "instances": BlockId.INSTANCES}
 
 
+INLINE_ERROR_CHARS = 150
+
+
 def quota_errors(quota: QuotaCheck) -> dict[str, str]:
-    """A quota refusal as the form's inline error, on the field it is about, with its advice."""
-    return {QUOTA_BLOCKS[quota.field]: f"{quota.message}. {'; '.join(quota.suggestions)}"[:150]}
+    """A quota refusal as the form's inline error, on the field it is about, with its advice. The
+    first suggestion (a size or count that fits) must survive the length limit, so where both do not
+    fit the message loses its trailing "(which quota row)" detail first."""
+    message, advice = quota.message, "; ".join(quota.suggestions)
+    if quota.suggestions and len(f"{message}. {quota.suggestions[0]}") > INLINE_ERROR_CHARS:
+        message = re.sub(r" \([^()]*\)$", "", message)
+    return {QUOTA_BLOCKS[quota.field]: (f"{message}. {advice}" if advice else message)[:INLINE_ERROR_CHARS]}
 
 
 def open_form(ctx: SlackContext, client: Any, trigger_id: str, kind: str, channel: str, user: str,

@@ -27,7 +27,7 @@ from platforms.azureml.catalog import (
 from platforms.azureml.clients import AzureClients, AzureTarget
 from platforms.azureml.data import DataUploader
 from platforms.azureml.errors import AzureNotFound, call
-from platforms.azureml.evaluation import submit_evaluation
+from platforms.azureml.evaluation import refuse_task, submit_evaluation
 from platforms.azureml.finetune import PIPELINES, submit_finetune
 from platforms.azureml.imports import registered_model, submit_import
 from platforms.azureml.register import register_finetuned
@@ -134,6 +134,16 @@ class AzureMLPlatform(Platform):
             raise PlatformError(f"{card.ref} cannot be fine-tuned for {task} on Azure ML",
                                 hint=f"Its fine-tuning tasks: {', '.join(card.finetune_tasks or card.tasks) or 'none'}")
         return card
+
+    def check_deploy(self, card: ModelCard, spec: DeploySpec) -> None:
+        """A managed deployment's size: the one chosen if the model allows it, else one it lists."""
+        if not spec.serverless:
+            endpoints.inference_size(self.clients, card, spec.compute)
+
+    def evaluation_card(self, model: str, task: Task) -> ModelCard:
+        """Refused up front where Azure's evaluation components have no task for it."""
+        refuse_task(task)
+        return super().evaluation_card(model, task)
 
     # ------------------------------------------------------------------ jobs
 

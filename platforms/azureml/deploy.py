@@ -79,6 +79,12 @@ def inference_size(clients: AzureClients, card: ModelCard, chosen: str | None) -
                                 hint=f"Use one of: {', '.join(s.name for s in usable[:8])}" if usable
                                 else "The region offers none of the sizes this model allows")
         return size.name
+    if not card.inference_compute:
+        current = sorted((s for s in sizes.values() if not s.retired), key=lambda s: (s.gpus, s.cores))
+        raise PlatformError(f"{card.ref} lists no inference sizes (Azure lists none for an imported model), so "
+                            "choose the VM size to deploy it on",
+                            hint="Give --compute SIZE (in Slack, the VM size field), e.g. "
+                                 + ", ".join(s.name for s in current[:4]))
     if not usable:
         raise PlatformError(f"{card.ref} lists no inference size this region offers",
                             hint="Deploy it in another region, or pick a size with --compute")

@@ -89,10 +89,14 @@ def columns(task: Task, mapping: ColumnMapping, uploaded: bool) -> tuple[str, st
     return ",".join(c[k] for k in inputs if k in c), c[label]
 
 
-def submit_evaluation(clients: AzureClients, uploader: DataUploader, spec: EvaluateSpec, card: ModelCard) -> Job:
-    if spec.task not in AZURE_TASKS:
-        raise PlatformError(f"Azure ML's evaluation components do not evaluate {spec.task}",
+def refuse_task(task: Task) -> None:
+    if task not in AZURE_TASKS:
+        raise PlatformError(f"Azure ML's evaluation components do not evaluate {task}",
                             hint="They evaluate " + ", ".join(AZURE_TASKS) + "; evaluate chat models on the local platform")
+
+
+def submit_evaluation(clients: AzureClients, uploader: DataUploader, spec: EvaluateSpec, card: ModelCard) -> Job:
+    refuse_task(spec.task)
     mapping = ColumnMapping.build(spec.mapping, spec.task)
     data, uploaded = uploader.inputs({"test_data": spec.test}, mapping, prefix="fmbot-ev",
                                      shape=lambda row: shape_row(spec.task, row))
