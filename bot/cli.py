@@ -239,9 +239,16 @@ def cmd_worker(args: argparse.Namespace, settings: Settings, rt: Runtime) -> int
 
 
 def cmd_serve(args: argparse.Namespace, settings: Settings, rt: Runtime) -> int:
+    if args.teams:
+        try:
+            from bot.teams.serve import serve_teams
+        except ModuleNotFoundError as exc:
+            raise UserError(f"Teams support is not installed ({exc.name} is missing)",
+                            hint="pip install 'fmbot[teams]'") from None
+        return serve_teams(settings, rt, host=args.host, port=args.port or 3978, dev=args.dev)
     from bot.serve import serve
 
-    return serve(settings, rt, host=args.host, port=args.port, socket_mode=args.socket)
+    return serve(settings, rt, host=args.host, port=args.port or 3000, socket_mode=args.socket)
 
 
 def cmd_doctor(args: argparse.Namespace, settings: Settings, rt: Runtime | None) -> int:
@@ -360,10 +367,14 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--processes", type=int, metavar="N",
                    help="run N workers under a supervisor that restarts any that exit")
 
-    p = command("serve", cmd_serve, "serve Slack over HTTP (/slack/events) or Socket Mode", json_flag=False)
+    p = command("serve", cmd_serve, "serve Slack over HTTP (/slack/events) or Socket Mode, or Teams (/api/messages)",
+                json_flag=False)
     p.add_argument("--host", default="0.0.0.0")
-    p.add_argument("--port", type=int, default=3000)
+    p.add_argument("--port", type=int, help="default 3000 (Slack) or 3978 (Teams)")
     p.add_argument("--socket", action="store_true", help="use Socket Mode (needs SLACK_APP_TOKEN)")
+    p.add_argument("--teams", action="store_true", help="serve Microsoft Teams (needs fmbot[teams] and TEAMS_APP_ID)")
+    p.add_argument("--dev", action="store_true", help="with --teams: no credentials, no token checks (Agents "
+                   "Playground only)")
 
     command("demo", cmd_demo, "fine-tune MiniLM-L6 end to end on this machine", json_flag=False)
     command("doctor", cmd_doctor, "check Slack, Redis, workers and the platform; say how to fix what is wrong")

@@ -74,6 +74,24 @@ class NullNotifier:
         return record
 
 
+class SurfaceNotifier:
+    """Sends each job's changes to the surface its reply target names (Slack or Teams), so one
+    worker serves jobs started anywhere; a surface this process has no notifier for is logged."""
+
+    def __init__(self, notifiers: dict[str, Notifier]):
+        self.notifiers = notifiers
+
+    def job_changed(self, record: JobRecord, event: JobEvent, *, skip: int = 0) -> JobRecord:
+        if record.reply_to is None:
+            return record
+        notifier = self.notifiers.get(record.reply_to.surface)
+        if notifier is None:
+            log.error("job %s reports to %s, which this process is not set up for", record.id,
+                      record.reply_to.surface)
+            return record
+        return notifier.job_changed(record, event, skip=skip)
+
+
 class SlackNotifier:
     """Keeps the job's status message current, replies in its thread, and refreshes the
     requester's App Home (`home(user)` builds it) whenever the job changes state."""

@@ -1,0 +1,65 @@
+"""Downloading a file someone shared with the bot in Teams, safely.
+
+Teams describes a shared file with a pre-authorised download link (`file.download.info`), so no
+token is sent with it; the link must point at one of the configured hosts (SharePoint/OneDrive by
+default, `TEAMS_FILE_HOSTS`), no redirect is followed to anywhere else, and the size limit is
+enforced while streaming, so an oversized file never fills the disk.
+"""
+
+from __future__ import annotations
+
+import secrets
+from pathlib import Path
+from urllib.parse import urljoin, urlsplit
+
+import requests
+
+from bot.settings import Settings
+from bot.teams.state import SharedFile
+from handlers.errors import UserError
+from platforms.base import DataRef
+
+CHUNK = 1024 * 1024
+
+
+def _host_allowed(settings: Settings, url: str) -> bool:
+    host = (urlsplit(url).hostname or "").lower()
+    allowed = [h.strip().lower() for h in settings.teams_file_hosts.split(",") if h.strip()]
+    return any(host == h or host.endswith("." + h) for h in allowed)
+
+
+def download(settings: Settings, shared: SharedFile, dest_dir: Path) -> DataRef:
+    limit, limit_mb = settings.max_upload_bytes, settings.fmbot_max_upload_mb
+    if shared.size and shared.size > limit:
+        raise UserError(f"{shared.name} is {shared.size / CHUNK:.1f} MB; the limit is {limit_mb} MB",
+                        hint="Share a smaller file or register it as a data asset")
+    url = shared.url
+    for _ in range(2):  # the link, and at most one redirect (SharePoint answers with one)
+        if not _host_allowed(settings, url):
+            raise UserError(f"{shared.name}: the download link points at {urlsplit(url).hostname}, not at "
+                            "SharePoint or OneDrive", hint="Share the file again in this chat")
+        response = requests.get(url, stream=True, timeout=30, allow_redirects=False)
+        if not response.is_redirect:
+            break
+        url = urljoin(url, response.headers["Location"])
+        response.close()
+    with response:
+        if response.status_code != 200:
+            raise UserError(f"{shared.name}: the download answered {response.status_code}",
+                            hint="Download links expire; share the file again in this chat")
+        if "text/html" in response.headers.get("Content-Type", ""):
+            raise UserError(f"{shared.name}: a sign-in page came instead of the file",
+                            hint="Share the file again in this chat")
+        dest_dir.mkdir(parents=True, exist_ok=True)
+        target = dest_dir / f"{secrets.token_hex(8)}{Path(shared.name).suffix.lower()}"
+        written = 0
+        with target.open("wb") as out:
+            for chunk in response.iter_content(CHUNK):
+                written += len(chunk)
+                if written > limit:
+                    out.close()
+                    target.unlink(missing_ok=True)
+                    raise UserError(f"{shared.name} is over the {limit_mb} MB limit",
+                                    hint="Share a smaller file or register it as a data asset")
+                out.write(chunk)
+    return DataRef(path=str(target), name=shared.name)

@@ -1,0 +1,125 @@
+"""The notifier's Teams implementation: one card per job, updated in place, replies under it.
+
+Workers call it synchronously, as they call the Slack one; each change runs the SDK's
+`continue_conversation` from the stored conversation reference (so a worker started after the bot
+restarted still finds the conversation) and makes its Bot Connector calls in order. Like the Slack
+notifier it skips the calls an earlier attempt already made and raises PartialDelivery on the
+first that fails, so the outbox retries without posting anything twice.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable, Iterator
+from typing import Any
+
+from microsoft_agents.activity import Activity, ActivityTypes, Attachment
+from microsoft_agents.hosting.core import TurnContext
+from redis import Redis
+
+from bot.settings import Settings
+from bot.teams import conversations
+from bot.teams.views.cards import attachment
+from bot.teams.views.jobs import deployed_card, metrics_card, reply_text, status_card
+from workers.ledger import JobRecord, Ledger
+from workers.notifier import JobEvent, PartialDelivery
+
+log = logging.getLogger(__name__)
+
+
+class ConversationUnknown(Exception):
+    """No reference is stored for the job's conversation: nothing can be posted there."""
+
+
+def card_activity(content: dict[str, Any], *, summary: str) -> Activity:
+    return Activity(type=ActivityTypes.message, text=None, summary=summary,
+                    attachments=[Attachment.model_validate(attachment(content))])
+
+
+class TeamsNotifier:
+    def __init__(self, settings: Settings, ledger: Ledger, redis: Redis):
+        self.settings, self.ledger, self.redis = settings, ledger, redis
+        self._adapter: Any = None
+
+    @property
+    def adapter(self) -> Any:
+        if self._adapter is None:
+            from bot.teams.connections import cloud_adapter, connection_manager
+
+            self._adapter = cloud_adapter(connection_manager(self.settings))
+        return self._adapter
+
+    def job_changed(self, record: JobRecord, event: JobEvent, *, skip: int = 0) -> JobRecord:
+        if record.reply_to is None:
+            return record
+        done = skip
+        try:
+            for index, step in enumerate(self._steps(record, event)):
+                if index >= skip:
+                    record = step(record)
+                    done = index + 1
+        except Exception as exc:
+            raise PartialDelivery(done) from exc
+        return record
+
+    def _steps(self, record: JobRecord, event: JobEvent) -> Iterator[Callable[[JobRecord], JobRecord]]:
+        yield self._status
+        reply = self._reply_for(record, event)
+        if reply is not None:
+            yield lambda current: self._reply(current, reply)
+
+    def _reply_for(self, record: JobRecord, event: JobEvent) -> Activity | None:
+        if event == JobEvent.COMPLETED and record.kind in ("finetune", "evaluate"):
+            png = None
+            if len(record.loss_history) >= 2:
+                from bot.slack.views.plots import loss_curve_png
+
+                png = loss_curve_png(record.loss_history, f"Training loss of {record.output_model or record.model}")
+            return card_activity(metrics_card(record, png), summary=f"Metrics of {record.id}")
+        if event == JobEvent.COMPLETED and record.kind == "deploy":
+            owner = conversations.user(self.redis, record.requester)
+            endpoint = record.result.get("endpoint", "")
+            return card_activity(deployed_card(endpoint, record.model, record.result.get("url", ""),
+                                               owner["mri"] if owner else None), summary=f"Endpoint {endpoint}")
+        line = reply_text(record, event)
+        return Activity(type=ActivityTypes.message, text=line) if line else None
+
+    def _status(self, record: JobRecord) -> JobRecord:
+        target = record.reply_to
+        owner = conversations.user(self.redis, record.requester)
+        activity = card_activity(status_card(record, owner["name"] if owner else None),
+                                 summary=f"{record.kind} {record.id}: {record.state}")
+        if target.thread_ts is not None:
+            activity.id = target.thread_ts
+            self._run(target.channel, lambda context: context.update_activity(activity))
+            return record
+        sent = self._run(target.channel, lambda context: context.send_activity(activity))
+
+        def remember(stored: JobRecord) -> None:
+            stored.reply_to = target.model_copy(update={"thread_ts": sent.id})
+
+        self.ledger.update(record.id, remember)
+        return record.model_copy(update={"reply_to": target.model_copy(update={"thread_ts": sent.id})})
+
+    def _reply(self, record: JobRecord, reply: Activity) -> JobRecord:
+        reply = reply.model_copy(update={"reply_to_id": record.reply_to.thread_ts})
+        self._run(record.reply_to.channel, lambda context: context.send_activity(reply))
+        return record
+
+    def _run(self, conversation_id: str, call: Callable[[TurnContext], Any]) -> Any:
+        """One Bot Connector call inside a proactive turn of the stored conversation."""
+        reference = conversations.reference(self.redis, conversation_id)
+        if reference is None:
+            raise ConversationUnknown(f"no conversation reference stored for {conversation_id}")
+        result: list[Any] = []
+
+        async def turn(context: TurnContext) -> None:
+            result.append(await call(context))
+
+        async def proactive() -> None:
+            await self.adapter.continue_conversation(self.settings.teams_app_id or "",
+                                                     reference.get_continuation_activity(), turn)
+
+        asyncio.run(proactive())
+        return result[0] if result else None
