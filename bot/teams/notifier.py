@@ -92,9 +92,9 @@ class TeamsNotifier:
                                  summary=f"{record.kind} {record.id}: {record.state}")
         if target.thread_ts is not None:
             activity.id = target.thread_ts
-            self._run(target.channel, lambda context: context.update_activity(activity))
+            self._run(target.channel, lambda context: context.update_activity(activity), about=target.thread_ts)
             return record
-        sent = self._run(target.channel, lambda context: context.send_activity(activity))
+        sent = self._run(target.channel, lambda context: context.send_activity(activity), about=None)
 
         def remember(stored: JobRecord) -> None:
             stored.reply_to = target.model_copy(update={"thread_ts": sent.id})
@@ -103,18 +103,21 @@ class TeamsNotifier:
         return record.model_copy(update={"reply_to": target.model_copy(update={"thread_ts": sent.id})})
 
     def _reply(self, record: JobRecord, reply: Activity) -> JobRecord:
-        reply = reply.model_copy(update={"reply_to_id": record.reply_to.thread_ts})
-        self._run(record.reply_to.channel, lambda context: context.send_activity(reply))
+        self._run(record.reply_to.channel, lambda context: context.send_activity(reply),
+                  about=record.reply_to.thread_ts)
         return record
 
-    def _run(self, conversation_id: str, call: Callable[[TurnContext], Any]) -> Any:
-        """One Bot Connector call inside a proactive turn of the stored conversation."""
+    def _run(self, conversation_id: str, call: Callable[[TurnContext], Any], *, about: str | None) -> Any:
+        """One Bot Connector call inside a proactive turn of the stored conversation. The turn is
+        `about` the job card (the SDK sends what a turn says as a reply to the activity the turn is
+        about), or about nothing, so the card itself is a new message."""
         reference = conversations.reference(self.redis, conversation_id)
         if reference is None:
             raise ConversationUnknown(f"no conversation reference stored for {conversation_id}")
         result: list[Any] = []
 
         async def turn(context: TurnContext) -> None:
+            context.activity.id = about
             result.append(await call(context))
 
         async def proactive() -> None:
