@@ -8,10 +8,11 @@ FormState.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from bot.teams.ids import NOT_USED, Input, Verb
-from bot.teams.limits import CHOICES
+from bot.teams.limits import CHOICES, MESSAGE_BYTES, message_size
 from bot.teams.state import FormState, SharedFile
 from bot.teams.views.cards import Element, card, choices, heading, number, text, text_input, warning
 from platforms.base import ComputeOption, ModelCard
@@ -21,9 +22,12 @@ TITLES = {"finetune": "Fine-tune a model", "evaluate": "Evaluate a model"}
 Errors = dict[str, str]
 
 
-def _submit(title: str, verb: Verb, state: FormState) -> Element:
+def _submit(title: str, verb: Verb, state: FormState, columns: list[str] | None = None) -> Element:
+    """The step's button; the state it carries keeps only the columns this step shows (all a
+    user can pick), so a wide file does not outgrow the card."""
+    kept = state.model_copy(update={"columns": columns or []})
     return {"type": "Action.Submit", "title": title,
-            "data": {"verb": verb, "state": state.model_dump(mode="json", exclude_defaults=True)}}
+            "data": {"verb": verb, "state": kept.model_dump(mode="json", exclude_defaults=True)}}
 
 
 def _form(state: FormState, body: list[Element], submit: Element, errors: Errors) -> Element:
@@ -32,9 +36,21 @@ def _form(state: FormState, body: list[Element], submit: Element, errors: Errors
     return card([heading(TITLES[state.kind])] + body, [submit])
 
 
+def fitted(build: Callable[[int], Element]) -> Element:
+    """The card built with as many choices per select as fit Teams' size limit (halving from
+    CHOICES): a file with hundreds of long column names still gets a dialog, with a note of how
+    many are not shown."""
+    limit = CHOICES
+    while True:
+        content = build(limit)
+        if limit <= 5 or message_size(content) <= MESSAGE_BYTES:
+            return content
+        limit //= 2
+
+
 def _data_choices(input_id: str, label: str, files: list[SharedFile], chosen: str | None, *, required: bool,
                   error: str | None) -> list[Element]:
-    options = [(f"{f.name}" + (f" ({f.size / 1024:.0f} KB)" if f.size else ""), f.id) for f in files[:CHOICES]]
+    options = [(f"{f.name}" + (f" ({f.size / 1024:.0f} KB)" if f.size else ""), f.id) for f in files]
     if not required:
         options = [("(none)", NOT_USED)] + options
     return choices(input_id, label, options, value=chosen or (None if required else NOT_USED), required=False,
@@ -43,11 +59,19 @@ def _data_choices(input_id: str, label: str, files: list[SharedFile], chosen: st
 
 def data_step(state: FormState, models: list[ModelCard], files: list[SharedFile], errors: Errors) -> Element:
     """Step 1: model, task and data (a file shared in this chat, or a data asset)."""
-    model_options = [(m.ref, m.ref) for m in models[:CHOICES]]
+    return fitted(lambda limit: _data_step(state, models, files[:limit], errors, limit))
+
+
+def _data_step(state: FormState, models: list[ModelCard], files: list[SharedFile], errors: Errors,
+               limit: int) -> Element:
+    model_options = [(m.ref, m.ref) for m in models[:limit]]
     chosen = next((ref for _, ref in model_options if state.model and ref.split(":")[0] == state.model.split(":")[0]),
                   None)
     tasks = [t for t, spec in TASKS.items() if (spec.finetune if state.kind == "finetune" else spec.evaluate)]
     body: list[Element] = choices(Input.MODEL, "Model", model_options, value=chosen, error=errors.get(Input.MODEL))
+    if len(models) > limit:
+        body.append(text(f"and {len(models) - limit} more models: narrow with `search` and use its buttons",
+                         isSubtle=True))
     body += choices(Input.TASK, "Task", [(t.value, t.value) for t in tasks],
                     value=state.task or Task.TEXT_CLASSIFICATION, error=errors.get(Input.TASK))
     if not files:
@@ -75,11 +99,16 @@ def data_step(state: FormState, models: list[ModelCard], files: list[SharedFile]
 
 def mapping_step(state: FormState, guesses: dict[str, str], errors: Errors) -> Element:
     """Step 2: one select per column key, filled with the file's own columns."""
+    return fitted(lambda limit: _mapping_step(state, guesses, errors, limit))
+
+
+def _mapping_step(state: FormState, guesses: dict[str, str], errors: Errors, limit: int) -> Element:
     spec = TASKS[Task(state.task)]
     data = state.train or state.test
     body: list[Element] = [text(f"Which column of {data.name if data else 'your data'} holds each part of a "
                                 f"{state.task} example?")]
-    columns = state.columns[:CHOICES - 1]
+    columns = [c for c in guesses.values() if c in state.columns]
+    columns += [c for c in state.columns if c not in columns][: max(limit - 1 - len(columns), 0)]
     for key in spec.keys:
         required = key in spec.required_keys
         options = [(c, c) for c in columns] if required else [("(not used)", NOT_USED)] + [(c, c) for c in columns]
@@ -91,16 +120,22 @@ def mapping_step(state: FormState, guesses: dict[str, str], errors: Errors) -> E
         body.append(text(f"and {len(state.columns) - len(columns)} more columns not shown", isSubtle=True))
     if spec.alternatives:
         body.append(text("Map " + " or ".join(" + ".join(group) for group in spec.alternatives) + ".", isSubtle=True))
-    return _form(state, body, _submit("Next", Verb.FORM_MAPPING, state), errors)
+    return _form(state, body, _submit("Next", Verb.FORM_MAPPING, state, columns), errors)
 
 
 def compute_step(state: FormState, options: list[ComputeOption], max_gpu_hours: dict[str, float],
                  errors: Errors) -> Element:
     """Step 3: compute (labels show free quota), settings, and the most each choice may spend."""
-    body: list[Element] = choices(Input.COMPUTE, "Compute", [(o.label, o.name) for o in options[:CHOICES]],
+    return fitted(lambda limit: _compute_step(state, options[:limit], max_gpu_hours, errors))
+
+
+def _compute_step(state: FormState, options: list[ComputeOption], max_gpu_hours: dict[str, float],
+                  errors: Errors) -> Element:
+    body: list[Element] = choices(Input.COMPUTE, "Compute", [(o.label, o.name) for o in options],
                                   value=options[0].name if options else None, error=errors.get(Input.COMPUTE))
+    shown = {o.name for o in options}
     spend = [f"{name}: up to {hours:g} GPU instance-hours per instance" for name, hours in max_gpu_hours.items()
-             if hours]
+             if hours and name in shown][:5]
     body.append(text("Cost: " + ("; ".join(spend) if spend else "CPU compute spends no GPU hours")
                      + ". A job may run until its timeout.", isSubtle=True, size="Small"))
     body += number(Input.INSTANCES, "Instances", 1, minimum=1, maximum=16, error=errors.get(Input.INSTANCES))
