@@ -70,6 +70,7 @@ class ConnectorCall:
     activity_id: str | None
     activity: dict[str, Any]
     headers: dict[str, str]
+    result_id: str  # the id the service gave the activity (a send's new message)
 
     @property
     def cards(self) -> list[dict[str, Any]]:
@@ -253,7 +254,7 @@ class TeamsStandIn:
                 self.problems += card_problems(content, f"{verb} card {index} of {conversation}")
             new_id = activity_id if verb == "update" else f"1{int(time.time() * 1000)}{secrets.token_hex(2)}"
             self._activities[new_id] = conversation
-            self.calls.append(ConnectorCall(verb, conversation, activity_id, activity, dict(handler.headers)))
+            self.calls.append(ConnectorCall(verb, conversation, activity_id, activity, dict(handler.headers), new_id))
         self._answer(handler, 200, {"id": new_id})
 
 

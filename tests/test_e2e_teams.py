@@ -110,7 +110,7 @@ def test_teams_user_finetunes_minilm_from_the_dialog(settings: Settings, teams: 
         assert metrics.cards[0]["body"][-1]["type"] == "Image", "the loss curve is on the metrics card"
         updates = [c for c in teams.of("update")]
         assert updates, "the job card is updated in place"
-        assert {u.activity_id for u in updates} == {record.reply_to.thread_ts}
+        assert {u.activity_id for u in updates} == {record.reply_to.thread_ts} == {first.result_id}
         final = updates[-1].cards[0]
         assert "completed" in json.dumps(final)
         assert [a["title"] for a in final["actions"]] == ["Evaluate", "Register", "Deploy"]

@@ -108,3 +108,123 @@ def test_dev_mode_answers_without_tokens(settings: Settings):
         server.close()
         standin.stop()
     assert standin.problems == []
+
+
+def _start_job(bot: TeamsBotServer, sender: TeamsSender, model: str, **request) -> str:
+    """A fine-tune recorded and announced for the sender's conversation, as the dialog's last step does."""
+    from bot.demo import DATA as DEMO
+    from handlers.finetune import FinetuneRequest, start_finetune
+    from platforms.base import DataRef
+    from platforms.datasets import ColumnMapping
+    from platforms.tasks import Task
+    from workers.ledger import ReplyTarget
+
+    task = Task.TEXT_CLASSIFICATION
+    record = start_finetune(bot.runtime, FinetuneRequest(
+        model=model, task=task, train=DataRef(path=str(DEMO / "train.jsonl"), name="train.jsonl"),
+        mapping=ColumnMapping.build({"sentence1": "review", "label": "sentiment"}, task),
+        requester=sender.user.aad_object_id,
+        reply_to=ReplyTarget(channel=sender.conversation, surface="teams"), **request))
+    return record.id
+
+
+def test_cancel_button_is_for_the_requester_and_updates_the_card(teams_bot, teams: TeamsStandIn, tiny_model):
+    alice, bob = TeamsSender(teams_bot.url, teams, ALICE), TeamsSender(teams_bot.url, teams, BOB)
+    alice.message("help")
+    teams.wait_for(lambda: teams.of("reply"))
+    job = _start_job(teams_bot, alice, tiny_model)
+    card = teams.wait_for(lambda: teams.of("send"))[0]
+    assert card.cards[0]["actions"][0]["verb"] == Verb.CANCEL_JOB
+
+    refused = bob.execute(Verb.CANCEL_JOB, {"job": job}).json()
+    assert refused["type"] == "application/vnd.microsoft.activity.message"
+    assert "started by someone else" in refused["value"]
+    assert Ledger(teams_bot.runtime.redis).get(job).state == "queued"
+
+    done = alice.execute(Verb.CANCEL_JOB, {"job": job}).json()
+    assert done["statusCode"] == 200 and done["value"] == f"Canceled {job}."
+    update = teams.wait_for(lambda: teams.of("update"))[0]
+    assert update.activity_id == card.result_id and "canceled" in card_text(update.cards[0])
+    assert Ledger(teams_bot.runtime.redis).get(job).state == "canceled"
+
+
+def test_policy_and_approvals_use_entra_ids(teams_settings: Settings, teams: TeamsStandIn, tiny_model, tmp_path):
+    rules = tmp_path / "policy.yaml"
+    rules.write_text(f"allow:\n  finetune: {{users: [{ALICE.aad_object_id}]}}\n"
+                     f"  approve: {{users: [{BOB.aad_object_id}]}}\n")
+    bot = TeamsBotServer(teams_settings.replace(fmbot_policy=rules, fmbot_approval_gpu_hours=1.0))
+    try:
+        alice, bob = TeamsSender(bot.url, teams, ALICE), TeamsSender(bot.url, teams, BOB)
+        refused = bob.task_fetch({"verb": Verb.OPEN_FORM, "kind": "finetune", "model": ""}).json()
+        assert refused["task"]["type"] == "message" and "not allowed to fine-tune" in refused["task"]["value"]
+        assert alice.task_fetch({"verb": Verb.OPEN_FORM, "kind": "finetune", "model": ""}).json()["task"]["type"] \
+            == "continue"
+
+        job = _start_job(bot, alice, tiny_model, compute="cuda:0")
+        pending = teams.wait_for(lambda: teams.of("send"))[0].cards[0]
+        assert [a["title"] for a in pending["actions"]] == ["Approve", "Reject"]
+        own = alice.execute(Verb.APPROVE_JOB, {"job": job}).json()
+        assert "not allowed to approve" in own["value"]
+        approved = bob.execute(Verb.APPROVE_JOB, {"job": job}).json()
+        assert approved["value"] == f"Approved {job}; it is queued."
+        record = Ledger(bot.runtime.redis).get(job)
+        assert record.approval == "approved" and record.approved_by == BOB.aad_object_id
+        assert "Cancel" in card_text(teams.wait_for(lambda: teams.of("update"))[-1].cards[0])
+    finally:
+        bot.close()
+
+
+def test_deploy_from_a_card_and_the_key_only_for_its_owner(teams_bot, teams: TeamsStandIn, teams_settings,
+                                                           tiny_model, start_worker):
+    import requests
+
+    from handlers.deploy import delete_endpoint
+
+    start_worker(teams_settings)
+    alice, bob = TeamsSender(teams_bot.url, teams, ALICE), TeamsSender(teams_bot.url, teams, BOB)
+    alice.message("help")
+    bob.message("help")
+    teams.wait_for(lambda: teams.of("reply")[1:])
+    started = alice.execute(Verb.JOB_DEPLOY, {"model": tiny_model, "endpoint": "tiny-teams"}).json()
+    assert started["value"].startswith("Deploying to tiny-teams")
+    try:
+        deployed = teams.wait_for(lambda: [c for c in teams.of("reply") if "Endpoint tiny-teams" in card_text(c.cards)],
+                                  timeout=120)[0].cards[0]
+        assert deployed["refresh"]["userIds"] == [ALICE.mri]
+        owner_view = alice.execute(Verb.SHOW_KEY, {"endpoint": "tiny-teams"}, trigger="automatic").json()
+        assert owner_view["type"] == "application/vnd.microsoft.card.adaptive"
+        key = next(f["value"] for e in owner_view["value"]["body"] if e["type"] == "FactSet" for f in e["facts"])
+        assert key not in json.dumps([c.activity for c in teams.calls]), "the key never went into the conversation"
+        url = owner_view["value"]["body"][1]["text"]
+        scored = requests.post(url, json={"input_data": ["what a lovely film"]},
+                               headers={"Authorization": f"Bearer {key}"}, timeout=30)
+        assert scored.status_code == 200, scored.text
+
+        others_view = bob.execute(Verb.SHOW_KEY, {"endpoint": "tiny-teams"}, trigger="automatic").json()
+        assert key not in json.dumps(others_view)
+        assert "Only whoever deployed" in bob.execute(Verb.SHOW_KEY, {"endpoint": "tiny-teams"}).json()["value"]
+    finally:
+        delete_endpoint(teams_bot.runtime, "tiny-teams", ALICE.aad_object_id)
+
+
+def test_a_job_started_in_teams_reports_to_teams_after_the_bot_restarts(teams_settings: Settings, teams: TeamsStandIn,
+                                                                        tiny_model, start_worker):
+    """The worker posts from the conversation reference in Redis: the bot that took the request is
+    gone (and a new one started) before any worker picks the job up."""
+    first = TeamsBotServer(teams_settings)
+    alice = TeamsSender(first.url, teams, ALICE)
+    alice.message("help")
+    teams.wait_for(lambda: teams.of("reply"))
+    job = _start_job(first, alice, tiny_model, hyperparameters={"epochs": 1})
+    card = teams.wait_for(lambda: teams.of("send"))[0]
+    first.close()
+    second = TeamsBotServer(teams_settings)
+    try:
+        start_worker(teams_settings)
+        metrics = teams.wait_for(lambda: [c for c in teams.of("reply") if "Metrics of" in card_text(c.cards)],
+                                 timeout=180)[0]
+        assert metrics.activity_id == card.result_id
+        assert Ledger(second.runtime.redis).get(job).reply_to.thread_ts == card.result_id
+        assert "completed" in card_text(teams.of("update")[-1].cards[0])
+    finally:
+        second.close()
