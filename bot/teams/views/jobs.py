@@ -36,7 +36,7 @@ def progress_bar(record: JobRecord) -> list[Element]:
         columns.append({"type": "Column", "width": f"{percent}", "style": "good", "minHeight": "8px", "items": []})
     if percent < 100:
         columns.append({"type": "Column", "width": f"{100 - percent}", "style": "emphasis", "minHeight": "8px",
-                        "items": []})
+                        "spacing": "None", "items": []})
     caption = f"{percent}% · step {progress.step}/{progress.total}"
     if progress.loss is not None:
         caption += f" · loss {progress.loss:.2f}"
