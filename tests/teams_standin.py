@@ -84,6 +84,7 @@ class TeamsStandIn:
     problems: list[str] = field(default_factory=list)
     files: dict[str, bytes] = field(default_factory=dict)
     refused: list[tuple[int, str]] = field(default_factory=list)
+    failures: list[int] = field(default_factory=list)  # statuses the next connector calls answer with
     server: ThreadingHTTPServer | None = None
     _activities: dict[str, str] = field(default_factory=dict)  # activity id -> conversation
     _lock: threading.Lock = field(default_factory=threading.Lock)
@@ -237,6 +238,12 @@ class TeamsStandIn:
         if self.require_auth and not self._bot_authorized(handler.headers.get("Authorization", "")):
             self.refused.append((401, handler.path))
             self._answer(handler, 401, {"error": {"code": "Unauthorized", "message": "token missing or not the bot's"}})
+            return
+        with self._lock:
+            failure = self.failures.pop(0) if self.failures else None
+        if failure is not None:
+            self.refused.append((failure, handler.path))
+            self._answer(handler, failure, {"error": {"code": "ServiceUnavailable" if failure >= 500 else "BadRequest"}})
             return
         activity = json.loads(body or b"{}")
         verb = "update" if method == "PUT" else ("reply" if activity_id else "send")

@@ -228,3 +228,25 @@ def test_a_job_started_in_teams_reports_to_teams_after_the_bot_restarts(teams_se
         assert "completed" in card_text(teams.of("update")[-1].cards[0])
     finally:
         second.close()
+
+
+def test_a_teams_outage_delays_the_card_and_a_refusal_drops_it(teams_bot, teams: TeamsStandIn, tiny_model):
+    """503s keep the notice in the outbox for a later attempt (nothing posted twice); a 4xx the
+    connector answers would be the same next time, so that notice is dropped at once."""
+    from workers import outbox
+
+    alice = TeamsSender(teams_bot.url, teams, ALICE)
+    alice.message("help")
+    teams.wait_for(lambda: teams.of("reply"))
+    teams.failures = [503]
+    job = _start_job(teams_bot, alice, tiny_model)
+    waiting = outbox.pending(teams_bot.runtime.redis, job)
+    assert len(waiting) == 1 and waiting[0].attempts == 1 and waiting[0].done == 0
+    assert teams.of("send") == []
+    assert outbox.drain(teams_bot.runtime.redis, teams_bot.runtime.notifier, job)
+    assert len(teams.of("send")) == 1 and outbox.pending(teams_bot.runtime.redis, job) == []
+
+    teams.failures = [400]
+    other = _start_job(teams_bot, alice, tiny_model)
+    assert outbox.pending(teams_bot.runtime.redis, other) == []
+    assert len(teams.of("send")) == 1, "the refused card is not retried"

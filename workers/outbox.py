@@ -42,10 +42,14 @@ class OutboxEntry(BaseModel):
 
 
 def _transient(exc: BaseException) -> bool:
-    """Slack down, rate limiting, a network error: worth retrying. An error Slack answered with
-    (channel_not_found, not_in_channel, invalid_blocks) will be the same next time."""
+    """Slack or Teams down, rate limiting, a network error: worth retrying. An error the service
+    answered with (Slack: channel_not_found, not_in_channel, invalid_blocks; Teams: a 4xx such as
+    MessageSizeTooBig) will be the same next time."""
     if isinstance(exc, SlackApiError):
         status = getattr(exc.response, "status_code", 200)
+        return status == 429 or status >= 500
+    status = getattr(exc, "status", None)  # aiohttp's ClientResponseError, from the Teams connector client
+    if isinstance(status, int):
         return status == 429 or status >= 500
     return True
 

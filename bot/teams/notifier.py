@@ -29,7 +29,10 @@ log = logging.getLogger(__name__)
 
 
 class ConversationUnknown(Exception):
-    """No reference is stored for the job's conversation: nothing can be posted there."""
+    """No reference is stored for the job's conversation: nothing can be posted there, now or on a
+    retry, so the outbox treats it as the connector's own 404."""
+
+    status = 404
 
 
 def card_activity(content: dict[str, Any], *, summary: str) -> Activity:
@@ -115,14 +118,21 @@ class TeamsNotifier:
         if reference is None:
             raise ConversationUnknown(f"no conversation reference stored for {conversation_id}")
         result: list[Any] = []
+        failed: list[BaseException] = []
 
         async def turn(context: TurnContext) -> None:
+            # The adapter's turn-error handler would swallow a failed call; the outbox must see it.
             context.activity.id = about
-            result.append(await call(context))
+            try:
+                result.append(await call(context))
+            except Exception as exc:
+                failed.append(exc)
 
         async def proactive() -> None:
             await self.adapter.continue_conversation(self.settings.teams_app_id or "",
                                                      reference.get_continuation_activity(), turn)
 
         asyncio.run(proactive())
-        return result[0] if result else None
+        if failed:
+            raise failed[0]
+        return result[0]
