@@ -54,11 +54,11 @@ def build_runtime(settings: Settings, *, slack: bool | None = None) -> Runtime:
 
         notifiers["slack"] = SlackNotifier(count_retries(web_client(settings), redis), SlackJobRenderer(), ledger,
                                            home=lambda user: user_home(runtime, user))
-    if teams_installed():
+    if settings.teams_app_id and teams_installed():
         from bot.teams.notifier import TeamsNotifier
 
         notifiers["teams"] = TeamsNotifier(settings, ledger, redis)
-    notifier = SurfaceNotifier(notifiers) if notifiers else NullNotifier()
+    notifier = SurfaceNotifier(notifiers) if len(notifiers) > 1 else next(iter(notifiers.values()), NullNotifier())
     runtime = Runtime(
         redis=redis,
         ledger=ledger,

@@ -96,14 +96,19 @@ def test_serve_refuses_to_start_without_credentials_unless_dev(settings: Setting
         serve_teams(settings.replace(teams_app_id=APP_ID), None, host="127.0.0.1", port=0, dev=False)
 
 
-def test_dev_mode_answers_without_tokens(settings: Settings):
+def test_dev_mode_answers_and_posts_without_tokens(settings: Settings, tiny_model):
+    """`--dev` with an app id but no secret: no token is asked of the caller nor sent by the bot,
+    in answers and in the worker-side job cards alike."""
     standin = TeamsStandIn(require_auth=False).start()
-    server = TeamsBotServer(settings, dev=True)
+    server = TeamsBotServer(settings.replace(teams_app_id=APP_ID), dev=True)
     try:
         sender = TeamsSender(server.url, standin, ALICE)
         assert sender.message("help", token=None).status_code in (200, 202)
         reply = standin.wait_for(lambda: standin.of("reply"))[0]
         assert "Authorization" not in reply.headers
+        _start_job(server, sender, tiny_model)
+        card = standin.wait_for(lambda: standin.of("send"))[0]
+        assert "Authorization" not in card.headers and "queued" in card_text(card.cards)
     finally:
         server.close()
         standin.stop()

@@ -103,7 +103,7 @@ class SlackNotifier:
     def job_changed(self, record: JobRecord, event: JobEvent, *, skip: int = 0) -> JobRecord:
         """Post the change as a sequence of Web API calls, skipping the first `skip` (already made by
         an earlier attempt); a failing call raises PartialDelivery saying how many succeeded."""
-        if record.reply_to is None:
+        if record.reply_to is None or record.reply_to.surface != "slack":
             return record
         done = skip
         try:

@@ -15,11 +15,12 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 from microsoft_agents.activity import Activity, ActivityTypes, Attachment
-from microsoft_agents.hosting.core import TurnContext
+from microsoft_agents.hosting.core import ClaimsIdentity, TurnContext
 from redis import Redis
 
 from bot.settings import Settings
 from bot.teams import conversations
+from bot.teams.connections import cloud_adapter, connection_manager, credentials_problem
 from bot.teams.views.cards import attachment
 from bot.teams.views.jobs import deployed_card, metrics_card, reply_text, status_card
 from workers.ledger import JobRecord, Ledger
@@ -48,13 +49,11 @@ class TeamsNotifier:
     @property
     def adapter(self) -> Any:
         if self._adapter is None:
-            from bot.teams.connections import cloud_adapter, connection_manager
-
             self._adapter = cloud_adapter(connection_manager(self.settings))
         return self._adapter
 
     def job_changed(self, record: JobRecord, event: JobEvent, *, skip: int = 0) -> JobRecord:
-        if record.reply_to is None:
+        if record.reply_to is None or record.reply_to.surface != "teams":
             return record
         done = skip
         try:
@@ -129,8 +128,12 @@ class TeamsNotifier:
                 failed.append(exc)
 
         async def proactive() -> None:
-            await self.adapter.continue_conversation(self.settings.teams_app_id or "",
-                                                     reference.get_continuation_activity(), turn)
+            continuation = reference.get_continuation_activity()
+            if credentials_problem(self.settings):  # --dev: the Playground takes anonymous posts
+                await self.adapter.continue_conversation_with_claims(
+                    ClaimsIdentity({}, authentication_type="anonymous"), continuation, turn)
+            else:
+                await self.adapter.continue_conversation(self.settings.teams_app_id, continuation, turn)
 
         asyncio.run(proactive())
         if failed:
