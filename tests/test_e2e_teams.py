@@ -5,7 +5,6 @@ card arrives; a job started in Slack runs beside one started in Teams, each repo
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -15,29 +14,14 @@ pytest.importorskip("microsoft_agents.hosting.aiohttp")
 from bot.demo import DATA as DEMO_DATA  # noqa: E402
 from bot.settings import Settings  # noqa: E402
 from bot.teams.ids import NOT_USED, Verb  # noqa: E402
-from tests.conftest import DATA  # noqa: E402
+from tests.conftest import DATA, teams_fields  # noqa: E402
 from tests.slack_standin import SlackSender, SlackStandIn  # noqa: E402
 from tests.teams_bot import TeamsBotServer  # noqa: E402
-from tests.teams_standin import APP_ID, IDENTITY_HEADER, TeamsSender, TeamsStandIn, TeamsUser  # noqa: E402
+from tests.teams_standin import TeamsSender, TeamsStandIn, TeamsUser  # noqa: E402
 from tests.test_e2e_slack import compute_values, walk_to_compute_step  # noqa: E402
 from workers.ledger import Ledger  # noqa: E402
 
 ALICE = TeamsUser("aaaaaaaa-0000-4000-8000-000000000001", "Alice Example")
-
-
-@pytest.fixture
-def teams(monkeypatch: pytest.MonkeyPatch) -> Iterator[TeamsStandIn]:
-    standin = TeamsStandIn().start()
-    monkeypatch.setenv("IDENTITY_ENDPOINT", standin.identity_endpoint)
-    monkeypatch.setenv("IDENTITY_HEADER", IDENTITY_HEADER)
-    yield standin
-    standin.stop()
-    assert standin.problems == [], "a card broke the Adaptive Card 1.5 schema or Teams' limits"
-
-
-def with_teams(settings: Settings, teams: TeamsStandIn) -> Settings:
-    return settings.replace(teams_app_id=APP_ID, teams_auth_type="user_managed_identity",
-                            teams_openid_metadata_url=teams.metadata_url, teams_file_hosts="127.0.0.1")
 
 
 def selects(card: dict) -> dict[str, str | None]:
@@ -73,7 +57,7 @@ def walk_to_compute(sender: TeamsSender, teams: TeamsStandIn, model: str, train:
 
 
 def test_teams_user_finetunes_minilm_from_the_dialog(settings: Settings, teams: TeamsStandIn, start_worker):
-    settings = with_teams(settings.replace(fmbot_seed_models=True), teams)
+    settings = settings.replace(fmbot_seed_models=True, **teams_fields(teams))
     bot = TeamsBotServer(settings)
     try:
         worker = start_worker(settings)
@@ -120,7 +104,7 @@ def test_teams_user_finetunes_minilm_from_the_dialog(settings: Settings, teams: 
 
 
 def test_bad_rows_are_shown_on_the_dialog_and_nothing_is_queued(settings: Settings, teams: TeamsStandIn, tiny_model):
-    settings = with_teams(settings, teams)
+    settings = settings.replace(**teams_fields(teams))
     bot = TeamsBotServer(settings)
     try:
         sender = TeamsSender(bot.url, teams, ALICE)
@@ -138,7 +122,7 @@ def test_bad_rows_are_shown_on_the_dialog_and_nothing_is_queued(settings: Settin
 
 def test_jobs_started_in_slack_and_in_teams_run_side_by_side(slack_settings: Settings, slack: SlackStandIn,
                                                             teams: TeamsStandIn, tiny_model, bot, start_worker):
-    settings = with_teams(slack_settings, teams)
+    settings = slack_settings.replace(**teams_fields(teams))
     teams_bot = TeamsBotServer(settings)
     try:
         start_worker(settings)

@@ -18,28 +18,12 @@ pytest.importorskip("microsoft_agents.hosting.aiohttp")
 from bot.settings import Settings  # noqa: E402
 from bot.teams.ids import Verb  # noqa: E402
 from tests.teams_bot import TeamsBotServer  # noqa: E402
-from tests.teams_standin import APP_ID, IDENTITY_HEADER, TeamsSender, TeamsStandIn, TeamsUser  # noqa: E402
+from tests.teams_standin import APP_ID, TeamsSender, TeamsStandIn, TeamsUser  # noqa: E402
 from workers import keys  # noqa: E402
 from workers.ledger import Ledger  # noqa: E402
 
 ALICE = TeamsUser("aaaaaaaa-0000-4000-8000-000000000001", "Alice Example")
 BOB = TeamsUser("bbbbbbbb-0000-4000-8000-000000000002", "Bob Example")
-
-
-@pytest.fixture
-def teams(monkeypatch: pytest.MonkeyPatch) -> Iterator[TeamsStandIn]:
-    standin = TeamsStandIn().start()
-    monkeypatch.setenv("IDENTITY_ENDPOINT", standin.identity_endpoint)
-    monkeypatch.setenv("IDENTITY_HEADER", IDENTITY_HEADER)
-    yield standin
-    standin.stop()
-    assert standin.problems == [], "a card broke the Adaptive Card 1.5 schema or Teams' limits"
-
-
-@pytest.fixture
-def teams_settings(settings: Settings, teams: TeamsStandIn) -> Settings:
-    return settings.replace(teams_app_id=APP_ID, teams_auth_type="user_managed_identity",
-                            teams_openid_metadata_url=teams.metadata_url, teams_file_hosts="127.0.0.1")
 
 
 @pytest.fixture

@@ -8,18 +8,16 @@ enforced while streaming, so an oversized file never fills the disk.
 
 from __future__ import annotations
 
-import secrets
 from pathlib import Path
 from urllib.parse import urljoin, urlsplit
 
 import requests
 
+from bot.downloads import CHUNK, save_stream
 from bot.settings import Settings
 from bot.teams.state import SharedFile
 from handlers.errors import UserError
 from platforms.base import DataRef
-
-CHUNK = 1024 * 1024
 
 
 def _host_allowed(settings: Settings, url: str) -> bool:
@@ -50,16 +48,6 @@ def download(settings: Settings, shared: SharedFile, dest_dir: Path) -> DataRef:
         if "text/html" in response.headers.get("Content-Type", ""):
             raise UserError(f"{shared.name}: a sign-in page came instead of the file",
                             hint="Share the file again in this chat")
-        dest_dir.mkdir(parents=True, exist_ok=True)
-        target = dest_dir / f"{secrets.token_hex(8)}{Path(shared.name).suffix.lower()}"
-        written = 0
-        with target.open("wb") as out:
-            for chunk in response.iter_content(CHUNK):
-                written += len(chunk)
-                if written > limit:
-                    out.close()
-                    target.unlink(missing_ok=True)
-                    raise UserError(f"{shared.name} is over the {limit_mb} MB limit",
-                                    hint="Share a smaller file or register it as a data asset")
-                out.write(chunk)
+        target = save_stream(settings, response, shared.name, dest_dir,
+                             hint="Share a smaller file or register it as a data asset")
     return DataRef(path=str(target), name=shared.name)
