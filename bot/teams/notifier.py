@@ -75,7 +75,7 @@ class TeamsNotifier:
         if event == JobEvent.COMPLETED and record.kind in ("finetune", "evaluate"):
             png = None
             if len(record.loss_history) >= 2:
-                from bot.slack.views.plots import loss_curve_png
+                from bot.plots import loss_curve_png
 
                 png = loss_curve_png(record.loss_history, f"Training loss of {record.output_model or record.model}")
             return card_activity(metrics_card(record, png), summary=f"Metrics of {record.id}")
