@@ -239,3 +239,20 @@ def test_a_teams_outage_delays_the_card_and_a_refusal_drops_it(teams_bot, teams:
     other = _start_job(teams_bot, alice, tiny_model)
     assert outbox.pending(teams_bot.runtime.redis, other) == []
     assert len(teams.of("send")) == 1, "the refused card is not retried"
+
+
+def test_try_and_import_answer_as_messages(teams_bot, teams: TeamsStandIn, tiny_model):
+    alice = TeamsSender(teams_bot.url, teams, ALICE)
+    alice.message("try tiny-bert what a lovely film")
+    answer = teams.wait_for(lambda: teams.of("reply"), timeout=60)[0].activity["text"]
+    assert answer.startswith("**tiny-bert:1** (text-classification) on your text") and '"label"' in answer
+
+    alice.message("import google-bert/bert-base-uncased")
+    refused = teams.wait_for(lambda: teams.of("reply")[1:])[0].activity["text"]
+    assert "name the task too" in refused and "import <hf-model-id> [task]" in refused
+    alice.message("import google-bert/bert-base-uncased fill-mask")
+    started = teams.wait_for(lambda: teams.of("reply")[2:])[0].activity["text"]
+    job = started.split(" as job ")[1].split(":")[0]
+    card = teams.wait_for(lambda: teams.of("send"))[0]
+    assert f"Import {job} — queued" in card_text(card.cards[0])
+    assert Ledger(teams_bot.runtime.redis).get(job).reply_to.surface == "teams"

@@ -20,7 +20,7 @@ from bot.teams.context import TeamsContext, reply_target, require, requester
 from bot.teams.views import catalog as catalog_views
 from bot.teams.views.cards import Element, attachment, card, heading, open_dialog, text
 from bot.teams.views.jobs import title
-from handlers import catalog, deploy, jobs, try_
+from handlers import catalog, deploy, imports, jobs, try_
 from handlers.errors import UserError
 from handlers.policy import Action
 from handlers.registry import COMMANDS, Command, closest_command
@@ -124,10 +124,20 @@ def start_deploy(ctx: TeamsContext, activity: Activity, rest: str) -> Answer:
     return f"Deploying {record.model} to {endpoint.strip()}: follow {record.id} on its card."
 
 
+def start_import(ctx: TeamsContext, activity: Activity, rest: str) -> Answer:
+    model_id, _, task = _needs(rest, "import", "model").partition(" ")
+    if not task.strip():
+        raise UserError("name the task too", hint=f"Usage: {COMMANDS['import'].usage}, "
+                                                   f"e.g. {_example(COMMANDS['import'])}")
+    record = imports.start_import(ctx.rt, imports.ImportRequest(
+        model_id=model_id, task=task.strip(), requester=requester(activity), reply_to=reply_target(activity)))
+    return f"Importing {model_id} as job {record.id}: follow it on its card."
+
+
 # The registry's commands that Teams answers, by name; each checks the registry's permission first.
 ROOMS: dict[str, Callable[[TeamsContext, Activity, str], Answer]] = {
     "search": search, "card": model_card, "try": try_model, "finetune": form("finetune"), "evaluate": form("evaluate"),
-    "deploy": start_deploy, "jobs": job_list, "status": status, "cancel": cancel, "endpoints": endpoints,
+    "deploy": start_deploy, "import": start_import, "jobs": job_list, "status": status, "cancel": cancel, "endpoints": endpoints,
     "quota": quota,
 }
 
