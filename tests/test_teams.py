@@ -256,3 +256,30 @@ def test_try_and_import_answer_as_messages(teams_bot, teams: TeamsStandIn, tiny_
     card = teams.wait_for(lambda: teams.of("send"))[0]
     assert f"Import {job} — queued" in card_text(card.cards[0])
     assert Ledger(teams_bot.runtime.redis).get(job).reply_to.surface == "teams"
+
+
+def test_a_dialog_trusts_nothing_the_client_sends_back_but_inputs(teams_bot, teams: TeamsStandIn, tiny_model,
+                                                                 tmp_path):
+    """The card's data passes through the user's client: a state smuggled into it (here naming a
+    file on the bot's disk) is ignored, and someone else's form id is refused."""
+    secret = tmp_path / "secret.jsonl"
+    secret.write_text('{"sentence1": "the admin password is hunter2", "label": "x"}\n' * 20)
+    alice, bob = TeamsSender(teams_bot.url, teams, ALICE), TeamsSender(teams_bot.url, teams, BOB)
+    fetched = alice.task_fetch({"verb": Verb.OPEN_FORM, "kind": "finetune", "model": tiny_model}).json()
+    card = fetched["task"]["value"]["card"]["content"]
+    assert set(card["actions"][0]["data"]) == {"verb", "form"}
+
+    smuggled = {"state": {"kind": "finetune", "model": tiny_model, "task": "text-classification",
+                          "train": {"path": str(secret), "name": "secret.jsonl"}, "mapping": {"sentence1": "sentence1",
+                                                                                            "label": "label"}}}
+    forged = dict(card)
+    forged["actions"] = [{**card["actions"][0], "data": {**card["actions"][0]["data"], "verb": Verb.FORM_COMPUTE,
+                                                        **smuggled}}]
+    answer = alice.task_submit(forged, {"compute": "cpu", "instances": 1, "epochs": 1, "batch_size": 16}).json()
+    assert answer["task"] == {"type": "message", "value": "This form step is out of order; open the form again."}
+    assert "hunter2" not in json.dumps(answer)
+    assert Ledger(teams_bot.runtime.redis).recent() == [], "no job was started from a smuggled state"
+
+    stolen = bob.task_submit(card, {"model": tiny_model, "task": "text-classification"}).json()
+    assert stolen["task"] == {"type": "message", "value": "⚠️ this form was opened by someone else. "
+                                                          "Open your own from the card"}

@@ -40,7 +40,7 @@ def models(count: int) -> list[ModelCard]:
 
 
 def cards() -> dict[str, dict]:
-    state = FormState(kind="finetune", model="model-1", task="text-classification",
+    state = FormState(id="f0rm1d", owner="aaaaaaaa-0000-4000-8000-000000000001", kind="finetune", model="model-1", task="text-classification",
                       train=DataRef(path="/tmp/t.jsonl", name="t.jsonl"),
                       columns=[f"column_{i}_" + "c" * 60 for i in range(400)], mapping={"sentence1": "a", "label": "b"})
     shared = [SharedFile(id=f"f{i}", name=f"file-{i}.jsonl", url="https://x.sharepoint.com/f", size=2048) for i in range(20)]

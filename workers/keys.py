@@ -9,6 +9,7 @@
     fmbot:endpoint:{name}       JSON record of one local endpoint (SET NX claims the name)
     fmbot:endpoints             set of local endpoint names
     fmbot:form:{id}             a Slack form's state too large for private_metadata (expires)
+    fmbot:teams:form:{id}       JSON state of one Teams dialog, bound to whoever opened it (expires)
     fmbot:teams:conversation:{id}  JSON conversation reference of one Teams conversation, for proactive posts
     fmbot:teams:files:{id}      list of JSON files shared in one Teams conversation, newest first (expires)
     fmbot:teams:user:{aad}      JSON {mri, name} of one Teams user, for mentions and per-user card refreshes
@@ -66,3 +67,7 @@ def teams_files(conversation_id: str) -> str:
 
 def teams_user(aad_object_id: str) -> str:
     return f"{PREFIX}:teams:user:{aad_object_id}"
+
+
+def teams_form(form_id: str) -> str:
+    return f"{PREFIX}:teams:form:{form_id}"

@@ -18,7 +18,7 @@ from pydantic import ValidationError
 from bot.teams import conversations, files
 from bot.teams.context import TeamsContext, reply_target, require, requester
 from bot.teams.ids import NOT_USED, Input, Verb
-from bot.teams.state import FormState
+from bot.teams.state import FormState, discard, load, save
 from bot.teams.views.cards import Element, attachment
 from bot.teams.views.forms import TITLES, Errors, compute_step, data_step, mapping_step, submitted_values
 from handlers.data import check_data
@@ -48,11 +48,12 @@ def open_form(ctx: TeamsContext, context: TurnContext) -> dict[str, Any]:
     kind = data.get("kind")
     if kind not in TITLES:
         return closing("This button opens no form; send `help` for the commands.")
-    state = FormState(kind=kind, model=data.get("model") or None)
     try:
         require(context.activity, Action(kind))
     except UserError as exc:
         return closing(f"⛔ {exc}")
+    state = save(ctx.rt.redis, FormState(kind=kind, model=data.get("model") or None,
+                                         owner=requester(context.activity)))
     return dialog(state, data_step(state, ctx.rt.platform.list_models(),
                                    conversations.files(ctx.rt.redis, context.activity.conversation.id), {}))
 
@@ -181,20 +182,29 @@ def submit(ctx: TeamsContext, context: TurnContext) -> dict[str, Any]:
     value = context.activity.value or {}
     verb = (value.get("data") or {}).get("verb")
     try:
-        state, values = submitted_values(value)
+        form_id, values = submitted_values(value)
+        state = load(ctx.rt.redis, form_id, requester(context.activity))
         require(context.activity, Action(state.kind))
-    except (ValidationError, UserError) as exc:
+    except UserError as exc:
         return closing(f"⚠️ {ctx.explain(exc)}")
-    if verb == Verb.FORM_DATA:
-        return dialog(state, data_submitted(ctx, context, state, values))
-    if verb == Verb.FORM_MAPPING:
-        return dialog(state, mapping_submitted(ctx, state, values))
-    if verb == Verb.FORM_COMPUTE:
-        started = compute_submitted(ctx, context, state, values)
-        if isinstance(started, str):
-            return closing(f"Started {started}; its card in the chat follows the job.")
-        return dialog(state, started)
-    return closing("This form step is unknown; open the form again.")
+    reached = {Verb.FORM_DATA: True, Verb.FORM_MAPPING: bool(state.task and (state.train or state.test)),
+               Verb.FORM_COMPUTE: bool(state.mapping)}
+    if not reached.get(verb):
+        return closing("This form step is out of order; open the form again.")
+    try:
+        if verb == Verb.FORM_DATA:
+            step = data_submitted(ctx, context, state, values)
+        elif verb == Verb.FORM_MAPPING:
+            step = mapping_submitted(ctx, state, values)
+        else:
+            step = compute_submitted(ctx, context, state, values)
+            if isinstance(step, str):
+                discard(ctx.rt.redis, state)
+                return closing(f"Started {step}; its card in the chat follows the job.")
+    except Exception as exc:
+        return closing(f"⚠️ {ctx.explain(exc)}")
+    save(ctx.rt.redis, state)
+    return dialog(state, step)
 
 
 async def on_fetch(ctx: TeamsContext, context: TurnContext) -> dict[str, Any]:

@@ -22,12 +22,9 @@ TITLES = {"finetune": "Fine-tune a model", "evaluate": "Evaluate a model"}
 Errors = dict[str, str]
 
 
-def _submit(title: str, verb: Verb, state: FormState, columns: list[str] | None = None) -> Element:
-    """The step's button; the state it carries keeps only the columns this step shows (all a
-    user can pick), so a wide file does not outgrow the card."""
-    kept = state.model_copy(update={"columns": columns or []})
-    return {"type": "Action.Submit", "title": title,
-            "data": {"verb": verb, "state": kept.model_dump(mode="json", exclude_defaults=True)}}
+def _submit(title: str, verb: Verb, state: FormState) -> Element:
+    """The step's button: it carries the form's id, never its state (see bot/teams/state.py)."""
+    return {"type": "Action.Submit", "title": title, "data": {"verb": verb, "form": state.id}}
 
 
 def _form(state: FormState, body: list[Element], submit: Element, errors: Errors) -> Element:
@@ -120,7 +117,7 @@ def _mapping_step(state: FormState, guesses: dict[str, str], errors: Errors, lim
         body.append(text(f"and {len(state.columns) - len(columns)} more columns not shown", isSubtle=True))
     if spec.alternatives:
         body.append(text("Map " + " or ".join(" + ".join(group) for group in spec.alternatives) + ".", isSubtle=True))
-    return _form(state, body, _submit("Next", Verb.FORM_MAPPING, state, columns), errors)
+    return _form(state, body, _submit("Next", Verb.FORM_MAPPING, state), errors)
 
 
 def compute_step(state: FormState, options: list[ComputeOption], max_gpu_hours: dict[str, float],
@@ -148,10 +145,10 @@ def _compute_step(state: FormState, options: list[ComputeOption], max_gpu_hours:
     return _form(state, body, _submit("Start", Verb.FORM_COMPUTE, state), errors)
 
 
-def submitted_values(value: dict[str, Any]) -> tuple[FormState, dict[str, Any]]:
-    """The form state and the inputs of a `task/submit` (Teams merges them into `data`)."""
+def submitted_values(value: dict[str, Any]) -> tuple[str, dict[str, Any]]:
+    """The form id and the inputs of a `task/submit` (Teams merges them into `data`)."""
     data = dict(value.get("data") or {})
-    state = FormState.model_validate(data.pop("state", None) or {})
-    data.pop("verb", None)
-    data.pop("msteams", None)
-    return state, data
+    form_id = str(data.pop("form", "") or "")
+    for control in ("verb", "msteams", "state"):
+        data.pop(control, None)
+    return form_id, data
