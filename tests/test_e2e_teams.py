@@ -5,7 +5,6 @@ card arrives; a job started in Slack runs beside one started in Teams, each repo
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
 import pytest
 

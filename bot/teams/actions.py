@@ -12,14 +12,14 @@ from collections.abc import Callable
 from http import HTTPStatus
 from typing import Any
 
-from microsoft_agents.activity import Activity, ActivityTypes, AdaptiveCardInvokeResponse, Attachment
+from microsoft_agents.activity import Activity, AdaptiveCardInvokeResponse
 from microsoft_agents.hosting.core import TurnContext
 
 from bot.teams import conversations
-from bot.teams.context import TeamsContext, reply_target, require, requester
+from bot.teams.context import TeamsContext, card_message, reply_target, require, requester
 from bot.teams.ids import Verb
 from bot.teams.views import catalog as catalog_views
-from bot.teams.views.cards import CARD_TYPE, Element, attachment
+from bot.teams.views.cards import CARD_TYPE, Element
 from bot.teams.views.jobs import deployed_card
 from handlers import catalog, deploy, jobs
 from handlers.errors import UserError
@@ -102,6 +102,5 @@ async def on_execute(ctx: TeamsContext, context: TurnContext, data: dict[str, An
     answer = await ctx.blocking(execute, ctx, context.activity, data)
     if isinstance(answer, AdaptiveCardInvokeResponse):
         return answer
-    await context.send_activity(Activity(type=ActivityTypes.message,
-                                         attachments=[Attachment.model_validate(attachment(answer))]))
+    await context.send_activity(card_message(answer))
     return message("The model's card is in the chat.")

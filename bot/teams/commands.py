@@ -12,13 +12,13 @@ import json
 import re
 from collections.abc import Callable
 
-from microsoft_agents.activity import Activity, ActivityTypes, Attachment
+from microsoft_agents.activity import Activity
 from microsoft_agents.hosting.core import TurnContext
 
 from bot.teams import conversations
-from bot.teams.context import TeamsContext, reply_target, require, requester
+from bot.teams.context import TeamsContext, card_message, reply_target, require, requester
 from bot.teams.views import catalog as catalog_views
-from bot.teams.views.cards import Element, attachment, card, heading, open_dialog, text
+from bot.teams.views.cards import Element, card, heading, open_dialog, text
 from bot.teams.views.jobs import title
 from handlers import catalog, deploy, imports, jobs, try_
 from handlers.errors import UserError
@@ -176,6 +176,5 @@ async def on_message(ctx: TeamsContext, context: TurnContext) -> None:
     if isinstance(reply, str):
         await context.send_activity(reply)
     else:
-        await context.send_activity(Activity(type=ActivityTypes.message,
-                                             attachments=[Attachment.model_validate(attachment(reply))]))
+        await context.send_activity(card_message(reply))
 

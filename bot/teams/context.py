@@ -12,9 +12,10 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
-from microsoft_agents.activity import Activity
+from microsoft_agents.activity import Activity, ActivityTypes, Attachment
 
 from bot.settings import Settings
+from bot.teams.views.cards import Element, attachment
 from handlers import policy
 from handlers.errors import UserError, user_message
 from handlers.policy import Action
@@ -61,3 +62,9 @@ def reply_target(activity: Activity) -> ReplyTarget:
 
 def require(activity: Activity, action: Action) -> None:
     policy.current().require(policy.actor(requester(activity), activity.conversation.id), action)
+
+
+def card_message(content: Element, *, summary: str | None = None) -> Activity:
+    """A message carrying one Adaptive Card (`summary` is what notifications and the chat list show)."""
+    return Activity(type=ActivityTypes.message, summary=summary,
+                    attachments=[Attachment.model_validate(attachment(content))])

@@ -14,14 +14,14 @@ import logging
 from collections.abc import Callable, Iterator
 from typing import Any
 
-from microsoft_agents.activity import Activity, ActivityTypes, Attachment
+from microsoft_agents.activity import Activity, ActivityTypes
 from microsoft_agents.hosting.core import ClaimsIdentity, TurnContext
 from redis import Redis
 
 from bot.settings import Settings
 from bot.teams import conversations
 from bot.teams.connections import cloud_adapter, connection_manager, credentials_problem
-from bot.teams.views.cards import attachment
+from bot.teams.context import card_message
 from bot.teams.views.jobs import deployed_card, metrics_card, reply_text, status_card
 from workers.ledger import JobRecord, Ledger
 from workers.notifier import JobEvent, PartialDelivery
@@ -34,11 +34,6 @@ class ConversationUnknown(Exception):
     retry, so the outbox treats it as the connector's own 404."""
 
     status = 404
-
-
-def card_activity(content: dict[str, Any], *, summary: str) -> Activity:
-    return Activity(type=ActivityTypes.message, text=None, summary=summary,
-                    attachments=[Attachment.model_validate(attachment(content))])
 
 
 class TeamsNotifier:
@@ -78,11 +73,11 @@ class TeamsNotifier:
                 from bot.plots import loss_curve_png
 
                 png = loss_curve_png(record.loss_history, f"Training loss of {record.output_model or record.model}")
-            return card_activity(metrics_card(record, png), summary=f"Metrics of {record.id}")
+            return card_message(metrics_card(record, png), summary=f"Metrics of {record.id}")
         if event == JobEvent.COMPLETED and record.kind == "deploy":
             owner = conversations.user(self.redis, record.requester)
             endpoint = record.result.get("endpoint", "")
-            return card_activity(deployed_card(endpoint, record.model, record.result.get("url", ""),
+            return card_message(deployed_card(endpoint, record.model, record.result.get("url", ""),
                                                owner["mri"] if owner else None), summary=f"Endpoint {endpoint}")
         line = reply_text(record, event)
         return Activity(type=ActivityTypes.message, text=line) if line else None
@@ -90,7 +85,7 @@ class TeamsNotifier:
     def _status(self, record: JobRecord) -> JobRecord:
         target = record.reply_to
         owner = conversations.user(self.redis, record.requester)
-        activity = card_activity(status_card(record, owner["name"] if owner else None),
+        activity = card_message(status_card(record, owner["name"] if owner else None),
                                  summary=f"{record.kind} {record.id}: {record.state}")
         if target.thread_ts is not None:
             activity.id = target.thread_ts
