@@ -1,7 +1,7 @@
 """ack_latency: time from a signed `/fm` request arriving to its ack, fmbot vs a bare Bolt app.
 
-Both apps run at once in this process, each under fmbot's server stack (`bot.server.wsgi_app`
-under waitress from `bot.server.make_server`, `FMBOT_HTTP_THREADS` threads) and the same timing
+Both apps run at once in this process, each under fmbot's server stack (`bot.wsgi.wsgi_app`
+under waitress from `bot.wsgi.make_server`, `FMBOT_HTTP_THREADS` threads) and the same timing
 middleware; the bare app's listener only calls `ack()`. fmbot answers `/fm search minilm` (the seeded catalog) and `/fm jobs` (20 ledger
 records in a private Redis), which do real handler work in the ack. Clients run in a separate
 process, so their threads never hold this process's GIL; each sends Slack-signed form bodies over
@@ -89,7 +89,7 @@ def drive(url: str, clients: int, per_client: int, rate: float | None = None) ->
 
 class Served:
     def __init__(self, name: str, app: Any, threads: int):
-        from bot.server import make_server, wsgi_app
+        from bot.wsgi import make_server, wsgi_app
 
         self.name = name
         self.timed = Timed(wsgi_app(app))
@@ -155,7 +155,7 @@ def check_answers(url: str) -> str:
 
 def run(quick: bool) -> list[Result]:
     from bot.redis_server import private_redis
-    from bot.runtime import build_runtime
+    from bot.bootstrap import build_runtime
     from bot.slack.app import create_app
     from bot.slack.client import web_client
     from tests.slack_standin import SlackStandIn

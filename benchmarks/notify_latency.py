@@ -46,7 +46,7 @@ def stamped_standin() -> Any:
 
 def run(quick: bool) -> list[Result]:
     from bot.redis_server import private_redis
-    from bot.runtime import build_runtime
+    from bot.bootstrap import build_runtime
     from bot.slack.client import web_client
     from platforms.base import JobState
     from workers.jobs import _finish

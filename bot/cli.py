@@ -7,6 +7,7 @@ import getpass
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 from redis.exceptions import ConnectionError as RedisConnectionError
 
@@ -14,6 +15,7 @@ from bot import console
 from bot.observability import configure_logging
 from bot.settings import Settings
 from handlers.errors import UserError, user_message
+from handlers.registry import Argument, Surface, on
 from platforms.base import DataRef, Hyperparameters
 from platforms.datasets import ColumnMapping, SplitPlan
 from platforms.tasks import parse_task
@@ -172,7 +174,7 @@ def cmd_cancel(args: argparse.Namespace, settings: Settings, rt: Runtime) -> int
 
 
 def cmd_try(args: argparse.Namespace, settings: Settings, rt: Runtime) -> int:
-    from handlers.try_ import try_model
+    from handlers.tryout import try_model
 
     result = try_model(rt, args.model, " ".join(args.text), parse_task(args.task) if args.task else None)
     console.emit_json(result.model_dump(mode="json")) if args.json else print(console.try_result(result))
@@ -260,7 +262,7 @@ def cmd_doctor(args: argparse.Namespace, settings: Settings, rt: Runtime | None)
 
 
 def cmd_config(args: argparse.Namespace, settings: Settings, rt: Runtime | None) -> int:
-    from bot.config import effective_config, env_example
+    from bot.settings_reference import effective_config, env_example
 
     if args.env_example:
         print(env_example(), end="")
@@ -277,109 +279,38 @@ def cmd_demo(args: argparse.Namespace, settings: Settings, rt: Runtime | None) -
     return run_demo(settings)
 
 
+# How the CLI runs each command of the registry it offers; `test_registry` keeps the two equal.
+RUNNERS = {
+    "search": cmd_models, "card": cmd_card, "finetune": cmd_finetune, "evaluate": cmd_evaluate, "jobs": cmd_jobs,
+    "status": cmd_status, "cancel": cmd_cancel, "try": cmd_try, "deploy": cmd_deploy, "endpoints": cmd_endpoints,
+    "delete-endpoint": cmd_delete_endpoint, "import": cmd_import, "worker": cmd_worker, "serve": cmd_serve,
+    "demo": cmd_demo, "doctor": cmd_doctor, "config": cmd_config,
+}
+WITHOUT_RUNTIME = {"demo", "doctor", "config"}
+ARGUMENT_KINDS = {"int": {"type": int}, "float": {"type": float}, "switch": {"action": "store_true"}, "text": {}}
+
+
+def _argument_options(argument: Argument) -> dict[str, Any]:
+    options: dict[str, Any] = dict(ARGUMENT_KINDS[argument.kind])
+    if argument.many:
+        options["nargs"] = "*"
+    if argument.required:
+        options["required"] = True
+    for name in ("help", "default", "dest", "metavar"):
+        if getattr(argument, name) is not None:
+            options[name] = getattr(argument, name)
+    return options
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="fmbot", description="Foundation models from Slack, or from here.")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-
-    def command(name: str, handler, help_text: str, *, json_flag: bool = True) -> argparse.ArgumentParser:
-        p = sub.add_parser(name, help=help_text, description=help_text)
-        p.set_defaults(handler=handler)
-        if json_flag:
-            p.add_argument("--json", action="store_true", help="print JSON")
-        return p
-
-    p = command("models", cmd_models, "list the model catalog (optionally filtered)")
-    p.add_argument("words", nargs="*", help="words the name or description must contain")
-    p.add_argument("--task", help="only models for this task")
-
-    p = command("card", cmd_card, "show a model's card")
-    p.add_argument("model", help="NAME or NAME:VERSION")
-
-    p = command("finetune", cmd_finetune, "fine-tune a catalog model on your data")
-    p.add_argument("model", help="NAME or NAME:VERSION")
-    p.add_argument("--task", required=True, help="e.g. text-classification")
-    p.add_argument("--train", required=True, help="training data: JSONL, JSON, CSV or TSV file")
-    p.add_argument("--validation", help="validation file (default: split off the training data)")
-    p.add_argument("--validation-split", help="fraction or percent of training data for validation (default 0.1)")
-    p.add_argument("--test", help="test file (default: split off the training data)")
-    p.add_argument("--test-split", help="fraction or percent of training data for testing (default 0.1)")
-    p.add_argument("--map", required=True, help="KEY=COLUMN[,KEY=COLUMN...], e.g. sentence1=review,label=stars")
-    p.add_argument("--epochs", type=int)
-    p.add_argument("--learning-rate", type=float)
-    p.add_argument("--batch-size", type=int)
-    p.add_argument("--max-length", type=int)
-    p.add_argument("--seed", type=int)
-    p.add_argument("--lora", action="store_true", help="train LoRA adapters (merged on save); text-generation, "
-                   "summarization and translation")
-    p.add_argument("--source-lang", help="translation: source language code, e.g. en")
-    p.add_argument("--target-lang", help="translation: target language code, e.g. ro")
-    p.add_argument("--output-name", help="catalog name of the fine-tuned model (default NAME-ft)")
-    p.add_argument("--wait", action="store_true", help="follow the job and print its final record")
-
-    p = command("evaluate", cmd_evaluate, "score a catalog model on your test data")
-    p.add_argument("model", help="NAME or NAME:VERSION")
-    p.add_argument("--task", required=True)
-    p.add_argument("--test", required=True, help="test data file")
-    p.add_argument("--map", required=True, help="KEY=COLUMN[,KEY=COLUMN...]")
-    p.add_argument("--source-lang", help="translation: source language code, e.g. en")
-    p.add_argument("--target-lang", help="translation: target language code, e.g. ro")
-    p.add_argument("--max-length", type=int, help="tokens per input (default 256); generated text is capped at "
-                   "the same or 128")
-    p.add_argument("--wait", action="store_true")
-
-    p = command("jobs", cmd_jobs, "list recent jobs")
-    p.add_argument("--limit", type=int, default=20)
-
-    p = command("status", cmd_status, "show one job")
-    p.add_argument("job")
-
-    p = command("cancel", cmd_cancel, "cancel a queued or running job you started")
-    p.add_argument("job")
-
-    p = command("try", cmd_try, "one prediction from a model, on your text or the task's sample input")
-    p.add_argument("model", help="NAME or NAME:VERSION")
-    p.add_argument("text", nargs="*", help='the input; "A ||| B" for pairs (question ||| context), or a JSON object')
-    p.add_argument("--task", help="the task to run (default: the model's first task)")
-
-    p = command("deploy", cmd_deploy, "serve a model on an endpoint; prints its scoring URL and key")
-    p.add_argument("model", help="NAME or NAME:VERSION")
-    p.add_argument("--endpoint", required=True, help="3-32 characters: a letter, then letters, digits, hyphens")
-    p.add_argument("--instances", type=int, default=1, help="serving processes (default 1)")
-    p.add_argument("--task", help="the task to serve (default: the model's first task)")
-    p.add_argument("--wait", action="store_true", help="wait until the endpoint answers")
-
-    p = command("endpoints", cmd_endpoints, "list endpoints and their state")
-    p.add_argument("--show-keys", action="store_true", help="show the URL and key of the endpoints you deployed")
-
-    p = command("delete-endpoint", cmd_delete_endpoint, "stop an endpoint and remove it")
-    p.add_argument("name")
-
-    p = command("import", cmd_import, "import a Hugging Face model into the catalog")
-    p.add_argument("model_id", metavar="MODEL_ID", help="OWNER/NAME, e.g. google-bert/bert-base-uncased")
-    p.add_argument("--task", required=True, help="fill-mask, text-classification, translation, ...")
-    p.add_argument("--from", dest="source", metavar="PATH", help="a local Hugging Face-format folder (else the hub)")
-    p.add_argument("--license", help="license of the model (default: from its README.md front matter)")
-    p.add_argument("--name", help="catalog name (default: MODEL_ID with / replaced by -)")
-    p.add_argument("--wait", action="store_true", help="follow the job and print its final record")
-
-    p = command("worker", cmd_worker, "run an RQ worker for fmbot's jobs", json_flag=False)
-    p.add_argument("--burst", action="store_true", help="exit when the queue is empty")
-    p.add_argument("--processes", type=int, metavar="N",
-                   help="run N workers under a supervisor that restarts any that exit")
-
-    p = command("serve", cmd_serve, "serve Slack over HTTP (/slack/events) or Socket Mode, or Teams (/api/messages)",
-                json_flag=False)
-    p.add_argument("--host", default="0.0.0.0")
-    p.add_argument("--port", type=int, help="default 3000 (Slack) or 3978 (Teams)")
-    p.add_argument("--socket", action="store_true", help="use Socket Mode (needs SLACK_APP_TOKEN)")
-    p.add_argument("--teams", action="store_true", help="serve Microsoft Teams (needs fmbot[teams] and TEAMS_APP_ID)")
-    p.add_argument("--dev", action="store_true", help="with --teams: no credentials, no token checks (Agents "
-                   "Playground only)")
-
-    command("demo", cmd_demo, "fine-tune MiniLM-L6 end to end on this machine", json_flag=False)
-    command("doctor", cmd_doctor, "check Slack, Redis, workers and the platform; say how to fix what is wrong")
-    p = command("config", cmd_config, "print the effective configuration (secrets masked)")
-    p.add_argument("--env-example", action="store_true", help="print a documented .env with every setting")
+    for command in on(Surface.CLI):
+        p = sub.add_parser(command.name, aliases=list(command.aliases), help=command.summary,
+                           description=command.summary)
+        p.set_defaults(handler=RUNNERS[command.name], registry_name=command.name)
+        for argument in command.arguments:
+            p.add_argument(argument.flag, **_argument_options(argument))
     return parser
 
 
@@ -388,9 +319,9 @@ def main(argv: list[str] | None = None) -> int:
     settings = Settings()
     configure_logging(settings)
     try:
-        if args.command in ("demo", "doctor", "config"):
+        if args.registry_name in WITHOUT_RUNTIME:
             return args.handler(args, settings, None)
-        from bot.runtime import build_runtime
+        from bot.bootstrap import build_runtime
 
         return args.handler(args, settings, build_runtime(settings))
     except KeyboardInterrupt:

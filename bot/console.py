@@ -6,7 +6,7 @@ import json
 import sys
 from typing import Any
 
-from handlers.try_ import TryResult
+from handlers.tryout import TryResult
 from platforms.base import EndpointInfo, ModelCard
 from workers.ledger import JobRecord
 

@@ -14,7 +14,7 @@ from pathlib import Path
 
 from bot import console
 from bot.redis_server import private_redis
-from bot.runtime import build_runtime
+from bot.bootstrap import build_runtime
 from bot.settings import Settings
 from handlers.evaluate import EvaluateRequest, start_evaluation
 from handlers.finetune import FinetuneRequest, start_finetune

@@ -85,7 +85,7 @@ def check_slack(settings: Settings) -> list[Check]:
 
 
 def check_redis(settings: Settings) -> tuple[list[Check], Redis | None]:
-    from bot.config import mask_url
+    from bot.settings_reference import mask_url
 
     redis = Redis.from_url(settings.redis_url, socket_timeout=NETWORK_TIMEOUT_SECONDS,
                            socket_connect_timeout=NETWORK_TIMEOUT_SECONDS)

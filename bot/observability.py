@@ -14,7 +14,7 @@ import re
 import sys
 import threading
 import time
-from collections.abc import Collection, Iterable, Iterator
+from collections.abc import Iterable, Iterator
 from datetime import UTC, datetime
 from itertools import accumulate
 from typing import Any
@@ -28,7 +28,7 @@ from slack_sdk import WebClient
 from slack_sdk.http_retry import RetryHandler
 
 from bot.settings import Settings
-from handlers.registry import COMMANDS
+from handlers.registry import Surface, metric_label
 from workers import telemetry
 from workers.ledger import JobRecord, Ledger
 from workers.queues import QUEUE_NAME
@@ -45,12 +45,9 @@ READY_CACHE_OK_SECONDS = 60.0
 READY_CACHE_FAILED_SECONDS = 10.0
 
 
-def begin_command(name: str, aliases: Collection[str] = ()) -> tuple[str, str]:
-    """Start the trace of one `/fm` command; returns (metric label, trace id).
-
-    Words that are neither commands nor `aliases` become `unknown`, so typos cannot create time series."""
-    label = name if name in COMMANDS or name in aliases or name == "" else "unknown"
-    return label or "help", telemetry.start_trace()
+def begin_command(word: str) -> tuple[str, str]:
+    """Start the trace of one `/fm` command; returns (metric label, trace id)."""
+    return metric_label(word, Surface.SLACK), telemetry.start_trace()
 
 
 def count_command(label: str, outcome: str) -> None:
@@ -220,6 +217,20 @@ _SECRET_PATTERNS = (
 )
 
 
+LIBRARY_LOGGERS = ("transformers", "torch", "py.warnings", "accelerate", "peft", "huggingface_hub")
+
+
+class LibraryNoise(logging.Filter):
+    """Libraries' warnings (transformers' load reports, torch's pin_memory notice) are about their
+    internals, not what the user asked for: they are kept at debug level, errors excepted."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if record.levelno >= logging.ERROR or not record.name.startswith(LIBRARY_LOGGERS):
+            return True
+        record.levelno, record.levelname = logging.DEBUG, "DEBUG"
+        return logging.getLogger().isEnabledFor(logging.DEBUG)
+
+
 class SecretRedactor(logging.Filter):
     """Removes Slack tokens, bearer keys, Redis passwords and the configured secret values from
     every record before any handler formats it (including exception text)."""
@@ -275,6 +286,7 @@ def configure_logging(settings: Settings, stream: Any = None) -> logging.Handler
     """The one logging set-up of bot and workers: JSON lines on stderr, secrets redacted."""
     handler = logging.StreamHandler(stream or sys.stderr)
     handler.setFormatter(JsonFormatter())
+    handler.addFilter(LibraryNoise())
     handler.addFilter(SecretRedactor(secret_values(settings)))
     root = logging.getLogger()
     for old in list(root.handlers):

@@ -73,10 +73,6 @@ class RedisServer:
             self.process.kill() if kill else self.process.terminate()
             self.process.wait(timeout=10)
 
-    def restart(self) -> None:
-        self.stop()
-        self.start()
-
 
 @contextmanager
 def private_redis(*, appendonly: bool = False) -> Iterator[RedisServer]:

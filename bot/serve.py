@@ -6,7 +6,7 @@ import logging
 import threading
 
 from bot.observability import Readiness
-from bot.server import make_server, wsgi_app
+from bot.wsgi import make_server, wsgi_app
 from bot.settings import Settings
 from bot.slack.app import create_app
 from bot.slack.client import web_client

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from handlers.errors import UserError
 from platforms.base import ModelCard
 from platforms.tasks import Task
 from workers.runtime import Runtime
@@ -17,6 +18,14 @@ def search_models(rt: Runtime, words: str = "", task: Task | None = None) -> lis
         if all(term in haystack for term in terms):
             found.append((sum(term not in name for term in terms), name, card))
     return [card for *_, card in sorted(found, key=lambda item: item[:2])]
+
+
+def require_task(card: ModelCard, task: Task | None, *, served: bool = False) -> Task:
+    """`task`, or the model's first task when none is given, refused unless the model supports it."""
+    task = task or card.tasks[0]
+    if not card.supports(task, served=served):
+        raise UserError(card.unsupported(task), hint=f"Its tasks: {', '.join(card.tasks)}")
+    return task
 
 
 def model_card(rt: Runtime, ref: str) -> ModelCard:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from pydantic import BaseModel, ValidationError
 
+from handlers.catalog import require_task
 from handlers.errors import UserError
 from handlers.jobs import submit
 from platforms.base import DeploySpec, EndpointInfo
@@ -39,12 +40,10 @@ def start_deploy(rt: Runtime, request: DeployRequest) -> JobRecord:
     except ValidationError as exc:
         raise UserError(exc.errors()[0]["msg"].removeprefix("Value error, ")) from None
     card = rt.platform.get_model(request.model)
-    task = request.task or card.tasks[0]
-    if task not in card.tasks:
-        raise UserError(f"{card.ref} does not support {task}", hint=f"Its tasks: {', '.join(card.tasks)}")
+    task = require_task(card, request.task)
     if any(e.name == spec.endpoint for e in rt.platform.list_endpoints()):
         raise UserError(f'an endpoint named "{spec.endpoint}" already exists',
-                        hint=f"Pick another name, or remove it with `delete-endpoint {spec.endpoint}`")
+                        hint="Pick another name, or delete that endpoint first", remedy=("delete-endpoint", spec.endpoint))
     spec = spec.model_copy(update={"model": card.ref, "task": task})
     return submit(rt, JobRecord(
         id=new_job_id("deploy"),

@@ -1,27 +1,27 @@
-"""The one error type handlers raise for bad requests, and how any user-facing error reads.
+"""The error type handlers raise for bad requests, and how any user-facing error reads.
 
-Dataset and platform errors already carry a message meant for people; `user_message` returns
-that text for every error a user can fix and None for bugs, which are logged with a trace id.
+Every error a user can fix is an `FmbotError` (platforms/errors.py: platform, dataset, task and
+handler errors alike) or a pydantic `ValidationError` of a request; `user_message` returns its text
+and None for bugs, which are logged with a trace id.
 """
 
 from __future__ import annotations
 
 from pydantic import ValidationError
 
-from platforms.base import PlatformError
-from platforms.datasets import DatasetError
-from platforms.tasks import UnknownTask
+from handlers.registry import Surface, mention
+from platforms.errors import FmbotError
 
 
-class UserError(Exception):
-    def __init__(self, message: str, *, hint: str | None = None):
-        self.message, self.hint = message, hint
-        super().__init__(f"{message}. {hint}" if hint else message)
+class UserError(FmbotError):
+    """A request a handler refuses: what is wrong with it and what to do instead."""
 
 
-def user_message(exc: BaseException) -> str | None:
-    if isinstance(exc, (UserError, DatasetError, PlatformError, UnknownTask)):
-        return str(exc)
+def user_message(exc: BaseException, surface: Surface = Surface.CLI) -> str | None:
+    """The text `surface` shows for `exc`; a remedy command is named only where `surface` offers it."""
+    if isinstance(exc, FmbotError):
+        command = mention(*exc.remedy, surface=surface) if exc.remedy else None
+        return f"{exc}: {command}" if command else str(exc)
     if isinstance(exc, ValidationError):
         problems = []
         for error in exc.errors()[:3]:

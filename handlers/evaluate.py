@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pydantic import BaseModel, Field
 
+from handlers.catalog import require_task
 from handlers.data import check_data
 from handlers.jobs import submit
 from platforms.base import DataRef, EvaluateSpec, PlatformError
@@ -32,8 +33,7 @@ def start_evaluation(rt: Runtime, request: EvaluateRequest, *, max_bytes: int = 
     if not TASKS[request.task].evaluate:
         raise PlatformError(f"{request.task} models cannot be evaluated",
                             hint="Evaluate supports " + ", ".join(t for t, s in TASKS.items() if s.evaluate))
-    if request.task not in card.tasks:
-        raise PlatformError(f"{card.ref} does not support {request.task}", hint=f"Its tasks: {', '.join(card.tasks)}")
+    require_task(card, request.task)
     check_data(request.test, request.mapping, max_bytes=max_bytes)
     spec = EvaluateSpec(model=card.ref, task=request.task, test=request.test, mapping=request.mapping.columns,
                         compute=request.compute, batch_size=request.batch_size, max_length=request.max_length,

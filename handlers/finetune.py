@@ -10,6 +10,7 @@ from __future__ import annotations
 from pydantic import BaseModel
 
 from platforms.base import DataRef, FinetuneSpec, Hyperparameters, PlatformError
+from handlers.catalog import require_task
 from handlers.data import check_data
 from handlers.jobs import submit
 from platforms.datasets import ColumnMapping, SplitPlan
@@ -49,9 +50,7 @@ def check_finetunable(task: Task, *, lora: bool = False) -> None:
 def start_finetune(rt: Runtime, request: FinetuneRequest, *, max_bytes: int = 100 * 1024 * 1024) -> JobRecord:
     check_finetunable(request.task, lora=request.hyperparameters.lora)
     card = rt.platform.get_model(request.model)
-    if request.task not in card.tasks:
-        raise PlatformError(f"{card.ref} does not support {request.task}",
-                            hint=f"Its tasks: {', '.join(card.tasks)}")
+    require_task(card, request.task)
     request.split.check()
     for ref in (request.train, request.validation, request.test):
         if ref is not None:

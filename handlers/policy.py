@@ -20,24 +20,13 @@ admins from the environment:
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable
-from enum import StrEnum
 from pathlib import Path
 
 import yaml
 from pydantic import BaseModel, ConfigDict, ValidationError
 
+from handlers.actions import Action
 from handlers.errors import UserError
-
-
-class Action(StrEnum):
-    SEARCH = "search"
-    TRY = "try"
-    EVALUATE = "evaluate"
-    FINETUNE = "finetune"
-    DEPLOY = "deploy"
-    IMPORT = "import"
-    CANCEL_OTHERS = "cancel_others"
-    APPROVE = "approve"
 
 
 DOING = {

@@ -1,16 +1,53 @@
-"""The `/fm` subcommands as data: one declaration drives help, typo suggestions and the CLI.
+"""Every fmbot command as data: the one declaration each surface builds its commands from.
 
-`permission` names the policy action a command needs; `spends_money` marks commands that launch
-paid compute, which the policy and the approval flow treat with more care. `repeatable` marks
-commands answered entirely in the ack from what is stored: a delivery Slack retries is simply
-answered again (the first answer was lost, or Slack would not have retried), so it needs no claim.
+Slack's `/fm` dispatch, the CLI's subcommands, help, typo suggestions, the policy check of a slash
+command and the metric labels all read `COMMANDS`; a surface adds only how it renders answers.
+`surfaces` says where a command is offered, so help and hints name only commands the reader can run.
+`permission` is the policy action a command needs before it runs (None: checked inside the handler,
+as cancelling someone else's job is, or a command of the operator's own process). `repeatable` marks commands answered entirely in the
+ack from what is stored: a delivery Slack retries is simply answered again (the first answer was
+lost, or Slack would not have retried), so it needs no claim. `arguments` are the CLI's flags and
+positionals; chat surfaces read the same words from the message text. `handler` names the
+`handlers.*` function the command calls, as a dotted path so that building a parser imports nothing
+heavy; operational commands of one process (`worker`, `serve`, ...) have none.
 """
 
 from __future__ import annotations
 
 import difflib
+import importlib
+from collections.abc import Callable
+from enum import StrEnum
+from typing import Any, Literal
 
 from pydantic import BaseModel
+
+from handlers.actions import Action
+
+
+class Surface(StrEnum):
+    SLACK = "slack"
+    CLI = "cli"
+    TEAMS = "teams"
+
+
+PREFIX = {Surface.SLACK: "/fm ", Surface.CLI: "fmbot ", Surface.TEAMS: "@fmbot "}
+CHAT = frozenset({Surface.SLACK, Surface.TEAMS})
+EVERYWHERE = frozenset(Surface)
+CLI_ONLY = frozenset({Surface.CLI})
+
+
+class Argument(BaseModel):
+    """One CLI argument: a positional (`model`) or an option (`--task`)."""
+
+    flag: str
+    help: str | None = None
+    kind: Literal["text", "int", "float", "switch"] = "text"
+    required: bool = False
+    many: bool = False
+    default: Any = None
+    dest: str | None = None
+    metavar: str | None = None
 
 
 class Command(BaseModel):
@@ -18,40 +55,176 @@ class Command(BaseModel):
     usage: str
     summary: str
     example: str
-    permission: str = "search"
-    spends_money: bool = False
+    aliases: tuple[str, ...] = ()
+    permission: Action | None = Action.SEARCH
     repeatable: bool = False
+    surfaces: frozenset[Surface] = EVERYWHERE
+    arguments: tuple[Argument, ...] = ()
+    handler: str | None = None
 
+    def handler_function(self) -> Callable[..., Any] | None:
+        if self.handler is None:
+            return None
+        module, _, name = self.handler.rpartition(".")
+        return getattr(importlib.import_module(module), name)
+
+    @property
+    def words(self) -> tuple[str, ...]:
+        return (self.name, *self.aliases)
+
+
+JSON = Argument(flag="--json", kind="switch", help="print JSON")
+WAIT = Argument(flag="--wait", kind="switch", help="follow the job and print its final record")
+MODEL = Argument(flag="model", help="NAME or NAME:VERSION")
+LANGS = (Argument(flag="--source-lang", help="translation: source language code, e.g. en"),
+         Argument(flag="--target-lang", help="translation: target language code, e.g. ro"))
 
 COMMANDS: dict[str, Command] = {
     c.name: c
     for c in (
-        Command(name="help", usage="help", summary="Every command with an example", example="/fm help", repeatable=True),
-        Command(name="search", usage="search <words> [task:<task>]", summary="Find models in the catalog",
-                example="/fm search minilm task:text-classification", repeatable=True),
+        Command(name="help", usage="help", summary="Every command with an example", example="help", repeatable=True,
+                surfaces=CHAT),
+        Command(name="search", aliases=("models",), usage="search <words> [task:<task>]",
+                summary="Find models in the catalog", example="search minilm task:text-classification",
+                repeatable=True, handler="handlers.catalog.search_models",
+                arguments=(JSON, Argument(flag="words", many=True, help="words the name or description must contain"),
+                           Argument(flag="--task", help="only models for this task"))),
         Command(name="card", usage="card <model>", summary="A model's card with Try, Evaluate, Fine-tune, Deploy",
-                example="/fm card all-MiniLM-L6-v2", repeatable=True),
+                example="card all-MiniLM-L6-v2", repeatable=True,
+                handler="handlers.catalog.model_card", arguments=(JSON, MODEL)),
         Command(name="try", usage="try <model> [text]", summary="Sample inference (a task sample without text)",
-                example="/fm try all-MiniLM-L6-v2-ft I loved it", permission="try"),
+                example="try all-MiniLM-L6-v2-ft I loved it", permission=Action.TRY, handler="handlers.tryout.try_model",
+                arguments=(JSON, MODEL,
+                           Argument(flag="text", many=True,
+                                    help='the input; "A ||| B" for pairs (question ||| context), or a JSON object'),
+                           Argument(flag="--task", help="the task to run (default: the model's first task)"))),
         Command(name="evaluate", usage="evaluate [model]", summary="Score a model on your test data (opens a form)",
-                example="/fm evaluate all-MiniLM-L6-v2", permission="evaluate"),
+                example="evaluate all-MiniLM-L6-v2", permission=Action.EVALUATE,
+                handler="handlers.evaluate.start_evaluation",
+                arguments=(JSON, MODEL, Argument(flag="--task", required=True),
+                           Argument(flag="--test", required=True, help="test data file"),
+                           Argument(flag="--map", required=True, help="KEY=COLUMN[,KEY=COLUMN...]"), *LANGS,
+                           Argument(flag="--max-length", kind="int", help="tokens per input (default 256); generated "
+                                    "text is capped at the same or 128"),
+                           Argument(flag="--wait", kind="switch"))),
         Command(name="finetune", usage="finetune [model]", summary="Fine-tune a model on your data (opens a form)",
-                example="/fm finetune all-MiniLM-L6-v2", permission="finetune", spends_money=True),
+                example="finetune all-MiniLM-L6-v2", permission=Action.FINETUNE,
+                handler="handlers.finetune.start_finetune",
+                arguments=(JSON, MODEL, Argument(flag="--task", required=True, help="e.g. text-classification"),
+                           Argument(flag="--train", required=True, help="training data: JSONL, JSON, CSV or TSV file"),
+                           Argument(flag="--validation", help="validation file (default: split off the training data)"),
+                           Argument(flag="--validation-split", help="fraction or percent of training data for "
+                                    "validation (default 0.1)"),
+                           Argument(flag="--test", help="test file (default: split off the training data)"),
+                           Argument(flag="--test-split", help="fraction or percent of training data for testing "
+                                    "(default 0.1)"),
+                           Argument(flag="--map", required=True,
+                                    help="KEY=COLUMN[,KEY=COLUMN...], e.g. sentence1=review,label=stars"),
+                           Argument(flag="--epochs", kind="int"), Argument(flag="--learning-rate", kind="float"),
+                           Argument(flag="--batch-size", kind="int"), Argument(flag="--max-length", kind="int"),
+                           Argument(flag="--seed", kind="int"),
+                           Argument(flag="--lora", kind="switch", help="train LoRA adapters (merged on save); "
+                                    "text-generation, summarization and translation"),
+                           *LANGS,
+                           Argument(flag="--output-name", help="catalog name of the fine-tuned model (default NAME-ft)"),
+                           WAIT)),
         Command(name="deploy", usage="deploy [model]", summary="Deploy a model to an endpoint (opens a form)",
-                example="/fm deploy all-MiniLM-L6-v2-ft", permission="deploy", spends_money=True),
+                example="deploy all-MiniLM-L6-v2-ft", permission=Action.DEPLOY, handler="handlers.deploy.start_deploy",
+                arguments=(JSON, MODEL,
+                           Argument(flag="--endpoint", required=True,
+                                    help="3-32 characters: a letter, then letters, digits, hyphens"),
+                           Argument(flag="--instances", kind="int", default=1, help="serving processes (default 1)"),
+                           Argument(flag="--task", help="the task to serve (default: the model's first task)"),
+                           Argument(flag="--wait", kind="switch", help="wait until the endpoint answers"))),
         Command(name="import", usage="import <hf-model-id> [task]", summary="Import a Hugging Face model",
-                example="/fm import bert-base-uncased/bert fill-mask", permission="import", spends_money=True),
-        Command(name="jobs", usage="jobs", summary="Your recent jobs", example="/fm jobs", repeatable=True),
-        Command(name="status", usage="status <job>", summary="Where a job stands", example="/fm status ft-1a2b3c4d", repeatable=True),
+                example="import bert-base-uncased/bert fill-mask", permission=Action.IMPORT,
+                handler="handlers.imports.start_import",
+                arguments=(JSON, Argument(flag="model_id", metavar="MODEL_ID",
+                                          help="OWNER/NAME, e.g. google-bert/bert-base-uncased"),
+                           Argument(flag="--task", required=True, help="fill-mask, text-classification, translation, ..."),
+                           Argument(flag="--from", dest="source", metavar="PATH",
+                                    help="a local Hugging Face-format folder (else the hub)"),
+                           Argument(flag="--license", help="license of the model (default: from its README.md front "
+                                    "matter)"),
+                           Argument(flag="--name", help="catalog name (default: MODEL_ID with / replaced by -)"),
+                           WAIT)),
+        Command(name="jobs", usage="jobs", summary="Your recent jobs", example="jobs", repeatable=True,
+                handler="handlers.jobs.list_jobs",
+                arguments=(JSON, Argument(flag="--limit", kind="int", default=20))),
+        Command(name="status", usage="status <job>", summary="Where a job stands", example="status ft-1a2b3c4d",
+                repeatable=True, handler="handlers.jobs.job_status", arguments=(JSON, Argument(flag="job"))),
         Command(name="cancel", usage="cancel <job>", summary="Cancel a queued or running job",
-                example="/fm cancel ft-1a2b3c4d", permission="cancel"),
+                example="cancel ft-1a2b3c4d", permission=None, handler="handlers.jobs.cancel_job", arguments=(JSON, Argument(flag="job"))),
         Command(name="endpoints", usage="endpoints", summary="Deployed endpoints and their state",
-                example="/fm endpoints", repeatable=True),
-        Command(name="quota", usage="quota [sku]", summary="Compute you can use now", example="/fm quota cpu", repeatable=True),
+                example="endpoints", repeatable=True, handler="handlers.deploy.list_endpoints",
+                arguments=(JSON, Argument(flag="--show-keys", kind="switch",
+                                          help="show the URL and key of the endpoints you deployed"))),
+        Command(name="delete-endpoint", usage="delete-endpoint <name>", summary="Stop an endpoint and remove it",
+                example="delete-endpoint my-endpoint", surfaces=CLI_ONLY, permission=None, handler="handlers.deploy.delete_endpoint",
+                arguments=(JSON, Argument(flag="name"))),
+        Command(name="quota", usage="quota [sku]", summary="Compute you can use now", example="quota cpu",
+                repeatable=True, surfaces=CHAT),
+        Command(name="worker", usage="worker [--burst] [--processes N]", summary="Run an RQ worker for fmbot's jobs",
+                example="worker --processes 2", surfaces=CLI_ONLY, permission=None,
+                arguments=(Argument(flag="--burst", kind="switch", help="exit when the queue is empty"),
+                           Argument(flag="--processes", kind="int", metavar="N",
+                                    help="run N workers under a supervisor that restarts any that exit"))),
+        Command(name="serve", usage="serve [--socket | --teams [--dev]]",
+                summary="Serve Slack over HTTP (/slack/events) or Socket Mode, or Teams (/api/messages)",
+                example="serve --port 3000", surfaces=CLI_ONLY, permission=None,
+                arguments=(Argument(flag="--host", default="0.0.0.0"),
+                           Argument(flag="--port", kind="int", help="default 3000 (Slack) or 3978 (Teams)"),
+                           Argument(flag="--socket", kind="switch", help="use Socket Mode (needs SLACK_APP_TOKEN)"),
+                           Argument(flag="--teams", kind="switch",
+                                    help="serve Microsoft Teams (needs fmbot[teams] and TEAMS_APP_ID)"),
+                           Argument(flag="--dev", kind="switch", help="with --teams: no credentials, no token checks "
+                                    "(Agents Playground only)"))),
+        Command(name="demo", usage="demo", summary="Fine-tune MiniLM-L6 end to end on this machine", example="demo",
+                surfaces=CLI_ONLY, permission=None),
+        Command(name="doctor", usage="doctor", example="doctor", surfaces=CLI_ONLY, permission=None, arguments=(JSON,),
+                summary="Check Slack, Redis, workers and the platform; say how to fix what is wrong"),
+        Command(name="config", usage="config [--env-example]", example="config --env-example", surfaces=CLI_ONLY, permission=None,
+                summary="Print the effective configuration (secrets masked)",
+                arguments=(JSON, Argument(flag="--env-example", kind="switch",
+                                          help="print a documented .env with every setting"))),
     )
 }
 
 
-def closest_command(word: str) -> Command | None:
-    match = difflib.get_close_matches(word.lower(), list(COMMANDS), n=1, cutoff=0.5)
-    return COMMANDS[match[0]] if match else None
+def on(surface: Surface) -> list[Command]:
+    """The commands `surface` offers, in the order help lists them."""
+    return [c for c in COMMANDS.values() if surface in c.surfaces]
+
+
+def lookup(word: str, surface: Surface) -> Command | None:
+    """The command `word` (a name or an alias) means on `surface`."""
+    word = word.lower()
+    return next((c for c in on(surface) if word in c.words), None)
+
+
+def closest_command(word: str, surface: Surface) -> Command | None:
+    """The command a mistyped `word` most likely meant, among those `surface` offers."""
+    commands = {w: c for c in on(surface) for w in c.words}
+    match = difflib.get_close_matches(word.lower(), list(commands), n=1, cutoff=0.5)
+    return commands[match[0]] if match else None
+
+
+def metric_label(word: str, surface: Surface) -> str:
+    """A command's metric label: its name, `help` for an empty command, `unknown` for anything else,
+    so typos cannot create time series."""
+    if word == "":
+        return "help"
+    command = lookup(word, surface)
+    return command.name if command else "unknown"
+
+
+def usage_hint(name: str, surface: Surface) -> str:
+    return f"Usage: `{PREFIX[surface]}{COMMANDS[name].usage}`"
+
+
+def mention(name: str, args: str = "", *, surface: Surface) -> str | None:
+    """`fmbot delete-endpoint x` on a surface that has the command, None where it does not."""
+    command = COMMANDS[name]
+    if surface not in command.surfaces:
+        return None
+    return f"`{PREFIX[surface]}{command.name}{' ' + args if args else ''}`"

@@ -11,20 +11,17 @@ from abc import ABC, abstractmethod
 from collections.abc import Callable
 from datetime import datetime
 from enum import StrEnum
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import BaseModel, Field, SecretStr, field_validator
 
 from platforms.datasets import SplitPlan
+from platforms.errors import FmbotError
 from platforms.tasks import Task
 
 
-class PlatformError(Exception):
-    """A failure a user can act on; `str()` is the message shown to them."""
-
-    def __init__(self, message: str, *, hint: str | None = None):
-        self.message, self.hint = message, hint
-        super().__init__(f"{message}. {hint}" if hint else message)
+class PlatformError(FmbotError):
+    """A failure of a platform a user can act on; `str()` is the message shown to them."""
 
 
 class ModelNotFound(PlatformError):
@@ -55,6 +52,14 @@ class ModelCard(BaseModel):
     @property
     def ref(self) -> str:
         return f"{self.name}:{self.version}"
+
+    def supports(self, task: Task, *, served: bool = False) -> bool:
+        """The one answer to "does this model do this task"; `served` (try, endpoints) lets a
+        text-generation model answer chat-completion."""
+        return task in self.tasks or (served and task == Task.CHAT_COMPLETION and Task.TEXT_GENERATION in self.tasks)
+
+    def unsupported(self, task: Task) -> str:
+        return f"{self.ref} does not support {task}"
 
 
 class ModelRef(BaseModel):
@@ -181,9 +186,12 @@ class ComputeOption(BaseModel):
 
 
 class QuotaCheck(BaseModel):
+    """`field` is the form field a refusal is about: the compute chosen, or how many instances."""
+
     ok: bool
     message: str = ""
     suggestions: list[str] = []
+    field: Literal["compute", "instances"] = "compute"
 
 
 class Platform(ABC):

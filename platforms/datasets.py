@@ -24,6 +24,7 @@ import orjson
 from pydantic import BaseModel
 
 from platforms import fastscan
+from platforms.errors import FmbotError
 from platforms.tasks import TASKS, Task
 
 Format = Literal["jsonl", "json", "csv", "tsv"]
@@ -31,13 +32,14 @@ MAX_RECORD_BYTES = 8 * 1024 * 1024
 SUPPORTED = "JSONL, JSON, CSV or TSV"
 
 
-class DatasetError(ValueError):
-    """A problem with a user's data, phrased for the user: where it is and what to do."""
+class DatasetError(FmbotError, ValueError):
+    """A problem with a user's data, phrased for the user: where it is (file, line) and what to do;
+    the column it is about is its field."""
 
     def __init__(self, message: str, *, file: str | None = None, where: str | None = None,
                  column: str | None = None, hint: str | None = None):
-        self.message, self.file, self.where, self.column, self.hint = message, file, where, column, hint
-        super().__init__(str(self))
+        self.file, self.where, self.column = file, where, column
+        super().__init__(message, hint=hint, field=column)
 
     def __str__(self) -> str:
         place = " ".join(p for p in (self.file, self.where) if p)

@@ -11,6 +11,8 @@ from enum import StrEnum
 
 from pydantic import BaseModel
 
+from platforms.errors import FmbotError
+
 
 class Task(StrEnum):
     TEXT_CLASSIFICATION = "text-classification"
@@ -143,7 +145,7 @@ TASKS: dict[Task, TaskSpec] = {
 }
 
 
-class UnknownTask(ValueError):
+class UnknownTask(FmbotError, ValueError):
     """A task name no platform knows; the message lists the ones that exist."""
 
 

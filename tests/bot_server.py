@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import threading
 
-from bot.runtime import build_runtime
-from bot.server import make_server, wsgi_app
+from bot.bootstrap import build_runtime
+from bot.wsgi import make_server, wsgi_app
 from bot.settings import Settings
 from bot.slack.app import create_app
 from bot.slack.client import web_client

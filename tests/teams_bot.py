@@ -7,7 +7,7 @@ import threading
 
 from aiohttp import web
 
-from bot.runtime import build_runtime
+from bot.bootstrap import build_runtime
 from bot.settings import Settings
 from bot.teams.app import create_app
 

@@ -563,7 +563,7 @@ def test_cli_commands_run_on_azureml_with_default_credential(azure: AzureStandIn
     from rq import SimpleWorker
 
     from bot.cli import main
-    from bot.runtime import build_runtime
+    from bot.bootstrap import build_runtime
     from bot.settings import Settings
 
     for name, value in {**azure.environment(), "FMBOT_PLATFORM": "azureml", "AZURE_SUBSCRIPTION_ID": SUBSCRIPTION,

@@ -269,7 +269,7 @@ QUOTA_CASES = [
 def test_compute_and_quota_problems_are_refused_with_advice(case, settings: Settings):
     _, where, sku, instances, expected = case
     if where == "local":
-        from bot.runtime import build_platform
+        from bot.bootstrap import build_platform
 
         check = build_platform(settings).check_quota(sku, instances)
     else:

@@ -16,11 +16,11 @@ import pytest
 import requests
 import yaml
 
-from bot.config import settings_reference
+from bot.settings_reference import settings_reference
 from bot.observability import Readiness, configure_logging, metrics_page
 from bot.redis_server import free_port
-from bot.runtime import build_runtime
-from bot.server import make_server, wsgi_app
+from bot.bootstrap import build_runtime
+from bot.wsgi import make_server, wsgi_app
 from bot.settings import Settings
 from bot.slack.app import create_app
 from bot.slack.client import web_client

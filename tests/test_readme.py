@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from bot.config import markdown_table
-from handlers.registry import COMMANDS
+from bot.settings_reference import markdown_table
+from handlers.registry import Surface, on
 from tests.conftest import ROOT
 
 
@@ -13,5 +13,25 @@ def test_configuration_table_matches_the_settings_model():
 
 def test_every_slash_command_is_documented():
     readme = (ROOT / "README.md").read_text()
-    for command in COMMANDS.values():
+    for command in on(Surface.SLACK):
         assert f"/fm {command.usage.split(' ')[0]}" in readme, command.name
+
+
+def test_every_teams_command_is_documented():
+    readme = (ROOT / "README.md").read_text()
+    teams = readme[readme.index("## Using fmbot in Teams"):readme.index("### Connect Teams")]
+    for command in on(Surface.TEAMS):
+        assert f"`{command.name}" in teams, command.name
+
+
+def test_the_layout_table_names_every_module():
+    readme = (ROOT / "README.md").read_text()
+    table = readme[readme.index("<!-- layout:"):readme.index("### Where things go")]
+    rows = {line.split("|")[1].strip().strip("`"): line for line in table.splitlines() if line.startswith("| `")}
+    # platforms/azureml/ is being rewritten on its own branch; its row is kept by hand until that lands.
+    for folder in ("bot", "bot/slack", "bot/slack/views", "bot/teams", "bot/teams/views", "handlers", "workers",
+                   "platforms", "platforms/local"):
+        row = rows[f"{folder}/"]
+        for module in sorted((ROOT / folder).glob("*.py")):
+            if module.stem != "__init__":
+                assert f"`{module.stem}`" in row, f"README layout: {folder}/{module.name} is not in the {folder}/ row"

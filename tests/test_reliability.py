@@ -13,7 +13,7 @@ from pathlib import Path
 
 from redis import Redis
 
-from bot.runtime import build_runtime
+from bot.bootstrap import build_runtime
 from bot.settings import Settings
 from handlers.jobs import submit
 from platforms.base import JobState
@@ -172,7 +172,7 @@ def test_outbox_keeps_posts_through_an_outage_and_delivers_in_order_once(slack_s
     scheduled = rt.redis.zcard(f"rq:scheduled:{outbox.outbox_queue(rt.redis).name}")
     assert scheduled >= 1, "a later delivery is scheduled"
 
-    assert outbox.deliver_pending(record.id) is True
+    assert jobs.deliver_pending(record.id) is True
     assert outbox.pending(rt.redis, record.id) == []
     status_posts = [c for c in slack.of("chat.postMessage") if not c.params.get("thread_ts")]
     assert len(status_posts) == 1
@@ -190,7 +190,7 @@ def test_outbox_resumes_a_half_delivered_notice_without_reposting(slack_settings
     rt.notify(record, JobEvent.FAILED)
     pending = outbox.pending(rt.redis, record.id)
     assert len(pending) == 1 and pending[0].done == 2
-    assert outbox.deliver_pending(record.id) is True
+    assert jobs.deliver_pending(record.id) is True
     assert len(slack.of("views.publish")) == 1
     assert len([c for c in slack.of("chat.postMessage") if not c.params.get("thread_ts")]) == 1
     assert len([t for t in thread_texts(slack) if "bad data" in t]) == 1
@@ -207,7 +207,7 @@ def test_a_drainer_that_died_holding_the_lock_delays_but_loses_nothing(slack_set
     assert [e.event for e in outbox.pending(rt.redis, record.id)] == [JobEvent.QUEUED]
     assert rt.redis.zcard(f"rq:scheduled:{outbox.outbox_queue(rt.redis).name}") == 1, "a later attempt is due"
     time.sleep(2.1)
-    assert outbox.deliver_pending(record.id) is True
+    assert jobs.deliver_pending(record.id) is True
     assert len([c for c in slack.of("chat.postMessage") if not c.params.get("thread_ts")]) == 1
 
 
@@ -237,7 +237,7 @@ def test_a_move_and_its_notice_are_stored_together(slack_settings: Settings, sla
     assert [(e.event, e.record.state, e.done) for e in pending] == [(JobEvent.FAILED, JobState.FAILED, 0)]
     _, moved_again = rt.move(record.id, JobState.COMPLETED, JobEvent.COMPLETED)
     assert not moved_again and len(outbox.pending(rt.redis, record.id)) == 1
-    assert outbox.deliver_pending(record.id) is True
+    assert jobs.deliver_pending(record.id) is True
     assert [t for t in thread_texts(slack) if "bad data" in t] and outbox.pending(rt.redis, record.id) == []
 
 
@@ -266,7 +266,7 @@ def test_a_reply_that_fails_to_render_never_reposts_the_status(slack_settings: S
     rt.move(record.id, JobState.FAILED, JobEvent.FAILED, error="bad data")
     assert [e.done for e in outbox.pending(rt.redis, record.id)] == [1]
     flaky.broken = False
-    assert outbox.deliver_pending(record.id) is True
+    assert jobs.deliver_pending(record.id) is True
     assert len([c for c in slack.of("chat.postMessage") if not c.params.get("thread_ts")]) == 1
     assert len([t for t in thread_texts(slack) if "bad data" in t]) == 1
 

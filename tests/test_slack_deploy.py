@@ -105,3 +105,21 @@ def test_import_checks_id_and_task(sender, slack: SlackStandIn, bot):
     body = sender.view_submission(view, values).json()
     assert body["response_action"] == "errors" and "cannot be imported" in body["errors"][BlockId.TASK]
     assert Ledger(bot.runtime.redis).recent() == []
+
+
+def test_an_unexpected_error_in_a_view_listener_answers_with_the_trace_id(sender, slack: SlackStandIn, tiny_model):
+    """A crafted submission (instances that is no number) used to make Bolt answer a bare HTTP 500."""
+    assert sender.command("deploy tiny-bert").status_code == 200
+    view = slack.wait_for(lambda: slack.of("views.open"), 10)[0].params["view"]
+    values = {
+        BlockId.DEPLOY_KIND: {ActionId.DEPLOY_KIND: {"type": "radio_buttons", "selected_option": {"value": "managed"}}},
+        BlockId.ENDPOINT_NAME: {ActionId.TEXT: {"type": "plain_text_input", "value": "crafted"}},
+        BlockId.COMPUTE: {ActionId.COMPUTE: {"type": "external_select", "selected_option": {"value": "cpu"}}},
+        BlockId.INSTANCES: {ActionId.NUMBER: {"type": "number_input", "value": "many"}},
+    }
+    response = sender.view_submission(view, values)
+    assert response.status_code == 200
+    answer = response.json()
+    assert answer["response_action"] == "errors"
+    (message,) = answer["errors"].values()
+    assert "Something went wrong on our side; give the admins trace id " in message

@@ -12,7 +12,7 @@ import pytest
 
 from bot.slack.ids import ActionId, BlockId, CallbackId
 from bot.slack.limits import message_problems, view_problems
-from handlers.registry import COMMANDS
+from handlers.registry import COMMANDS, Surface, on
 from tests.conftest import DATA
 from tests.slack_standin import SlackSender, SlackStandIn
 from tests.test_e2e_slack import (
@@ -42,7 +42,7 @@ def ephemeral(response) -> dict:
 
 def test_help_lists_every_command_with_an_example(sender):
     text = ephemeral(sender.command("help"))["text"]
-    for command in COMMANDS.values():
+    for command in on(Surface.SLACK):
         assert f"/fm {command.usage}" in text and command.example in text
 
 

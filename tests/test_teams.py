@@ -70,6 +70,13 @@ def test_help_typos_and_channel_mentions_come_from_the_registry(teams_bot, teams
     assert answer.headers["Authorization"].startswith("Bearer "), "the connector got the bot's own token"
 
 
+def test_every_command_the_registry_offers_in_teams_has_a_room():
+    from bot.teams.commands import ROOMS
+    from handlers.registry import Surface, on
+
+    assert sorted(ROOMS) == sorted(c.name for c in on(Surface.TEAMS))
+
+
 def test_serve_refuses_to_start_without_credentials_unless_dev(settings: Settings):
     from bot.teams.serve import serve_teams
     from handlers.errors import UserError

@@ -18,7 +18,7 @@ from bot.teams.limits import MESSAGE_BYTES, message_size  # noqa: E402
 from bot.teams.manifest import DEPLOY, build_manifest  # noqa: E402
 from bot.teams.state import FormState, SharedFile  # noqa: E402
 from bot.teams.views import catalog, forms, jobs  # noqa: E402
-from handlers.registry import COMMANDS  # noqa: E402
+from handlers.registry import COMMANDS, Surface, on  # noqa: E402
 from platforms.base import ComputeOption, DataRef, JobState, ModelCard, Progress  # noqa: E402
 from platforms.tasks import Task  # noqa: E402
 from tests.teams_standin import card_problems  # noqa: E402
@@ -107,7 +107,8 @@ def test_manifest_is_valid_and_generated_from_the_registry():
     bot = manifest["bots"][0]
     assert sorted(bot["scopes"]) == ["groupChat", "personal", "team"]
     for command in bot["commandLists"][0]["commands"]:
-        assert command["title"] in COMMANDS and command["description"] == COMMANDS[command["title"]].summary
+        assert command["title"] in {c.name for c in on(Surface.TEAMS)}
+        assert command["description"] == COMMANDS[command["title"]].summary
     color, outline = Image.open(DEPLOY / "color.png"), Image.open(DEPLOY / "outline.png")
     assert color.size == (192, 192) and outline.size == (32, 32)
     pixels = np.asarray(outline.convert("RGBA")).reshape(-1, 4)

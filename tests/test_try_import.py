@@ -18,14 +18,14 @@ from pathlib import Path
 import pytest
 
 from bot.cli import main
-from bot.runtime import build_runtime
+from bot.bootstrap import build_runtime
 from bot.settings import Settings
 from handlers.errors import UserError
-from handlers.try_ import try_model
+from handlers.tryout import try_model
 from platforms.base import ImportSpec, PlatformError
 from platforms.local import LocalPlatform
 from platforms.local.endpoints import predictor_module
-from platforms.local.importing import hub_offline
+from platforms.local.imports import hub_offline
 from platforms.tasks import Task
 from tests import tiny_models
 from tests.conftest import DATA, ROOT, settings_env

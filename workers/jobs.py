@@ -14,6 +14,7 @@ from __future__ import annotations
 import logging
 import time
 from datetime import timedelta
+from collections.abc import Callable
 from typing import Any
 
 from platforms.base import (
@@ -24,12 +25,13 @@ from platforms.base import (
     JobCanceled,
     JobOutcome,
     JobState,
+    Platform,
     PlatformError,
     Progress,
 )
 from platforms.datasets import DatasetError
-from workers import runtime, telemetry
-from workers.ledger import JobRecord
+from workers import outbox, runtime, telemetry
+from workers.ledger import JobKind, JobRecord
 from workers.notifier import JobEvent
 
 log = logging.getLogger(__name__)
@@ -103,6 +105,22 @@ def poll_job(job_id: str) -> dict[str, Any]:
     return _schedule_poll(rt, job_id)
 
 
+def _deploy(platform: Platform, spec: dict[str, Any], report: ProgressReporter) -> JobOutcome:
+    """Deploying reports no progress: the endpoint is up, or the platform raised why not."""
+    endpoint = platform.deploy(DeploySpec.model_validate(spec))
+    return JobOutcome(state=JobState.COMPLETED, message=f"endpoint {endpoint.name} is {endpoint.state} at {endpoint.url}",
+                      result={"endpoint": endpoint.name, "url": endpoint.url, "state": endpoint.state})
+
+
+Runner = Callable[[Platform, dict[str, Any], ProgressReporter], JobOutcome]
+RUNNERS: dict[JobKind, Runner] = {
+    "finetune": lambda platform, spec, report: platform.run_finetune(FinetuneSpec.model_validate(spec), report),
+    "evaluate": lambda platform, spec, report: platform.run_evaluation(EvaluateSpec.model_validate(spec), report),
+    "deploy": _deploy,
+    "import": lambda platform, spec, report: platform.import_model(ImportSpec.model_validate(spec), report),
+}
+
+
 def run_job(job_id: str) -> dict[str, Any]:
     rt = runtime.current()
     record = rt.ledger.get(job_id)
@@ -114,19 +132,10 @@ def run_job(job_id: str) -> dict[str, Any]:
     record, _ = rt.move(job_id, JobState.RUNNING, JobEvent.STARTED, attempts=record.attempts + 1)
     report = ProgressReporter(rt, job_id)
     try:
-        if record.kind == "finetune":
-            outcome = rt.platform.run_finetune(FinetuneSpec.model_validate(record.spec), report)
-        elif record.kind == "evaluate":
-            outcome = rt.platform.run_evaluation(EvaluateSpec.model_validate(record.spec), report)
-        elif record.kind == "deploy":
-            endpoint = rt.platform.deploy(DeploySpec.model_validate(record.spec))
-            outcome = JobOutcome(state=JobState.COMPLETED,
-                                 message=f"endpoint {endpoint.name} is {endpoint.state} at {endpoint.url}",
-                                 result={"endpoint": endpoint.name, "url": endpoint.url, "state": endpoint.state})
-        elif record.kind == "import":
-            outcome = rt.platform.import_model(ImportSpec.model_validate(record.spec), report)
-        else:
+        runner = RUNNERS.get(record.kind)
+        if runner is None:
             raise PlatformError(f"fmbot has no runner for {record.kind} jobs")
+        outcome = runner(rt.platform, record.spec, report)
     except JobCanceled:
         return rt.ledger.get(job_id).public()
     except (DatasetError, PlatformError) as exc:
@@ -147,6 +156,12 @@ def run_job(job_id: str) -> dict[str, Any]:
         result=outcome.result,
         external_id=outcome.external_id,
     )
+
+
+def deliver_pending(job_id: str) -> bool:
+    """RQ job on the outbox queue: a later attempt at a job's notifications."""
+    rt = runtime.current()
+    return outbox.drain(rt.redis, rt.notifier, job_id)
 
 
 def on_job_failure(job: Any, connection: Any, exc_type: Any = None, exc_value: Any = None, tb: Any = None) -> None:

@@ -46,7 +46,6 @@ class JobRecord(BaseModel):
     trace_id: str = Field(default_factory=telemetry.current_trace_or_new)
     progress: Progress | None = None
     metrics: dict[str, float] = {}
-    baseline_metrics: dict[str, float] = {}
     output_model: str | None = None
     loss_history: list[tuple[int, float]] = []
     samples: list[dict[str, Any]] = []

@@ -2,8 +2,8 @@
 
 A notification is appended to its job's list (in the same atomic step as the ledger change it
 announces, when it announces one), then the list is delivered from the head, in order, one entry at
-a time; an entry leaves the list only once all its Web API calls succeeded. When Slack
-stays unavailable after slack_sdk's own retries (429 with Retry-After, 5xx, dropped connections),
+a time; an entry leaves the list only once all its Web API calls succeeded. When the chat
+stays unavailable after its client's own retries (the notifier says which failures are transient),
 the entry stays at the head, remembers how many of its calls already went through (so a retry posts
 nothing twice), and a delivery is scheduled on the outbox queue with a growing delay. Later events
 of the same job queue up behind it, so the thread reads in order once Slack is back.
@@ -21,9 +21,8 @@ from typing import Any
 
 from pydantic import BaseModel
 from redis import Redis
-from slack_sdk.errors import SlackApiError
 
-from workers import keys, runtime
+from workers import keys
 from workers.ledger import JobNotFound, JobRecord, Ledger
 from workers.notifier import JobEvent, Notifier, PartialDelivery
 from workers.queues import outbox_queue
@@ -39,19 +38,6 @@ class OutboxEntry(BaseModel):
     event: JobEvent
     done: int = 0
     attempts: int = 0
-
-
-def _transient(exc: BaseException) -> bool:
-    """Slack or Teams down, rate limiting, a network error: worth retrying. An error the service
-    answered with (Slack: channel_not_found, not_in_channel, invalid_blocks; Teams: a 4xx such as
-    MessageSizeTooBig) will be the same next time."""
-    if isinstance(exc, SlackApiError):
-        status = getattr(exc.response, "status_code", 200)
-        return status == 429 or status >= 500
-    status = getattr(exc, "status", None)  # aiohttp's ClientResponseError, from the Teams connector client
-    if isinstance(status, int):
-        return status == 429 or status >= 500
-    return True
 
 
 class Notice:
@@ -142,7 +128,7 @@ def _with_reply_target(record: JobRecord, stored: bytes) -> JobRecord:
 
 
 def _schedule(redis: Redis, job_id: str, delay: int) -> None:
-    outbox_queue(redis).enqueue_in(timedelta(seconds=delay), "workers.outbox.deliver_pending", job_id,
+    outbox_queue(redis).enqueue_in(timedelta(seconds=delay), "workers.jobs.deliver_pending", job_id,
                                    result_ttl=0, failure_ttl=3600)
 
 
@@ -168,7 +154,7 @@ def _deliver_all(redis: Redis, notifier: Notifier, job_id: str, lock: str, head:
             notifier.job_changed(entry.record, entry.event, **({"skip": entry.done} if entry.done else {}))
         except Exception as exc:
             done, cause = (exc.done, exc.__cause__ or exc) if isinstance(exc, PartialDelivery) else (entry.done, exc)
-            if not _transient(cause) or entry.attempts >= MAX_ATTEMPTS:
+            if not notifier.is_transient(cause) or entry.attempts >= MAX_ATTEMPTS:
                 log.error("dropped %s notice of job %s after %d attempts: %s", entry.event, job_id,
                           entry.attempts + 1, cause)
                 redis.lpop(key)
@@ -180,12 +166,6 @@ def _deliver_all(redis: Redis, notifier: Notifier, job_id: str, lock: str, head:
             _schedule(redis, job_id, delay)
             return False
         redis.lpop(key)
-
-
-def deliver_pending(job_id: str) -> bool:
-    """RQ job on the outbox queue: a later attempt at a job's notifications."""
-    rt = runtime.current()
-    return drain(rt.redis, rt.notifier, job_id)
 
 
 def pending(redis: Redis, job_id: str) -> list[OutboxEntry]:

@@ -13,7 +13,8 @@ from slack_sdk import WebClient
 from bot.settings import Settings
 from bot.slack import buttons, commands, deploy, forms, home, imports, tryout
 from bot.slack.context import SlackContext
-from bot.slack.middleware import SlackGroups, enforce_policy, once_per_delivery
+from bot.slack.errors import on_error
+from bot.slack.middleware import SlackGroups, enforce_policy, once_per_delivery, provide_context
 from handlers import policy
 from handlers.policy import load_policy
 from workers.runtime import Runtime
@@ -32,11 +33,8 @@ def create_app(settings: Settings, rt: Runtime, client: WebClient, *, verify_req
     app.use(once_per_delivery(rt.redis))
     app.use(enforce_policy(rt.redis))
     ctx = SlackContext(settings=settings, rt=rt)
-    commands.register(app, ctx)
-    forms.register(app, ctx)
-    buttons.register(app, ctx)
-    home.register(app, ctx)
-    deploy.register(app, ctx)
-    imports.register(app, ctx)
-    tryout.register(app, ctx)
+    app.use(provide_context(ctx))
+    app.error(on_error)
+    for room in (commands, forms, buttons, home, deploy, imports, tryout):
+        room.register(app)
     return app

@@ -23,51 +23,61 @@ def _where(body: dict[str, Any]) -> tuple[str, str]:
     return channel, body["user"]["id"]
 
 
-def register(app: App, ctx: SlackContext) -> None:
-    rt = ctx.rt
+Work = Callable[[SlackContext, Any, str, str, dict[str, Any]], Any]
 
-    def later(work: Callable[[Any, str, str, dict[str, Any]], None], failure: str = "") -> Callable:
-        """A button listener that acks at once and does `work` after the ack; a failure is told
-        to the person who pressed the button, prefixed with `failure`."""
-        def on_button(ack, body, client):
-            ack()
-            channel, user = _where(body)
-            ctx.after_ack_telling(client, channel, user, lambda: work(client, channel, user, body), failure)
-        return on_button
 
-    def opener(kind: str):
-        return later(lambda client, channel, user, body: open_form(
-            ctx, client, body["trigger_id"], kind, channel, user, body["actions"][0]["value"]))
-
-    deploy_opener = later(lambda client, channel, user, body: open_deploy(
-        ctx, client, body["trigger_id"], channel, user, body["actions"][0]["value"]))
-
-    app.action(ActionId.CARD_DEPLOY)(deploy_opener)
-    app.action(ActionId.JOB_DEPLOY)(deploy_opener)
-    app.action(ActionId.CARD_FINETUNE)(opener("finetune"))
-    app.action(ActionId.CARD_EVALUATE)(opener("evaluate"))
-    app.action(ActionId.JOB_EVALUATE)(opener("evaluate"))
-
-    @app.action(re.compile(f"^{ActionId.PAGE}:"))
-    def on_page(ack, body, respond):
+def later(work: Work, failure: str = "") -> Callable[..., None]:
+    """A button listener that acks at once and does `work` after the ack; a failure is told
+    to the person who pressed the button, prefixed with `failure`."""
+    def on_button(ack, body, client, context):
         ack()
-        state = json.loads(body["actions"][0]["value"])
-        task = parse_task(state["t"]) if state.get("t") else None
-        found = catalog.search_models(rt, state.get("q") or "", task)
-        ctx.after_ack(lambda: respond(replace_original=True, **catalog_views.search_results(
-            found, state.get("q") or "", task, state["p"])))
+        ctx: SlackContext = context["fm"]
+        channel, user = _where(body)
+        ctx.after_ack_telling(client, channel, user, lambda: work(ctx, client, channel, user, body), failure)
+    return on_button
 
-    app.action(ActionId.CANCEL_JOB)(later(
-        lambda client, channel, user, body: jobs.cancel_job(rt, body["actions"][0]["value"], user),
-        failure="Not canceled: "))
-    app.action(ActionId.APPROVE_JOB)(later(
-        lambda client, channel, user, body: jobs.approve_job(rt, body["actions"][0]["value"], user, channel)))
-    app.action(ActionId.REJECT_JOB)(later(
-        lambda client, channel, user, body: jobs.reject_job(rt, body["actions"][0]["value"], user, channel)))
 
-    def show_card(client: Any, channel: str, user: str, body: dict[str, Any]) -> None:
-        """Local fine-tunes are registered as they finish; the Register button shows the card where it is."""
-        card = catalog.model_card(rt, body["actions"][0]["value"])
-        client.chat_postEphemeral(channel=channel, user=user, **catalog_views.model_card(card))
+def _value(body: dict[str, Any]) -> str:
+    return body["actions"][0]["value"]
 
+
+def form_opener(kind: str) -> Callable[..., None]:
+    return later(lambda ctx, client, channel, user, body: open_form(
+        ctx, client, body["trigger_id"], kind, channel, user, _value(body)))
+
+
+def on_page(ack, body, respond, context):
+    ack()
+    ctx: SlackContext = context["fm"]
+    state = json.loads(_value(body))
+    task = parse_task(state["t"]) if state.get("t") else None
+    found = catalog.search_models(ctx.rt, state.get("q") or "", task)
+    ctx.after_ack(lambda: respond(replace_original=True, **catalog_views.search_results(
+        found, state.get("q") or "", task, state["p"])))
+
+
+def show_card(ctx: SlackContext, client: Any, channel: str, user: str, body: dict[str, Any]) -> None:
+    """Local fine-tunes are registered as they finish; the Register button shows the card where it is."""
+    card = catalog.model_card(ctx.rt, _value(body))
+    client.chat_postEphemeral(channel=channel, user=user, **catalog_views.model_card(card))
+
+
+on_deploy_button = later(lambda ctx, client, channel, user, body: open_deploy(
+    ctx, client, body["trigger_id"], channel, user, _value(body)))
+on_cancel = later(lambda ctx, client, channel, user, body: jobs.cancel_job(ctx.rt, _value(body), user),
+                  failure="Not canceled: ")
+on_approve = later(lambda ctx, client, channel, user, body: jobs.approve_job(ctx.rt, _value(body), user, channel))
+on_reject = later(lambda ctx, client, channel, user, body: jobs.reject_job(ctx.rt, _value(body), user, channel))
+
+
+def register(app: App) -> None:
+    app.action(ActionId.CARD_DEPLOY)(on_deploy_button)
+    app.action(ActionId.JOB_DEPLOY)(on_deploy_button)
+    app.action(ActionId.CARD_FINETUNE)(form_opener("finetune"))
+    app.action(ActionId.CARD_EVALUATE)(form_opener("evaluate"))
+    app.action(ActionId.JOB_EVALUATE)(form_opener("evaluate"))
+    app.action(re.compile(f"^{ActionId.PAGE}:"))(on_page)
+    app.action(ActionId.CANCEL_JOB)(on_cancel)
+    app.action(ActionId.APPROVE_JOB)(on_approve)
+    app.action(ActionId.REJECT_JOB)(on_reject)
     app.action(ActionId.JOB_REGISTER)(later(show_card))

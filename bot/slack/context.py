@@ -19,6 +19,7 @@ from slack_sdk.errors import SlackApiError
 
 from bot.settings import Settings
 from handlers.errors import user_message
+from handlers.registry import Surface
 from workers.runtime import Runtime
 
 log = logging.getLogger(__name__)
@@ -58,7 +59,7 @@ class SlackContext:
     @staticmethod
     def explain(exc: BaseException, trace_id: str | None = None) -> str:
         """The user-facing text of an error; bugs get a generic line and a full log entry."""
-        message = user_message(exc)
+        message = user_message(exc, Surface.SLACK)
         if message is not None:
             return message
         log.error("request failed (trace %s)", trace_id, exc_info=exc)
@@ -80,3 +81,27 @@ class SlackContext:
     def tell(client: Any, channel: str, user: str, text: str) -> None:
         """An ephemeral note only `user` sees, for refusals and problems found after an ack."""
         client.chat_postEphemeral(channel=channel, user=user, text=text[:3000])
+
+
+@dataclass
+class SlashCommand:
+    """One `/fm` delivery as every command listener receives it: `rest` is the text after the command word."""
+
+    ctx: SlackContext
+    ack: Callable[..., Any]
+    body: dict[str, Any]
+    rest: str
+    client: Any
+    respond: Callable[..., Any]
+
+    @property
+    def user(self) -> str:
+        return self.body["user_id"]
+
+    @property
+    def channel(self) -> str:
+        return self.body["channel_id"]
+
+    @property
+    def trigger_id(self) -> str:
+        return self.body["trigger_id"]

@@ -11,7 +11,8 @@ from typing import Any
 from pydantic import ValidationError
 from slack_bolt import App
 
-from bot.slack.context import SlackContext
+from bot.slack.context import SlackContext, SlashCommand
+from bot.slack.forms import quota_errors
 from bot.slack.home import user_home
 from bot.slack.ids import ActionId, BlockId, CallbackId
 from bot.slack.state import FormState, dump_state, load_state
@@ -19,6 +20,7 @@ from bot.slack.views.deploy import SERVERLESS, deploy_modal, endpoint_list, key_
 from bot.slack.views.forms import read_values
 from handlers import deploy as deploy_handlers
 from handlers.errors import UserError
+from handlers.registry import Surface, usage_hint
 from platforms.base import check_endpoint_name
 from workers.ledger import ReplyTarget
 
@@ -30,82 +32,88 @@ def open_deploy(ctx: SlackContext, client: Any, trigger_id: str, channel: str, u
                                                               serverless="serverless" in card.inference_compute))
 
 
-def command_deploy(ctx: SlackContext, ack: Any, command: dict, rest: str, client: Any) -> None:
-    if not rest:
-        raise UserError("say which model to deploy", hint="Usage: `/fm deploy <model>`, or use a card's Deploy button")
-    ctx.rt.platform.get_model(rest)
-    ack()
-    ctx.after_ack(open_deploy, ctx, client, command["trigger_id"], command["channel_id"], command["user_id"], rest)
+def command_deploy(cmd: SlashCommand) -> None:
+    if not cmd.rest:
+        raise UserError("say which model to deploy",
+                        hint=f"{usage_hint('deploy', Surface.SLACK)}, or use a card's Deploy button")
+    cmd.ctx.rt.platform.get_model(cmd.rest)
+    cmd.ack()
+    cmd.ctx.after_ack(open_deploy, cmd.ctx, cmd.client, cmd.trigger_id, cmd.channel, cmd.user, cmd.rest)
 
 
-def command_endpoints(ctx: SlackContext, ack: Any, command: dict, rest: str, client: Any) -> None:
-    ack(response_type="ephemeral", **endpoint_list(deploy_handlers.list_endpoints(ctx.rt)))
+def command_endpoints(cmd: SlashCommand) -> None:
+    cmd.ack(response_type="ephemeral", **endpoint_list(deploy_handlers.list_endpoints(cmd.ctx.rt)))
 
 
-def register(app: App, ctx: SlackContext) -> None:
+def on_deploy(ack, view, client, context):
+    ctx: SlackContext = context["fm"]
     rt = ctx.rt
-
-    @app.view(CallbackId.DEPLOY)
-    def on_deploy(ack, view, client):
-        state = load_state(view["private_metadata"], rt.redis)
-        values = read_values(view)
-        name = (values.get(BlockId.ENDPOINT_NAME) or "").strip()
-        try:
-            check_endpoint_name(name)
-        except ValueError as exc:
-            ack(response_action="errors", errors={BlockId.ENDPOINT_NAME: str(exc)[:150]})
+    state = load_state(view["private_metadata"], rt.redis)
+    values = read_values(view)
+    name = (values.get(BlockId.ENDPOINT_NAME) or "").strip()
+    try:
+        check_endpoint_name(name)
+    except ValueError as exc:
+        ack(response_action="errors", errors={BlockId.ENDPOINT_NAME: str(exc)[:150]})
+        return
+    serverless = values.get(BlockId.DEPLOY_KIND) == SERVERLESS
+    compute = values.get(BlockId.COMPUTE)
+    instances = int(values.get(BlockId.INSTANCES) or 1)
+    if not serverless:
+        if not compute:
+            ack(response_action="errors", errors={BlockId.COMPUTE: "Choose a VM size for managed compute."})
             return
-        serverless = values.get(BlockId.DEPLOY_KIND) == SERVERLESS
-        compute = values.get(BlockId.COMPUTE)
-        instances = int(values.get(BlockId.INSTANCES) or 1)
-        if not serverless:
-            if not compute:
-                ack(response_action="errors", errors={BlockId.COMPUTE: "Choose a VM size for managed compute."})
-                return
-            quota = rt.platform.check_quota(compute, instances, model=rt.platform.get_model(state.model))
-            if not quota.ok:
-                block = BlockId.INSTANCES if "instance" in quota.message else BlockId.COMPUTE
-                ack(response_action="errors", errors={block: f"{quota.message}. {'; '.join(quota.suggestions)}"[:150]})
-                return
-        try:
-            deploy_handlers.start_deploy(rt, deploy_handlers.DeployRequest(
-                model=state.model, endpoint=name, instances=instances, compute=compute, serverless=serverless,
-                content_filtering=bool(values.get(BlockId.CONTENT_FILTER)), requester=state.user,
-                reply_to=ReplyTarget(channel=state.channel)))
-        except (UserError, ValidationError) as exc:
-            ack(response_action="errors", errors={BlockId.ENDPOINT_NAME: ctx.explain(exc)[:150]})
+        quota = rt.platform.check_quota(compute, instances, model=rt.platform.get_model(state.model))
+        if not quota.ok:
+            ack(response_action="errors", errors=quota_errors(quota))
             return
-        ack()
+    try:
+        deploy_handlers.start_deploy(rt, deploy_handlers.DeployRequest(
+            model=state.model, endpoint=name, instances=instances, compute=compute, serverless=serverless,
+            content_filtering=bool(values.get(BlockId.CONTENT_FILTER)), requester=state.user,
+            reply_to=ReplyTarget(channel=state.channel)))
+    except (UserError, ValidationError) as exc:
+        ack(response_action="errors", errors={BlockId.ENDPOINT_NAME: ctx.explain(exc)[:150]})
+        return
+    ack()
 
-    @app.action(ActionId.SHOW_KEY)
-    def on_show_key(ack, body, client):
-        ack()
-        channel = (body.get("channel") or {}).get("id") or (body.get("container") or {}).get("channel_id")
-        user = body["user"]["id"]
+def on_show_key(ack, body, client, context):
+    ctx: SlackContext = context["fm"]
+    rt = ctx.rt
+    ack()
+    channel = (body.get("channel") or {}).get("id") or (body.get("container") or {}).get("channel_id")
+    user = body["user"]["id"]
 
-        def show() -> None:
-            try:
-                endpoint = deploy_handlers.endpoint_for_owner(rt, body["actions"][0]["value"], user)
-                text = key_message(endpoint)
-            except Exception as exc:
-                text = f":warning: {ctx.explain(exc)}"
-            if channel:
-                ctx.tell(client, channel, user, text)
-            else:
-                dm = client.conversations_open(users=user)["channel"]["id"]
-                client.chat_postMessage(channel=dm, text=text)
-        ctx.after_ack(show)
+    def show() -> None:
+        try:
+            endpoint = deploy_handlers.endpoint_for_owner(rt, body["actions"][0]["value"], user)
+            text = key_message(endpoint)
+        except Exception as exc:
+            text = f":warning: {ctx.explain(exc)}"
+        if channel:
+            ctx.tell(client, channel, user, text)
+        else:
+            dm = client.conversations_open(users=user)["channel"]["id"]
+            client.chat_postMessage(channel=dm, text=text)
+    ctx.after_ack(show)
 
-    @app.action(ActionId.DELETE_ENDPOINT)
-    def on_delete(ack, body, client):
-        ack()
-        user = body["user"]["id"]
+def on_delete(ack, body, client, context):
+    ctx: SlackContext = context["fm"]
+    rt = ctx.rt
+    ack()
+    user = body["user"]["id"]
 
-        def delete() -> None:
-            try:
-                deploy_handlers.delete_endpoint(rt, body["actions"][0]["value"], user)
-            except Exception as exc:
-                dm = client.conversations_open(users=user)["channel"]["id"]
-                client.chat_postMessage(channel=dm, text=f":warning: Not deleted: {ctx.explain(exc)}")
-            client.views_publish(user_id=user, view=user_home(rt, user))
-        ctx.after_ack(delete)
+    def delete() -> None:
+        try:
+            deploy_handlers.delete_endpoint(rt, body["actions"][0]["value"], user)
+        except Exception as exc:
+            dm = client.conversations_open(users=user)["channel"]["id"]
+            client.chat_postMessage(channel=dm, text=f":warning: Not deleted: {ctx.explain(exc)}")
+        client.views_publish(user_id=user, view=user_home(rt, user))
+    ctx.after_ack(delete)
+
+
+def register(app: App) -> None:
+    app.view(CallbackId.DEPLOY)(on_deploy)
+    app.action(ActionId.SHOW_KEY)(on_show_key)
+    app.action(ActionId.DELETE_ENDPOINT)(on_delete)

@@ -1,4 +1,6 @@
-"""Listeners of the evaluate and fine-tune forms: data → column mapping → compute → job.
+"""The form steps the evaluate and fine-tune forms share: data → column mapping → compute → job.
+
+What each form finally submits lives in its own room, `bot/slack/finetune.py` and `bot/slack/evaluate.py`.
 
 Each step answers inside Slack's 3 s: quick problems come back inline (`response_action: errors`);
 downloads and column reading run after an ack that shows a "checking…" view, which is then
@@ -9,11 +11,13 @@ from __future__ import annotations
 
 from concurrent.futures import TimeoutError as FutureTimeout
 from pathlib import Path
+from collections.abc import Callable
 from typing import Any
 
 from pydantic import ValidationError
 from slack_bolt import App
 
+from bot.slack import evaluate, finetune
 from bot.slack.context import SlackContext
 from bot.slack.files import resolve_data
 from bot.slack.ids import ActionId, BlockId, CallbackId
@@ -21,15 +25,20 @@ from bot.slack.state import FormState, dump_state, load_state
 from bot.slack.views.forms import NONE_VALUE, checking_step, compute_step, data_step, mapping_step, read_values
 from handlers.data import check_data
 from handlers.errors import UserError
-from handlers.evaluate import EvaluateRequest, start_evaluation
-from handlers.finetune import FinetuneRequest, start_finetune
-from platforms.base import Hyperparameters, PlatformError
+from platforms.base import Hyperparameters, PlatformError, QuotaCheck
 from platforms.datasets import ColumnMapping, DatasetError, SplitPlan, guess_mapping, read_columns
 from platforms.tasks import TASKS, Task
-from workers.ledger import ReplyTarget
 
 ACK_BUDGET_SECONDS = 2.0
 _HYPER_BLOCKS = {"epochs": BlockId.EPOCHS, "learning_rate": BlockId.LEARNING_RATE, "batch_size": BlockId.BATCH_SIZE}
+
+
+QUOTA_BLOCKS = {"compute": BlockId.COMPUTE, "instances": BlockId.INSTANCES}
+
+
+def quota_errors(quota: QuotaCheck) -> dict[str, str]:
+    """A quota refusal as the form's inline error, on the field it is about, with its advice."""
+    return {QUOTA_BLOCKS[quota.field]: f"{quota.message}. {'; '.join(quota.suggestions)}"[:150]}
 
 
 def open_form(ctx: SlackContext, client: Any, trigger_id: str, kind: str, channel: str, user: str,
@@ -39,155 +48,151 @@ def open_form(ctx: SlackContext, client: Any, trigger_id: str, kind: str, channe
                       view=data_step(state, ctx.rt.platform.list_models(), dump_state(state, ctx.rt.redis)))
 
 
-def register(app: App, ctx: SlackContext) -> None:
-    rt, settings = ctx.rt, ctx.settings
-
-    def metadata(state: FormState) -> str:
-        return dump_state(state, rt.redis)
-
-    @app.view(CallbackId.FORM_DATA)
-    def on_data(ack, view, client):
-        state = load_state(view["private_metadata"], rt.redis)
-        values = read_values(view)
-        state.model, state.task, state.error = values.get(BlockId.MODEL), values.get(BlockId.TASK), None
-        errors: dict[str, str] = {}
+def on_data(ack, view, client, context):
+    ctx: SlackContext = context["fm"]
+    rt = ctx.rt
+    state = load_state(view["private_metadata"], rt.redis)
+    values = read_values(view)
+    state.model, state.task, state.error = values.get(BlockId.MODEL), values.get(BlockId.TASK), None
+    errors: dict[str, str] = {}
+    try:
+        card = rt.platform.get_model(state.model or "")
+        if not card.supports(Task(state.task)):
+            errors[BlockId.TASK] = f"{card.unsupported(Task(state.task))}; its tasks: {', '.join(card.tasks)}"
+    except PlatformError as exc:
+        errors[BlockId.MODEL] = str(exc)
+    if state.kind == "finetune":
+        state.validation_split = float(values.get(BlockId.VALIDATION_SPLIT) or 0)
+        state.test_split = float(values.get(BlockId.TEST_SPLIT) or 0)
+        own = {"validation": bool(values.get(BlockId.VALIDATION_FILE)), "test": bool(values.get(BlockId.TEST_FILE))}
         try:
-            card = rt.platform.get_model(state.model or "")
-            if Task(state.task) not in card.tasks:
-                errors[BlockId.TASK] = f"{card.ref} does not support {state.task}; its tasks: {', '.join(card.tasks)}"
-        except PlatformError as exc:
-            errors[BlockId.MODEL] = str(exc)
-        if state.kind == "finetune":
-            state.validation_split = float(values.get(BlockId.VALIDATION_SPLIT) or 0)
-            state.test_split = float(values.get(BlockId.TEST_SPLIT) or 0)
-            own = {"validation": bool(values.get(BlockId.VALIDATION_FILE)), "test": bool(values.get(BlockId.TEST_FILE))}
-            try:
-                SplitPlan(validation=0 if own["validation"] else state.validation_split / 100,
-                          test=0 if own["test"] else state.test_split / 100).check()
-            except DatasetError as exc:
-                errors[BlockId.TEST_SPLIT] = str(exc)
-            if not values.get(BlockId.TRAIN_FILE) and not values.get(BlockId.TRAIN_SOURCE):
-                errors[BlockId.TRAIN_FILE] = "Upload a training file, or give a file link or data asset below."
-        elif not values.get(BlockId.TEST_FILE) and not values.get(BlockId.TEST_SOURCE):
-            errors[BlockId.TEST_FILE] = "Upload a test file, or give a file link or data asset below."
-        if errors:
-            ack(response_action="errors", errors={k: v[:150] for k, v in errors.items()})
-            return
-        ack(response_action="update", view=checking_step(state, metadata(state), "your data"))
-        ctx.after_ack(read_data, client, view["id"], state, values)
-
-    def read_data(client: Any, view_id: str, state: FormState, values: dict[str, Any]) -> None:
-        dest = Path(settings.fmbot_data_dir)
-        try:
-            if state.kind == "finetune":
-                state.train = resolve_data(settings, client, values.get(BlockId.TRAIN_FILE),
-                                           values.get(BlockId.TRAIN_SOURCE), dest, label="training data")
-                state.validation = resolve_data(settings, client, values.get(BlockId.VALIDATION_FILE), None, dest,
-                                                label="validation data")
-            state.test = resolve_data(settings, client, values.get(BlockId.TEST_FILE),
-                                      values.get(BlockId.TEST_SOURCE), dest, label="test data")
-            primary = state.train or state.test
-            state.columns = [] if primary.path.startswith("azureml:") else read_columns(Path(primary.path),
-                                                                                        primary.name)
-            view = mapping_step(state, metadata(state), guess_mapping(state.columns, Task(state.task)))
-        except Exception as exc:
-            state.error = ctx.explain(exc)
-            view = data_step(state, rt.platform.list_models(), metadata(state))
-        ctx.update_view(client, view_id, view)
-
-    @app.view(CallbackId.FORM_MAPPING)
-    def on_mapping(ack, view, client):
-        state = load_state(view["private_metadata"], rt.redis)
-        prefix = f"{BlockId.MAPPING}:"
-        chosen = {block.removeprefix(prefix): column for block, column in read_values(view).items()
-                  if block.startswith(prefix) and column and column != NONE_VALUE}
-        try:
-            ColumnMapping.build(chosen, Task(state.task))
+            SplitPlan(validation=0 if own["validation"] else state.validation_split / 100,
+                      test=0 if own["test"] else state.test_split / 100).check()
         except DatasetError as exc:
-            spec = TASKS[Task(state.task)]
-            block = next((k for k in spec.keys if k not in chosen), spec.keys[0])
-            ack(response_action="errors", errors={f"{prefix}{block}": str(exc)[:150]})
-            return
-        state.mapping, state.error = chosen, None
-        ack(response_action="update", view=checking_step(state, metadata(state), "every row of your data"))
-        ctx.after_ack(check_rows, client, view["id"], state)
+            errors[BlockId.TEST_SPLIT] = str(exc)
+        if not values.get(BlockId.TRAIN_FILE) and not values.get(BlockId.TRAIN_SOURCE):
+            errors[BlockId.TRAIN_FILE] = "Upload a training file, or give a file link or data asset below."
+    elif not values.get(BlockId.TEST_FILE) and not values.get(BlockId.TEST_SOURCE):
+        errors[BlockId.TEST_FILE] = "Upload a test file, or give a file link or data asset below."
+    if errors:
+        ack(response_action="errors", errors={k: v[:150] for k, v in errors.items()})
+        return
+    ack(response_action="update", view=checking_step(state, dump_state(state, rt.redis), "your data"))
+    ctx.after_ack(read_data, ctx, client, view["id"], state, values)
 
-    def check_rows(client: Any, view_id: str, state: FormState) -> None:
-        mapping = ColumnMapping.build(state.mapping, Task(state.task))
-        try:
-            for ref in (state.train, state.validation, state.test):
-                if ref is not None:
-                    check_data(ref, mapping, max_bytes=settings.max_upload_bytes)
-            view = compute_step(state, metadata(state))
-        except Exception as exc:
-            state.error = ctx.explain(exc)
-            view = mapping_step(state, metadata(state), state.mapping)
-        ctx.update_view(client, view_id, view)
-
-    @app.options(ActionId.COMPUTE)
-    def on_compute_options(ack, body):
-        state = load_state(body["view"]["private_metadata"], rt.redis)
-        options = rt.platform.compute_options(state.kind)[:100]
-        ack(options=[{"text": {"type": "plain_text", "text": o.label[:75]}, "value": o.name[:150]} for o in options])
-
-    @app.view(CallbackId.FORM_COMPUTE)
-    def on_compute(ack, view, client):
-        state = load_state(view["private_metadata"], rt.redis)
-        values = read_values(view)
-        compute = values.get(BlockId.COMPUTE) or ""
-        try:
-            instances = int(values.get(BlockId.INSTANCES) or 1)
-            hyper = Hyperparameters(**{name: values[block] for name, block in _HYPER_BLOCKS.items()
-                                       if values.get(block) not in (None, "")})
-        except ValidationError as exc:
-            field = str(exc.errors()[0]["loc"][0])
-            ack(response_action="errors", errors={_HYPER_BLOCKS.get(field, BlockId.BATCH_SIZE):
-                                                  exc.errors()[0]["msg"][:150]})
-            return
-        quota = rt.platform.check_quota(compute, instances, model=rt.platform.get_model(state.model))
-        if not quota.ok:
-            advice = "; ".join(quota.suggestions)
-            block = BlockId.INSTANCES if "instance" in quota.message else BlockId.COMPUTE
-            ack(response_action="errors", errors={block: f"{quota.message}. {advice}"[:150]})
-            return
-        future = ctx.executor.submit(start_job, state, compute, instances, hyper)
-        try:
-            future.result(timeout=ACK_BUDGET_SECONDS)
-        except FutureTimeout:
-            ack()
-            ctx.after_ack(report_late, client, state, future)
-            return
-        except (DatasetError, UserError, PlatformError) as exc:
-            block = BlockId.COMPUTE if isinstance(exc, PlatformError) else BlockId.BATCH_SIZE
-            ack(response_action="errors", errors={block: str(exc)[:150]})
-            return
-        except Exception as exc:
-            ack()
-            ctx.after_ack(ctx.tell, client, state.channel, state.user,
-                          f":warning: The job was not started: {ctx.explain(exc)}")
-            return
-        ack()
-
-    def start_job(state: FormState, compute: str, instances: int, hyper: Hyperparameters) -> None:
-        task = Task(state.task)
-        mapping = ColumnMapping.build(state.mapping, task)
-        reply_to = ReplyTarget(channel=state.channel)
+def read_data(ctx: SlackContext, client: Any, view_id: str, state: FormState, values: dict[str, Any]) -> None:
+    rt, settings = ctx.rt, ctx.settings
+    dest = Path(settings.fmbot_data_dir)
+    try:
         if state.kind == "finetune":
-            start_finetune(rt, FinetuneRequest(
-                model=state.model, task=task, train=state.train, validation=state.validation, test=state.test,
-                split=SplitPlan(validation=0 if state.validation else state.validation_split / 100,
-                                test=0 if state.test else state.test_split / 100),
-                mapping=mapping, hyperparameters=hyper, compute=compute, instances=instances,
-                requester=state.user, reply_to=reply_to,
-            ), max_bytes=settings.max_upload_bytes)
-        else:
-            start_evaluation(rt, EvaluateRequest(
-                model=state.model, task=task, test=state.test, mapping=mapping, compute=compute,
-                batch_size=hyper.batch_size, requester=state.user, reply_to=reply_to,
-            ), max_bytes=settings.max_upload_bytes)
+            state.train = resolve_data(settings, client, values.get(BlockId.TRAIN_FILE),
+                                       values.get(BlockId.TRAIN_SOURCE), dest, label="training data")
+            state.validation = resolve_data(settings, client, values.get(BlockId.VALIDATION_FILE), None, dest,
+                                            label="validation data")
+        state.test = resolve_data(settings, client, values.get(BlockId.TEST_FILE),
+                                  values.get(BlockId.TEST_SOURCE), dest, label="test data")
+        primary = state.train or state.test
+        state.columns = [] if primary.path.startswith("azureml:") else read_columns(Path(primary.path),
+                                                                                    primary.name)
+        view = mapping_step(state, dump_state(state, rt.redis), guess_mapping(state.columns, Task(state.task)))
+    except Exception as exc:
+        state.error = ctx.explain(exc)
+        view = data_step(state, rt.platform.list_models(), dump_state(state, rt.redis))
+    ctx.update_view(client, view_id, view)
 
-    def report_late(client: Any, state: FormState, future: Any) -> None:
-        try:
-            future.result()
-        except Exception as exc:
-            ctx.tell(client, state.channel, state.user, f":warning: The job was not started: {ctx.explain(exc)}")
+def on_mapping(ack, view, client, context):
+    ctx: SlackContext = context["fm"]
+    rt = ctx.rt
+    state = load_state(view["private_metadata"], rt.redis)
+    prefix = f"{BlockId.MAPPING}:"
+    chosen = {block.removeprefix(prefix): column for block, column in read_values(view).items()
+              if block.startswith(prefix) and column and column != NONE_VALUE}
+    try:
+        ColumnMapping.build(chosen, Task(state.task))
+    except DatasetError as exc:
+        spec = TASKS[Task(state.task)]
+        block = next((k for k in spec.keys if k not in chosen), spec.keys[0])
+        ack(response_action="errors", errors={f"{prefix}{block}": str(exc)[:150]})
+        return
+    state.mapping, state.error = chosen, None
+    ack(response_action="update", view=checking_step(state, dump_state(state, rt.redis), "every row of your data"))
+    ctx.after_ack(check_rows, ctx, client, view["id"], state)
+
+def check_rows(ctx: SlackContext, client: Any, view_id: str, state: FormState) -> None:
+    rt, settings = ctx.rt, ctx.settings
+    mapping = ColumnMapping.build(state.mapping, Task(state.task))
+    try:
+        for ref in (state.train, state.validation, state.test):
+            if ref is not None:
+                check_data(ref, mapping, max_bytes=settings.max_upload_bytes)
+        view = compute_step(state, dump_state(state, rt.redis))
+    except Exception as exc:
+        state.error = ctx.explain(exc)
+        view = mapping_step(state, dump_state(state, rt.redis), state.mapping)
+    ctx.update_view(client, view_id, view)
+
+def on_compute_options(ack, body, context):
+    rt = context["fm"].rt
+    state = load_state(body["view"]["private_metadata"], rt.redis)
+    options = rt.platform.compute_options(state.kind)[:100]
+    ack(options=[{"text": {"type": "plain_text", "text": o.label[:75]}, "value": o.name[:150]} for o in options])
+
+def on_compute(ack, view, client, context):
+    ctx: SlackContext = context["fm"]
+    rt = ctx.rt
+    state = load_state(view["private_metadata"], rt.redis)
+    values = read_values(view)
+    compute = values.get(BlockId.COMPUTE) or ""
+    try:
+        instances = int(values.get(BlockId.INSTANCES) or 1)
+        hyper = Hyperparameters(**{name: values[block] for name, block in _HYPER_BLOCKS.items()
+                                   if values.get(block) not in (None, "")})
+    except ValidationError as exc:
+        field = str(exc.errors()[0]["loc"][0])
+        ack(response_action="errors", errors={_HYPER_BLOCKS.get(field, BlockId.BATCH_SIZE):
+                                              exc.errors()[0]["msg"][:150]})
+        return
+    quota = rt.platform.check_quota(compute, instances, model=rt.platform.get_model(state.model))
+    if not quota.ok:
+        ack(response_action="errors", errors=quota_errors(quota))
+        return
+    future = ctx.executor.submit(start_job, ctx, state, compute, instances, hyper)
+    try:
+        future.result(timeout=ACK_BUDGET_SECONDS)
+    except FutureTimeout:
+        ack()
+        ctx.after_ack(report_late, ctx, client, state, future)
+        return
+    except (DatasetError, UserError, PlatformError) as exc:
+        block = BlockId.COMPUTE if isinstance(exc, PlatformError) else BlockId.BATCH_SIZE
+        ack(response_action="errors", errors={block: str(exc)[:150]})
+        return
+    except Exception as exc:
+        ack()
+        ctx.after_ack(ctx.tell, client, state.channel, state.user,
+                      f":warning: The job was not started: {ctx.explain(exc)}")
+        return
+    ack()
+
+# What each form submits once its steps are done: a table by job kind, one room per command.
+STARTERS: dict[str, Callable[[SlackContext, FormState, str, int, Hyperparameters], Any]] = {
+    "finetune": finetune.start_from_form, "evaluate": evaluate.start_from_form,
+}
+
+
+def start_job(ctx: SlackContext, state: FormState, compute: str, instances: int, hyper: Hyperparameters) -> None:
+    STARTERS[state.kind](ctx, state, compute, instances, hyper)
+
+
+def report_late(ctx: SlackContext, client: Any, state: FormState, future: Any) -> None:
+    try:
+        future.result()
+    except Exception as exc:
+        ctx.tell(client, state.channel, state.user, f":warning: The job was not started: {ctx.explain(exc)}")
+
+
+def register(app: App) -> None:
+    app.view(CallbackId.FORM_DATA)(on_data)
+    app.view(CallbackId.FORM_MAPPING)(on_mapping)
+    app.options(ActionId.COMPUTE)(on_compute_options)
+    app.view(CallbackId.FORM_COMPUTE)(on_compute)

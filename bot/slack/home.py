@@ -12,15 +12,14 @@ from workers.runtime import Runtime
 
 
 def user_home(rt: Runtime, user: str) -> dict[str, Any]:
-    return home_view(rt.ledger.recent(user=user, limit=50), list_endpoints(rt))
+    return home_view(rt.ledger.recent(user=user, limit=50), rt.platform.list_endpoints())
 
 
-def list_endpoints(rt: Runtime) -> list[Any]:
-    return rt.platform.list_endpoints()
+def on_home_opened(event, client, context):
+    ctx: SlackContext = context["fm"]
+    if event.get("tab", "home") == "home":
+        ctx.after_ack(lambda: client.views_publish(user_id=event["user"], view=user_home(ctx.rt, event["user"])))
 
 
-def register(app: App, ctx: SlackContext) -> None:
-    @app.event("app_home_opened")
-    def on_home_opened(event, client):
-        if event.get("tab", "home") == "home":
-            ctx.after_ack(lambda: client.views_publish(user_id=event["user"], view=user_home(ctx.rt, event["user"])))
+def register(app: App) -> None:
+    app.event("app_home_opened")(on_home_opened)

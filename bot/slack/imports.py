@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-from typing import Any
 
 from pydantic import ValidationError
 from slack_bolt import App
 
-from bot.slack.context import SlackContext
+from bot.slack.context import SlackContext, SlashCommand
 from bot.slack.ids import BlockId, CallbackId
 from bot.slack.state import FormState, dump_state, load_state
 from bot.slack.views.deploy import import_modal
@@ -18,36 +17,40 @@ from platforms.base import ImportSpec
 from workers.ledger import ReplyTarget
 
 
-def command_import(ctx: SlackContext, ack: Any, command: dict, rest: str, client: Any) -> None:
-    model_id, _, task = rest.partition(" ")
+def command_import(cmd: SlashCommand) -> None:
+    rt = cmd.ctx.rt
+    model_id, _, task = cmd.rest.partition(" ")
     if model_id and task.strip():
-        record = start_import(ctx.rt, ImportRequest(model_id=model_id, task=task.strip(), requester=command["user_id"],
-                                                    reply_to=ReplyTarget(channel=command["channel_id"])))
-        ack(response_type="ephemeral", text=f"Importing `{model_id}` as job `{record.id}`; follow it in the channel.")
+        record = start_import(rt, ImportRequest(model_id=model_id, task=task.strip(), requester=cmd.user,
+                                                reply_to=ReplyTarget(channel=cmd.channel)))
+        cmd.ack(response_type="ephemeral", text=f"Importing `{model_id}` as job `{record.id}`; follow it in the channel.")
+        return
+    cmd.ack()
+    state = FormState(kind="import", channel=cmd.channel, user=cmd.user)
+    cmd.ctx.after_ack(lambda: cmd.client.views_open(trigger_id=cmd.trigger_id,
+                                                    view=import_modal(dump_state(state, rt.redis), model_id=model_id)))
+
+
+def on_import(ack, view, context):
+    ctx: SlackContext = context["fm"]
+    state = load_state(view["private_metadata"], ctx.rt.redis)
+    values = read_values(view)
+    model_id, task = (values.get(BlockId.MODEL_ID) or "").strip(), values.get(BlockId.TASK) or ""
+    try:
+        ImportSpec(model_id=model_id, task=task)
+    except ValidationError as exc:
+        field = str(exc.errors()[0]["loc"][0])
+        message = exc.errors()[0]["msg"].removeprefix("Value error, ")
+        ack(response_action="errors", errors={BlockId.TASK if field == "task" else BlockId.MODEL_ID: message[:150]})
+        return
+    try:
+        start_import(ctx.rt, ImportRequest(model_id=model_id, task=task, license=values.get(BlockId.LICENSE),
+                                           requester=state.user, reply_to=ReplyTarget(channel=state.channel)))
+    except UserError as exc:
+        ack(response_action="errors", errors={BlockId.MODEL_ID: str(exc)[:150]})
         return
     ack()
-    state = FormState(kind="import", channel=command["channel_id"], user=command["user_id"])
-    ctx.after_ack(lambda: client.views_open(trigger_id=command["trigger_id"],
-                                            view=import_modal(dump_state(state, ctx.rt.redis), model_id=model_id)))
 
 
-def register(app: App, ctx: SlackContext) -> None:
-    @app.view(CallbackId.IMPORT)
-    def on_import(ack, view):
-        state = load_state(view["private_metadata"], ctx.rt.redis)
-        values = read_values(view)
-        model_id, task = (values.get(BlockId.MODEL_ID) or "").strip(), values.get(BlockId.TASK) or ""
-        try:
-            ImportSpec(model_id=model_id, task=task)
-        except ValidationError as exc:
-            field = str(exc.errors()[0]["loc"][0])
-            message = exc.errors()[0]["msg"].removeprefix("Value error, ")
-            ack(response_action="errors", errors={BlockId.TASK if field == "task" else BlockId.MODEL_ID: message[:150]})
-            return
-        try:
-            start_import(ctx.rt, ImportRequest(model_id=model_id, task=task, license=values.get(BlockId.LICENSE),
-                                               requester=state.user, reply_to=ReplyTarget(channel=state.channel)))
-        except UserError as exc:
-            ack(response_action="errors", errors={BlockId.MODEL_ID: str(exc)[:150]})
-            return
-        ack()
+def register(app: App) -> None:
+    app.view(CallbackId.IMPORT)(on_import)

@@ -26,10 +26,15 @@ from bot.slack.ids import ActionId, CallbackId
 from bot.slack.state import load_state
 from handlers import policy
 from handlers.policy import AccessDenied, Action
-from handlers.registry import COMMANDS
+from handlers.registry import Command, Surface, lookup
 from workers.idempotency import DEFAULT_TTL_SECONDS, claim
 
 log = logging.getLogger(__name__)
+
+
+def slash_command(body: dict[str, Any]) -> Command | None:
+    """The registry's command a `/fm` delivery names (an empty one is `help`)."""
+    return lookup((body.get("text") or "").strip().split(" ", 1)[0] or "help", Surface.SLACK)
 
 
 def delivery_key(body: dict[str, Any]) -> str | None:
@@ -37,7 +42,7 @@ def delivery_key(body: dict[str, Any]) -> str | None:
     if body.get("event_id"):
         return f"event:{body['event_id']}"
     if body.get("command") and body.get("trigger_id"):
-        command = COMMANDS.get((body.get("text") or "").strip().split(" ", 1)[0].lower())
+        command = slash_command(body)
         return None if command and command.repeatable else f"command:{body['trigger_id']}"
     if body.get("type") == "view_submission":
         view = body.get("view") or {}
@@ -45,6 +50,16 @@ def delivery_key(body: dict[str, Any]) -> str | None:
         digest = hashlib.sha256(f"{view.get('private_metadata', '')}\n{state}".encode()).hexdigest()[:32]
         return f"view:{view.get('id')}:{digest}"
     return None
+
+
+def provide_context(ctx: Any) -> Callable[..., BoltResponse | None]:
+    """Every listener finds fmbot's `SlackContext` as `context["fm"]`, so listeners are plain functions."""
+
+    def middleware(context: dict[str, Any], next: Callable[[], None]) -> BoltResponse | None:
+        context["fm"] = ctx
+        return next()
+
+    return middleware
 
 
 VIEW_CLAIM_SECONDS = 120
@@ -83,11 +98,8 @@ FORM_CALLBACKS = {CallbackId.FORM_DATA, CallbackId.FORM_MAPPING, CallbackId.FORM
 def requested_action(body: dict[str, Any], redis: Redis) -> tuple[Action | None, str, str | None]:
     """What a delivery would do under the policy, who asks, and from which channel."""
     if body.get("command"):
-        name = (body.get("text") or "").strip().split(" ", 1)[0].lower()
-        command = COMMANDS.get(name)
-        permission = command.permission if command else None
-        action = Action(permission) if permission in Action.__members__.values() else None
-        return action, body.get("user_id", ""), body.get("channel_id")
+        command = slash_command(body)
+        return command.permission if command else None, body.get("user_id", ""), body.get("channel_id")
     user = (body.get("user") or {}).get("id", "")
     if body.get("type") == "block_actions":
         channel = (body.get("channel") or {}).get("id") or (body.get("container") or {}).get("channel_id")

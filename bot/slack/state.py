@@ -7,7 +7,6 @@ can outgrow that, so larger state is parked in Redis under a random key kept in 
 from __future__ import annotations
 
 import secrets
-from typing import Literal
 
 from pydantic import BaseModel
 from redis import Redis
@@ -15,13 +14,14 @@ from redis import Redis
 from bot.slack.limits import PRIVATE_METADATA
 from platforms.base import DataRef
 from workers import keys
+from workers.ledger import JobKind
 
 FORM_TTL_SECONDS = 24 * 3600
 _REDIS_PREFIX = "redis:"
 
 
 class FormState(BaseModel):
-    kind: Literal["finetune", "evaluate", "deploy", "import"]
+    kind: JobKind
     channel: str
     user: str
     model: str | None = None

@@ -6,23 +6,24 @@ answer follows through the command's response URL (or as an ephemeral message fo
 
 from __future__ import annotations
 
-from typing import Any
 
 from slack_bolt import App
 
-from bot.slack.context import SlackContext
+from bot.slack.context import SlackContext, SlashCommand
 from bot.slack.ids import ActionId
 from bot.slack.views.deploy import try_result
 from handlers.errors import UserError
-from handlers.try_ import try_model
+from handlers.registry import Surface, usage_hint
+from handlers.tryout import try_model
 
 
-def command_try(ctx: SlackContext, ack: Any, command: dict, rest: str, client: Any, respond: Any) -> None:
-    model, _, text = rest.partition(" ")
+def command_try(cmd: SlashCommand) -> None:
+    ctx, respond = cmd.ctx, cmd.respond
+    model, _, text = cmd.rest.partition(" ")
     if not model:
-        raise UserError("say which model to try", hint="Usage: `/fm try <model> [text]`")
+        raise UserError("say which model to try", hint=usage_hint("try", Surface.SLACK))
     ctx.rt.platform.get_model(model)
-    ack(response_type="ephemeral", text=f":hourglass_flowing_sand: Trying `{model}`…")
+    cmd.ack(response_type="ephemeral", text=f":hourglass_flowing_sand: Trying `{model}`…")
 
     def run() -> None:
         try:
@@ -33,11 +34,14 @@ def command_try(ctx: SlackContext, ack: Any, command: dict, rest: str, client: A
     ctx.after_ack(run)
 
 
-def register(app: App, ctx: SlackContext) -> None:
-    @app.action(ActionId.CARD_TRY)
-    def on_try(ack, body, client):
-        ack()
-        channel = (body.get("channel") or {}).get("id") or (body.get("container") or {}).get("channel_id")
-        user = body["user"]["id"]
-        ctx.after_ack_telling(client, channel, user, lambda: client.chat_postEphemeral(
-            channel=channel, user=user, **try_result(try_model(ctx.rt, body["actions"][0]["value"]))))
+def on_try(ack, body, client, context):
+    ack()
+    ctx: SlackContext = context["fm"]
+    channel = (body.get("channel") or {}).get("id") or (body.get("container") or {}).get("channel_id")
+    user = body["user"]["id"]
+    ctx.after_ack_telling(client, channel, user, lambda: client.chat_postEphemeral(
+        channel=channel, user=user, **try_result(try_model(ctx.rt, body["actions"][0]["value"]))))
+
+
+def register(app: App) -> None:
+    app.action(ActionId.CARD_TRY)(on_try)

@@ -23,7 +23,7 @@ from bot.teams.views.cards import CARD_TYPE, Element
 from bot.teams.views.jobs import deployed_card
 from handlers import catalog, deploy, jobs
 from handlers.errors import UserError
-from handlers.policy import Action
+from handlers.actions import Action
 
 MESSAGE_TYPE = "application/vnd.microsoft.activity.message"
 

@@ -20,13 +20,13 @@ from bot.teams.context import TeamsContext, card_message, reply_target, require,
 from bot.teams.views import catalog as catalog_views
 from bot.teams.views.cards import Element, card, heading, open_dialog, text
 from bot.teams.views.jobs import title
-from handlers import catalog, deploy, imports, jobs, try_
+from handlers import catalog, deploy, imports, jobs, tryout
 from handlers.errors import UserError
-from handlers.policy import Action
-from handlers.registry import COMMANDS, Command, closest_command
+from handlers.registry import COMMANDS, Surface, closest_command, lookup, on, usage_hint
 from platforms.tasks import parse_task
 
 MAX_COMMAND_CHARS = 2000
+TEAMS = Surface.TEAMS
 _MENTION = re.compile(r"<at>[^<]*</at>")
 Answer = str | Element
 
@@ -40,17 +40,17 @@ def command_text(activity: Activity) -> str:
 def help_card() -> Element:
     body = [heading("fmbot — foundation models from Teams"),
             text("Send a command to me (in a channel, @mention me first):")]
-    body += [text(f"**{c.usage}** — {c.summary}", spacing="Small") for c in COMMANDS.values()]
+    body += [text(f"**{c.usage}** — {c.summary}, e.g. `{c.example}`", spacing="Small") for c in on(TEAMS)]
     return card(body)
 
 
-def _example(command: Command) -> str:
-    return command.example.removeprefix("/fm ")
+def _usage(name: str) -> str:
+    return f"{usage_hint(name, TEAMS)}, e.g. `{COMMANDS[name].example}`"
 
 
 def _needs(rest: str, name: str, what: str) -> str:
     if not rest:
-        raise UserError(f"say which {what}", hint=f"Usage: {COMMANDS[name].usage}, e.g. {_example(COMMANDS[name])}")
+        raise UserError(f"say which {what}", hint=_usage(name))
     return rest
 
 
@@ -80,7 +80,7 @@ def form(kind: str) -> Callable[[TeamsContext, Activity, str], Answer]:
 
 def try_model(ctx: TeamsContext, activity: Activity, rest: str) -> Answer:
     model, _, words = _needs(rest, "try", "model").partition(" ")
-    result = try_.try_model(ctx.rt, model, words)
+    result = tryout.try_model(ctx.rt, model, words)
     shown = json.dumps(result.outputs[0] if len(result.outputs) == 1 else result.outputs, ensure_ascii=False)
     source = "the task's sample input" if result.sample_input else "your text"
     return f"**{result.model}** ({result.task}) on {source}, in {result.seconds:.2f} s:\n\n{shown[:1500]}"
@@ -127,16 +127,16 @@ def start_deploy(ctx: TeamsContext, activity: Activity, rest: str) -> Answer:
 def start_import(ctx: TeamsContext, activity: Activity, rest: str) -> Answer:
     model_id, _, task = _needs(rest, "import", "model").partition(" ")
     if not task.strip():
-        raise UserError("name the task too", hint=f"Usage: {COMMANDS['import'].usage}, "
-                                                   f"e.g. {_example(COMMANDS['import'])}")
+        raise UserError("name the task too", hint=_usage("import"))
     record = imports.start_import(ctx.rt, imports.ImportRequest(
         model_id=model_id, task=task.strip(), requester=requester(activity), reply_to=reply_target(activity)))
     return f"Importing {model_id} as job {record.id}: follow it on its card."
 
 
-# The registry's commands that Teams answers, by name; each checks the registry's permission first.
+# A room for every command the registry offers in Teams (`on(Surface.TEAMS)`), by name; `answer` checks
+# the registry's permission first.
 ROOMS: dict[str, Callable[[TeamsContext, Activity, str], Answer]] = {
-    "search": search, "card": model_card, "try": try_model, "finetune": form("finetune"), "evaluate": form("evaluate"),
+    "help": lambda ctx, activity, rest: help_card(), "search": search, "card": model_card, "try": try_model, "finetune": form("finetune"), "evaluate": form("evaluate"),
     "deploy": start_deploy, "import": start_import, "jobs": job_list, "status": status, "cancel": cancel, "endpoints": endpoints,
     "quota": quota,
 }
@@ -149,19 +149,16 @@ def answer(ctx: TeamsContext, activity: Activity) -> Answer:
         return f"That command is {len(words):,} characters long; the limit is {MAX_COMMAND_CHARS:,}."
     name, _, rest = words.partition(" ")
     name, rest = name.lower(), rest.strip()
-    if name in ("", "help"):
+    if name == "":
         return help_card()
-    command = COMMANDS.get(name)
+    command = lookup(name, TEAMS)
     if command is None:
-        guess = closest_command(name)
+        guess = closest_command(name, TEAMS)
         return f"`{name}` is not an fmbot command. " + (f"Did you mean `{guess.usage}`?" if guess else "Send `help`.")
-    room = ROOMS.get(name)
-    if room is None:
-        return f"`{name}` is not available in Teams yet; use it from Slack or the `fmbot` command line."
     try:
-        if command.permission in Action._value2member_map_:
-            require(activity, Action(command.permission))
-        return room(ctx, activity, rest)
+        if command.permission is not None:
+            require(activity, command.permission)
+        return ROOMS[command.name](ctx, activity, rest)
     except Exception as exc:
         return f"⚠️ {ctx.explain(exc)}"
 

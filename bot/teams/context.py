@@ -18,7 +18,8 @@ from bot.settings import Settings
 from bot.teams.views.cards import Element, attachment
 from handlers import policy
 from handlers.errors import UserError, user_message
-from handlers.policy import Action
+from handlers.actions import Action
+from handlers.registry import Surface
 from workers import telemetry
 from workers.ledger import ReplyTarget
 from workers.runtime import Runtime
@@ -39,7 +40,7 @@ class TeamsContext:
     @staticmethod
     def explain(exc: BaseException) -> str:
         """The user-facing text of an error; a bug gets a generic line and a logged trace id."""
-        message = user_message(exc)
+        message = user_message(exc, Surface.TEAMS)
         if message is not None:
             return message
         trace = telemetry.current_trace_or_new()
@@ -66,5 +67,7 @@ def require(activity: Activity, action: Action) -> None:
 
 def card_message(content: Element, *, summary: str | None = None) -> Activity:
     """A message carrying one Adaptive Card (`summary` is what notifications and the chat list show)."""
-    return Activity(type=ActivityTypes.message, summary=summary,
-                    attachments=[Attachment.model_validate(attachment(content))])
+    activity = Activity(type=ActivityTypes.message, attachments=[Attachment.model_validate(attachment(content))])
+    if summary:
+        activity.summary = summary
+    return activity

@@ -26,7 +26,7 @@ from handlers.errors import UserError
 from handlers.evaluate import EvaluateRequest, start_evaluation
 from handlers.finetune import FinetuneRequest, start_finetune
 from handlers.jobs import gpu_hours
-from handlers.policy import Action
+from handlers.actions import Action
 from platforms.base import DataRef, Hyperparameters, PlatformError
 from platforms.datasets import ColumnMapping, DatasetError, SplitPlan, guess_mapping, read_columns
 from platforms.tasks import TASKS, Task

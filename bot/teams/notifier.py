@@ -3,8 +3,8 @@
 Workers call it synchronously, as they call the Slack one; each change runs the SDK's
 `continue_conversation` from the stored conversation reference (so a worker started after the bot
 restarted still finds the conversation) and makes its Bot Connector calls in order. Like the Slack
-notifier it skips the calls an earlier attempt already made and raises PartialDelivery on the
-first that fails, so the outbox retries without posting anything twice.
+notifier it posts through `deliver_steps`, skipping the calls an earlier attempt already made, so
+the outbox retries without posting anything twice.
 """
 
 from __future__ import annotations
@@ -14,6 +14,7 @@ import logging
 from collections.abc import Callable, Iterator
 from typing import Any
 
+import aiohttp
 from microsoft_agents.activity import Activity, ActivityTypes
 from microsoft_agents.hosting.core import ClaimsIdentity, TurnContext
 from redis import Redis
@@ -24,14 +25,14 @@ from bot.teams.connections import cloud_adapter, connection_manager, credentials
 from bot.teams.context import card_message
 from bot.teams.views.jobs import deployed_card, metrics_card, reply_text, status_card
 from workers.ledger import JobRecord, Ledger
-from workers.notifier import JobEvent, PartialDelivery
+from workers.notifier import JobEvent, deliver_steps
 
 log = logging.getLogger(__name__)
 
 
 class ConversationUnknown(Exception):
     """No reference is stored for the job's conversation: nothing can be posted there, now or on a
-    retry, so the outbox treats it as the connector's own 404."""
+    retry, as if the connector had answered 404."""
 
     status = 404
 
@@ -50,15 +51,15 @@ class TeamsNotifier:
     def job_changed(self, record: JobRecord, event: JobEvent, *, skip: int = 0) -> JobRecord:
         if record.reply_to is None or record.reply_to.surface != "teams":
             return record
-        done = skip
-        try:
-            for index, step in enumerate(self._steps(record, event)):
-                if index >= skip:
-                    record = step(record)
-                    done = index + 1
-        except Exception as exc:
-            raise PartialDelivery(done) from exc
-        return record
+        return deliver_steps(record, self._steps(record, event), skip)
+
+    def is_transient(self, exc: BaseException) -> bool:
+        """Teams down, rate limiting, a network error: worth retrying. A 4xx the connector answered
+        (MessageSizeTooBig, a conversation the bot was removed from) will be the same next time."""
+        status = getattr(exc, "status", None)  # aiohttp's ClientResponseError, or ConversationUnknown
+        if isinstance(exc, (aiohttp.ClientResponseError, ConversationUnknown)) and isinstance(status, int):
+            return status == 429 or status >= 500
+        return True
 
     def _steps(self, record: JobRecord, event: JobEvent) -> Iterator[Callable[[JobRecord], JobRecord]]:
         yield self._status

@@ -31,32 +31,13 @@ from platforms.base import (
     QuotaCheck,
 )
 from platforms.datasets import ColumnMapping, check_labels, load_examples, split_examples
-from platforms.local import (
-    fill_mask,
-    question_answering,
-    summarization,
-    text_classification,
-    text_generation,
-    token_classification,
-    training,
-    translation,
-)
+from platforms.local import training
 from platforms.local.catalog import LocalCatalog
 from platforms.local.endpoints import LocalEndpoints, input_limit, predictor_module
-from platforms.local.importing import import_model
+from platforms.local.imports import import_model
+from platforms.local.library_logs import route_library_logs
+from platforms.local.task_modules import TASK_MODULES
 from platforms.tasks import TASKS, Task
-
-TASK_MODULES: dict[Task, ModuleType] = {
-    Task.TEXT_CLASSIFICATION: text_classification,
-    Task.TOKEN_CLASSIFICATION: token_classification,
-    Task.QUESTION_ANSWERING: question_answering,
-    Task.SUMMARIZATION: summarization,
-    Task.TRANSLATION: translation,
-    Task.TEXT_GENERATION: text_generation,
-    Task.CHAT_COMPLETION: text_generation,
-    Task.FILL_MASK: fill_mask,
-}
-
 
 def _language_options(task: Task, source_lang: str | None, target_lang: str | None) -> dict[str, str | None]:
     """Only translation takes language codes (T5-style models need them for their prompt prefix)."""
@@ -90,13 +71,14 @@ class LocalPlatform(Platform):
     # ------------------------------------------------------------------ work
 
     def _module(self, task: Task, card: ModelCard, action: str) -> ModuleType:
+        route_library_logs()
         module = TASK_MODULES.get(task)
         if module is None or not hasattr(module, "evaluate"):
             supported = ", ".join(t.value for t, m in TASK_MODULES.items() if hasattr(m, "evaluate"))
             raise PlatformError(f"the local platform cannot {action} {task} yet", hint=f"Supported: {supported}")
-        if task not in card.tasks:
+        if not card.supports(task):
             raise PlatformError(
-                f"{card.ref} does not support {task}",
+                card.unsupported(task),
                 hint=f"Its tasks: {', '.join(card.tasks)}. Pick a model for {task} with `search task:{task}`",
             )
         return module
@@ -181,7 +163,7 @@ class LocalPlatform(Platform):
                               suggestions=[f"Choose {' or '.join(names)}"])
         if instances != 1:
             return QuotaCheck(ok=False, message=f"the local platform runs one instance, not {instances}",
-                              suggestions=["Use 1 instance", "Use FMBOT_PLATFORM=azureml for more"])
+                              suggestions=["Use 1 instance", "Use FMBOT_PLATFORM=azureml for more"], field="instances")
         return QuotaCheck(ok=True)
 
     def job_status(self, external_id: str) -> JobOutcome:
@@ -194,8 +176,8 @@ class LocalPlatform(Platform):
 
     def _task_for(self, card: ModelCard, task: Task | None) -> Task:
         task = task or card.tasks[0]
-        if task not in card.tasks and not (task == Task.CHAT_COMPLETION and Task.TEXT_GENERATION in card.tasks):
-            raise PlatformError(f"{card.ref} does not support {task}", hint=f"Its tasks: {', '.join(card.tasks)}")
+        if not card.supports(task, served=True):
+            raise PlatformError(card.unsupported(task), hint=f"Its tasks: {', '.join(card.tasks)}")
         return task
 
     def sample_input(self, task: Task) -> dict[str, Any]:

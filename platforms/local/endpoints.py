@@ -31,6 +31,8 @@ from pydantic import BaseModel
 from redis import Redis
 
 from platforms.base import DeploySpec, EndpointInfo, EndpointState, ModelCard, PlatformError
+from platforms.local.library_logs import route_library_logs
+from platforms.local.task_modules import TASK_MODULES
 from platforms.tasks import Task
 
 PREFIX = "fmbot"
@@ -50,8 +52,7 @@ def endpoints_key() -> str:
 
 def predictor_module(task: Task) -> ModuleType:
     """The local task module that predicts for `task`; chat-completion is served by text-generation."""
-    from platforms.local import TASK_MODULES
-
+    route_library_logs()
     module = TASK_MODULES.get(task)
     if module is None and task == Task.CHAT_COMPLETION:
         module = TASK_MODULES.get(Task.TEXT_GENERATION)
@@ -172,7 +173,8 @@ class LocalEndpoints:
         )
         if not self._save(record, claim=True):
             raise PlatformError(f'an endpoint named "{spec.endpoint}" already exists',
-                                hint=f"Pick another name, or remove it with `fmbot delete-endpoint {spec.endpoint}`")
+                                hint="Pick another name, or delete that endpoint first",
+                                remedy=("delete-endpoint", spec.endpoint))
         command = [
             sys.executable, "-m", "platforms.local.serving", "--model-dir", str(model_dir), "--model", card.ref,
             "--task", task, "--instances", str(spec.instances), "--max-batch-size", str(spec.max_batch_size),

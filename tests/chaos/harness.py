@@ -9,7 +9,7 @@ import time
 from collections import Counter
 from pathlib import Path
 
-from bot.runtime import build_runtime
+from bot.bootstrap import build_runtime
 from bot.settings import Settings
 from handlers.finetune import FinetuneRequest, start_finetune
 from platforms.base import DataRef, Hyperparameters

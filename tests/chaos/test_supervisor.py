@@ -13,7 +13,7 @@ from redis import Redis
 from rq import Worker
 
 from bot.redis_server import RedisServer
-from bot.runtime import build_runtime
+from bot.bootstrap import build_runtime
 from bot.settings import Settings
 from handlers.jobs import submit
 from tests.conftest import ROOT, settings_env, wait_until

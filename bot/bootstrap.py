@@ -9,7 +9,7 @@ from redis import Redis
 from bot.settings import Settings
 from platforms.base import Platform
 from workers.ledger import Ledger
-from workers.notifier import Notifier, NullNotifier, SlackNotifier, SurfaceNotifier
+from workers.notifier import Notifier, NullNotifier, SurfaceNotifier
 from workers.queues import job_queue
 from workers.runtime import Runtime
 
@@ -50,6 +50,7 @@ def build_runtime(settings: Settings, *, slack: bool | None = None) -> Runtime:
         from bot.observability import count_retries
         from bot.slack.client import web_client
         from bot.slack.home import user_home
+        from bot.slack.notifier import SlackNotifier
         from bot.slack.views.jobs import SlackJobRenderer
 
         notifiers["slack"] = SlackNotifier(count_retries(web_client(settings), redis), SlackJobRenderer(), ledger,

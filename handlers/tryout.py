@@ -11,6 +11,7 @@ from typing import Any
 
 from pydantic import BaseModel
 
+from handlers.catalog import require_task
 from handlers.errors import UserError
 from platforms.inputs import InputError, text_input
 from platforms.tasks import Task
@@ -36,9 +37,7 @@ class TryResult(BaseModel):
 
 def try_model(rt: Runtime, model: str, text: str = "", task: Task | None = None) -> TryResult:
     card = rt.platform.get_model(model)
-    task = task or card.tasks[0]
-    if task not in card.tasks and not (task == Task.CHAT_COMPLETION and Task.TEXT_GENERATION in card.tasks):
-        raise UserError(f"{card.ref} does not support {task}", hint=f"Its tasks: {', '.join(card.tasks)}")
+    task = require_task(card, task, served=True)
     if text.strip():
         try:
             inputs = [text_input(task, text)]

@@ -1,0 +1,23 @@
+"""The fine-tune form's submission: the finished form's state becomes a `FinetuneRequest`."""
+
+from __future__ import annotations
+
+from bot.slack.context import SlackContext
+from bot.slack.state import FormState
+from handlers.finetune import FinetuneRequest, start_finetune
+from platforms.base import Hyperparameters
+from platforms.datasets import ColumnMapping, SplitPlan
+from platforms.tasks import Task
+from workers.ledger import JobRecord, ReplyTarget
+
+
+def start_from_form(ctx: SlackContext, state: FormState, compute: str, instances: int,
+                    hyper: Hyperparameters) -> JobRecord:
+    task = Task(state.task)
+    return start_finetune(ctx.rt, FinetuneRequest(
+        model=state.model, task=task, train=state.train, validation=state.validation, test=state.test,
+        split=SplitPlan(validation=0 if state.validation else state.validation_split / 100,
+                        test=0 if state.test else state.test_split / 100),
+        mapping=ColumnMapping.build(state.mapping, task), hyperparameters=hyper, compute=compute,
+        instances=instances, requester=state.user, reply_to=ReplyTarget(channel=state.channel),
+    ), max_bytes=ctx.settings.max_upload_bytes)
