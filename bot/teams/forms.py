@@ -21,6 +21,7 @@ from bot.teams.ids import NOT_USED, Input, Verb
 from bot.teams.state import FormState, discard, load, save
 from bot.teams.views.cards import Element, attachment
 from bot.teams.views.forms import TITLES, Errors, compute_step, data_step, mapping_step, submitted_values
+from handlers.catalog import require_task
 from handlers.data import check_data
 from handlers.errors import UserError
 from handlers.evaluate import EvaluateRequest, start_evaluation
@@ -82,10 +83,13 @@ def data_submitted(ctx: TeamsContext, context: TurnContext, state: FormState, va
     errors: Errors = {}
     try:
         model = rt.platform.get_model(state.model or "")
-        if Task(state.task) not in model.tasks:
-            errors[Input.TASK] = f"{model.ref} does not support {state.task}; its tasks: {', '.join(model.tasks)}"
-    except (PlatformError, ValueError) as exc:
+    except PlatformError as exc:
         errors[Input.MODEL] = str(exc)
+    else:
+        try:
+            require_task(model, Task(state.task))
+        except (UserError, ValueError) as exc:
+            errors[Input.TASK] = str(exc)
     primary = Input.TRAIN if state.kind == "finetune" else Input.TEST
     try:
         if state.kind == "finetune":
