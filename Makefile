@@ -5,6 +5,13 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-$(shell cat pyproject.toml | cksum | cut -d' ' -f1)
 TORCH_VERSION ?= 2.13.0
+# The real services behind the Azure ML stand-in (tests/azure_services.py), project-local under .tools/:
+# Azurite from npm; MLflow from PyPI in a venv of its own (MLflow 3.17 pins pyarrow<26, fmbot needs >=26).
+TOOLS := .tools
+AZURITE_VERSION ?= 3.37.0
+MLFLOW_VERSION ?= 3.17.2
+AZURITE := $(TOOLS)/node_modules/.bin/azurite-blob
+MLFLOW := $(TOOLS)/mlflow/bin/mlflow
 export HF_HUB_OFFLINE ?= 1
 export TRANSFORMERS_OFFLINE ?= 1
 export PIP_DISABLE_PIP_VERSION_CHECK = 1
@@ -23,7 +30,15 @@ $(STAMP): $(BIN)/python pyproject.toml
 	rm -f $(VENV)/.installed-*
 	touch $@
 
-install: $(STAMP)
+$(AZURITE):
+	@command -v npm >/dev/null 2>&1 || { echo "Azurite needs Node.js and npm (the Azure ML tests start it)"; exit 1; }
+	npm install --prefix $(TOOLS) --no-audit --no-fund --silent azurite@$(AZURITE_VERSION)
+
+$(MLFLOW):
+	$(PYTHON) -m venv $(TOOLS)/mlflow
+	$(TOOLS)/mlflow/bin/pip install --quiet --disable-pip-version-check mlflow==$(MLFLOW_VERSION)
+
+install: $(STAMP) $(AZURITE) $(MLFLOW)
 
 demo: install
 	$(BIN)/fmbot demo
@@ -38,4 +53,4 @@ bench: install
 	$(BIN)/python -m benchmarks.run_all
 
 clean:
-	rm -rf $(VENV) var .pytest_cache
+	rm -rf $(VENV) $(TOOLS) var .pytest_cache

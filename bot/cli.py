@@ -105,7 +105,7 @@ def cmd_finetune(args: argparse.Namespace, settings: Settings, rt: Runtime) -> i
     if args.test and args.test_split is not None:
         raise UserError("give --test or --test-split, not both")
     task = parse_task(args.task)
-    check_finetunable(task, lora=args.lora)
+    check_finetunable(task, lora=args.lora, platform=rt.platform)
     hyper = Hyperparameters(
         **{k: v for k, v in (("epochs", args.epochs), ("learning_rate", args.learning_rate),
                              ("batch_size", args.batch_size), ("max_length", args.max_length), ("seed", args.seed),
@@ -256,7 +256,7 @@ def cmd_serve(args: argparse.Namespace, settings: Settings, rt: Runtime) -> int:
 def cmd_doctor(args: argparse.Namespace, settings: Settings, rt: Runtime | None) -> int:
     from bot.doctor import run_checks, table
 
-    checks = run_checks(settings)
+    checks = run_checks(settings, azure_only=args.azure)
     console.emit_json([c.model_dump() for c in checks]) if args.json else print(table(checks))
     return 1 if any(c.status == "problem" for c in checks) else 0
 

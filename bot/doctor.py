@@ -175,55 +175,37 @@ def _within(seconds: float, work: Callable[[], str]) -> str:
 
 
 def check_azureml(settings: Settings) -> list[Check]:
+    """The credential, workspace, registry, every registry component fmbot submits, quota and VM sizes
+    (platforms/azureml/doctor.py), each within AZURE_TIMEOUT_SECONDS; a refusal names the missing role."""
     missing = [name for name in ("azure_subscription_id", "azure_resource_group", "azureml_workspace")
                if not getattr(settings, name)]
     if missing:
         return [_problem("azure ml settings", f"{', '.join(m.upper() for m in missing)} not set",
                          "Set the workspace's subscription, resource group and name")]
-    from azure.identity import DefaultAzureCredential
+    from platforms.azureml import AzureMLPlatform
+    from platforms.azureml import doctor as azure_doctor
 
-    credential = DefaultAzureCredential()
+    platform = AzureMLPlatform.from_settings(
+        subscription_id=settings.azure_subscription_id, resource_group=settings.azure_resource_group,
+        workspace=settings.azureml_workspace, registry=settings.azureml_registry, data_dir=settings.fmbot_data_dir)
+    steps = azure_doctor.run(platform.clients)
     checks = []
-    steps: list[tuple[str, Callable[[], str], str]] = [
-        ("azure credential", lambda: _token(credential),
-         "Sign in (`az login`), or set up workload identity / managed identity for the pods"),
-        ("azure ml workspace", lambda: _workspace(settings, credential),
-         "Check the workspace names and that the identity has AzureML Data Scientist on it"),
-        ("azure ml registry", lambda: _registry(settings, credential),
-         "Check AZUREML_REGISTRY and that the identity may read it"),
-    ]
-    for name, work, fix in steps:
+    deadline = time.monotonic() + AZURE_TIMEOUT_SECONDS * 4
+    while True:
         try:
-            checks.append(_ok(name, _within(AZURE_TIMEOUT_SECONDS, work)))
-        except Exception as exc:
-            checks.append(_problem(name, str(exc).splitlines()[0][:300], fix))
+            name, ok, detail, fix = _within(max(deadline - time.monotonic(), 1), lambda: next(steps))
+        except StopIteration:
             break
+        except TimeoutError as exc:
+            checks.append(_problem("azure ml", str(exc), "Check the network path to Azure (proxy, firewall)"))
+            break
+        checks.append(_ok(name, detail) if ok else _problem(name, detail, fix))
     return checks
 
 
-def _token(credential: object) -> str:
-    token = credential.get_token("https://management.azure.com/.default")
-    return f"token obtained (valid {max(token.expires_on - int(time.time()), 0) // 60} min)"
-
-
-def _workspace(settings: Settings, credential: object) -> str:
-    from azure.ai.ml import MLClient
-
-    client = MLClient(credential, settings.azure_subscription_id, settings.azure_resource_group,
-                      settings.azureml_workspace)
-    workspace = client.workspaces.get(settings.azureml_workspace)
-    return f"{workspace.name} in {workspace.location}"
-
-
-def _registry(settings: Settings, credential: object) -> str:
-    from azure.ai.ml import MLClient
-
-    client = MLClient(credential, registry_name=settings.azureml_registry)
-    first = next(iter(client.models.list()), None)
-    return f"{settings.azureml_registry} lists models" + (f" (e.g. {first.name})" if first else "")
-
-
-def run_checks(settings: Settings) -> list[Check]:
+def run_checks(settings: Settings, *, azure_only: bool = False) -> list[Check]:
+    if azure_only:
+        return check_azureml(settings)
     checks = check_slack(settings)
     redis_checks, redis = check_redis(settings)
     checks += redis_checks

@@ -9,8 +9,7 @@ from __future__ import annotations
 
 from pydantic import BaseModel
 
-from platforms.base import DataRef, FinetuneSpec, Hyperparameters, PlatformError
-from handlers.catalog import require_task
+from platforms.base import DataRef, FinetuneSpec, Hyperparameters, Platform, PlatformError
 from handlers.data import check_data
 from handlers.jobs import submit
 from platforms.datasets import ColumnMapping, SplitPlan
@@ -37,26 +36,26 @@ class FinetuneRequest(BaseModel):
     reply_to: ReplyTarget | None = None
 
 
-def check_finetunable(task: Task, *, lora: bool = False) -> None:
+def check_finetunable(task: Task, *, lora: bool = False, platform: Platform | None = None) -> None:
     """Refuse a task that cannot be fine-tuned (before its column mapping is even read)."""
-    if not TASKS[task].finetune:
+    if not TASKS[task].finetune and task not in (platform.extra_finetune_tasks if platform else ()):
         raise PlatformError(f"{task} models cannot be fine-tuned",
                             hint="Fine-tune supports " + ", ".join(t for t, s in TASKS.items() if s.finetune))
-    if lora and task not in LORA_TASKS:
+    if lora and task not in LORA_TASKS and not (platform and platform.lora_on_every_task):
         raise PlatformError(f"LoRA applies to {', '.join(LORA_TASKS)}, not {task}",
                             hint="Drop --lora: small encoder models are fine-tuned in full")
 
 
 def start_finetune(rt: Runtime, request: FinetuneRequest, *, max_bytes: int = 100 * 1024 * 1024) -> JobRecord:
-    check_finetunable(request.task, lora=request.hyperparameters.lora)
-    card = rt.platform.get_model(request.model)
-    require_task(card, request.task)
+    check_finetunable(request.task, lora=request.hyperparameters.lora, platform=rt.platform)
+    card = rt.platform.finetune_card(request.model, request.task)
+    model = card.ref if card else request.model
     request.split.check()
     for ref in (request.train, request.validation, request.test):
         if ref is not None:
             check_data(ref, request.mapping, max_bytes=max_bytes)
     spec = FinetuneSpec(
-        model=card.ref,
+        model=model,
         task=request.task,
         train=request.train,
         validation=request.validation,
@@ -73,7 +72,7 @@ def start_finetune(rt: Runtime, request: FinetuneRequest, *, max_bytes: int = 10
     return submit(rt, JobRecord(
         id=new_job_id("finetune"),
         kind="finetune",
-        model=card.ref,
+        model=model,
         task=request.task,
         spec=spec.model_dump(mode="json"),
         requester=request.requester,

@@ -181,8 +181,11 @@ COMMANDS: dict[str, Command] = {
                                     "(Agents Playground only)"))),
         Command(name="demo", usage="demo", summary="Fine-tune MiniLM-L6 end to end on this machine", example="demo",
                 surfaces=CLI_ONLY, permission=None),
-        Command(name="doctor", usage="doctor", example="doctor", surfaces=CLI_ONLY, permission=None, arguments=(JSON,),
-                summary="Check Slack, Redis, workers and the platform; say how to fix what is wrong"),
+        Command(name="doctor", usage="doctor [--azure]", example="doctor --azure", surfaces=CLI_ONLY, permission=None,
+                summary="Check Slack, Redis, workers and the platform; say how to fix what is wrong",
+                arguments=(JSON, Argument(flag="--azure", kind="switch",
+                                          help="check only Azure ML: credential, workspace, registry, components, "
+                                               "quota, VM sizes"))),
         Command(name="config", usage="config [--env-example]", example="config --env-example", surfaces=CLI_ONLY, permission=None,
                 summary="Print the effective configuration (secrets masked)",
                 arguments=(JSON, Argument(flag="--env-example", kind="switch",

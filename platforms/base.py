@@ -46,6 +46,10 @@ class ModelCard(BaseModel):
     finetune_compute: list[str] = []
     evaluation_compute: list[str] = []
     shared_quota: bool = False
+    # Where they differ from `tasks` (Azure's registry lists fine-tuning tasks apart from inference ones).
+    finetune_tasks: list[Task] = []
+    # Offered by Azure as a serverless, pay-per-token API (MaaS).
+    serverless: bool = False
     created_at: datetime | None = None
     properties: dict[str, Any] = {}
 
@@ -202,9 +206,20 @@ class Platform(ABC):
     """
 
     name: str
+    # Tasks this platform fine-tunes beyond the task table's, and whether LoRA applies to every task.
+    extra_finetune_tasks: tuple[Task, ...] = ()
+    lora_on_every_task: bool = False
 
     @abstractmethod
     def list_models(self, task: Task | None = None) -> list[ModelCard]: ...
+
+    def finetune_card(self, model: str, task: Task) -> ModelCard | None:
+        """The card to fine-tune for `task`, refusing a model that does not support it; None where the
+        platform trains a model it pulls by id (a Hugging Face id on Azure ML)."""
+        card = self.get_model(model)
+        if not card.supports(task):
+            raise PlatformError(card.unsupported(task), hint=f"Its tasks: {', '.join(card.tasks)}")
+        return card
 
     @abstractmethod
     def get_model(self, ref: str) -> ModelCard:
@@ -222,12 +237,15 @@ class Platform(ABC):
     @abstractmethod
     def cancel(self, external_id: str) -> None: ...
 
-    def compute_options(self, purpose: str) -> list[ComputeOption]:
-        """Compute a job of `purpose` (finetune, evaluate, deploy) may run on, best first."""
+    def compute_options(self, purpose: str, *, model: ModelCard | None = None) -> list[ComputeOption]:
+        """Compute a job of `purpose` (finetune, evaluate, deploy) may run on, best first; with `model`,
+        only what that model allows."""
         return [ComputeOption(name="default", label="default compute")]
 
-    def check_quota(self, compute: str, instances: int, *, model: ModelCard | None = None) -> QuotaCheck:
-        """Whether `instances` of `compute` fit in free quota, with what to do when they do not."""
+    def check_quota(self, compute: str, instances: int, *, model: ModelCard | None = None,
+                    deployment: bool = False) -> QuotaCheck:
+        """Whether `instances` of `compute` fit in free quota (`deployment`: as an endpoint's instances),
+        with what to do when they do not."""
         return QuotaCheck(ok=True)
 
     def sample_input(self, task: Task) -> dict[str, Any]:

@@ -1,152 +1,40 @@
-"""The Azure ML platform driven through the real azure-ai-ml SDK against a local HTTPS stand-in.
+"""The Azure ML platform driven through the real azure-ai-ml SDK against a stand-in serving Azure's
+published contracts (tests/data/azure/, see SOURCES.md), with Azurite for blob uploads and a real
+MLflow server for run metrics.
 
-Every test asserts on the HTTP requests the SDK sent (component ids, inputs, column keys, SKUs,
-counts), never on mocked SDK objects. What the stand-in cannot prove is listed in the README's
-Azure ML section (blob uploads and downloads, MLflow metrics, real RBAC, real provisioning).
+Tests go handler → RQ queue → worker → azure-ai-ml → stand-in where a command has a handler, and
+assert on the HTTP requests the SDK sent and on what the stand-in refused; every shape asserted on
+is one a vendored file defines.
 """
 
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from redis import Redis
-from rq.registry import ScheduledJobRegistry
 
+from handlers.deploy import DeployRequest, delete_endpoint, endpoint_for_owner, start_deploy
+from handlers.errors import UserError
+from handlers.evaluate import EvaluateRequest, start_evaluation
+from handlers.finetune import FinetuneRequest, start_finetune
+from handlers.imports import ImportRequest, start_import
 from platforms.azureml import AzureMLPlatform, errors
 from platforms.azureml.catalog import CATALOG_KEY
-from platforms.base import (
-    DataRef,
-    DeploySpec,
-    EvaluateSpec,
-    FinetuneSpec,
-    ImportSpec,
-    JobState,
-    ModelNotFound,
-    PlatformError,
-)
+from platforms.base import DataRef, DeploySpec, EvaluateSpec, FinetuneSpec, JobState, PlatformError
+from platforms.datasets import ColumnMapping
 from platforms.tasks import Task
-from tests.azure_standin import (
-    RESOURCE_GROUP,
-    SUBSCRIPTION,
-    WORKSPACE,
-    WORKSPACE_PATH,
-    AzureStandIn,
-    StandInCredential,
-)
-from workers import runtime
-from workers.ledger import JobRecord, Ledger, new_job_id
-from workers.notifier import JobEvent
-from workers.queues import job_queue
+from tests.azure_fixtures import *  # noqa: F403  (fixtures)
+from tests.azure_fixtures import drain, log_run, make_platform
+from tests.azure_services import AzureServices
+from tests.azure_standin import SUBSCRIPTION, WORKSPACE_PATH, AzureStandIn, load_spec
+from tests.conftest import DATA
 from workers.runtime import Runtime
 
-BERT = "bert-base-uncased"
-LLAMA = "Llama-3.3-70B-Instruct"
-TRAIN = DataRef(path="azureml:sst2-train:1", name="azureml:sst2-train:1")
-TEST = DataRef(path="azureml:sst2-test:2", name="azureml:sst2-test:2")
-
-
-def _inputs(*names: str, kind: str = "string") -> dict[str, dict]:
-    return {name: {"type": kind, "optional": True} for name in names}
-
-
-FINETUNE_COMMON = (
-    _inputs("huggingface_id", "task_name", "compute_model_import", "compute_preprocess", "compute_finetune",
-            "instance_type_model_import", "instance_type_preprocess", "instance_type_finetune", "max_seq_length")
-    | _inputs("num_train_epochs", "per_device_train_batch_size", "per_device_eval_batch_size", "num_nodes_finetune",
-              kind="integer")
-    | _inputs("learning_rate", kind="number")
-    | _inputs("mlflow_model_path", kind="mlflow_model")
-    | _inputs("train_file_path", "validation_file_path", "test_file_path", kind="uri_file")
-)
-PIPELINE_KEYS = {
-    "text_classification_pipeline": ("sentence1_key", "sentence2_key", "label_key"),
-    "token_classification_pipeline": ("token_key", "tag_key"),
-    "question_answering_pipeline": ("question_key", "context_key", "answers_key", "answer_start_key", "answer_text_key"),
-    "summarization_pipeline": ("document_key", "summary_key"),
-    "translation_pipeline": ("source_lang", "target_lang"),
-}
-FINETUNE_OUTPUTS = {"mlflow_model_folder": {"type": "mlflow_model"}, "pytorch_model_folder": {"type": "uri_folder"}}
-
-
-def seed(standin: AzureStandIn, *, evaluation_pipeline: bool = True) -> None:
-    """Registry content shaped like the real `azureml` registry's (tags and component inputs)."""
-    standin.add_registry_model(BERT, "3", description="BERT base (old)", tags={"task": "fill-mask", "license": "apache-2.0"})
-    standin.add_registry_model(BERT, "4", description="BERT base model, uncased.", tags={
-        "task": "fill-mask,text-classification", "license": "apache-2.0",
-        "inference_compute_allow_list": "['Standard_DS3_v2', 'Standard_NC6s_v3']",
-        "finetune_compute_allow_list": "['Standard_NC6s_v3', 'Standard_NC24s_v3']",
-        "evaluation_compute_allow_list": "['Standard_NC6s_v3']",
-        "SharedComputeCapacityEnabled": ""},
-        properties={"finetune-recommended-sku": "Standard_NC24s_v3"})
-    standin.add_registry_model("distilbert-base-cased", "9", description="DistilBERT", tags={
-        "task": "question-answering", "license": "apache-2.0", "finetune_compute_allow_list": "['Standard_NC6s_v3']"})
-    standin.add_registry_model(LLAMA, "5", description="Meta Llama 3.3 70B", tags={"task": "chat-completion"},
-                               registry="azureml-meta")
-    for name, keys in PIPELINE_KEYS.items():
-        standin.add_registry_component(name, "0.0.73", FINETUNE_COMMON | _inputs(*keys), FINETUNE_OUTPUTS)
-    evaluation_inputs = (_inputs("task", "input_column_names", "label_column_name", "device", "compute_name")
-                         | _inputs("batch_size", kind="integer") | _inputs("test_data", kind="uri_file")
-                         | _inputs("mlflow_model", kind="mlflow_model"))
-    if evaluation_pipeline:
-        standin.add_registry_component("model_evaluation_pipeline", "0.0.33", evaluation_inputs,
-                                       {"evaluation_result": {"type": "uri_folder"}})
-    standin.add_registry_component("model_prediction", "0.0.35", evaluation_inputs,
-                                   {"predictions": {"type": "uri_file"}, "ground_truth": {"type": "uri_file"}},
-                                   kind="command")
-    standin.add_registry_component("compute_metrics", "0.0.35",
-                                   _inputs("task") | _inputs("ground_truth", "prediction", kind="uri_file"),
-                                   {"evaluation_result": {"type": "uri_folder"}}, kind="command")
-    standin.add_registry_component("import_model", "0.0.40",
-                                   _inputs("model_id", "task_name", "model_source", "compute", "instance_type"),
-                                   {"model_registration_details": {"type": "uri_file"},
-                                    "mlflow_model_folder": {"type": "mlflow_model"}})
-    standin.add_compute("gpu-cluster", "Standard_NC24s_v3")
-    standin.add_compute("cpu-cluster", "Standard_DS3_v2")
-    standin.vm_sizes = [
-        {"name": "Standard_NC6s_v3", "family": "standardNCSv3Family", "vCPUs": 6, "gpus": 1, "memoryGB": 112.0,
-         "supportedComputeTypes": ["AmlCompute"]},
-        {"name": "Standard_NC24s_v3", "family": "standardNCSv3Family", "vCPUs": 24, "gpus": 4, "memoryGB": 448.0,
-         "supportedComputeTypes": ["AmlCompute"]},
-        {"name": "Standard_DS3_v2", "family": "standardDSv2Family", "vCPUs": 4, "gpus": 0, "memoryGB": 14.0,
-         "supportedComputeTypes": ["AmlCompute"]},
-    ]
-    standin.usages = [
-        {"id": f"/subscriptions/{SUBSCRIPTION}/providers/Microsoft.MachineLearningServices/locations/eastus/usages/ncsv3",
-         "amlWorkspaceLocation": "eastus", "type": "Microsoft.MachineLearningServices/vmFamily", "unit": "Count",
-         "currentValue": 12, "limit": 24, "name": {"value": "standardNCSv3Family", "localizedValue": "NCSv3 Family Cores"}},
-        {"id": f"/subscriptions/{SUBSCRIPTION}/providers/Microsoft.MachineLearningServices/locations/eastus/usages/dsv2",
-         "amlWorkspaceLocation": "eastus", "type": "Microsoft.MachineLearningServices/vmFamily", "unit": "Count",
-         "currentValue": 0, "limit": 100, "name": {"value": "standardDSv2Family", "localizedValue": "DSv2 Family Cores"}},
-    ]
-
-
-@pytest.fixture
-def azure(monkeypatch: pytest.MonkeyPatch) -> Iterator[AzureStandIn]:
-    monkeypatch.delenv("AZUREML_CURRENT_CLOUD", raising=False)
-    standin = AzureStandIn().start()
-    # A few SDK-internal clients (registry discovery while deploying a registry model) ignore
-    # `connection_verify`; like on a real machine, they trust what requests trusts.
-    monkeypatch.setenv("REQUESTS_CA_BUNDLE", str(standin.cert_path))
-    seed(standin)
-    yield standin
-    standin.stop()
-    monkeypatch.delenv("AZUREML_CURRENT_CLOUD", raising=False)
-
-
-def make_platform(standin: AzureStandIn, tmp_path: Path, redis: Redis | None = None,
-                  registry: str = "azureml") -> AzureMLPlatform:
-    return AzureMLPlatform.from_settings(
-        subscription_id=SUBSCRIPTION, resource_group=RESOURCE_GROUP, workspace=WORKSPACE, registry=registry,
-        data_dir=tmp_path, credential=StandInCredential(), cloud=standin.cloud_name,
-        cloud_metadata=standin.cloud_metadata(), connection_verify=str(standin.cert_path), redis=redis)
-
-
-@pytest.fixture
-def platform(azure: AzureStandIn, tmp_path: Path, redis: Redis) -> AzureMLPlatform:
-    return make_platform(azure, tmp_path, redis)
+BERT, GPT2, PHI4 = "bert-base-uncased", "gpt2", "Phi-4"
+RETIRED = {"standard_nc6s_v3", "standard_nc12s_v3", "standard_nc24s_v3", "standard_nc24rs_v3"}
+ASSET = DataRef(path="azureml:train-data:1", name="azureml:train-data:1")
 
 
 def node_of(body: dict) -> dict:
@@ -158,369 +46,386 @@ def literal(node: dict, name: str) -> str:
     return node["inputs"][name]["value"]
 
 
-def finetune_spec(**changes) -> FinetuneSpec:
-    return FinetuneSpec(**{"model": f"{BERT}:4", "task": Task.TEXT_CLASSIFICATION, "train": TRAIN,
-                           "mapping": {"sentence1": "text", "label": "sentiment"}, **changes})
+def required_inputs(component: str) -> set[str]:
+    """What the vendored spec requires: not optional and no default."""
+    spec = load_spec("components", component)
+    return {k for k, v in spec["inputs"].items() if not v.get("optional") and "default" not in v}
 
 
-# ---------------------------------------------------------------------------- catalog
+def file_ref(name: str) -> DataRef:
+    return DataRef(path=str(DATA / name), name=name)
 
 
-def test_catalog_lists_registry_models_and_serves_them_from_redis(azure: AzureStandIn, platform: AzureMLPlatform,
-                                                                  redis: Redis) -> None:
+# ---------------------------------------------------------------------------- catalog and cards
+
+
+def test_catalog_reads_both_registry_layouts_and_refreshes_only_changed_models(
+        azure: AzureStandIn, platform: AzureMLPlatform, redis: Redis) -> None:
     cards = {c.name: c for c in platform.list_models()}
-
-    assert set(cards) == {BERT, "distilbert-base-cased", LLAMA}
-    bert = cards[BERT]
-    assert bert.version == "4" and bert.tasks == [Task.FILL_MASK, Task.TEXT_CLASSIFICATION]
-    assert bert.license == "apache-2.0" and bert.description == "BERT base model, uncased."
-    assert bert.inference_compute == ["Standard_DS3_v2", "Standard_NC6s_v3"]
-    assert bert.finetune_compute == ["Standard_NC6s_v3", "Standard_NC24s_v3"]
-    assert bert.evaluation_compute == ["Standard_NC6s_v3"]
-    assert bert.shared_quota and not cards["distilbert-base-cased"].shared_quota
-    assert bert.properties["finetune-recommended-sku"] == "Standard_NC24s_v3"
-    assert bert.source == f"azureml://registries/azureml/models/{BERT}/versions/4"
-    listing = azure.calls("GET", "/registries/azureml/models")
-    assert listing[0].query["api-version"] == "2021-10-01-dataplanepreview"
-    assert {r.path.rsplit("/", 1)[-1] for r in listing[1:]} == {"4", "9", "5"}, "one GET of each latest version"
+    assert set(cards) == {BERT, GPT2, PHI4}
+    for ref in (f"{BERT}:18", f"{BERT}:19"):  # tags+properties layout, system_metadata layout
+        bert = platform.get_model(ref)
+        assert bert.tasks == [Task.FILL_MASK], ref
+        assert bert.finetune_tasks == [Task.TEXT_CLASSIFICATION, Task.QUESTION_ANSWERING], ref
+        assert bert.license == "apache-2.0" and bert.shared_quota and not bert.serverless, ref
+        assert bert.inference_compute[0] == "Standard_DS3_v2" and "Standard_NC24ads_A100_v4" in bert.finetune_compute
+        assert bert.properties["recommended"]["evaluation"][0] == "Standard_DS4_v2", ref
+        assert bert.properties["model_specific_defaults"] == {"apply_deepspeed": "true", "apply_lora": "true",
+                                                              "apply_ort": "true"}, ref
+    for ref in (f"{PHI4}:7", f"{PHI4}:8"):
+        phi = platform.get_model(ref)
+        assert phi.serverless and phi.tasks == [Task.CHAT_COMPLETION] and phi.license == "MIT", ref
+    assert platform.get_model(f"{GPT2}:17").finetune_tasks == [Task.TEXT_CLASSIFICATION, Task.TEXT_GENERATION]
     assert json.loads(redis.get(CATALOG_KEY))["cards"][0]["name"] == BERT
 
-    before = len(azure.requests)
-    assert [c.name for c in platform.list_models(Task.QUESTION_ANSWERING)] == ["distilbert-base-cased"]
-    assert platform.get_model(BERT).version == "4"
-    assert len(azure.requests) == before, "a fresh cached listing answers without Azure"
-
-    azure.add_registry_model("phi-3-mini", "1", tags={"task": "text-generation"})
-    platform.catalog.fresh_seconds = 0
-    assert "phi-3-mini" not in {c.name for c in platform.list_models()}, "a stale listing is served at once"
-    platform.catalog.refreshing.join(timeout=30)
-    platform.catalog.fresh_seconds = 3600
-    assert "phi-3-mini" in {c.name for c in platform.list_models()}, "then refreshed in the background"
+    azure.requests.clear()
+    azure.add_model(GPT2, "system_metadata", version="20")
+    platform.catalog.refresh()
+    reads = [r.path.rsplit("/", 3)[-3:] for r in azure.calls("GET", "/versions/")]
+    assert reads == [[GPT2, "versions", "20"]], "only the model whose latest version changed is read again"
 
 
-def test_get_model_by_version_and_unknown_names(azure: AzureStandIn, tmp_path: Path) -> None:
-    platform = make_platform(azure, tmp_path)  # no Redis: straight to the registry
+def test_card_shows_serverless_and_fine_tuning_tasks_through_the_cli(
+        azure: AzureStandIn, redis_server, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+        capsys: pytest.CaptureFixture[str]) -> None:
+    from bot.cli import main
 
-    assert platform.get_model(f"{BERT}:3").description == "BERT base (old)"
-    assert azure.calls("GET", f"/models/{BERT}/versions/3")
-    with pytest.raises(ModelNotFound, match="bert-base-uncased"):
-        platform.get_model("bert-base-uncasd")
+    for name, value in {**azure.environment(), "FMBOT_PLATFORM": "azureml", "AZURE_SUBSCRIPTION_ID": SUBSCRIPTION,
+                        "AZURE_RESOURCE_GROUP": "rg", "AZUREML_WORKSPACE": "demo_workspace1",
+                        "REDIS_URL": redis_server.url, "FMBOT_DATA_DIR": str(tmp_path)}.items():
+        monkeypatch.setenv(name, value)
+    assert main(["card", PHI4, "--json"]) == 0
+    card = json.loads(capsys.readouterr().out)
+    assert card["serverless"] and card["finetune_tasks"] == ["chat-completion"]
 
 
 # ---------------------------------------------------------------------------- fine-tune
 
 
-def test_finetune_submits_the_registry_pipeline_with_mapped_column_keys(azure: AzureStandIn,
-                                                                       platform: AzureMLPlatform) -> None:
-    spec = finetune_spec(validation=TEST, mapping={"sentence1": "text", "sentence2": "hypothesis", "label": "sentiment"},
-                         hyperparameters={"epochs": 2, "learning_rate": 3e-5, "batch_size": 8})
-    outcome = platform.run_finetune(spec, lambda progress: None)
-
-    assert outcome.state == JobState.RUNNING and outcome.external_id
-    body = azure.job_body(outcome.external_id)
-    node = node_of(body)
-    assert node["componentId"] == "azureml://registries/azureml/components/text_classification_pipeline/versions/0.0.73"
-    assert (literal(node, "sentence1_key"), literal(node, "sentence2_key"), literal(node, "label_key")) == (
-        "text", "hypothesis", "sentiment")
-    assert literal(node, "task_name") == "SingleLabelClassification"
-    assert node["inputs"]["mlflow_model_path"] == {"uri": f"azureml://registries/azureml/models/{BERT}/versions/4",
-                                                   "job_input_type": "mlflow_model"}
-    assert node["inputs"]["train_file_path"]["uri"].endswith(f"{WORKSPACE}/data/sst2-train/versions/1")
-    assert node["inputs"]["validation_file_path"]["uri"].endswith("/data/sst2-test/versions/2")
-    assert "test_file_path" not in node["inputs"]
-    assert literal(node, "instance_type_finetune") == "Standard_NC24s_v3", "the model's recommended SKU, serverless"
-    assert "compute_finetune" not in node["inputs"]
-    assert (literal(node, "num_train_epochs"), literal(node, "learning_rate"),
-            literal(node, "per_device_train_batch_size")) == ("2", "3e-05", "8")
-    assert body["properties"]["tags"] == {"fmbot.kind": "finetune", "fmbot.output_name": f"{BERT}-ft"}
-    assert body["properties"]["outputs"]["trained_model"]["jobOutputType"] == "mlflow_model"
+FINETUNE_CASES = [
+    (Task.TEXT_CLASSIFICATION, BERT, "sst2_small_validation.jsonl", {"sentence1": "input_string", "label": "label_string"}),
+    (Task.TOKEN_CLASSIFICATION, "dslim/bert-base-NER", "conll_sample.json", {"tokens": "words", "tags": "ner"}),
+    (Task.QUESTION_ANSWERING, BERT, "squad_sample.json", {"question": "question", "context": "context",
+                                                           "answers": "answers"}),
+    (Task.SUMMARIZATION, "google-t5/t5-small", "xsum_sample.json", {"document": "document", "summary": "summary"}),
+    (Task.TRANSLATION, "google-t5/t5-small", "wmt_en_ro_train.json", {"source": "translation.en",
+                                                                      "target": "translation.ro"}),
+    (Task.TEXT_GENERATION, GPT2, "xsum_sample.json", {"prompt": "document", "completion": "summary"}),
+    (Task.CHAT_COMPLETION, PHI4, "sft_chat.jsonl", {"messages": "messages"}),
+]
 
 
-@pytest.mark.parametrize(("task", "mapping", "expected"), [
-    (Task.TOKEN_CLASSIFICATION, {"tokens": "words", "tags": "ner"},
-     {"token_key": "words", "tag_key": "ner", "task_name": "NamedEntityRecognition"}),
-    (Task.QUESTION_ANSWERING, {"question": "q", "context": "ctx", "answer_text": "ans", "answer_start": "start"},
-     {"question_key": "q", "context_key": "ctx", "answer_text_key": "ans", "answer_start_key": "start"}),
-    (Task.SUMMARIZATION, {"document": "article", "summary": "highlights"},
-     {"document_key": "article", "summary_key": "highlights"}),
-    (Task.TRANSLATION, {"source": "en", "target": "ro"}, {"source_lang": "en", "target_lang": "ro"}),
-])
-def test_finetune_maps_every_tasks_column_keys(azure: AzureStandIn, platform: AzureMLPlatform, task: Task,
-                                               mapping: dict[str, str], expected: dict[str, str]) -> None:
-    spec = finetune_spec(model="google/mt5-small", task=task, mapping=mapping, compute="gpu-cluster")
-    node = node_of(azure.job_body(platform.run_finetune(spec, lambda progress: None).external_id))
+@pytest.mark.parametrize(("task", "model", "data", "mapping"), FINETUNE_CASES, ids=[c[0].value for c in FINETUNE_CASES])
+def test_finetune_every_task_through_handler_and_worker(
+        azure: AzureStandIn, services: AzureServices, worker_runtime: tuple[Runtime, object], task: Task,
+        model: str, data: str, mapping: dict[str, str]) -> None:
+    services.require("azurite")
+    rt, _ = worker_runtime
+    record = start_finetune(rt, FinetuneRequest(
+        model=model, task=task, train=file_ref(data), mapping=ColumnMapping.build(mapping, task),
+        source_lang="en" if task == Task.TRANSLATION else None, target_lang="ro" if task == Task.TRANSLATION else None,
+        hyperparameters={"epochs": 1, "lora": task in (Task.TEXT_GENERATION, Task.CHAT_COMPLETION)},
+        requester="U1"))
+    drain(rt)
 
-    assert node["componentId"].split("/")[-3] == {
-        Task.TOKEN_CLASSIFICATION: "token_classification_pipeline", Task.QUESTION_ANSWERING: "question_answering_pipeline",
-        Task.SUMMARIZATION: "summarization_pipeline", Task.TRANSLATION: "translation_pipeline"}[task]
-    assert {name: literal(node, name) for name in expected} == expected
-    assert literal(node, "huggingface_id") == "google/mt5-small" and "mlflow_model_path" not in node["inputs"]
-    assert {name: literal(node, name) for name in ("compute_model_import", "compute_preprocess", "compute_finetune")} == {
-        "compute_model_import": "gpu-cluster", "compute_preprocess": "gpu-cluster", "compute_finetune": "gpu-cluster"}
-    assert "instance_type_finetune" not in node["inputs"]
+    external_id = rt.ledger.get(record.id).external_id
+    assert external_id, azure.refusals()
+    node = node_of(azure.job_body(external_id))
+    component = node["componentId"].split("/")[-3]
+    assert component == f"{task.value.replace('-', '_')}_pipeline"
+    assert required_inputs(component) <= set(node["inputs"]), "every input the spec requires is sent"
+    if "/" in model:
+        assert literal(node, "huggingface_id") == model, "a Hugging Face id outside the catalog"
+    else:
+        assert node["inputs"]["mlflow_model_path"]["job_input_type"] == "mlflow_model"
+    sizes = {k: literal(node, k) for k in node["inputs"] if k.startswith("instance_type")}
+    assert set(sizes) == {"instance_type_model_import", "instance_type_preprocess", "instance_type_finetune",
+                          "instance_type_model_evaluation"}, "every step named, no component default left"
+    assert not {s.lower() for s in sizes.values()} & RETIRED
+    assert sizes["instance_type_model_import"] == sizes["instance_type_preprocess"] == "Standard_DS12_v2", "CPU steps"
+    gpu = sizes["instance_type_finetune"]
+    assert literal(node, "number_of_gpu_to_use_finetuning") == ("4" if gpu.startswith("Standard_NC96") else "1")
+    assert literal(node, "num_train_epochs") == "1"
+    assert "/data/fmbot-ft-train-file-path-" in node["inputs"]["train_file_path"]["uri"]
+    if task == Task.QUESTION_ANSWERING:
+        assert [literal(node, k) for k in ("answers_key", "answer_text_key", "answer_start_key")] == [
+            "answers", "text", "answer_start"]
+    if task == Task.TRANSLATION:
+        assert (literal(node, "source_lang"), literal(node, "target_lang")) == ("en", "ro")
+    if task in (Task.TEXT_GENERATION, Task.CHAT_COMPLETION):
+        assert literal(node, "apply_lora") == "true"
+    if model == BERT:
+        assert (literal(node, "apply_deepspeed"), literal(node, "apply_ort")) == ("true", "true"), \
+            "the model's model_specific_defaults"
+    assert services.proxy.hosts, "the data went to blob storage (Azurite) through Azure's own URLs"
 
 
-def test_local_files_are_checked_split_and_keyed_for_upload() -> None:
-    """What would be uploaded as `uri_file` assets (the blob upload itself needs real storage)."""
-    from platforms.azureml.data import prepare_rows
-    from platforms.datasets import ColumnMapping
-    from tests.conftest import DATA
+def test_question_answering_flat_answers_are_converted_and_refused_for_assets(
+        azure: AzureStandIn, services: AzureServices, platform: AzureMLPlatform, tmp_path: Path) -> None:
+    services.require("azurite")
+    flat = tmp_path / "flat.jsonl"
+    flat.write_text(json.dumps({"q": "Who?", "c": "Ada wrote it.", "t": "Ada", "s": 0}) + "\n")
+    mapping = {"question": "q", "context": "c", "answer_text": "t", "answer_start": "s"}
+    outcome = platform.run_finetune(FinetuneSpec(model=BERT, task=Task.QUESTION_ANSWERING,
+                                                 train=DataRef(path=str(flat), name="flat.jsonl"), mapping=mapping),
+                                    lambda progress: None)
+    node = node_of(azure.job_body(outcome.external_id))
+    uploaded = next((tmp_path / "azureml").glob("fmbot-ft-train-file-path-*.jsonl")).read_text()
+    assert json.loads(uploaded)["answers"] == {"text": ["Ada"], "answer_start": [0]}, "nested as SQuAD nests it"
+    assert literal(node, "answers_key") == "answers"
 
-    sst2 = DataRef(path=str(DATA / "sst2_small_validation.jsonl"), name="sst2.jsonl")
-    mapping = ColumnMapping.build({"sentence1": "input_string", "label": "label_string"}, Task.TEXT_CLASSIFICATION)
-    rows = prepare_rows({"train_file_path": sst2, "validation_file_path": None, "test_file_path": None}, mapping,
-                        split={"validation_file_path": 0.1, "test_file_path": 0.2})
-    assert {name: len(part) for name, part in rows.items()} == {
-        "train_file_path": 61, "validation_file_path": 8, "test_file_path": 18}, "87 rows, split by label"
-    assert set(rows["test_file_path"][0]) == {"sentence1", "label"}
-    assert {r["label"] for r in rows["validation_file_path"]} == {"POSITIVE", "NEGATIVE"}, "stratified"
-
-    wmt = DataRef(path=str(DATA / "wmt_en_ro_test.json"), name="wmt.json")
-    translation = ColumnMapping.build({"source": "translation.en", "target": "translation.ro"}, Task.TRANSLATION)
-    rows = prepare_rows({"train_file_path": wmt}, translation, rename={"source": "en", "target": "ro"})
-    assert set(rows["train_file_path"][0]) == {"en", "ro"}, "Azure's translation pipeline reads language-code keys"
+    with pytest.raises(PlatformError, match="registered data asset cannot be converted"):
+        platform.run_finetune(FinetuneSpec(model=BERT, task=Task.QUESTION_ANSWERING, train=ASSET, mapping=mapping),
+                              lambda progress: None)
 
 
-def test_mixing_files_and_assets_is_refused(azure: AzureStandIn, platform: AzureMLPlatform) -> None:
-    from tests.conftest import DATA
+def test_finetune_refusals_name_what_is_wrong(azure: AzureStandIn, platform: AzureMLPlatform) -> None:
+    def attempt(**changes) -> str:
+        spec = {"model": BERT, "task": Task.TEXT_CLASSIFICATION, "train": ASSET,
+                "mapping": {"sentence1": "text", "label": "label"}} | changes
+        with pytest.raises(PlatformError) as failure:
+            platform.run_finetune(FinetuneSpec(**spec), lambda progress: None)
+        return str(failure.value)
 
-    local = DataRef(path=str(DATA / "sst2_small_validation.jsonl"), name="sst2.jsonl")
-    with pytest.raises(PlatformError, match="cannot mix"):
-        platform.run_finetune(finetune_spec(validation=local), lambda progress: None)
+    assert "retired" in attempt(compute="Standard_NC24s_v3")
+    assert "not offered" in attempt(compute="Standard_ND40rs_v2")
+    assert "cannot be fine-tuned for summarization" in attempt(task=Task.SUMMARIZATION,
+                                                               mapping={"document": "d", "summary": "s"})
+    assert "language code" in attempt(model="google-t5/t5-small", task=Task.TRANSLATION, mapping={"source": "en", "target": "ro"})
+    assert '"ro" and "de"' in attempt(model="google-t5/t5-small", task=Task.TRANSLATION, source_lang="ro",
+                                      target_lang="de", mapping={"source": "en", "target": "ro"})
+    # A newer component that requires an input fmbot does not know: jobs.validate names it, nothing is submitted.
+    spec = load_spec("components", "text_classification_pipeline")
+    spec["inputs"]["label_names_key"] = {"type": "string", "optional": False}
+    azure.add_component(spec)
+    assert "label_names_key" in attempt()
     assert not azure.calls("PUT", "/jobs/")
 
 
-# ---------------------------------------------------------------------------- long jobs in workers
+def test_multi_node_on_a_cluster_takes_gpus_from_its_size(azure: AzureStandIn, platform: AzureMLPlatform) -> None:
+    spec = FinetuneSpec(model=BERT, task=Task.TEXT_CLASSIFICATION, train=ASSET, compute="gpu-cluster", instances=2,
+                        mapping={"sentence1": "text", "label": "label"})
+    node = node_of(azure.job_body(platform.run_finetune(spec, lambda progress: None).external_id))
+    assert {k: literal(node, k) for k in node["inputs"] if k.startswith("compute_")} == dict.fromkeys(
+        ("compute_model_import", "compute_preprocess", "compute_finetune", "compute_model_evaluation"), "gpu-cluster")
+    assert (literal(node, "num_nodes_finetune"), literal(node, "number_of_gpu_to_use_finetuning")) == ("2", "1")
 
 
-class RecordingNotifier:
-    """Keeps what would be posted to the thread, in order."""
-
-    def __init__(self) -> None:
-        self.events: list[tuple[JobEvent, str, str | None]] = []
-
-    def job_changed(self, record: JobRecord, event: JobEvent, *, skip: int = 0) -> JobRecord:
-        self.events.append((event, record.state, record.message))
-        return record
+# ---------------------------------------------------------------------------- register → evaluate → deploy
 
 
-@pytest.fixture
-def worker_runtime(platform: AzureMLPlatform, redis: Redis) -> Iterator[tuple[Runtime, RecordingNotifier]]:
-    notifier = RecordingNotifier()
-    rt = Runtime(redis=redis, ledger=Ledger(redis), queue=job_queue(redis), notifier=notifier,
-                 platform_factory=lambda: platform, progress_interval=0.0, job_retries=1)
-    runtime.install(rt)
-    yield rt, notifier
-    runtime.install(None)
+def test_finetuned_model_is_registered_once_tagged_evaluated_and_deployed(
+        azure: AzureStandIn, services: AzureServices, worker_runtime: tuple[Runtime, object]) -> None:
+    from workers.jobs import poll_job
 
-
-def ledger_job(rt: Runtime, kind: str, spec: dict) -> str:
-    record = rt.ledger.create(JobRecord(id=new_job_id(kind), kind=kind, model=f"{BERT}:4", task="text-classification",
-                                        spec=spec, requester="U1"))
-    return record.id
-
-
-def test_worker_submits_once_then_polls_to_completion_without_holding_a_worker(
-        azure: AzureStandIn, worker_runtime: tuple[Runtime, RecordingNotifier], redis: Redis) -> None:
-    from workers.jobs import poll_job, run_job
-
-    rt, notifier = worker_runtime
-    job_id = ledger_job(rt, "finetune", finetune_spec().model_dump(mode="json"))
-    scheduled = ScheduledJobRegistry(queue=rt.queue)
-
-    record = run_job(job_id)
-    external_id = record["external_id"]
-    assert record["state"] == "running" and external_id
-    assert rt.ledger.get(job_id).external_id == external_id, "the Azure job name is in the ledger"
-    assert len(scheduled.get_job_ids()) == 1, "a poll is scheduled instead of a worker waiting"
-
-    run_job(job_id)  # a retried delivery of the same job
-    assert len(azure.calls("PUT", "/jobs/")) == 1, "never submitted twice"
-
-    azure.set_job(external_id, "Running")
-    assert poll_job(job_id)["state"] == "running"
-    event, state, message = notifier.events[-1]
-    assert (event, state) == (JobEvent.PROGRESS, "running")
-    assert message.startswith(f"Azure: Running · https://ml.azure.com/runs/{external_id}"), "state changes reach the thread"
-
-    azure.add_run(external_id, "finetune-step", {"train_loss": 0.31, "eval_loss": 0.42, "eval_accuracy": 0.88})
-    azure.add_run("someone-elses-job", "other-step", {"train_loss": 9.9})
-    azure.set_job(external_id, "Completed")
-    final = poll_job(job_id)
-    assert final["state"] == "completed" and final["output_model"] == f"{BERT}-ft:1"
-    assert final["metrics"] == {"eval_accuracy": 0.88, "eval_loss": 0.42, "train_loss": 0.31}
-    (search,) = azure.calls("POST", "/api/2.0/mlflow/runs/search")
-    assert search.body["filter"] == f"tags.mlflow.rootRunId = '{external_id}'"
-    assert search.headers["Authorization"].startswith("Bearer ")
-    register = azure.calls("PUT", f"/models/{BERT}-ft/versions/")[0]
-    assert register.body["properties"]["modelUri"] == f"azureml://jobs/{external_id}/outputs/trained_model"
-    assert register.body["properties"]["modelType"] == "mlflow_model"
-    assert notifier.events[-1][0] == JobEvent.COMPLETED
-    assert poll_job(job_id)["state"] == "completed", "a late poll changes nothing"
-    assert len([e for e in notifier.events if e[0] == JobEvent.COMPLETED]) == 1
-
-
-def test_failed_azure_job_fails_the_ledger_job(azure: AzureStandIn,
-                                               worker_runtime: tuple[Runtime, RecordingNotifier]) -> None:
-    from workers.jobs import poll_job, run_job
-
-    rt, notifier = worker_runtime
-    job_id = ledger_job(rt, "finetune", finetune_spec().model_dump(mode="json"))
-    external_id = run_job(job_id)["external_id"]
-    azure.set_job(external_id, "Failed")
-
-    final = poll_job(job_id)
-    assert final["state"] == "failed" and external_id in final["error"]
-    assert notifier.events[-1][0] == JobEvent.FAILED
-
-
-def test_cancel_cancels_the_azure_job(azure: AzureStandIn, worker_runtime: tuple[Runtime, RecordingNotifier]) -> None:
-    from handlers.jobs import cancel_job
-    from workers.jobs import poll_job, run_job
-
+    services.require("mlflow")
     rt, _ = worker_runtime
-    job_id = ledger_job(rt, "finetune", finetune_spec().model_dump(mode="json"))
-    external_id = run_job(job_id)["external_id"]
+    record = start_finetune(rt, FinetuneRequest(
+        model=BERT, task=Task.TEXT_CLASSIFICATION, train=ASSET, mapping=ColumnMapping.build(
+            {"sentence1": "text", "label": "label"}, Task.TEXT_CLASSIFICATION), requester="U1"))
+    drain(rt)
+    external_id = rt.ledger.get(record.id).external_id
+    log_run(services, external_id, {"train_loss": 0.31, "eval_accuracy": 0.88})
+    log_run(services, "someone-elses-job", {"train_loss": 9.9})
+    azure.set_job(external_id, "Completed")
+    done = poll_job(record.id)
+    assert done["state"] == "completed" and done["metrics"] == {"eval_accuracy": 0.88, "train_loss": 0.31}
+    rt.platform.job_status(external_id)  # a late, repeated poll
+    registrations = azure.calls("PUT", f"/models/{BERT}-ft/versions/")
+    assert len(registrations) == 1, "registered once"
+    tags = registrations[0].body["properties"]["tags"]
+    assert tags["task"] == "text-classification" and "Standard_DS3_v2" in tags["inference_compute_allow_list"]
+    finetuned = done["output_model"]
 
-    assert cancel_job(rt, job_id, "U1").state == JobState.CANCELED
-    (cancel,) = azure.calls("POST", f"/jobs/{external_id}/cancel")
-    assert cancel.query["api-version"]
-    assert poll_job(job_id)["state"] == "canceled"
+    evaluation = start_evaluation(rt, EvaluateRequest(
+        model=finetuned, task=Task.TEXT_CLASSIFICATION, test=DataRef(path="azureml:test-data:1", name="test"),
+        mapping=ColumnMapping.build({"sentence1": "text", "label": "label"}, Task.TEXT_CLASSIFICATION), requester="U1"))
+    drain(rt)
+    node = node_of(azure.job_body(rt.ledger.get(evaluation.id).external_id))
+    assert node["inputs"]["mlflow_model"]["uri"].endswith(f"/models/{BERT}-ft/versions/1")
+    assert literal(node, "instance_type") == "Standard_DS4_v2", "the base model's first evaluation size"
+
+    deploy = start_deploy(rt, DeployRequest(model=finetuned, endpoint="bert-ft-ep", requester="U1"))
+    drain(rt)
+    assert rt.ledger.get(deploy.id).state == "completed", azure.refusals()
+    (deployment,) = azure.calls("PUT", "/onlineEndpoints/bert-ft-ep/deployments/default")
+    assert deployment.body["properties"]["instanceType"] == "Standard_DS3_v2"
+    assert deployment.body["properties"]["model"].endswith(f"/models/{BERT}-ft/versions/1")
+    assert endpoint_for_owner(rt, "bert-ft-ep", "U1").key.get_secret_value() == "standin-primary-key"
+    with pytest.raises(UserError, match="someone else"):
+        endpoint_for_owner(rt, "bert-ft-ep", "U2")
+    delete_endpoint(rt, "bert-ft-ep", "U1")
+    assert azure.calls("DELETE", "/onlineEndpoints/bert-ft-ep")
 
 
 # ---------------------------------------------------------------------------- evaluation
 
 
-def test_evaluation_submits_model_evaluation_pipeline(azure: AzureStandIn, platform: AzureMLPlatform) -> None:
-    spec = EvaluateSpec(model=f"{BERT}:4", task=Task.TEXT_CLASSIFICATION, test=TEST,
-                        mapping={"sentence1": "text", "sentence2": "hypothesis", "label": "sentiment"})
-    outcome = platform.run_evaluation(spec, lambda progress: None)
+@pytest.mark.parametrize(("task", "data", "mapping", "row", "columns"), [
+    (Task.TOKEN_CLASSIFICATION, "conll_sample.json", {"tokens": "words", "tags": "ner"},
+     {"tokens": "CHICAGO AT ATLANTA", "tags": "['B-ORG', 'O', 'B-LOC']"}, ("tokens", "tags")),
+    (Task.QUESTION_ANSWERING, "squad_sample.json", {"question": "question", "context": "context", "answers": "answers"},
+     None, ("context,question", "answer_text")),
+    (Task.TEXT_CLASSIFICATION, "mrpc_dev.csv", {"sentence1": "sentence1", "sentence2": "sentence2", "label": "label"},
+     None, ("input_string", "label")),
+])
+def test_evaluation_data_takes_the_shapes_azure_reads(azure: AzureStandIn, services: AzureServices,
+                                                      platform: AzureMLPlatform, tmp_path: Path, task: Task,
+                                                      data: str, mapping: dict, row: dict | None, columns: tuple) -> None:
+    services.require("azurite")
+    azure.add_model(BERT, "tags", version="30")
+    spec = EvaluateSpec(model=f"{BERT}:30", task=task, test=file_ref(data), mapping=mapping)
+    node = node_of(azure.job_body(platform.run_evaluation(spec, lambda progress: None).external_id))
+    assert (literal(node, "input_column_names"), literal(node, "label_column_name")) == columns
+    assert literal(node, "instance_type") == "Standard_DS4_v2" and literal(node, "compute_name") == "serverless"
+    config = json.loads(literal(node, "evaluation_config_params"))
+    assert config["metrics"][0] in {"accuracy", "exact_match"}
+    rows = [json.loads(line) for line in next((tmp_path / "azureml").glob("fmbot-ev-*.jsonl")).read_text().splitlines()]
+    if row:
+        assert row in rows
+    if task == Task.QUESTION_ANSWERING:
+        assert isinstance(rows[0]["answer_text"], str) and set(rows[0]) == {"context", "question", "answer_text"}
+    if task == Task.TEXT_CLASSIFICATION:
+        assert rows[0]["input_string"].startswith("[CLS] ") and " [SEP] " in rows[0]["input_string"]
 
-    node = node_of(azure.job_body(outcome.external_id))
-    assert node["componentId"].endswith("/components/model_evaluation_pipeline/versions/0.0.33")
-    assert literal(node, "task") == "text-classification"
-    assert literal(node, "input_column_names") == "text,hypothesis"
-    assert literal(node, "label_column_name") == "sentiment"
-    assert literal(node, "device") == "auto"
-    assert node["inputs"]["test_data"]["uri"].endswith("/data/sst2-test/versions/2")
-    assert node["inputs"]["mlflow_model"]["uri"] == f"azureml://registries/azureml/models/{BERT}/versions/4"
 
-    azure.add_run(outcome.external_id, "compute-metrics-step", {"accuracy": 0.91, "f1_score_macro": 0.9})
-    azure.set_job(outcome.external_id, "Completed")
-    done = platform.job_status(outcome.external_id)
+def test_evaluation_two_step_path_and_refusals(azure: AzureStandIn, platform: AzureMLPlatform) -> None:
+    del azure.registry_components["model_evaluation_pipeline"]
+    spec = EvaluateSpec(model=f"{BERT}:18", task=Task.TEXT_CLASSIFICATION,
+                        test=DataRef(path="azureml:test-data:1", name="t"), mapping={"sentence1": "text", "label": "label"})
+    body = azure.job_body(platform.run_evaluation(spec, lambda progress: None).external_id)
+    nodes = {n["componentId"].split("/")[-3]: n for n in body["properties"]["jobs"].values()}
+    assert set(nodes) == {"model_prediction", "compute_metrics"}
+    metrics = nodes["compute_metrics"]
+    assert literal(metrics, "prediction_column_name") == "predictions"
+    assert literal(metrics, "ground_truth_column_name") == "label"
+    assert metrics["inputs"]["prediction_probabilities"]["value"].endswith("outputs.prediction_probabilities}}")
+    assert nodes["model_prediction"]["resources"]["instance_type"] == "Standard_DS4_v2"
+    with pytest.raises(PlatformError, match="do not evaluate chat-completion"):
+        platform.run_evaluation(spec.model_copy(update={"task": Task.CHAT_COMPLETION, "mapping": {"messages": "m"}}),
+                                lambda progress: None)
+
+
+def test_evaluation_metrics_are_read_from_mlflow_under_azures_names(
+        azure: AzureStandIn, services: AzureServices, platform: AzureMLPlatform) -> None:
+    spec = EvaluateSpec(model=f"{BERT}:18", task=Task.TEXT_CLASSIFICATION,
+                        test=DataRef(path="azureml:test-data:1", name="t"), mapping={"sentence1": "text", "label": "label"})
+    external_id = platform.run_evaluation(spec, lambda progress: None).external_id
+    log_run(services, external_id, {"accuracy": 0.91, "f1_score_macro": 0.9})
+    azure.set_job(external_id, "Completed")
+    done = platform.job_status(external_id)
     assert (done.state, done.metrics) == (JobState.COMPLETED, {"accuracy": 0.91, "f1_score_macro": 0.9})
-
-
-def test_evaluation_falls_back_to_prediction_and_metrics(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
-    monkeypatch.delenv("AZUREML_CURRENT_CLOUD", raising=False)
-    standin = AzureStandIn().start()
-    try:
-        seed(standin, evaluation_pipeline=False)
-        platform = make_platform(standin, tmp_path)
-        spec = EvaluateSpec(model="distilbert-base-cased", task=Task.QUESTION_ANSWERING, test=TEST,
-                            mapping={"question": "q", "context": "ctx", "answers": "answers"}, compute="cpu-cluster")
-        body = standin.job_body(platform.run_evaluation(spec, lambda progress: None).external_id)
-    finally:
-        standin.stop()
-    nodes = body["properties"]["jobs"]
-    by_component = {n["componentId"].split("/")[-3]: n for n in nodes.values()}
-    assert set(by_component) == {"model_prediction", "compute_metrics"}
-    predict = by_component["model_prediction"]
-    assert (literal(predict, "task"), literal(predict, "input_column_names"), literal(predict, "label_column_name")) == (
-        "question-answering", "q,ctx", "answers")
-    assert predict["computeId"].endswith("/computes/cpu-cluster")
-    assert by_component["compute_metrics"]["inputs"]["prediction"]["value"].endswith("outputs.predictions}}")
-
-
-# ---------------------------------------------------------------------------- deploy
-
-
-def test_managed_deploy_creates_key_endpoint_deployment_and_traffic(azure: AzureStandIn,
-                                                                     platform: AzureMLPlatform) -> None:
-    endpoint = platform.deploy(DeploySpec(model=BERT, endpoint="bert-ep", instances=2, owner="U1"))
-
-    puts = azure.calls("PUT", "/onlineEndpoints/bert-ep")
-    endpoint_puts = [p for p in puts if "/deployments/" not in p.path]
-    (deployment,) = [p for p in puts if p.path.endswith("/deployments/default")]
-    assert endpoint_puts[0].body["properties"]["authMode"] == "Key"
-    assert endpoint_puts[0].body["location"] == "eastus"
-    assert deployment.body["sku"] == {"name": "Default", "capacity": 2}
-    assert deployment.body["properties"]["instanceType"] == "Standard_DS3_v2"
-    assert deployment.body["properties"]["model"] == f"azureml://registries/azureml/models/{BERT}/versions/4"
-    assert deployment.body["properties"]["requestSettings"]["maxConcurrentRequestsPerInstance"] == 1
-    assert deployment.body["properties"]["livenessProbe"]["initialDelay"] == "PT10M"
-    assert endpoint_puts[-1].body["properties"]["traffic"] == {"default": 100}
-    assert azure.calls("POST", "/onlineEndpoints/bert-ep/listKeys")
-    assert endpoint.url == "https://bert-ep.eastus.inference.ml.azure.com/score"
-    assert endpoint.key.get_secret_value() == "standin-primary-key" and endpoint.instances == 2
-    assert [e.name for e in platform.list_endpoints()] == ["bert-ep"]
-
-    with pytest.raises(PlatformError, match="already exists"):
-        platform.deploy(DeploySpec(model=BERT, endpoint="bert-ep"))
-
-
-def test_serverless_deploy_subscribes_then_sets_content_filtering(azure: AzureStandIn, tmp_path: Path) -> None:
-    platform = make_platform(azure, tmp_path, registry="azureml-meta")
-    endpoint = platform.deploy(DeploySpec(model=LLAMA, endpoint="llama-api"))
-
-    unversioned = f"azureml://registries/azureml-meta/models/{LLAMA}"
-    (subscription,) = azure.calls("PUT", "/marketplaceSubscriptions/")
-    assert subscription.body["properties"]["modelId"] == unversioned
-    serverless = azure.calls("PUT", "/serverlessEndpoints/llama-api")
-    assert serverless[0].body["properties"]["modelSettings"]["modelId"] == unversioned
-    assert azure.requests.index(subscription) < azure.requests.index(serverless[0]), "subscribed first"
-    assert serverless[-1].body["properties"]["contentSafety"] == {"contentSafetyStatus": "Enabled"}
-    assert serverless[-1].query["api-version"] == "2024-10-01", "content filtering goes through ARM directly"
-    assert azure.calls("POST", "/serverlessEndpoints/llama-api/listKeys")
-    assert endpoint.url == "https://llama-api.eastus.models.ai.azure.com"
-    assert endpoint.key.get_secret_value() == "standin-primary-key"
-
-
-# ---------------------------------------------------------------------------- quota
-
-
-def test_quota_warns_when_cores_exceed_free_quota(azure: AzureStandIn, platform: AzureMLPlatform) -> None:
-    card = platform.get_model(BERT)
-    check = platform.check_quota("Standard_NC24s_v3", 1, model=card)
-
-    assert not check.ok
-    assert "1 × Standard_NC24s_v3 needs 24 standardNCSv3Family cores but only 12 of 24 are free" in check.message
-    assert any("Standard_NC6s_v3" in s for s in check.suggestions), "a smaller size that fits"
-    assert any("shared quota" in s for s in check.suggestions), "the model allows shared quota"
-    assert platform.check_quota("Standard_NC6s_v3", 2, model=card).ok
-    fewer = platform.check_quota("Standard_NC6s_v3", 3)
-    assert not fewer.ok and "Use 2 instances of Standard_NC6s_v3 instead of 3" in fewer.suggestions
-    options = {o.name: o for o in platform.compute_options("finetune")}
-    assert options["gpu-cluster"].label == "gpu-cluster (cluster, Standard_NC24s_v3)"
-    assert options["Standard_NC24s_v3"].free_instances == 0 and options["Standard_NC6s_v3"].free_instances == 2
-    assert options["Standard_DS3_v2"].free_instances == 25
-    (usages,) = azure.calls("GET", "/locations/eastus/usages")[:1]
-    assert usages.path == f"/subscriptions/{SUBSCRIPTION}/providers/Microsoft.MachineLearningServices/locations/eastus/usages"
-    assert azure.calls("GET", "/locations/eastus/vmSizes")
 
 
 # ---------------------------------------------------------------------------- import
 
 
-def test_import_submits_import_model_and_reads_the_registered_model(
-        azure: AzureStandIn, worker_runtime: tuple[Runtime, RecordingNotifier]) -> None:
-    from workers.jobs import poll_job, run_job
+def test_import_names_the_model_runs_as_the_user_and_is_fine_tunable_after(
+        azure: AzureStandIn, worker_runtime: tuple[Runtime, object]) -> None:
+    from workers.jobs import poll_job
 
     rt, _ = worker_runtime
-    spec = ImportSpec(model_id="microsoft/phi-2", task=Task.TEXT_GENERATION)
-    job_id = ledger_job(rt, "import", spec.model_dump(mode="json"))
-    external_id = run_job(job_id)["external_id"]
-
-    node = node_of(azure.job_body(external_id))
-    assert node["componentId"].endswith("/components/import_model/versions/0.0.40")
-    assert (literal(node, "model_id"), literal(node, "task_name"), literal(node, "compute")) == (
-        "microsoft/phi-2", "text-generation", "serverless")
-    azure.resources[f"{WORKSPACE_PATH}/models/microsoft-phi-2/versions/1".lower()] = {
-        "id": f"{WORKSPACE_PATH}/models/microsoft-phi-2/versions/1", "name": "1",
-        "properties": {"modelType": "mlflow_model", "tags": {"task": "text-generation"}, "properties": {},
-                       "flavors": {}}}
+    record = start_import(rt, ImportRequest(model_id="microsoft/phi-2", task="text-generation", requester="U1"))
+    drain(rt)
+    external_id = rt.ledger.get(record.id).external_id
+    body = azure.job_body(external_id)
+    node = node_of(body)
+    assert (literal(node, "model_id"), literal(node, "custom_model_name"), literal(node, "task_name")) == (
+        "microsoft/phi-2", "microsoft-phi-2", "text-generation")
+    assert (literal(node, "compute"), literal(node, "instance_type")) == ("serverless", "Standard_DS12_v2")
+    assert body["properties"]["identity"] == {"identityType": "UserIdentity"}, body["properties"].get("identity")
+    path = f"{WORKSPACE_PATH}/models/microsoft-phi-2/versions/1"
+    azure.resources[path.lower()] = {"id": path, "name": "1", "properties": {
+        "modelType": "mlflow_model", "tags": {}, "properties": {}, "flavors": {},
+        "modelUri": f"azureml://jobs/{external_id}/outputs/mlflow_model_folder"}}
     azure.set_job(external_id, "Completed")
-    assert poll_job(job_id)["output_model"] == "microsoft-phi-2:1"
+    assert poll_job(record.id)["output_model"] == "microsoft-phi-2:1"
+    card = rt.platform.finetune_card("microsoft-phi-2:1", Task.TEXT_GENERATION)
+    assert card.tasks == [Task.TEXT_GENERATION] and card.source == "azureml:microsoft-phi-2:1"
+
+    from platforms.azureml import jobs
+
+    component = jobs.registry_component(rt.platform.clients, "import_model")
+    with pytest.raises(PlatformError, match="takes task_name"):
+        jobs.refuse_enum(component, "task_name", "text2image")
+
+
+# ---------------------------------------------------------------------------- serverless
+
+
+def test_serverless_only_for_maas_models_in_one_polled_request(azure: AzureStandIn, platform: AzureMLPlatform) -> None:
+    azure.lro_polls = 3
+    endpoint = platform.deploy(DeploySpec(model=PHI4, endpoint="phi-api", serverless=True, content_filtering=False,
+                                          owner="U1"))
+    (create,) = azure.calls("PUT", "/serverlessEndpoints/phi-api")
+    assert create.body["properties"] == {"modelSettings": {"modelId": f"azureml://registries/azureml/models/{PHI4}"},
+                                         "authMode": "Key", "contentSafety": {"contentSafetyStatus": "Disabled"}}
+    assert len(azure.calls("GET", "/operations/")) >= 3, "polled until Azure said Succeeded"
+    assert not azure.calls("PUT", "/marketplaceSubscriptions/"), "Microsoft's own registry needs no subscription"
+    assert endpoint.url == "https://phi-api.eastus.models.ai.azure.com" and endpoint.key.get_secret_value()
+    assert "phi-api" in [e.name for e in platform.list_endpoints()]
+    assert platform.get_endpoint("phi-api").key.get_secret_value() == "standin-primary-key"
+    platform.delete_endpoint("phi-api")
+    assert azure.calls("DELETE", "/serverlessEndpoints/phi-api")
+
+    with pytest.raises(PlatformError, match="does not offer bert-base-uncased"):
+        platform.deploy(DeploySpec(model=BERT, endpoint="bert-api", serverless=True))
+    assert not azure.calls("PUT", "/serverlessEndpoints/bert-api")
+
+
+@pytest.mark.parametrize(("status", "expected"), [
+    ("Subscribed", None), ("PendingFulfillmentStart", "still being set up"), ("Suspended", "suspended the subscription"),
+])
+def test_marketplace_models_are_subscribed_first(azure: AzureStandIn, tmp_path: Path, status: str,
+                                                 expected: str | None) -> None:
+    azure.add_model(PHI4, "system_metadata", registry="azureml-meta", version="9")
+    azure.marketplace_status = status
+    platform = make_platform(azure, tmp_path, registry="azureml-meta")
+    spec = DeploySpec(model=f"{PHI4}:9", endpoint="phi-meta", serverless=True)
+    if expected:
+        with pytest.raises(PlatformError, match=expected):
+            platform.deploy(spec)
+        assert not azure.calls("PUT", "/serverlessEndpoints/")
+        return
+    platform.deploy(spec)
+    (subscription,) = azure.calls("PUT", "/marketplaceSubscriptions/")
+    assert subscription.body["properties"]["modelId"] == f"azureml://registries/azureml-meta/models/{PHI4}"
+    assert azure.requests.index(subscription) < azure.requests.index(azure.calls("PUT", "/serverlessEndpoints/")[0])
+
+
+# ---------------------------------------------------------------------------- quota
+
+
+def test_quota_reads_the_right_rows_the_regional_total_and_the_deployment_reserve(
+        azure: AzureStandIn, platform: AzureMLPlatform) -> None:
+    # Usage/list.json: DSv2 family 2 of 24 used, the regional dedicated total 14 of 24: 10 cores free.
+    assert platform.check_quota("Standard_DS3_v2", 2).ok, "8 cores fit in 10"
+    job = platform.check_quota("Standard_DS3_v2", 3)
+    assert not job.ok and "12 standardDSv2Family cores but only 10 are free (Total Cluster Dedicated Regional vCPUs)" \
+        in job.message
+    reserve = platform.check_quota("Standard_DS3_v2", 2, deployment=True)
+    assert not reserve.ok and "20%" in reserve.message, "ceil(2 × 1.2) = 3 instances × 4 cores > 10"
+    assert "Use 1 instance of Standard_DS3_v2 instead of 2" in reserve.suggestions
+    assert any("Request quota increase" in s for s in reserve.suggestions)
+    azure.set_usage("Total Cluster Dedicated Regional", limit=-1)
+    azure.set_usage("NCASv3_T4 Family Cluster Dedicated", limit=-1)
+    assert platform.check_quota("Standard_NC64as_T4_v3", 8).ok, "-1 is unlimited"
+    assert not platform.check_quota("Standard_NC24s_v3", 1).ok, "retired sizes never pass"
+    options = {o.name: o for o in platform.compute_options("finetune")}
+    assert "Standard_NC24s_v3" not in options and options["Standard_DS3_v2"].free_instances == 5
+
+
+def test_managed_deploy_is_refused_when_the_reserve_does_not_fit_and_the_advice_is_true(
+        azure: AzureStandIn, platform: AzureMLPlatform) -> None:
+    with pytest.raises(PlatformError) as failure:
+        platform.deploy(DeploySpec(model=BERT, endpoint="bert-ep", instances=3))
+    text = str(failure.value)
+    assert "20%" in text and "Azure ML studio" in text and "no setting for it" in text
+    assert "choose shared quota in the form" not in text
+    assert not azure.calls("PUT", "/deployments/")
+    endpoint = platform.deploy(DeploySpec(model=BERT, endpoint="bert-ep", instances=1, owner="U1"))
+    assert endpoint.key.get_secret_value() == "standin-primary-key"
+    assert not azure.refusals()
 
 
 # ---------------------------------------------------------------------------- errors
@@ -529,78 +434,168 @@ def test_import_submits_import_model_and_reads_the_registered_model(
 def test_throttled_and_unavailable_calls_are_retried(azure: AzureStandIn, platform: AzureMLPlatform,
                                                      monkeypatch: pytest.MonkeyPatch,
                                                      caplog: pytest.LogCaptureFixture) -> None:
+    spec = FinetuneSpec(model=BERT, task=Task.TEXT_CLASSIFICATION, train=ASSET, mapping={"sentence1": "t", "label": "l"})
     azure.fail("PUT", r"/jobs/", 429, times=2)
-    outcome = platform.run_finetune(finetune_spec(), lambda progress: None)
-    puts = azure.calls("PUT", "/jobs/")
-    assert len(puts) == 3 and puts[-1].path.endswith(outcome.external_id), "azure-core's retry policy repeats 429s"
-
+    outcome = platform.run_finetune(spec, lambda progress: None)
+    assert len(azure.calls("PUT", "/jobs/")) == 3, "azure-core's retry policy repeats 429s"
     monkeypatch.setattr(errors, "BACKOFF_SECONDS", (0.2, 0.2, 0.2))
-    failures = 5  # one more than the SDK's own attempts for jobs.get (4 in azure-ai-ml 1.35.2)
-    azure.fail("GET", rf"/jobs/{outcome.external_id}$", 503, times=failures, code="ServiceUnavailable",
-               message="The service is temporarily unavailable")
+    azure.fail("GET", rf"/jobs/{outcome.external_id}$", 503, times=5, code="ServiceUnavailable", message="unavailable")
     assert platform.job_status(outcome.external_id).state == JobState.QUEUED
-    assert len(azure.calls("GET", f"/jobs/{outcome.external_id}")) == failures + 1
-    assert "retrying in" in caplog.text, "once the SDK gave up, fmbot waited and asked again"
+    assert "retrying in" in caplog.text
 
 
 def test_permission_errors_name_the_missing_role(azure: AzureStandIn, platform: AzureMLPlatform) -> None:
-    azure.fail("GET", r"/usages$", 403, code="AuthorizationFailed",
-               message="The client does not have authorization to perform action 'Microsoft.MachineLearningServices/locations/usages/read'")
+    azure.fail("GET", r"/usages$", 403, code="AuthorizationFailed", message="no authorization")
     with pytest.raises(PlatformError) as failure:
-        platform.check_quota("Standard_NC6s_v3", 1)
-    assert "may not read compute quota" in str(failure.value)
-    assert "Reader on the subscription" in str(failure.value)
+        platform.check_quota("Standard_DS3_v2", 1)
+    assert "may not read compute quota" in str(failure.value) and "Reader on the subscription" in str(failure.value)
 
 
-# ---------------------------------------------------------------------------- the CLI, unchanged
+# ---------------------------------------------------------------------------- fmbot doctor --azure
 
 
-def test_cli_commands_run_on_azureml_with_default_credential(azure: AzureStandIn, redis_server, redis: Redis,
-                                                             tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
-                                                             capsys: pytest.CaptureFixture[str]) -> None:
-    """Only environment variables: DefaultAzureCredential gets its token from the stand-in's managed
-    identity endpoint, the SDK finds the cloud through ARM_CLOUD_METADATA_URL."""
-    from rq import SimpleWorker
-
+def test_doctor_azure_checks_the_workspace_components_quota_and_names_a_missing_role(
+        azure: AzureStandIn, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
     from bot.cli import main
-    from bot.bootstrap import build_runtime
-    from bot.settings import Settings
 
     for name, value in {**azure.environment(), "FMBOT_PLATFORM": "azureml", "AZURE_SUBSCRIPTION_ID": SUBSCRIPTION,
-                        "AZURE_RESOURCE_GROUP": RESOURCE_GROUP, "AZUREML_WORKSPACE": WORKSPACE,
-                        "REDIS_URL": redis_server.url, "FMBOT_DATA_DIR": str(tmp_path)}.items():
+                        "AZURE_RESOURCE_GROUP": "rg", "AZUREML_WORKSPACE": "demo_workspace1",
+                        "FMBOT_DATA_DIR": str(tmp_path)}.items():
         monkeypatch.setenv(name, value)
-    monkeypatch.setenv("FMBOT_POLL_INTERVAL", "0")
+    assert main(["doctor", "--azure", "--json"]) == 0
+    checks = {c["name"]: c for c in json.loads(capsys.readouterr().out)}
+    assert all(c["status"] == "ok" for c in checks.values()), checks
+    assert checks["component question_answering_pipeline"]["detail"] == "question_answering_pipeline 0.0.80"
+    assert "4 retired ones" in checks["azure vm sizes"]["detail"]
 
-    def cli(*argv: str) -> object:
-        assert main([*argv, "--json"]) == 0
-        return json.loads(capsys.readouterr().out)
+    azure.fail("GET", r"/usages$", 403, times=10, code="AuthorizationFailed", message="no authorization")
+    del azure.registry_components["chat_completion_pipeline"]
+    assert main(["doctor", "--azure", "--json"]) == 1
+    checks = {c["name"]: c for c in json.loads(capsys.readouterr().out)}
+    assert checks["azure quota"]["status"] == "problem" and "Reader on the subscription" in checks["azure quota"]["fix"]
+    assert checks["component chat_completion_pipeline"]["status"] == "problem"
+    assert checks["azure vm sizes"]["status"] == "ok"
 
-    assert {m["name"] for m in cli("models", "uncased")} == {BERT}
-    assert cli("card", BERT)["finetune_compute"] == ["Standard_NC6s_v3", "Standard_NC24s_v3"]
-    token_requests = azure.calls("GET", "/msi/token")
-    assert token_requests and token_requests[0].headers["X-IDENTITY-HEADER"], "managed identity was used"
-    assert redis.exists(CATALOG_KEY)
 
-    queued = cli("finetune", BERT, "--task", "text-classification", "--train", "azureml:sst2-train:1",
-                 "--map", "sentence1=text,label=sentiment", "--epochs", "1")
-    assert queued["state"] == "queued"
-    evaluation = cli("evaluate", BERT, "--task", "text-classification", "--test", "azureml:sst2-test:2",
-                     "--map", "sentence1=text,label=sentiment")
+# ---------------------------------------------------------------------------- the Slack deploy form
 
-    rt = build_runtime(Settings())
-    runtime.install(rt)
-    try:
-        SimpleWorker([rt.queue], connection=rt.redis, serializer=rt.queue.serializer).work(burst=True)
-        external_id = cli("status", queued["id"])["external_id"]
-        assert external_id and len(azure.calls("PUT", "/jobs/")) == 2, "one fine-tune and one evaluation"
-        evaluation_node = node_of(azure.job_body(cli("status", evaluation["id"])["external_id"]))
-        assert evaluation_node["componentId"].endswith("/components/model_evaluation_pipeline/versions/0.0.33")
-        assert literal(node_of(azure.job_body(external_id)), "num_train_epochs") == "1"
 
-        azure.set_job(external_id, "Completed")
-        SimpleWorker([rt.queue], connection=rt.redis, serializer=rt.queue.serializer).work(burst=True, with_scheduler=True)
-    finally:
-        runtime.install(None)
-    done = cli("status", queued["id"])
-    assert done["state"] == "completed" and done["output_model"] == f"{BERT}-ft:1"
+def test_slack_deploy_form_offers_serverless_only_for_models_azure_serves_so(
+        azure: AzureStandIn, worker_runtime: tuple[Runtime, object], slack, tmp_path: Path) -> None:
+    from slack_sdk import WebClient
+
+    from bot.settings import Settings
+    from bot.slack.context import SlackContext
+    from bot.slack.deploy import open_deploy
+    from tests.slack_standin import BOT_TOKEN
+
+    rt, _ = worker_runtime
+    ctx = SlackContext(settings=Settings(), rt=rt)
+    client = WebClient(token=BOT_TOKEN, base_url=slack.api_url)
+    for model, offered in ((PHI4, True), (BERT, False)):
+        open_deploy(ctx, client, "trigger", "C1", "U1", model)
+        view = slack.of("views.open")[-1].params["view"]
+        view = json.loads(view) if isinstance(view, str) else view
+        kinds = [o["value"] for b in view["blocks"] if b.get("block_id") == "deploy_kind"
+                 for o in b["element"]["options"]]
+        assert ("serverless" in kinds) is offered, (model, kinds)
+
+
+# ---------------------------------------------------------------------------- long jobs in workers
+
+
+def ledger_job(rt: Runtime, kind: str, spec: dict) -> str:
+    from workers.ledger import JobRecord, new_job_id
+
+    record = rt.ledger.create(JobRecord(id=new_job_id(kind), kind=kind, model=f"{BERT}:19", task="text-classification",
+                                        spec=spec, requester="U1"))
+    return record.id
+
+
+def asset_finetune() -> dict:
+    return FinetuneSpec(model=f"{BERT}:19", task=Task.TEXT_CLASSIFICATION, train=ASSET,
+                        mapping={"sentence1": "text", "label": "label"}).model_dump(mode="json")
+
+
+def test_worker_submits_once_then_polls_to_completion_without_holding_a_worker(
+        azure: AzureStandIn, services: AzureServices, worker_runtime: tuple[Runtime, object]) -> None:
+    from rq.registry import ScheduledJobRegistry
+
+    from workers.jobs import poll_job, run_job
+    from workers.notifier import JobEvent
+
+    services.require("mlflow")
+    rt, notifier = worker_runtime
+    job_id = ledger_job(rt, "finetune", asset_finetune())
+    record = run_job(job_id)
+    external_id = record["external_id"]
+    assert record["state"] == "running" and rt.ledger.get(job_id).external_id == external_id
+    assert len(ScheduledJobRegistry(queue=rt.queue).get_job_ids()) == 1, "a poll is scheduled instead of a worker waiting"
+    run_job(job_id)  # a retried delivery of the same job
+    assert len(azure.calls("PUT", "/jobs/")) == 1, "never submitted twice"
+
+    azure.set_job(external_id, "Running")
+    assert poll_job(job_id)["state"] == "running"
+    assert notifier.events[-1][2].startswith(f"Azure: Running · https://ml.azure.com/runs/{external_id}")
+    log_run(services, external_id, {"eval_loss": 0.42})
+    azure.set_job(external_id, "Completed")
+    final = poll_job(job_id)
+    assert final["state"] == "completed" and final["output_model"] == f"{BERT}-ft:1"
+    (search,) = azure.calls("POST", "/api/2.0/mlflow/runs/search")
+    assert search.headers["Authorization"].startswith("Bearer ")
+    register = azure.calls("PUT", f"/models/{BERT}-ft/versions/")[0]
+    assert register.body["properties"]["modelUri"] == f"azureml://jobs/{external_id}/outputs/trained_model"
+    assert poll_job(job_id)["state"] == "completed", "a late poll changes nothing"
+    assert len([e for e in notifier.events if e[0] == JobEvent.COMPLETED]) == 1
+
+
+def test_failed_and_canceled_azure_jobs_reach_the_ledger(azure: AzureStandIn,
+                                                         worker_runtime: tuple[Runtime, object]) -> None:
+    from handlers.jobs import cancel_job
+    from workers.jobs import poll_job, run_job
+
+    rt, _ = worker_runtime
+    failing = ledger_job(rt, "finetune", asset_finetune())
+    external_id = run_job(failing)["external_id"]
+    azure.set_job(external_id, "Failed")
+    final = poll_job(failing)
+    assert final["state"] == "failed" and external_id in final["error"]
+
+    canceled = ledger_job(rt, "finetune", asset_finetune())
+    external_id = run_job(canceled)["external_id"]
+    assert cancel_job(rt, canceled, "U1").state == JobState.CANCELED
+    assert azure.calls("POST", f"/jobs/{external_id}/cancel")
+    assert poll_job(canceled)["state"] == "canceled"
+
+
+def test_local_files_are_checked_split_keyed_and_never_mixed_with_assets(
+        azure: AzureStandIn, platform: AzureMLPlatform) -> None:
+    from platforms.azureml.data import prepare_rows
+
+    mapping = ColumnMapping.build({"sentence1": "input_string", "label": "label_string"}, Task.TEXT_CLASSIFICATION)
+    rows = prepare_rows({"train_file_path": file_ref("sst2_small_validation.jsonl"), "validation_file_path": None,
+                         "test_file_path": None}, mapping, split={"validation_file_path": 0.1, "test_file_path": 0.2})
+    assert {name: len(part) for name, part in rows.items()} == {
+        "train_file_path": 61, "validation_file_path": 8, "test_file_path": 18}, "87 rows, split by label"
+    assert {r["label"] for r in rows["validation_file_path"]} == {"POSITIVE", "NEGATIVE"}, "stratified"
+    translation = ColumnMapping.build({"source": "translation.en", "target": "translation.ro"}, Task.TRANSLATION)
+    rows = prepare_rows({"train_file_path": file_ref("wmt_en_ro_test.json")}, translation,
+                        rename={"source": "en", "target": "ro"})
+    assert set(rows["train_file_path"][0]) == {"en", "ro"}, "keys named by the language codes"
+
+    with pytest.raises(PlatformError, match="cannot mix"):
+        platform.run_finetune(FinetuneSpec(model=BERT, task=Task.TEXT_CLASSIFICATION, train=ASSET,
+                                           validation=file_ref("sst2_small_validation.jsonl"),
+                                           mapping={"sentence1": "input_string", "label": "label_string"}),
+                              lambda progress: None)
+    assert not azure.calls("PUT", "/jobs/")
+
+
+def test_form_compute_options_are_the_models_own_current_sizes(azure: AzureStandIn, platform: AzureMLPlatform) -> None:
+    bert = platform.get_model(BERT)
+    deploy = {o.name: o for o in platform.compute_options("deploy", model=bert)}
+    assert "gpu-cluster" not in deploy, "managed endpoints do not run on clusters"
+    assert set(deploy) <= set(bert.inference_compute) and not {n.lower() for n in deploy} & RETIRED
+    assert deploy["Standard_DS3_v2"].free_instances == 1, "10 free cores hold one instance with its 20% reserve"
+    finetune = [o.name for o in platform.compute_options("finetune", model=bert)]
+    assert finetune[0] == "gpu-cluster" and "Standard_NC24ads_A100_v4" in finetune and "Standard_DS3_v2" not in finetune

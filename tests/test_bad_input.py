@@ -261,7 +261,7 @@ QUOTA_CASES = [
     ("unknown SKU on the local platform", "local", "gpu-h100", 1, 'unknown compute "gpu-h100" on the local platform'),
     ("more instances than the local platform runs", "local", "cpu", 2, "runs one instance, not 2"),
     ("unknown SKU on Azure", "azure", "Standard_XYZ99", 1, "Standard_XYZ99 is not offered"),
-    ("quota exceeded on Azure", "azure", "Standard_NC24s_v3", 2, "Standard_NC24s_v3"),
+    ("quota exceeded on Azure", "azure", "Standard_NC24ads_A100_v4", 2, "Standard_NC24ads_A100_v4"),
 ]
 
 
@@ -273,11 +273,13 @@ def test_compute_and_quota_problems_are_refused_with_advice(case, settings: Sett
 
         check = build_platform(settings).check_quota(sku, instances)
     else:
-        from platforms.azureml.quota import FamilyUsage, VmSizeInfo, check as azure_check
+        from platforms.azureml.quota import FamilyQuota, Usages, VmSizeInfo, check as azure_check
 
-        usages = {"standard ncsv3 family": FamilyUsage(family="Standard NCSv3 Family", limit=24, used=12)}
-        sizes = {"standard_nc24s_v3": VmSizeInfo(name="Standard_NC24s_v3", family="Standard NCSv3 Family",
-                                                 cores=24, gpus=4)}
+        # Shaped as tests/data/azure/rest/Usage_list.json and VirtualMachineSize_list.json name them.
+        family = "Standard NCADSA100v4 Family Cluster Dedicated vCPUs"
+        usages = Usages(families={"ncadsa100v4": FamilyQuota(family=family, limit=24, used=12)})
+        sizes = {"standard_nc24ads_a100_v4": VmSizeInfo(name="Standard_NC24ads_A100_v4",
+                                                        family="standardNCADSA100v4Family", cores=24, gpus=1)}
         check = azure_check(usages, sizes, sku, instances)
     assert not check.ok
     assert expected in check.message

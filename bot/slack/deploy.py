@@ -29,7 +29,7 @@ def open_deploy(ctx: SlackContext, client: Any, trigger_id: str, channel: str, u
     card = ctx.rt.platform.get_model(model)
     state = FormState(kind="deploy", channel=channel, user=user, model=card.ref)
     client.views_open(trigger_id=trigger_id, view=deploy_modal(card, dump_state(state, ctx.rt.redis),
-                                                              serverless="serverless" in card.inference_compute))
+                                                              serverless=card.serverless))
 
 
 def command_deploy(cmd: SlashCommand) -> None:
@@ -63,7 +63,8 @@ def on_deploy(ack, view, client, context):
         if not compute:
             ack(response_action="errors", errors={BlockId.COMPUTE: "Choose a VM size for managed compute."})
             return
-        quota = rt.platform.check_quota(compute, instances, model=rt.platform.get_model(state.model))
+        quota = rt.platform.check_quota(compute, instances, model=rt.platform.get_model(state.model),
+                                        deployment=True)
         if not quota.ok:
             ack(response_action="errors", errors=quota_errors(quota))
             return

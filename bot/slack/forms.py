@@ -134,7 +134,8 @@ def check_rows(ctx: SlackContext, client: Any, view_id: str, state: FormState) -
 def on_compute_options(ack, body, context):
     rt = context["fm"].rt
     state = load_state(body["view"]["private_metadata"], rt.redis)
-    options = rt.platform.compute_options(state.kind)[:100]
+    model = rt.platform.get_model(state.model) if state.model else None
+    options = rt.platform.compute_options(state.kind, model=model)[:100]
     ack(options=[{"text": {"type": "plain_text", "text": o.label[:75]}, "value": o.name[:150]} for o in options])
 
 def on_compute(ack, view, client, context):

@@ -13,8 +13,6 @@ from functools import partial
 from pathlib import Path
 from typing import Any
 
-from azure.ai.ml.constants import AssetTypes
-from azure.ai.ml.entities import Model
 from azure.core.credentials import TokenCredential
 from redis import Redis
 
@@ -30,9 +28,9 @@ from platforms.azureml.clients import AzureClients, AzureTarget
 from platforms.azureml.data import DataUploader
 from platforms.azureml.errors import AzureNotFound, call
 from platforms.azureml.evaluation import submit_evaluation
-from platforms.azureml.finetune import OUTPUT as FINETUNE_OUTPUT
-from platforms.azureml.finetune import submit_finetune
+from platforms.azureml.finetune import PIPELINES, submit_finetune
 from platforms.azureml.imports import registered_model, submit_import
+from platforms.azureml.register import register_finetuned
 from platforms.azureml.metrics import job_metrics
 from platforms.base import (
     ComputeOption,
@@ -59,10 +57,14 @@ SETTINGS_HINT = "Set AZURE_SUBSCRIPTION_ID, AZURE_RESOURCE_GROUP and AZUREML_WOR
 
 class AzureMLPlatform(Platform):
     name = "azureml"
+    # The registry has a chat-completion pipeline, and every pipeline takes `apply_lora`.
+    extra_finetune_tasks = (Task.CHAT_COMPLETION,)
+    lora_on_every_task = True
 
     def __init__(self, clients: AzureClients, data_dir: Path, *, redis: Redis | None = None):
         self.clients, self.data_dir = clients, Path(data_dir)
-        self.catalog = CatalogCache(lambda: fetch_cards(clients.registry, clients.target.registry), redis)
+        self.catalog = CatalogCache(lambda previous: fetch_cards(clients.registry, clients.target.registry,
+                                                                 clients.capture.metadata_of, previous), redis)
         self.uploader = DataUploader(clients, self.data_dir / "azureml")
 
     @classmethod
@@ -99,7 +101,7 @@ class AzureMLPlatform(Platform):
         try:
             model = call(partial(read_model, self.clients.registry, wanted.name, wanted.version),
                          what=f"read model {wanted}", scope="registry")
-            return card_from_model(model, self.clients.target.registry)
+            return card_from_model(model, self.clients.target.registry, self.clients.capture.metadata_of(model.id))
         except AzureNotFound:
             pass
         try:
@@ -121,6 +123,18 @@ class AzureMLPlatform(Platform):
         """Fine-tuning also takes a Hugging Face id (`owner/name`); registry names never hold a `/`."""
         return None if "/" in ref else self.get_model(ref)
 
+    def finetune_card(self, model: str, task: Task) -> ModelCard | None:
+        """The registry publishes fine-tuning tasks apart from inference ones; a Hugging Face id
+        (`owner/name`) is fine-tuned without a card, by the pipeline's `huggingface_id` input."""
+        if task not in PIPELINES:
+            raise PlatformError(f"Azure ML has no fine-tune pipeline for {task}",
+                                hint="Fine-tune supports " + ", ".join(PIPELINES))
+        card = self._card_or_none(model)
+        if card is not None and task not in (card.finetune_tasks or card.tasks):
+            raise PlatformError(f"{card.ref} cannot be fine-tuned for {task} on Azure ML",
+                                hint=f"Its fine-tuning tasks: {', '.join(card.finetune_tasks or card.tasks) or 'none'}")
+        return card
+
     # ------------------------------------------------------------------ jobs
 
     def run_finetune(self, spec: FinetuneSpec, report: ProgressReport) -> JobOutcome:
@@ -132,7 +146,7 @@ class AzureMLPlatform(Platform):
         return JobOutcome(state=JobState.RUNNING, external_id=job.name, message=job.studio_url)
 
     def import_model(self, spec: ImportSpec, report: ProgressReport) -> JobOutcome:
-        job = submit_import(self.clients, spec, None, None)
+        job = submit_import(self.clients, spec)
         return JobOutcome(state=JobState.RUNNING, external_id=job.name, message=job.studio_url)
 
     def job_status(self, external_id: str) -> JobOutcome:
@@ -147,7 +161,7 @@ class AzureMLPlatform(Platform):
         if kind in ("finetune", "evaluate"):
             outcome = outcome.model_copy(update={"metrics": self._metrics(external_id)})
         if kind == "finetune":
-            return outcome.model_copy(update={"output_model": self._register_finetuned(job)})
+            return outcome.model_copy(update={"output_model": register_finetuned(self.clients, job, self._base_card(job))})
         if kind == "import":
             return outcome.model_copy(update={"output_model": registered_model(self.clients, job)})
         return outcome
@@ -160,49 +174,69 @@ class AzureMLPlatform(Platform):
             log.warning("metrics of Azure job %s are unavailable: %s", job_name, exc)
             return {}
 
-    def _register_finetuned(self, job: Any) -> str:
-        """The pipeline's MLflow output becomes a workspace model, so it can be evaluated and deployed."""
-        name = (job.tags or {}).get(jobs.TAG_OUTPUT) or f"{job.name}-model"
-        model = Model(name=name, type=AssetTypes.MLFLOW_MODEL, path=f"azureml://jobs/{job.name}/outputs/{FINETUNE_OUTPUT}",
-                      description=f"fine-tuned by fmbot in Azure job {job.name}")
-        created = call(lambda: self.clients.workspace.models.create_or_update(model), what=f"register {name}")
-        return f"{created.name}:{created.version}"
+    def _base_card(self, job: Any) -> ModelCard | None:
+        base = (job.tags or {}).get(jobs.TAG_BASE, "")
+        try:
+            return self._card_or_none(base) if base else None
+        except PlatformError:
+            return None
 
     def cancel(self, external_id: str) -> None:
         call(lambda: self.clients.workspace.jobs.begin_cancel(external_id).result(), what=f"cancel job {external_id}")
 
     # ------------------------------------------------------------------ compute and quota
 
-    def compute_options(self, purpose: str) -> list[ComputeOption]:
-        """Workspace clusters first (no quota to check), then serverless sizes with the instances that fit."""
-        clusters = call(lambda: [c for c in self.clients.workspace.compute.list() if c.type == "amlcompute"],
-                        what="list compute clusters")
+    def compute_options(self, purpose: str, *, model: ModelCard | None = None) -> list[ComputeOption]:
+        """Workspace clusters first for jobs (no quota to check; managed endpoints cannot use them), then
+        the current sizes the model allows for `purpose` (all current sizes without a model), with the
+        instances that fit."""
+        deploying = purpose == "deploy"
+        clusters = [] if deploying else call(
+            lambda: [c for c in self.clients.workspace.compute.list() if c.type == "amlcompute"],
+            what="list compute clusters")
         usages, sizes = quota.read_usages(self.clients), quota.read_sizes(self.clients)
+        allowed = {"deploy": "inference_compute", "finetune": "finetune_compute", "evaluate": "evaluation_compute"}
+        names = getattr(model, allowed.get(purpose, ""), None) if model else None
+        offered = quota.usable(sizes, names) if names else [s for s in sizes.values() if not s.retired]
         options = [ComputeOption(name=c.name, label=f"{c.name} (cluster, {c.size})") for c in clusters]
-        for size in sorted(sizes.values(), key=lambda s: (-s.gpus, s.cores)):
-            usage = usages.get(size.family.lower())
-            free = usage.free // size.cores if usage and size.cores else None
+        for size in sorted(offered, key=lambda s: (-s.gpus, s.cores)):
+            free_cores, _ = usages.free_cores(size.key)
+            cores = quota.cores_needed(size, 1, deployment=deploying)
+            free = free_cores // cores if free_cores is not None and cores else None
             options.append(ComputeOption(name=size.name, free_instances=free,
                                          label=f"{size.name} serverless ({size.cores} cores"
                                                f"{f', {size.gpus} GPU' if size.gpus else ''}; {free if free is not None else '?'} free)"))
         return options
 
-    def check_quota(self, compute: str, instances: int, *, model: ModelCard | None = None) -> QuotaCheck:
+    def check_quota(self, compute: str, instances: int, *, model: ModelCard | None = None,
+                    deployment: bool = False) -> QuotaCheck:
         if not compute.startswith("Standard_"):
             return QuotaCheck(ok=True, message=f"{compute} is a cluster: its own size limits apply")
-        candidates = (model.finetune_compute + model.inference_compute + model.evaluation_compute) if model else []
+        if model is None:
+            candidates = []
+        elif deployment:
+            candidates = model.inference_compute
+        else:
+            candidates = model.finetune_compute + model.evaluation_compute
         return quota.check(quota.read_usages(self.clients), quota.read_sizes(self.clients), compute, instances,
-                           model, candidates)
+                           model, candidates, deployment=deployment)
 
     # ------------------------------------------------------------------ endpoints
 
     def deploy(self, spec: DeploySpec) -> EndpointInfo:
-        """Serverless when asked for (or when the model has no managed sizes, as Azure offers it);
-        otherwise a managed endpoint on the chosen VM size, else the model's first allowed size."""
+        """Serverless only for models Azure offers so (MaaS); otherwise a managed endpoint on a size the
+        model allows, checked against quota with the 20% Azure reserves for upgrades."""
         card = self.get_model(spec.model)
-        if spec.serverless or not card.inference_compute:
+        if spec.serverless:
             return endpoints.deploy_serverless(self.clients, spec, card, content_safety=spec.content_filtering)
-        return endpoints.deploy_managed(self.clients, spec, card, spec.compute or card.inference_compute[0])
+        size = endpoints.inference_size(self.clients, card, spec.compute)
+        check = self.check_quota(size, spec.instances, model=card, deployment=True)
+        if not check.ok:
+            raise PlatformError(check.message, hint=" · ".join(check.suggestions))
+        return endpoints.deploy_managed(self.clients, spec, card, size)
+
+    def get_endpoint(self, name: str) -> EndpointInfo:
+        return endpoints.endpoint_key(self.clients, name)
 
     def list_endpoints(self) -> list[EndpointInfo]:
         return endpoints.list_endpoints(self.clients)

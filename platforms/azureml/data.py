@@ -9,6 +9,7 @@ registered asset (`azureml:<name>:<version>`) is passed through with the user's 
 from __future__ import annotations
 
 import secrets
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -30,24 +31,20 @@ def is_asset(ref: DataRef) -> bool:
     return ref.path.startswith(ASSET_PREFIX)
 
 
-def columns_for(mapping: ColumnMapping, uploaded: bool) -> dict[str, str]:
-    """The column each task key names in the data Azure reads."""
-    if not uploaded:
-        return dict(mapping.columns)
-    columns = {key: key for key in mapping.columns}
-    if mapping.task == Task.QUESTION_ANSWERING:
-        columns |= {"answers": "answers", "answer_text": "text", "answer_start": "answer_start"}
-    return columns
+Shape = Callable[[dict[str, Any]], dict[str, Any]]
 
 
-def _rows(examples: list[dict[str, Any]], rename: dict[str, str]) -> list[dict[str, Any]]:
-    return [{rename.get(key, key): value for key, value in e.items()} for e in examples] if rename else examples
+def _rows(examples: list[dict[str, Any]], rename: dict[str, str], shape: Shape | None) -> list[dict[str, Any]]:
+    rows = [{rename.get(key, key): value for key, value in e.items()} for e in examples] if rename else examples
+    return [shape(row) for row in rows] if shape else rows
 
 
 def prepare_rows(refs: dict[str, DataRef | None], mapping: ColumnMapping, *, split: dict[str, float] | None = None,
-                 seed: int = 42, rename: dict[str, str] | None = None) -> dict[str, list[dict[str, Any]]]:
+                 seed: int = 42, rename: dict[str, str] | None = None,
+                 shape: Shape | None = None) -> dict[str, list[dict[str, Any]]]:
     """The rows to upload per input: every local file read and checked, and the inputs without a file
-    split off the first one's rows (seeded, stratified by label), keys renamed by `rename`."""
+    split off the first one's rows (seeded, stratified by label), keys renamed by `rename`, then each
+    row put in the form the Azure component reads (`shape`)."""
     given = {name: ref for name, ref in refs.items() if ref is not None}
     first_name, first = next(iter(given.items()))
     parts = {first_name: load_examples(Path(first.path), mapping, first.name)}
@@ -60,7 +57,7 @@ def prepare_rows(refs: dict[str, DataRef | None], mapping: ColumnMapping, *, spl
     for name, ref in given.items():
         if name != first_name:
             parts[name] = load_examples(Path(ref.path), mapping, ref.name)
-    return {name: _rows(rows, rename or {}) for name, rows in parts.items()}
+    return {name: _rows(rows, rename or {}, shape) for name, rows in parts.items()}
 
 
 class DataUploader:
@@ -71,7 +68,7 @@ class DataUploader:
 
     def inputs(self, refs: dict[str, DataRef | None], mapping: ColumnMapping, *,
                split: dict[str, float] | None = None, seed: int = 42, prefix: str = "fmbot",
-               rename: dict[str, str] | None = None) -> tuple[dict[str, Input], bool]:
+               rename: dict[str, str] | None = None, shape: Shape | None = None) -> tuple[dict[str, Input], bool]:
         """Returns the Input per name and whether the data was uploaded (so column keys are task keys,
         or their `rename`d names). Registered assets are passed through; Azure reads them itself, so
         they are neither checked nor split here."""
@@ -82,7 +79,7 @@ class DataUploader:
             raise PlatformError("one job cannot mix uploaded files and registered data assets",
                                 hint="Give every dataset as a file, or every one as azureml:<name>:<version>")
         tag = secrets.token_hex(4)
-        rows = prepare_rows(refs, mapping, split=split, seed=seed, rename=rename)
+        rows = prepare_rows(refs, mapping, split=split, seed=seed, rename=rename, shape=shape)
         return {name: self.upload(f"{prefix}-{name.replace('_', '-')}-{tag}", part)
                 for name, part in rows.items()}, True
 

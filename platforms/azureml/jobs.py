@@ -27,6 +27,8 @@ AZURE_STATES = {
 }
 TAG_KIND = "fmbot.kind"
 TAG_OUTPUT = "fmbot.output_name"
+TAG_TASK = "fmbot.task"
+TAG_BASE = "fmbot.base_model"
 
 
 def registry_component(clients: AzureClients, name: str) -> Component:
@@ -44,16 +46,17 @@ def check_inputs(component: Component, inputs: dict[str, Any], *, optional: dict
     return {**{k: v for k, v in (optional or {}).items() if k in declared and v is not None}, **inputs}
 
 
-def compute_inputs(component: Component, compute: str | None, instance_type: str | None) -> dict[str, Any]:
-    """A cluster name goes to every `compute_*` input; serverless sets every `instance_type_*` input."""
-    declared = component.inputs or {}
-    if compute and compute != SERVERLESS:
-        return {k: compute for k in declared if k.startswith("compute")}
-    return {k: instance_type for k in declared if k.startswith("instance_type") and instance_type}
+def refuse_enum(component: Component, name: str, value: str) -> None:
+    """The SDK checks required inputs but not enums; Azure refuses a value outside one after submission."""
+    allowed = getattr((component.inputs or {}).get(name), "enum", None)
+    if allowed and value not in [str(a) for a in allowed]:
+        raise PlatformError(f"the registry component {component.name} {component.version} takes {name} "
+                            f"{', '.join(map(str, allowed))}, not {value}")
 
 
 def submit(clients: AzureClients, component: Component, inputs: dict[str, Any], *, display_name: str,
-           outputs: dict[str, str], tags: dict[str, str], compute: str | None = None) -> Job:
+           outputs: dict[str, str], tags: dict[str, str], compute: str | None = None,
+           identity: Any = None) -> Job:
     """One pipeline job around one registry component, with `outputs` (job output → node output) promoted."""
 
     @pipeline(name=display_name, display_name=display_name)
@@ -63,10 +66,23 @@ def submit(clients: AzureClients, component: Component, inputs: dict[str, Any], 
 
     job: PipelineJob = wrapper()
     job.tags = tags
+    if identity is not None:
+        job.identity = identity
     job.settings.force_rerun = True
     job.settings.continue_on_step_failure = False
     if compute and compute != SERVERLESS:
         job.settings.default_compute = compute
+    return validate_and_create(clients, job, display_name)
+
+
+def validate_and_create(clients: AzureClients, job: PipelineJob, display_name: str) -> Job:
+    """`jobs.validate` first (the SDK checks every node against its component, required inputs
+    included), so a refusal names the input instead of coming back from Azure as a failed job."""
+    result = call(lambda: clients.workspace.jobs.validate(job), what=f"validate the {display_name} job")
+    if not result.passed:
+        problems = "; ".join(f"{path}: {message}" for path, message in sorted(result.error_messages.items()))
+        raise PlatformError(f"Azure ML would refuse the {display_name} job: {problems}",
+                            hint="Map the missing columns or settings and submit again")
     return call(lambda: clients.workspace.jobs.create_or_update(job, experiment_name="fmbot"),
                 what=f"submit the {display_name} job")
 

@@ -145,7 +145,7 @@ class LocalPlatform(Platform):
         return JobOutcome(state=JobState.COMPLETED, metrics=result.metrics, samples=result.samples,
                           message=result.message)
 
-    def compute_options(self, purpose: str) -> list[ComputeOption]:
+    def compute_options(self, purpose: str, *, model: ModelCard | None = None) -> list[ComputeOption]:
         import os
 
         options = [ComputeOption(name="cpu", label=f"cpu · {os.cpu_count()} cores on this machine", free_instances=1)]
@@ -156,7 +156,8 @@ class LocalPlatform(Platform):
                                             free_instances=1))
         return options
 
-    def check_quota(self, compute: str, instances: int, *, model: ModelCard | None = None) -> QuotaCheck:
+    def check_quota(self, compute: str, instances: int, *, model: ModelCard | None = None,
+                    deployment: bool = False) -> QuotaCheck:
         names = [option.name for option in self.compute_options("any")]
         if compute not in names:
             return QuotaCheck(ok=False, message=f'unknown compute "{compute}" on the local platform',

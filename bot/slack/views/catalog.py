@@ -82,7 +82,9 @@ def model_card(card: ModelCard) -> dict[str, Any]:
         SectionBlock(text=MarkdownTextObject(text=clip("\n".join(lines), 3000))),
         ContextBlock(elements=[MarkdownTextObject(
             text=f"source: {card.source or 'catalog'} · inference compute: {compute}"
-                 + (" · shared quota available" if card.shared_quota else ""))]),
+                 + (f" · fine-tunes for {', '.join(card.finetune_tasks)}" if card.finetune_tasks else "")
+                 + (" · serverless API (pay per token)" if card.serverless else "")
+                 + (" · shared quota (from Azure ML studio)" if card.shared_quota else ""))]),
         DividerBlock(),
         card_buttons(card.ref),
     ]
