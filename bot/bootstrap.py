@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import importlib.util
+
 from redis import Redis
 
 from bot.settings import Settings
 from platforms.base import Platform
 from workers.ledger import Ledger
-from workers.notifier import NullNotifier
+from workers.notifier import Notifier, NullNotifier, SurfaceNotifier
 from workers.queues import job_queue
 from workers.runtime import Runtime
 
@@ -30,11 +32,20 @@ def build_platform(settings: Settings) -> Platform:
                          seed=settings.fmbot_seed_models, redis=Redis.from_url(settings.redis_url))
 
 
+def teams_installed() -> bool:
+    """Teams is an optional extra (`fmbot[teams]`): a Slack-only install posts to Slack alone."""
+    try:
+        return importlib.util.find_spec("microsoft_agents.hosting.aiohttp") is not None
+    except ModuleNotFoundError:
+        return False
+
+
 def build_runtime(settings: Settings, *, slack: bool | None = None) -> Runtime:
     """`slack=None` posts to Slack when a bot token is configured."""
     redis = Redis.from_url(settings.redis_url)
     ledger = Ledger(redis)
     use_slack = settings.slack_bot_token is not None if slack is None else slack
+    notifiers: dict[str, Notifier] = {}
     if use_slack:
         from bot.observability import count_retries
         from bot.slack.client import web_client
@@ -42,10 +53,13 @@ def build_runtime(settings: Settings, *, slack: bool | None = None) -> Runtime:
         from bot.slack.notifier import SlackNotifier
         from bot.slack.views.jobs import SlackJobRenderer
 
-        notifier = SlackNotifier(count_retries(web_client(settings), redis), SlackJobRenderer(), ledger,
-                                 home=lambda user: user_home(runtime, user))
-    else:
-        notifier = NullNotifier()
+        notifiers["slack"] = SlackNotifier(count_retries(web_client(settings), redis), SlackJobRenderer(), ledger,
+                                           home=lambda user: user_home(runtime, user))
+    if settings.teams_app_id and teams_installed():
+        from bot.teams.notifier import TeamsNotifier
+
+        notifiers["teams"] = TeamsNotifier(settings, ledger, redis)
+    notifier = SurfaceNotifier(notifiers) if len(notifiers) > 1 else next(iter(notifiers.values()), NullNotifier())
     runtime = Runtime(
         redis=redis,
         ledger=ledger,

@@ -243,9 +243,16 @@ def cmd_worker(args: argparse.Namespace, settings: Settings, rt: Runtime) -> int
 
 
 def cmd_serve(args: argparse.Namespace, settings: Settings, rt: Runtime) -> int:
+    if args.teams:
+        try:
+            from bot.teams.serve import serve_teams
+        except ModuleNotFoundError as exc:
+            raise UserError(f"Teams support is not installed ({exc.name} is missing)",
+                            hint="pip install 'fmbot[teams]'") from None
+        return serve_teams(settings, rt, host=args.host, port=args.port or 3978, dev=args.dev)
     from bot.serve import serve
 
-    return serve(settings, rt, host=args.host, port=args.port, socket_mode=args.socket)
+    return serve(settings, rt, host=args.host, port=args.port or 3000, socket_mode=args.socket)
 
 
 def cmd_doctor(args: argparse.Namespace, settings: Settings, rt: Runtime | None) -> int:

@@ -28,6 +28,24 @@ class Settings(BaseSettings):
         "files.slack.com,files-edu.slack.com,files.slack-gov.com",
         description="Hosts the bot token may be sent to when downloading uploads (plus the API host).",
     )
+    teams_app_id: str | None = Field(
+        None, description="Teams: the Azure Bot's Microsoft App ID (client id of its Entra app registration)."
+    )
+    teams_tenant_id: str | None = Field(None, description="Teams: Entra tenant id of a single-tenant bot.")
+    teams_auth_type: Literal["client_secret", "user_managed_identity", "system_managed_identity"] = Field(
+        "client_secret", description="Teams: how the bot gets its tokens: the app's secret, or a managed identity."
+    )
+    teams_app_secret: SecretStr | None = Field(
+        None, description="Teams: client secret of the app registration (not used with a managed identity)."
+    )
+    teams_openid_metadata_url: str = Field(
+        "https://login.botframework.com/v1/.well-known/openidconfiguration",
+        description="Teams: OpenID metadata that publishes the keys signing the Bot Connector's requests.",
+    )
+    teams_file_hosts: str = Field(
+        "sharepoint.com",
+        description="Teams: hosts (and their subdomains) files shared in a chat may be downloaded from.",
+    )
     redis_url: str = Field("redis://localhost:6379/0", description="Redis holding the queue and the job ledger.")
 
     fmbot_platform: Literal["local", "azureml"] = Field("local", description="Where models live and jobs run.")
@@ -56,7 +74,9 @@ class Settings(BaseSettings):
         0.0, ge=0,
         description="Work estimated above this many GPU instance-hours waits for an approver's click (0: never).",
     )
-    fmbot_admins: str = Field("", description="Comma-separated Slack user ids who may do everything and grant access.")
+    fmbot_admins: str = Field(
+        "", description="Comma-separated Slack user ids and Teams (Entra object) ids who may do everything and grant access."
+    )
 
     azure_subscription_id: str | None = Field(None, description="Azure ML: subscription id.")
     azure_resource_group: str | None = Field(None, description="Azure ML: resource group of the workspace.")

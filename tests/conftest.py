@@ -59,6 +59,34 @@ def slack() -> Iterator[SlackStandIn]:
 
 
 @pytest.fixture
+def teams(monkeypatch: pytest.MonkeyPatch) -> Iterator:
+    """The Bot Connector / OpenID / managed identity stand-in (tests/teams_standin.py), with the
+    managed identity endpoint in the environment, where MSAL (and worker processes) find it."""
+    pytest.importorskip("microsoft_agents.hosting.aiohttp")
+    from tests.teams_standin import IDENTITY_HEADER, TeamsStandIn
+
+    standin = TeamsStandIn().start()
+    monkeypatch.setenv("IDENTITY_ENDPOINT", standin.identity_endpoint)
+    monkeypatch.setenv("IDENTITY_HEADER", IDENTITY_HEADER)
+    yield standin
+    standin.stop()
+    assert standin.problems == [], "a card broke the Adaptive Card 1.5 schema or Teams' limits"
+
+
+def teams_fields(teams) -> dict[str, object]:
+    """The settings that point a bot (and its workers) at the Teams stand-in, with a managed identity."""
+    from tests.teams_standin import APP_ID
+
+    return {"teams_app_id": APP_ID, "teams_auth_type": "user_managed_identity",
+            "teams_openid_metadata_url": teams.metadata_url, "teams_file_hosts": "127.0.0.1"}
+
+
+@pytest.fixture
+def teams_settings(settings: Settings, teams) -> Settings:
+    return settings.replace(**teams_fields(teams))
+
+
+@pytest.fixture
 def settings(redis_server: RedisServer, redis: Redis, models_dir: Path, tmp_path: Path) -> Settings:
     return Settings(
         _env_file=None,

@@ -9,6 +9,10 @@
     fmbot:endpoint:{name}       JSON record of one local endpoint (SET NX claims the name)
     fmbot:endpoints             set of local endpoint names
     fmbot:form:{id}             a Slack form's state too large for private_metadata (expires)
+    fmbot:teams:form:{id}       JSON state of one Teams dialog, bound to whoever opened it (expires)
+    fmbot:teams:conversation:{id}  JSON conversation reference of one Teams conversation, for proactive posts
+    fmbot:teams:files:{id}      list of JSON files shared in one Teams conversation, newest first (expires)
+    fmbot:teams:user:{aad}      JSON {mri, name} of one Teams user, for mentions and per-user card refreshes
     fmbot:metrics               hash of counters workers add to (jobs by state, durations, retries)
     fmbot:azure:catalog         JSON {fetched_at, cards}: the Azure ML registry listing (written by
                                 platforms/azureml/catalog.py, which may not import this module)
@@ -51,3 +55,19 @@ def form(form_id: str) -> str:
 
 def metrics() -> str:
     return f"{PREFIX}:metrics"
+
+
+def teams_conversation(conversation_id: str) -> str:
+    return f"{PREFIX}:teams:conversation:{conversation_id}"
+
+
+def teams_files(conversation_id: str) -> str:
+    return f"{PREFIX}:teams:files:{conversation_id}"
+
+
+def teams_user(aad_object_id: str) -> str:
+    return f"{PREFIX}:teams:user:{aad_object_id}"
+
+
+def teams_form(form_id: str) -> str:
+    return f"{PREFIX}:teams:form:{form_id}"

@@ -26,10 +26,12 @@ SEEN_LIMIT = 64  # records a Ledger remembers as last seen; a worker needs the o
 
 
 class ReplyTarget(BaseModel):
-    """Where the job was asked for: the channel, and the thread its updates go to."""
+    """Where the job was asked for: the surface, the channel (a Teams conversation id), and the
+    message its updates go to (Slack: the thread's ts; Teams: the job card's activity id)."""
 
     channel: str
     thread_ts: str | None = None
+    surface: Literal["slack", "teams"] = "slack"
 
 
 class JobRecord(BaseModel):

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 from enum import StrEnum
+from collections.abc import Callable, Iterator
 from typing import Any, Protocol
 
 from pydantic import BaseModel
@@ -80,3 +81,40 @@ class NullNotifier:
 
     def is_transient(self, exc: BaseException) -> bool:
         return True
+
+
+def deliver_steps(record: JobRecord, steps: Iterator[Callable[[JobRecord], JobRecord]], skip: int) -> JobRecord:
+    """Run a notification's calls in order, skipping the first `skip` (made by an earlier attempt);
+    a failing call raises PartialDelivery saying how many succeeded. Every surface posts this way."""
+    done = skip
+    try:
+        for index, step in enumerate(steps):
+            if index >= skip:
+                record = step(record)
+                done = index + 1
+    except Exception as exc:
+        raise PartialDelivery(done) from exc
+    return record
+
+
+class SurfaceNotifier:
+    """Sends each job's changes to the surface its reply target names (Slack or Teams), so one
+    worker serves jobs started anywhere; a surface this process has no notifier for is logged."""
+
+    def __init__(self, notifiers: dict[str, Notifier]):
+        self.notifiers = notifiers
+
+    def job_changed(self, record: JobRecord, event: JobEvent, *, skip: int = 0) -> JobRecord:
+        if record.reply_to is None:
+            return record
+        notifier = self.notifiers.get(record.reply_to.surface)
+        if notifier is None:
+            log.error("job %s reports to %s, which this process is not set up for", record.id,
+                      record.reply_to.surface)
+            return record
+        return notifier.job_changed(record, event, skip=skip)
+
+    def is_transient(self, exc: BaseException) -> bool:
+        """Worth retrying unless a surface knows the error as its service's final answer (each
+        surface judges only its own client's errors)."""
+        return all(notifier.is_transient(exc) for notifier in self.notifiers.values())

@@ -8,18 +8,16 @@ limit is enforced while streaming, so an oversized upload never fills the disk.
 from __future__ import annotations
 
 import re
-import secrets
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
 import requests
 
+from bot.downloads import CHUNK, save_stream
 from bot.settings import Settings
 from handlers.errors import UserError
 from platforms.base import DataRef
-
-CHUNK = 1024 * 1024
 
 
 def _allowed_hosts(settings: Settings) -> set[str]:
@@ -53,20 +51,7 @@ def download_upload(settings: Settings, file: dict[str, Any], dest_dir: Path) ->
         if "text/html" in response.headers.get("Content-Type", ""):
             raise UserError(f"{name}: Slack sent a sign-in page instead of the file",
                             hint="The bot token lacks files:read or the file is not shared with the bot; reinstall the app")
-        dest_dir.mkdir(parents=True, exist_ok=True)
-        suffix = Path(name).suffix.lower() if Path(name).suffix else ""
-        target = dest_dir / f"{secrets.token_hex(8)}{suffix}"
-        written = 0
-        with target.open("wb") as out:
-            for chunk in response.iter_content(CHUNK):
-                written += len(chunk)
-                if written > limit:
-                    out.close()
-                    target.unlink(missing_ok=True)
-                    raise UserError(f"{name} is over the {settings.fmbot_max_upload_mb} MB limit",
-                                    hint="Upload a smaller file or register it as a data asset")
-                out.write(chunk)
-    return target
+        return save_stream(settings, response, name, dest_dir, hint="Upload a smaller file or register it as a data asset")
 
 
 _FILE_ID = re.compile(r"\b(F[A-Z0-9]{6,})\b")

@@ -8,7 +8,7 @@ from typing import Any
 from slack_sdk.errors import SlackApiError
 
 from workers.ledger import JobRecord, Ledger
-from workers.notifier import ChatMessage, FileAttachment, JobEvent, JobRenderer, PartialDelivery
+from workers.notifier import ChatMessage, FileAttachment, JobEvent, JobRenderer, deliver_steps
 
 
 class SlackNotifier:
@@ -22,17 +22,9 @@ class SlackNotifier:
     def job_changed(self, record: JobRecord, event: JobEvent, *, skip: int = 0) -> JobRecord:
         """Post the change as a sequence of Web API calls, skipping the first `skip` (already made by
         an earlier attempt); a failing call raises PartialDelivery saying how many succeeded."""
-        if record.reply_to is None:
+        if record.reply_to is None or record.reply_to.surface != "slack":
             return record
-        done = skip
-        try:
-            for index, step in enumerate(self._steps(record, event)):
-                if index >= skip:
-                    record = step(record)
-                    done = index + 1
-        except Exception as exc:
-            raise PartialDelivery(done) from exc
-        return record
+        return deliver_steps(record, self._steps(record, event), skip)
 
     def _steps(self, record: JobRecord, event: JobEvent) -> Iterator[Callable[[JobRecord], JobRecord]]:
         """The calls in order, each rendered only once the one before it is made: the status message

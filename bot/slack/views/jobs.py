@@ -134,7 +134,7 @@ class SlackJobRenderer:
     def attachments(self, record: JobRecord, event: JobEvent) -> list[FileAttachment]:
         if event != JobEvent.COMPLETED or len(record.loss_history) < 2:
             return []
-        from bot.slack.views.plots import loss_curve_png
+        from bot.plots import loss_curve_png
 
         title = f"Training loss of {record.output_model or record.model}"
         return [FileAttachment(filename=f"{record.id}-loss.png", title=title,

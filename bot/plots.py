@@ -1,4 +1,4 @@
-"""The loss curve of a fine-tune, as a PNG for the job's thread."""
+"""The loss curve of a fine-tune, as a PNG for the job's thread (Slack) or results card (Teams)."""
 
 from __future__ import annotations
 

@@ -1,0 +1,106 @@
+"""Buttons on fmbot's cards (`Action.Execute`, answered on `adaptiveCard/action`).
+
+Each verb checks who clicked (their Entra id) against the policy, calls its handler, and answers
+only the person who clicked: a short message, or a card meant for them alone (an endpoint's key
+for its owner). A job card itself changes through the notifier, for everyone, once the ledger
+has the change.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from http import HTTPStatus
+from typing import Any
+
+from microsoft_agents.activity import Activity, AdaptiveCardInvokeResponse
+from microsoft_agents.hosting.core import TurnContext
+
+from bot.teams import conversations
+from bot.teams.context import TeamsContext, card_message, reply_target, require, requester
+from bot.teams.ids import Verb
+from bot.teams.views import catalog as catalog_views
+from bot.teams.views.cards import CARD_TYPE, Element
+from bot.teams.views.jobs import deployed_card
+from handlers import catalog, deploy, jobs
+from handlers.errors import UserError
+from handlers.actions import Action
+
+MESSAGE_TYPE = "application/vnd.microsoft.activity.message"
+
+
+def message(text: str) -> AdaptiveCardInvokeResponse:
+    return AdaptiveCardInvokeResponse(status_code=HTTPStatus.OK, type=MESSAGE_TYPE, value=text)
+
+
+def card_for_clicker(content: Element) -> AdaptiveCardInvokeResponse:
+    return AdaptiveCardInvokeResponse(status_code=HTTPStatus.OK, type=CARD_TYPE, value=content)
+
+
+def _cancel(ctx: TeamsContext, activity: Activity, data: dict[str, Any]) -> AdaptiveCardInvokeResponse:
+    record = jobs.cancel_job(ctx.rt, str(data.get("job", "")), requester(activity), activity.conversation.id)
+    return message(f"Canceled {record.id}.")
+
+
+def _approve(ctx: TeamsContext, activity: Activity, data: dict[str, Any]) -> AdaptiveCardInvokeResponse:
+    record = jobs.approve_job(ctx.rt, str(data.get("job", "")), requester(activity), activity.conversation.id)
+    return message(f"Approved {record.id}; it is queued.")
+
+
+def _reject(ctx: TeamsContext, activity: Activity, data: dict[str, Any]) -> AdaptiveCardInvokeResponse:
+    record = jobs.reject_job(ctx.rt, str(data.get("job", "")), requester(activity), activity.conversation.id)
+    return message(f"Rejected {record.id}.")
+
+
+def _register(ctx: TeamsContext, activity: Activity, data: dict[str, Any]) -> Element:
+    """Local fine-tunes are registered as they finish; Register shows the catalog card, in the chat."""
+    return catalog_views.model_card(catalog.model_card(ctx.rt, str(data.get("model", ""))))
+
+
+def _deploy(ctx: TeamsContext, activity: Activity, data: dict[str, Any]) -> AdaptiveCardInvokeResponse:
+    require(activity, Action.DEPLOY)
+    endpoint = str(data.get("endpoint") or "").strip()
+    if not endpoint:
+        raise UserError("name the endpoint", hint="3-32 characters: a letter, then letters, digits, hyphens")
+    record = deploy.start_deploy(ctx.rt, deploy.DeployRequest(
+        model=str(data.get("model", "")), endpoint=endpoint, requester=requester(activity),
+        reply_to=reply_target(activity)))
+    return message(f"Deploying to {endpoint}: follow {record.id} on its card.")
+
+
+def _show_key(ctx: TeamsContext, activity: Activity, data: dict[str, Any]) -> AdaptiveCardInvokeResponse:
+    """The owner's refresh (or click) gets the card with the key; anyone else the card without it."""
+    name, user = str(data.get("endpoint", "")), requester(activity)
+    owner = conversations.user(ctx.rt.redis, user)
+    info = ctx.rt.platform.get_endpoint(name)
+    if info.owner and info.owner != user:
+        if (activity.value or {}).get("trigger") == "automatic":
+            return card_for_clicker(deployed_card(name, info.model, info.url or "", None))
+        return message(f"Only whoever deployed {name} may see its key.")
+    info = deploy.endpoint_for_owner(ctx.rt, name, user)
+    key = info.key.get_secret_value() if info.key else "(none)"
+    return card_for_clicker(deployed_card(name, info.model, info.url or "", owner["mri"] if owner else None, key))
+
+
+VERBS: dict[str, Callable[[TeamsContext, Activity, dict[str, Any]], Any]] = {
+    Verb.CANCEL_JOB: _cancel, Verb.APPROVE_JOB: _approve, Verb.REJECT_JOB: _reject,
+    Verb.JOB_REGISTER: _register, Verb.JOB_DEPLOY: _deploy, Verb.SHOW_KEY: _show_key,
+}
+
+
+def execute(ctx: TeamsContext, activity: Activity, data: dict[str, Any]) -> AdaptiveCardInvokeResponse | Element:
+    verb = ((activity.value or {}).get("action") or {}).get("verb")
+    run = VERBS.get(verb)
+    if run is None:
+        return message("This button is from an older fmbot; send `help` for the commands.")
+    try:
+        return run(ctx, activity, data or {})
+    except Exception as exc:
+        return message(f"⚠️ {ctx.explain(exc)}")
+
+
+async def on_execute(ctx: TeamsContext, context: TurnContext, data: dict[str, Any]) -> AdaptiveCardInvokeResponse:
+    answer = await ctx.blocking(execute, ctx, context.activity, data)
+    if isinstance(answer, AdaptiveCardInvokeResponse):
+        return answer
+    await context.send_activity(card_message(answer))
+    return message("The model's card is in the chat.")

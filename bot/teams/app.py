@@ -1,0 +1,75 @@
+"""The Teams app: the SDK's aiohttp hosting at `/api/messages`, routed to fmbot's Teams rooms.
+
+Messages go to `commands`, dialogs (`task/fetch`, `task/submit`) to `forms`, Adaptive Card
+`Action.Execute` invokes (`adaptiveCard/action`) to `actions`. Every request's token is checked
+by `auth.middleware` before the SDK sees it; every activity refreshes the stored conversation
+reference the worker posts job cards with.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+
+from aiohttp import web
+from microsoft_agents.hosting.core import AgentApplication, MemoryStorage, TurnContext, TurnState
+from microsoft_agents.hosting.msteams.task_module import TaskModule
+
+from bot.settings import Settings
+from bot.teams import actions, auth, commands, conversations, forms
+from bot.teams.connections import cloud_adapter, connection_manager
+from bot.teams.context import TeamsContext
+from handlers import policy
+from handlers.policy import load_policy
+from workers.runtime import Runtime
+
+log = logging.getLogger(__name__)
+
+
+def create_app(settings: Settings, rt: Runtime, *, dev: bool = False) -> web.Application:
+    """`dev` runs without token checks (the SDK's anonymous mode); otherwise the app id is required."""
+    policy.install(load_policy(settings.fmbot_policy, settings.fmbot_admins.split(",")))
+    manager = connection_manager(settings)
+    adapter = cloud_adapter(manager)
+    agent = AgentApplication[TurnState](storage=MemoryStorage(), connection_manager=manager)
+    ctx = TeamsContext(settings, rt)
+
+    @agent.before_turn
+    async def remember(context: TurnContext, state: TurnState) -> bool:
+        await ctx.blocking(conversations.remember, rt.redis, context.activity)
+        return True
+
+    @agent.activity("message")
+    async def on_message(context: TurnContext, state: TurnState) -> None:
+        await commands.on_message(ctx, context)
+
+    @agent.adaptive_card.action_execute(re.compile(".*"))
+    async def on_execute(context: TurnContext, state: TurnState, data: dict):
+        return await actions.on_execute(ctx, context, data)
+
+    dialogs = TaskModule(agent)
+
+    @dialogs.fetch()
+    async def on_fetch(context: TurnContext, state: TurnState, request):
+        return await forms.on_fetch(ctx, context)
+
+    @dialogs.submit()
+    async def on_submit(context: TurnContext, state: TurnState, request):
+        return await forms.on_submit(ctx, context)
+
+    @agent.error
+    async def on_error(context: TurnContext, error: Exception) -> None:
+        log.error("Teams turn failed", exc_info=error)
+
+    validator = None if dev else auth.TeamsTokenValidator(settings.teams_app_id, settings.teams_openid_metadata_url)
+    app = web.Application(middlewares=[auth.middleware(validator)], client_max_size=1024 * 1024)
+
+    async def messages(request: web.Request) -> web.Response:
+        return await adapter.process(request, agent)
+
+    async def healthz(request: web.Request) -> web.Response:
+        return web.Response(text="ok\n")
+
+    app.router.add_post("/api/messages", messages)
+    app.router.add_get("/healthz", healthz)
+    return app

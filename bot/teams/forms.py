@@ -1,0 +1,219 @@
+"""The evaluate and fine-tune dialogs: data → column mapping → compute → job.
+
+A dialog (task module) opens on `task/fetch` and moves on with each `task/submit`: the answer is
+the next step's card, the same step again with the problem next to its input, or, once the job is
+recorded and queued, a closing message (the job's own card is posted in the conversation).
+Teams waits for each answer, so a step does its checks (downloading the file, reading every row)
+before it answers, as the Slack form does after its ack.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from microsoft_agents.hosting.core import TurnContext
+from pydantic import ValidationError
+
+from bot.teams import conversations, files
+from bot.teams.context import TeamsContext, reply_target, require, requester
+from bot.teams.ids import NOT_USED, Input, Verb
+from bot.teams.state import FormState, discard, load, save
+from bot.teams.views.cards import Element, attachment
+from bot.teams.views.forms import TITLES, Errors, compute_step, data_step, mapping_step, submitted_values
+from handlers.catalog import require_task
+from handlers.data import check_data
+from handlers.errors import UserError
+from handlers.evaluate import EvaluateRequest, start_evaluation
+from handlers.finetune import FinetuneRequest, start_finetune
+from handlers.jobs import gpu_hours
+from handlers.actions import Action
+from platforms.base import DataRef, Hyperparameters, PlatformError
+from platforms.datasets import ColumnMapping, DatasetError, SplitPlan, guess_mapping, read_columns
+from platforms.tasks import TASKS, Task
+
+_HYPER_INPUTS = {"epochs": Input.EPOCHS, "learning_rate": Input.LEARNING_RATE, "batch_size": Input.BATCH_SIZE}
+
+
+def dialog(state: FormState, content: Element) -> dict[str, Any]:
+    return {"task": {"type": "continue", "value": {"title": TITLES[state.kind], "height": "large", "width": "medium",
+                                                    "card": attachment(content)}}}
+
+
+def closing(message: str) -> dict[str, Any]:
+    return {"task": {"type": "message", "value": message}}
+
+
+def open_form(ctx: TeamsContext, context: TurnContext) -> dict[str, Any]:
+    data = (context.activity.value or {}).get("data") or {}
+    kind = data.get("kind")
+    if kind not in TITLES:
+        return closing("This button opens no form; send `help` for the commands.")
+    try:
+        require(context.activity, Action(kind))
+    except UserError as exc:
+        return closing(f"⛔ {exc}")
+    state = save(ctx.rt.redis, FormState(kind=kind, model=data.get("model") or None,
+                                         owner=requester(context.activity)))
+    return dialog(state, data_step(state, ctx.rt.platform.list_models(),
+                                   conversations.files(ctx.rt.redis, context.activity.conversation.id), {}))
+
+
+def _data(ctx: TeamsContext, conversation_id: str, chosen: Any, asset: Any, label: str) -> DataRef | None:
+    """The dataset an input names: a file shared in this conversation, or a data asset."""
+    asset_name = str(asset or "").strip()
+    if asset_name:
+        if not asset_name.startswith("azureml:"):
+            raise UserError(f'{label}: "{asset_name[:80]}" is not a data asset', hint="Write azureml:<name>:<version>")
+        if ctx.settings.fmbot_platform != "azureml":
+            raise UserError(f"{label}: data assets like {asset_name} live in Azure ML",
+                            hint="Share the file in this chat instead, or run fmbot with FMBOT_PLATFORM=azureml")
+        return DataRef(path=asset_name, name=asset_name)
+    if not chosen or chosen == NOT_USED:
+        return None
+    shared = next((f for f in conversations.files(ctx.rt.redis, conversation_id) if f.id == chosen), None)
+    if shared is None:
+        raise UserError(f"{label}: that file is no longer offered here", hint="Share it in this chat again")
+    return files.download(ctx.settings, shared, Path(ctx.settings.fmbot_data_dir))
+
+
+def data_submitted(ctx: TeamsContext, context: TurnContext, state: FormState, values: dict[str, Any]) -> Element:
+    rt, conversation = ctx.rt, context.activity.conversation.id
+    state.model, state.task = values.get(Input.MODEL) or None, values.get(Input.TASK) or None
+    errors: Errors = {}
+    try:
+        model = rt.platform.get_model(state.model or "")
+    except PlatformError as exc:
+        errors[Input.MODEL] = str(exc)
+    else:
+        try:
+            require_task(model, Task(state.task))
+        except (UserError, ValueError) as exc:
+            errors[Input.TASK] = str(exc)
+    primary = Input.TRAIN if state.kind == "finetune" else Input.TEST
+    try:
+        if state.kind == "finetune":
+            state.validation_split = float(values.get(Input.VALIDATION_SPLIT) or 0)
+            state.test_split = float(values.get(Input.TEST_SPLIT) or 0)
+            own_validation = values.get(Input.VALIDATION) not in (None, "", NOT_USED)
+            own_test = values.get(Input.TEST) not in (None, "", NOT_USED)
+            SplitPlan(validation=0 if own_validation else state.validation_split / 100,
+                      test=0 if own_test else state.test_split / 100).check()
+    except (DatasetError, ValueError) as exc:
+        errors[Input.TEST_SPLIT] = str(exc)
+    if not values.get(primary) and not str(values.get(f"{primary}_asset") or "").strip():
+        errors[primary] = "Choose a file shared in this chat, or name a data asset below."
+    files_shared = conversations.files(rt.redis, conversation)
+    if errors:
+        return data_step(state, rt.platform.list_models(), files_shared, errors)
+    try:
+        if state.kind == "finetune":
+            state.train = _data(ctx, conversation, values.get(Input.TRAIN), values.get(f"{Input.TRAIN}_asset"),
+                                "training data")
+            state.validation = _data(ctx, conversation, values.get(Input.VALIDATION), None, "validation data")
+        state.test = _data(ctx, conversation, values.get(Input.TEST), values.get(f"{Input.TEST}_asset"), "test data")
+        data = state.train or state.test
+        state.columns = [] if data.path.startswith("azureml:") else read_columns(Path(data.path), data.name)
+    except Exception as exc:
+        return data_step(state, rt.platform.list_models(), files_shared, {primary: ctx.explain(exc)})
+    return mapping_step(state, guess_mapping(state.columns, Task(state.task)), {})
+
+
+def mapping_submitted(ctx: TeamsContext, state: FormState, values: dict[str, Any]) -> Element:
+    prefix = f"{Input.MAPPING}."
+    chosen = {name.removeprefix(prefix): column for name, column in values.items()
+              if name.startswith(prefix) and column and column != NOT_USED}
+    task = Task(state.task)
+    try:
+        mapping = ColumnMapping.build(chosen, task)
+    except DatasetError as exc:
+        missing = next((k for k in TASKS[task].keys if k not in chosen), TASKS[task].keys[0])
+        return mapping_step(state, chosen, {f"{prefix}{missing}": str(exc)})
+    state.mapping = chosen
+    try:
+        for ref in (state.train, state.validation, state.test):
+            if ref is not None:
+                check_data(ref, mapping, max_bytes=ctx.settings.max_upload_bytes)
+    except Exception as exc:
+        return mapping_step(state, chosen, {"form": ctx.explain(exc)})
+    return _compute(ctx, state, {})
+
+
+def _compute(ctx: TeamsContext, state: FormState, errors: Errors) -> Element:
+    options = ctx.rt.platform.compute_options(state.kind)
+    spend = {o.name: gpu_hours(ctx.rt, state.kind, o.name, 1) for o in options}
+    return compute_step(state, options, spend, errors)
+
+
+def compute_submitted(ctx: TeamsContext, context: TurnContext, state: FormState,
+                      values: dict[str, Any]) -> Element | str:
+    """The job started (its id), or the compute step again with what is wrong."""
+    rt = ctx.rt
+    compute = str(values.get(Input.COMPUTE) or "")
+    try:
+        instances = int(float(values.get(Input.INSTANCES) or 1))
+        hyper = Hyperparameters(**{name: values[key] for name, key in _HYPER_INPUTS.items()
+                                   if values.get(key) not in (None, "")})
+    except ValidationError as exc:
+        field = str(exc.errors()[0]["loc"][0])
+        return _compute(ctx, state, {_HYPER_INPUTS.get(field, Input.BATCH_SIZE): exc.errors()[0]["msg"]})
+    except ValueError:
+        return _compute(ctx, state, {Input.INSTANCES: "Give a whole number of instances"})
+    check = rt.platform.check_quota(compute, instances, model=rt.platform.get_model(state.model))
+    if not check.ok:
+        key = Input.INSTANCES if "instance" in check.message else Input.COMPUTE
+        return _compute(ctx, state, {key: f"{check.message}. {'; '.join(check.suggestions)}"})
+    task, who, target = Task(state.task), requester(context.activity), reply_target(context.activity)
+    try:
+        mapping = ColumnMapping.build(state.mapping, task)
+        if state.kind == "finetune":
+            record = start_finetune(rt, FinetuneRequest(
+                model=state.model, task=task, train=state.train, validation=state.validation, test=state.test,
+                split=SplitPlan(validation=0 if state.validation else state.validation_split / 100,
+                                test=0 if state.test else state.test_split / 100),
+                mapping=mapping, hyperparameters=hyper, compute=compute, instances=instances,
+                requester=who, reply_to=target), max_bytes=ctx.settings.max_upload_bytes)
+        else:
+            record = start_evaluation(rt, EvaluateRequest(
+                model=state.model, task=task, test=state.test, mapping=mapping, compute=compute,
+                batch_size=hyper.batch_size, requester=who, reply_to=target), max_bytes=ctx.settings.max_upload_bytes)
+    except (DatasetError, UserError, PlatformError) as exc:
+        return _compute(ctx, state, {"form": str(exc)})
+    return record.id
+
+
+def submit(ctx: TeamsContext, context: TurnContext) -> dict[str, Any]:
+    value = context.activity.value or {}
+    verb = (value.get("data") or {}).get("verb")
+    try:
+        form_id, values = submitted_values(value)
+        state = load(ctx.rt.redis, form_id, requester(context.activity))
+        require(context.activity, Action(state.kind))
+    except UserError as exc:
+        return closing(f"⚠️ {ctx.explain(exc)}")
+    reached = {Verb.FORM_DATA: True, Verb.FORM_MAPPING: bool(state.task and (state.train or state.test)),
+               Verb.FORM_COMPUTE: bool(state.mapping)}
+    if not reached.get(verb):
+        return closing("This form step is out of order; open the form again.")
+    try:
+        if verb == Verb.FORM_DATA:
+            step = data_submitted(ctx, context, state, values)
+        elif verb == Verb.FORM_MAPPING:
+            step = mapping_submitted(ctx, state, values)
+        else:
+            step = compute_submitted(ctx, context, state, values)
+            if isinstance(step, str):
+                discard(ctx.rt.redis, state)
+                return closing(f"Started {step}; its card in the chat follows the job.")
+    except Exception as exc:
+        return closing(f"⚠️ {ctx.explain(exc)}")
+    save(ctx.rt.redis, state)
+    return dialog(state, step)
+
+
+async def on_fetch(ctx: TeamsContext, context: TurnContext) -> dict[str, Any]:
+    return await ctx.blocking(open_form, ctx, context)
+
+
+async def on_submit(ctx: TeamsContext, context: TurnContext) -> dict[str, Any]:
+    return await ctx.blocking(submit, ctx, context)

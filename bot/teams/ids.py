@@ -1,0 +1,43 @@
+"""Every Action.Execute verb, dialog id and input id the Teams cards use, in one place.
+
+A verb travels in `Action.Execute.verb` (adaptiveCard/action invokes) or in the `verb` field of an
+`Action.Submit`'s data (task/fetch and task/submit invokes, which is where the SDK's task-module
+routes look for it).
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+
+
+class Verb(StrEnum):
+    OPEN_FORM = "fmbot.openForm"  # task/fetch: open the evaluate or fine-tune dialog
+    FORM_DATA = "fmbot.form.data"  # task/submit of step 1: model, task and data
+    FORM_MAPPING = "fmbot.form.mapping"  # task/submit of step 2: column mapping
+    FORM_COMPUTE = "fmbot.form.compute"  # task/submit of step 3: compute and settings
+    CANCEL_JOB = "fmbot.job.cancel"
+    APPROVE_JOB = "fmbot.job.approve"
+    REJECT_JOB = "fmbot.job.reject"
+    JOB_EVALUATE = "fmbot.job.evaluate"
+    JOB_REGISTER = "fmbot.job.register"
+    JOB_DEPLOY = "fmbot.job.deploy"
+    SHOW_KEY = "fmbot.endpoint.showKey"  # also the refresh action of the deployed card
+
+
+class Input(StrEnum):
+    MODEL = "model"
+    TASK = "task"
+    TRAIN = "train"
+    VALIDATION = "validation"
+    TEST = "test"
+    VALIDATION_SPLIT = "validation_split"
+    TEST_SPLIT = "test_split"
+    MAPPING = "map"  # one input per task key: map.<key>
+    COMPUTE = "compute"
+    INSTANCES = "instances"
+    EPOCHS = "epochs"
+    LEARNING_RATE = "learning_rate"
+    BATCH_SIZE = "batch_size"
+
+
+NOT_USED = "__none__"
