@@ -45,13 +45,20 @@ def approve_job(rt: Runtime, job_id: str, approver: str, channel: str | None = N
     rules.require(policy.actor(approver, channel), Action.APPROVE)
     if approver == record.requester and approver not in rules.admins:
         raise UserError("you cannot approve your own job", hint=f"Ask another approver. {rules.who_grants()}")
-    if record.approval != "pending" or record.state.final:
-        raise UserError(f"{record.id} is not waiting for approval", hint=f"It is {record.state}")
 
-    def approve(stored: JobRecord) -> None:
+    def approve(stored: JobRecord) -> bool:
+        """pending → approved, judged on the record as stored: of two clicks (or a retried
+        delivery) exactly one finds it pending, so the job is queued and announced once."""
+        if stored.approval != "pending" or stored.state.final:
+            return False
         stored.approval, stored.approved_by = "approved", approver
+        return True
 
-    record = rt.ledger.update(record.id, approve)
+    record, moved = rt.ledger.update_if(record.id, approve)
+    if not moved:
+        raise UserError(f"{record.id} is not waiting for approval",
+                        hint=f"It is {record.state}" + (f", approved by {policy.mention(record.approved_by)}"
+                                                         if record.approved_by else ""))
     enqueue_job(rt.queue, record.id, timeout=rt.job_timeout, retries=rt.job_retries)
     return rt.notify(record, JobEvent.APPROVED)
 
@@ -69,11 +76,21 @@ def list_jobs(rt: Runtime, *, user: str | None = None, limit: int = 20) -> list[
     return rt.ledger.recent(user=user, limit=limit)
 
 
-def job_status(rt: Runtime, job_id: str) -> JobRecord:
+def job_status(rt: Runtime, job_id: str, viewer: str | None = None, channel: str | None = None) -> JobRecord:
+    """The job's record. A chat `viewer` sees another person's job only in the channel the job
+    reports to (where its thread already shows it), or as an admin or `cancel_others`; anyone
+    else is told there is no such job, so error texts, file names and metrics of a job in a
+    channel they are not in never reach them. The operator's CLI passes no viewer."""
     try:
-        return rt.ledger.get(job_id.strip())
+        record = rt.ledger.get(job_id.strip())
     except JobNotFound:
-        raise UserError(f'there is no job "{job_id.strip()}"', hint="See `jobs` for the job ids") from None
+        record = None
+    if record is not None and (viewer is None or viewer == record.requester
+                               or (channel is not None and record.reply_to is not None
+                                   and record.reply_to.channel == channel)
+                               or policy.current().allows(policy.actor(viewer, channel), Action.CANCEL_OTHERS)):
+        return record
+    raise UserError(f'there is no job "{job_id.strip()}" you can see here', hint="See `jobs` for your job ids")
 
 
 def cancel_job(rt: Runtime, job_id: str, user: str, channel: str | None = None) -> JobRecord:

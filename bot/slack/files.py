@@ -16,6 +16,8 @@ from urllib.parse import urlsplit
 import requests
 
 from bot.settings import Settings
+from bot.slack.views.mrkdwn import escape
+from handlers.data import check_data_asset
 from handlers.errors import UserError
 from platforms.base import DataRef
 
@@ -72,9 +74,32 @@ def download_upload(settings: Settings, file: dict[str, Any], dest_dir: Path) ->
 _FILE_ID = re.compile(r"\b(F[A-Z0-9]{6,})\b")
 
 
+def shared_with(client: Any, info: dict[str, Any], channel: str, user: str, label: str) -> None:
+    """A pasted file is read only if it is shared in the form's channel and the requester is a
+    member of that channel: the bot token can read files of every conversation the bot is in,
+    and a file id must not open a private channel's or a DM's file to whoever types it."""
+    shares = info.get("shares") or {}
+    places = {*info.get("channels", []), *info.get("groups", []), *info.get("ims", []),
+              *shares.get("public", {}), *shares.get("private", {})}
+    name = escape(info.get("name") or info.get("id") or "that file")
+    refusal = UserError(f"{label}: {name} is not shared in this channel",
+                        hint="Share the file in this channel (or upload it in the form), then try again")
+    if channel not in places:
+        raise refusal
+    cursor = None
+    while True:
+        page = client.conversations_members(channel=channel, cursor=cursor, limit=1000)
+        if user in page.get("members", []):
+            return
+        cursor = (page.get("response_metadata") or {}).get("next_cursor")
+        if not cursor:
+            raise refusal
+
+
 def resolve_data(settings: Settings, client: Any, upload: list[dict[str, Any]] | None, source: str | None,
-                 dest_dir: Path, *, label: str) -> DataRef | None:
-    """The dataset a form names: an upload, a file already shared in Slack (link or id), or a data asset."""
+                 dest_dir: Path, *, label: str, channel: str, user: str) -> DataRef | None:
+    """The dataset a form names: an upload, a file already shared in the form's channel (link or
+    id), or a data asset the policy lists."""
     if upload:
         file = upload[0]
         return DataRef(path=str(download_upload(settings, file, dest_dir)), name=file.get("name") or "upload")
@@ -85,10 +110,11 @@ def resolve_data(settings: Settings, client: Any, upload: list[dict[str, Any]] |
         if settings.fmbot_platform != "azureml":
             raise UserError(f"{label}: data assets like {text} live in Azure ML",
                             hint="Upload the file instead, or run fmbot with FMBOT_PLATFORM=azureml")
-        return DataRef(path=text, name=text)
+        return DataRef(path=check_data_asset(text, label), name=text)
     match = _FILE_ID.search(text)
     if not match:
         raise UserError(f'{label}: "{text[:80]}" is neither a Slack file link nor a data asset',
                         hint="Paste the file's link (More actions → Copy link) or azureml:<name>:<version>")
     info = client.files_info(file=match.group(1))["file"]
+    shared_with(client, info, channel, user, label)
     return DataRef(path=str(download_upload(settings, info, dest_dir)), name=info.get("name") or match.group(1))
