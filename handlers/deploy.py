@@ -54,7 +54,7 @@ def start_deploy(rt: Runtime, request: DeployRequest) -> JobRecord:
         spec=spec.model_dump(mode="json"),
         requester=request.requester,
         reply_to=request.reply_to,
-    ), compute=spec.compute, instances=spec.instances)
+    ), compute=spec.compute, instances=spec.instances, serverless=spec.serverless)
 
 
 def list_endpoints(rt: Runtime, *, owner: str | None = None) -> list[EndpointInfo]:

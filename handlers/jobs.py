@@ -5,7 +5,7 @@ from __future__ import annotations
 from handlers import policy
 from handlers.errors import UserError
 from handlers.policy import Action
-from platforms.base import JobState, is_gpu_compute
+from platforms.base import JobState
 from workers.ledger import JobNotFound, JobRecord
 from workers.notifier import JobEvent
 from workers.queues import enqueue_job, withdraw_job
@@ -13,22 +13,27 @@ from workers.runtime import Runtime
 
 
 DEPLOYMENT_HOURS = 24.0
+UNKNOWN_GPUS = 8  # a compute whose size cannot be read is counted as the largest common GPU node
 
 
-def gpu_hours(rt: Runtime, kind: str, compute: str | None, instances: int) -> float:
-    """The most GPU instance-hours a request can spend: a job may run until its timeout, and an
-    endpoint is priced per day it stays up."""
-    if not is_gpu_compute(compute):
-        return 0.0
-    hours = DEPLOYMENT_HOURS if kind == "deploy" else rt.job_timeout / 3600
-    return instances * hours
+def gpu_hours(rt: Runtime, kind: str, compute: str | None, instances: int, *, serverless: bool = False) -> float:
+    """The most GPU-hours a request can spend: GPUs per instance (from the compute's real size) ×
+    instances × hours, a job until its timeout on every attempt RQ may make, an endpoint per day it
+    stays up. A serverless deploy, or compute of unknown size, counts as UNKNOWN_GPUS per instance."""
+    gpus = None if serverless else rt.platform.compute_gpus(compute)
+    if gpus is None:
+        gpus = UNKNOWN_GPUS
+    if kind == "deploy":
+        return gpus * instances * DEPLOYMENT_HOURS
+    return gpus * instances * rt.job_timeout / 3600 * (1 + rt.job_retries)
 
 
-def submit(rt: Runtime, record: JobRecord, *, compute: str | None = None, instances: int = 1) -> JobRecord:
+def submit(rt: Runtime, record: JobRecord, *, compute: str | None = None, instances: int = 1,
+           serverless: bool = False) -> JobRecord:
     """Record, then announce, then queue: the user never hears of a job the ledger lacks, and the
     worker finds the thread to answer in already set. Work above the approval threshold is
     recorded and announced with Approve/Reject buttons, and queued only once approved."""
-    record.gpu_hours = gpu_hours(rt, record.kind, compute, instances)
+    record.gpu_hours = gpu_hours(rt, record.kind, compute, instances, serverless=serverless)
     if rt.approval_gpu_hours and record.gpu_hours > rt.approval_gpu_hours:
         record.approval = "pending"
     record = rt.ledger.create(record)

@@ -169,14 +169,6 @@ class JobOutcome(BaseModel):
     result: dict[str, Any] = {}
 
 
-def is_gpu_compute(name: str | None) -> bool:
-    """CUDA on the local platform; Azure's N-series VM sizes (NC, ND, NV families) in Azure ML."""
-    if not name:
-        return False
-    lowered = name.lower()
-    return lowered.startswith("cuda") or lowered.removeprefix("standard_").startswith("n")
-
-
 class ComputeOption(BaseModel):
     """A compute choice for a form: `name` is submitted, `label` shows size and free quota."""
 
@@ -229,6 +221,12 @@ class Platform(ABC):
     def check_quota(self, compute: str, instances: int, *, model: ModelCard | None = None) -> QuotaCheck:
         """Whether `instances` of `compute` fit in free quota, with what to do when they do not."""
         return QuotaCheck(ok=True)
+
+    def compute_gpus(self, compute: str | None) -> int | None:
+        """GPUs per instance of `compute`, read from what the platform says the compute is (its VM
+        size), never guessed from its name; None when that cannot be known (the cost is then
+        counted as the costliest)."""
+        return None
 
     def sample_input(self, task: Task) -> dict[str, Any]:
         """The input `try` uses when the user gives none, like the studio's Sample Inference form."""

@@ -84,7 +84,7 @@ class SlackJobRenderer:
         blocks.append(ContextBlock(elements=[MarkdownTextObject(text=context)]))
         if record.approval == "pending" and not record.state.final:
             blocks.insert(1, SectionBlock(text=MarkdownTextObject(
-                text=f":raised_hand: Waiting for approval: up to {record.gpu_hours:g} GPU instance-hours.")))
+                text=f":raised_hand: Waiting for approval: up to {record.gpu_hours:g} GPU-hours.")))
             blocks.append(ActionsBlock(elements=[
                 ButtonElement(text="Approve", action_id=ActionId.APPROVE_JOB, value=record.id, style="primary"),
                 ButtonElement(text="Reject", action_id=ActionId.REJECT_JOB, value=record.id, style="danger"),
