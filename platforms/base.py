@@ -62,6 +62,19 @@ class ModelCard(BaseModel):
         return f"{self.ref} does not support {task}"
 
 
+MODEL_NAME_RULE = "up to 255 letters, digits, '-', '_' or '.', starting with a letter or digit, without '..'"
+_MODEL_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,254}")
+_VERSION = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
+
+
+def check_model_name(name: str) -> str:
+    """Azure ML's model naming rule, on both platforms: a name is one folder of the local catalog,
+    so no `/` or `..` can reach outside it or into another model's folder."""
+    if not _MODEL_NAME.fullmatch(name) or ".." in name:
+        raise ValueError(f'"{name}" is not a valid model name: use {MODEL_NAME_RULE}')
+    return name
+
+
 class ModelRef(BaseModel):
     """`name` (latest version) or `name:version`, as users type it."""
 
@@ -71,8 +84,12 @@ class ModelRef(BaseModel):
     @classmethod
     def parse(cls, text: str) -> ModelRef:
         name, _, version = text.strip().partition(":")
-        if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9._/-]{0,254}", name or ""):
-            raise PlatformError(f'"{text}" is not a model name', hint="Use NAME or NAME:VERSION, see `models`")
+        try:
+            check_model_name(name)
+            if version and (not _VERSION.fullmatch(version) or ".." in version):
+                raise ValueError(version)
+        except ValueError:
+            raise PlatformError(f'"{text[:80]}" is not a model name', hint="Use NAME or NAME:VERSION, see `models`") from None
         return cls(name=name, version=version or None)
 
     def __str__(self) -> str:
@@ -109,6 +126,11 @@ class FinetuneSpec(BaseModel):
     output_name: str | None = None
     source_lang: str | None = None
     target_lang: str | None = None
+
+    @field_validator("output_name")
+    @classmethod
+    def _output_name(cls, value: str | None) -> str | None:
+        return None if value is None else check_model_name(value)
 
 
 class EvaluateSpec(BaseModel):
@@ -333,6 +355,11 @@ class ImportSpec(BaseModel):
         if not re.fullmatch(f"{part}/{part}", value.strip()) or ".." in value or "--" in value:
             raise ValueError(f'"{value}" is not a Hugging Face model id: use OWNER/NAME, e.g. google-bert/bert-base-uncased')
         return value.strip()
+
+    @field_validator("name")
+    @classmethod
+    def _catalog_name(cls, value: str | None) -> str | None:
+        return None if value is None else check_model_name(value)
 
     @field_validator("task")
     @classmethod

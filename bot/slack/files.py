@@ -1,17 +1,20 @@
 """Downloading a file a user uploaded to Slack, safely.
 
-The bot token goes only to Slack's own file hosts (and the configured API host), never across a
-redirect; an HTML sign-in page served instead of the file is recognised and explained; the size
-limit is enforced while streaming, so an oversized upload never fills the disk.
+The bot token goes only to Slack's own file hosts (and the configured API host), over https, and
+never across a redirect; a redirect is followed once, without the token, and only to an allowed
+host; an HTML sign-in page served instead of the file is recognised and explained; the size limit
+is enforced while streaming and the whole download has one time limit, so neither an oversized
+upload nor a host that trickles bytes can hold the bot.
 """
 
 from __future__ import annotations
 
 import re
 import secrets
+import time
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit
+from urllib.parse import urljoin, urlsplit
 
 import requests
 
@@ -22,6 +25,7 @@ from handlers.errors import UserError
 from platforms.base import DataRef
 
 CHUNK = 1024 * 1024
+DOWNLOAD_SECONDS = 120.0  # the whole download, not each read
 
 
 def _allowed_hosts(settings: Settings) -> set[str]:
@@ -30,14 +34,24 @@ def _allowed_hosts(settings: Settings) -> set[str]:
     return hosts
 
 
+def _checked_link(settings: Settings, url: str, name: str) -> str:
+    """https to an allowed host (plain http only where the configured API itself is, as a stand-in is)."""
+    parts = urlsplit(url)
+    schemes = {"https"} | ({"http"} if settings.slack_api_url.startswith("http://") else set())
+    host = (parts.hostname or "").lower()
+    if host not in _allowed_hosts(settings):
+        raise UserError(f"{name}: the download link points at {host}, not at Slack", hint="Upload the file again")
+    if parts.scheme not in schemes:
+        raise UserError(f"{name}: the download link is {parts.scheme}://, not https://", hint="Upload the file again")
+    return url
+
+
 def download_upload(settings: Settings, file: dict[str, Any], dest_dir: Path) -> Path:
     name = file.get("name") or file.get("title") or "upload"
     url = file.get("url_private_download") or file.get("url_private")
     if not url:
         raise UserError(f"{name}: Slack sent no download link", hint="Upload the file again")
-    host = (urlsplit(url).hostname or "").lower()
-    if host not in _allowed_hosts(settings):
-        raise UserError(f"{name}: the download link points at {host}, not at Slack", hint="Upload the file again")
+    _checked_link(settings, url, name)
     limit = settings.max_upload_bytes
     if int(file.get("size") or 0) > limit:
         raise UserError(f"{name} is {int(file['size']) / CHUNK:.1f} MB; the limit is {settings.fmbot_max_upload_mb} MB",
@@ -46,8 +60,19 @@ def download_upload(settings: Settings, file: dict[str, Any], dest_dir: Path) ->
     response = requests.get(url, headers={"Authorization": f"Bearer {token}"}, stream=True, timeout=30,
                             allow_redirects=False)
     if response.is_redirect:
-        # Follow once, without the token: a redirect target is never trusted with it.
-        response = requests.get(response.headers["Location"], stream=True, timeout=30, allow_redirects=False)
+        # Follow once, without the token, and only to an allowed host: a redirect target is never trusted with it.
+        moved_to = _checked_link(settings, urljoin(url, response.headers.get("Location", "")), name)
+        response.close()
+        response = requests.get(moved_to, stream=True, timeout=30, allow_redirects=False)
+    return _save(settings, response, name, dest_dir)
+
+
+def _save(settings: Settings, response: requests.Response, name: str, dest_dir: Path) -> Path:
+    """Stream the body to a file under the size limit and one deadline for the whole body: reads
+    return whatever has arrived (`read1`), so a host that trickles a byte before each read timeout
+    meets the deadline instead of holding the thread for ever."""
+    limit = settings.max_upload_bytes
+    deadline = time.monotonic() + DOWNLOAD_SECONDS
     with response:
         if response.status_code != 200:
             raise UserError(f"{name}: Slack answered {response.status_code} to the download",
@@ -59,15 +84,20 @@ def download_upload(settings: Settings, file: dict[str, Any], dest_dir: Path) ->
         suffix = Path(name).suffix.lower() if Path(name).suffix else ""
         target = dest_dir / f"{secrets.token_hex(8)}{suffix}"
         written = 0
-        with target.open("wb") as out:
-            for chunk in response.iter_content(CHUNK):
-                written += len(chunk)
-                if written > limit:
-                    out.close()
-                    target.unlink(missing_ok=True)
-                    raise UserError(f"{name} is over the {settings.fmbot_max_upload_mb} MB limit",
-                                    hint="Upload a smaller file or register it as a data asset")
-                out.write(chunk)
+        try:
+            with target.open("wb") as out:
+                while chunk := response.raw.read1(CHUNK, decode_content=True):
+                    if time.monotonic() > deadline:
+                        raise UserError(f"{name} took over {DOWNLOAD_SECONDS:.0f} s to download",
+                                        hint="Try again later, or register it as a data asset")
+                    written += len(chunk)
+                    if written > limit:
+                        raise UserError(f"{name} is over the {settings.fmbot_max_upload_mb} MB limit",
+                                        hint="Upload a smaller file or register it as a data asset")
+                    out.write(chunk)
+        except BaseException:
+            target.unlink(missing_ok=True)
+            raise
     return target
 
 
