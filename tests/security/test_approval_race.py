@@ -2,50 +2,19 @@
 
 from __future__ import annotations
 
-import json
 import threading
 import time
-from pathlib import Path
 
-import pytest
 
 from bot.bootstrap import build_runtime
 from bot.slack.ids import ActionId
 from handlers.errors import UserError
+from handlers.finetune import start_finetune
 from handlers.jobs import approve_job
-from handlers.finetune import FinetuneRequest, start_finetune
-from platforms.base import DataRef, Hyperparameters
-from platforms.datasets import ColumnMapping, SplitPlan
-from platforms.tasks import Task
-from tests.bot_server import BotServer
-from tests.conftest import DATA
 from tests.security.conftest import button
+from tests.test_approval import approval_bot, request as finetune  # noqa: F401  (fixture)
 from tests.slack_standin import SlackSender, SlackStandIn, wait_until
-from tests.tiny_models import add_tiny_bert
 from workers.queues import enqueue_job
-
-
-@pytest.fixture
-def approval_bot(slack_settings, tmp_path: Path):
-    path = tmp_path / "policy.yaml"
-    path.write_text("allow:\n  finetune: {everyone: true}\n  approve: {users: [U0APPROVER]}\n")
-    settings = slack_settings.replace(fmbot_policy=path, fmbot_approval_gpu_hours=4.0)
-    texts = [json.loads(line)["input_string"] for line in (DATA / "sst2_small_validation.jsonl").open()]
-    add_tiny_bert(Path(settings.fmbot_models_dir), texts)
-    server = BotServer(settings)
-    yield server, settings
-    server.close()
-
-
-def finetune(compute: str) -> FinetuneRequest:
-    return FinetuneRequest(
-        model="tiny-bert", task=Task.TEXT_CLASSIFICATION,
-        train=DataRef(path=str(DATA / "sst2_small_validation.jsonl"), name="sst2.jsonl"),
-        split=SplitPlan(validation=0, test=0.2),
-        mapping=ColumnMapping.parse("sentence1=input_string,label=label_string", Task.TEXT_CLASSIFICATION),
-        hyperparameters=Hyperparameters(epochs=1), compute=compute, requester="U0USER",
-        reply_to={"channel": "C0CHAN"},
-    )
 
 
 def texts_with(slack: SlackStandIn, method: str, words: str) -> list[str]:
