@@ -20,7 +20,7 @@ from platforms.local import LocalPlatform
 from platforms.tasks import Task
 from tests.conftest import DATA
 from tests.slack_standin import SlackSender
-from tests.test_e2e_slack import data_values, nth_view, open_form
+from tests.test_e2e_slack import chosen_values, data_values, nth_view, open_form
 from tests.tiny_models import add_tiny_bert
 from workers import keys
 from workers.ledger import JobRecord, Ledger, new_job_id
@@ -52,7 +52,8 @@ def test_one_form_keeps_one_state_key_through_its_steps(bot, slack, tiny_model):
     sender.view_submission(view, data_values(tiny_model, wide))
     mapping = nth_view(slack, "views.update", 0, CallbackId.FORM_MAPPING)
     assert mapping["private_metadata"].startswith("redis:")
-    sender.view_submission(mapping, {})  # nothing chosen: the step answers with errors, state unchanged
+    sender.view_submission(mapping, chosen_values(mapping))  # the checking view, then the compute step
+    slack.wait_for(lambda: len(slack.of("views.update")) >= 2, 30)
     forms = list(bot.runtime.redis.scan_iter(keys.form("*")))
     assert len(forms) == 1, forms
 
