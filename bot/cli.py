@@ -14,6 +14,7 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 from bot import console
 from bot.observability import configure_logging
 from bot.settings import Settings
+from bot.settings_reference import mask_url
 from handlers.errors import UserError, user_message
 from handlers.registry import Argument, Surface, on
 from platforms.base import DataRef, Hyperparameters
@@ -329,7 +330,7 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         return 130
     except RedisConnectionError:
-        console.error(f"cannot reach Redis at {settings.redis_url}. Start Redis, or set REDIS_URL to where it runs")
+        console.error(f"cannot reach Redis at {mask_url(settings.redis_url)}. Start Redis, or set REDIS_URL to where it runs")
         return 2
     except Exception as exc:
         message = user_message(exc)

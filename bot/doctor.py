@@ -12,6 +12,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Literal
+from urllib.parse import urlsplit
 
 from pydantic import BaseModel
 from redis import Redis
@@ -94,7 +95,7 @@ def check_redis(settings: Settings) -> tuple[list[Check], Redis | None]:
     except RedisError as exc:
         return [_problem("redis", f"{mask_url(settings.redis_url)} did not answer: {exc}",
                          "Start Redis or fix REDIS_URL (redis://[:password@]host:port/db)")], None
-    checks = [_ok("redis", f"{mask_url(settings.redis_url)} answers")]
+    checks = [_ok("redis", f"{mask_url(settings.redis_url)} answers"), check_redis_auth(settings)]
     try:
         config = {k: v for name in ("appendonly", "appendfsync", "maxmemory-policy")
                   for k, v in redis.config_get(name).items()}
@@ -114,6 +115,17 @@ def check_redis(settings: Settings) -> tuple[list[Check], Redis | None]:
     else:
         checks.append(_ok("redis persistence", f"appendonly yes, appendfsync {config.get('appendfsync')}, noeviction"))
     return checks, redis
+
+
+def check_redis_auth(settings: Settings) -> Check:
+    """Whoever reaches Redis can read every job and queue work for the workers, so it must ask for
+    a password (an ACL user for fmbot, or requirepass); a URL without one answered, so it does not."""
+    url = urlsplit(settings.redis_url)
+    if url.password:
+        return _ok("redis auth", f"fmbot signs in{f' as {url.username}' if url.username else ''}")
+    return _problem("redis auth", "Redis answers without a password: anyone who reaches it can read jobs and queue work",
+                    "Give Redis an ACL user for fmbot (or requirepass) and put it in REDIS_URL, "
+                    "redis://fmbot:PASSWORD@host:6379/0 (rediss:// for TLS); deploy/ shows how")
 
 
 def check_workers(redis: Redis | None) -> Check:

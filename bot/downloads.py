@@ -1,12 +1,15 @@
 """Saving a downloaded dataset to the data folder, for any chat surface.
 
 The size limit is enforced while streaming, so an oversized file never fills the disk, whatever
-the sender claimed its size was.
+the sender claimed its size was; the whole body has one deadline, and reads return whatever has
+arrived (`read1`), so a host that trickles a byte before each read timeout meets the deadline
+instead of holding a thread for ever.
 """
 
 from __future__ import annotations
 
 import secrets
+import time
 from pathlib import Path
 
 import requests
@@ -15,6 +18,7 @@ from bot.settings import Settings
 from handlers.errors import UserError
 
 CHUNK = 1024 * 1024
+DOWNLOAD_SECONDS = 120.0  # the whole download, not each read
 
 
 def save_stream(settings: Settings, response: requests.Response, name: str, dest_dir: Path, *, hint: str) -> Path:
@@ -22,13 +26,19 @@ def save_stream(settings: Settings, response: requests.Response, name: str, dest
     says what to do instead when the file is over FMBOT_MAX_UPLOAD_MB."""
     dest_dir.mkdir(parents=True, exist_ok=True)
     target = dest_dir / f"{secrets.token_hex(8)}{Path(name).suffix.lower()}"
+    deadline = time.monotonic() + DOWNLOAD_SECONDS
     written = 0
-    with target.open("wb") as out:
-        for chunk in response.iter_content(CHUNK):
-            written += len(chunk)
-            if written > settings.max_upload_bytes:
-                out.close()
-                target.unlink(missing_ok=True)
-                raise UserError(f"{name} is over the {settings.fmbot_max_upload_mb} MB limit", hint=hint)
-            out.write(chunk)
+    try:
+        with target.open("wb") as out:
+            while chunk := response.raw.read1(CHUNK, decode_content=True):
+                if time.monotonic() > deadline:
+                    raise UserError(f"{name} took over {DOWNLOAD_SECONDS:.0f} s to download",
+                                    hint="Try again later, or register it as a data asset")
+                written += len(chunk)
+                if written > settings.max_upload_bytes:
+                    raise UserError(f"{name} is over the {settings.fmbot_max_upload_mb} MB limit", hint=hint)
+                out.write(chunk)
+    except BaseException:
+        target.unlink(missing_ok=True)
+        raise
     return target

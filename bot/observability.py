@@ -29,8 +29,8 @@ from slack_sdk.http_retry import RetryHandler
 
 from bot.settings import Settings
 from handlers.registry import Surface, metric_label
-from workers import telemetry
-from workers.ledger import JobRecord, Ledger
+from workers import keys, telemetry
+from workers.ledger import Ledger
 from workers.queues import QUEUE_NAME
 
 log = logging.getLogger(__name__)
@@ -55,6 +55,29 @@ def count_command(label: str, outcome: str) -> None:
     COMMANDS_TOTAL.labels(command=label, outcome=outcome).inc()
 
 
+LEDGER_CACHE_SECONDS = 30.0
+_ledger_cache: tuple[float, Any, dict[tuple[str, str], int]] | None = None
+_ledger_lock = threading.Lock()
+
+
+def ledger_states(redis: Redis, counters: dict[tuple[str, ...], float]) -> dict[tuple[str, str], int]:
+    """Jobs of the latest LEDGER_SCAN_LIMIT records by (kind, state), parsed again only when a job
+    was added or changed state (the ledger's size or the job-state counters moved), and at least
+    every LEDGER_CACHE_SECONDS: a scrape, or anyone who reaches /metrics, must not make the bot parse
+    a thousand records each time."""
+    global _ledger_cache
+    version = (redis.zcard(keys.jobs()), sorted((k, v) for k, v in counters.items() if k[0] == "jobs"))
+    with _ledger_lock:
+        if _ledger_cache is not None and time.monotonic() < _ledger_cache[0] and _ledger_cache[1] == version:
+            return _ledger_cache[2]
+        states: dict[tuple[str, str], int] = {}
+        for record in Ledger(redis).recent(limit=LEDGER_SCAN_LIMIT):
+            key = (record.kind, str(record.state))
+            states[key] = states.get(key, 0) + 1
+        _ledger_cache = (time.monotonic() + LEDGER_CACHE_SECONDS, version, states)
+        return states
+
+
 class RedisCollector:
     """Gauges and worker-side counters read from Redis when Prometheus scrapes."""
 
@@ -67,8 +90,8 @@ class RedisCollector:
             names = {QUEUE_NAME} | {q.name for q in Queue.all(connection=self.redis) if q.name.startswith(QUEUE_NAME)}
             depths = {name: Queue(name, connection=self.redis).count for name in sorted(names)}
             workers = Worker.count(connection=self.redis)
-            records = Ledger(self.redis).recent(limit=LEDGER_SCAN_LIMIT)
             counters = telemetry.read_counters(self.redis)
+            states = ledger_states(self.redis, counters)
         except RedisError as exc:
             log.warning("metrics scrape could not read Redis: %s", exc)
             up.add_metric([], 0)
@@ -83,15 +106,11 @@ class RedisCollector:
         alive = GaugeMetricFamily("fmbot_workers", "RQ workers alive (heartbeat within their TTL).")
         alive.add_metric([], workers)
         yield alive
-        yield self._ledger_states(records)
+        yield self._ledger_states(states)
         yield from self._worker_counters(counters)
 
     @staticmethod
-    def _ledger_states(records: Iterable[JobRecord]) -> GaugeMetricFamily:
-        states: dict[tuple[str, str], int] = {}
-        for record in records:
-            key = (record.kind, str(record.state))
-            states[key] = states.get(key, 0) + 1
+    def _ledger_states(states: dict[tuple[str, str], int]) -> GaugeMetricFamily:
         family = GaugeMetricFamily(
             "fmbot_ledger_jobs", f"Jobs in the ledger by kind and state (the latest {LEDGER_SCAN_LIMIT}).",
             labels=["kind", "state"],

@@ -37,8 +37,12 @@ def serve(settings: Settings, rt: Runtime, *, host: str, port: int, socket_mode:
         return 0
     if settings.slack_signing_secret is None:
         raise UserError("SLACK_SIGNING_SECRET is not set", hint="Every HTTP request from Slack is verified with it")
-    server = make_server(wsgi_app(create_app(settings, rt, client), Readiness.from_settings(settings, client)),
-                         host, port, threads=settings.fmbot_http_threads)
-    log.info("fmbot serving Slack on http://%s:%s/slack/events", host, server.effective_port)
+    # Readiness and metrics tell an outsider about Redis, Slack and every job; they get a port of their own.
+    internal = make_server(wsgi_app(None, Readiness.from_settings(settings, client)), host,
+                           settings.fmbot_internal_port, threads=2)
+    threading.Thread(target=internal.run, name="fmbot-internal", daemon=True).start()
+    server = make_server(wsgi_app(create_app(settings, rt, client)), host, port, threads=settings.fmbot_http_threads)
+    log.info("fmbot serving Slack on http://%s:%s/slack/events; /readyz and /metrics on port %s", host,
+             server.effective_port, internal.effective_port)
     server.run()
     return 0

@@ -67,12 +67,17 @@ class Settings(BaseSettings):
         description="Threads answering Slack's HTTP requests. Listeners only ack; slow work runs after the ack, "
                     "so more threads add GIL contention, not capacity.",
     )
+    fmbot_internal_port: int = Field(
+        9102, ge=0, le=65535,
+        description="Port of /readyz and /metrics for probes and Prometheus, never the public Slack port "
+                    "(/healthz is on both); keep it off the Ingress.",
+    )
     fmbot_poll_interval: float = Field(
         60.0, ge=0, description="Seconds between checks on a remote (Azure ML) job; no worker is held meanwhile."
     )
     fmbot_approval_gpu_hours: float = Field(
         0.0, ge=0,
-        description="Work estimated above this many GPU instance-hours waits for an approver's click (0: never).",
+        description="Work estimated above this many GPU-hours (GPUs × instances × hours) waits for an approver's click (0: never).",
     )
     fmbot_admins: str = Field(
         "", description="Comma-separated Slack user ids and Teams (Entra object) ids who may do everything and grant access."

@@ -14,6 +14,9 @@ from slack_bolt.adapter.wsgi import SlackRequestHandler
 from bot.observability import ACK_SECONDS, Readiness, metrics_page
 
 WSGIApp = Callable[[dict[str, Any], Callable[..., Any]], Iterable[bytes]]
+# Slack's largest deliveries (a submitted form's state) are tens of KB; waitress refuses a bigger
+# body while reading it, before Bolt buffers it to check the signature (waitress's default is 1 GB).
+MAX_BODY_BYTES = 1024 * 1024
 
 
 def wsgi_app(app: App | None, readiness: Readiness | None = None) -> WSGIApp:
@@ -49,4 +52,5 @@ def make_server(application: WSGIApp, host: str, port: int, *, threads: int) -> 
     """A waitress server; port 0 picks a free port (read it back from `.effective_port`)."""
     from waitress.server import create_server
 
-    return create_server(application, host=host, port=port, threads=threads, ident="fmbot")
+    return create_server(application, host=host, port=port, threads=threads, ident="fmbot",
+                         max_request_body_size=MAX_BODY_BYTES)

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from pydantic import BaseModel, ValidationError
 
+from handlers import policy
 from handlers.catalog import require_task
 from handlers.errors import UserError
 from handlers.jobs import submit
@@ -58,19 +59,26 @@ def start_deploy(rt: Runtime, request: DeployRequest) -> JobRecord:
         spec=spec.model_dump(mode="json"),
         requester=request.requester,
         reply_to=request.reply_to,
-    ), compute=spec.compute, instances=spec.instances)
+    ), compute=spec.compute, instances=spec.instances, serverless=spec.serverless)
 
 
 def list_endpoints(rt: Runtime, *, owner: str | None = None) -> list[EndpointInfo]:
     """Every endpoint, or (with `owner`) those that person may see the keys of."""
     infos = rt.platform.list_endpoints()
-    return [e for e in infos if e.owner in (None, owner)] if owner else infos
+    return [e for e in infos if _may_act(e, owner)] if owner else infos
+
+
+def _may_act(info: EndpointInfo, user: str) -> bool:
+    """Its owner may act on an endpoint, and admins on any; an endpoint whose owner is unknown
+    (made outside fmbot, or before owners were recorded) is for admins only, never for everyone."""
+    return user in policy.current().admins or (info.owner is not None and info.owner == user)
 
 
 def _own(info: EndpointInfo, user: str, action: str) -> EndpointInfo:
-    if info.owner and info.owner != user:
-        raise UserError(f"{info.name} was deployed by someone else, so you cannot {action}",
-                        hint="Ask them, or an admin")
+    if not _may_act(info, user):
+        whose = "someone else" if info.owner else "someone fmbot does not know"
+        raise UserError(f"{info.name} was deployed by {whose}, so you cannot {action}",
+                        hint=f"Ask them, or an admin. {policy.current().who_grants()}")
     return info
 
 

@@ -7,10 +7,11 @@ failing minutes later in a worker, and nothing is recorded or queued for it.
 
 from __future__ import annotations
 
-from pydantic import BaseModel
+from pydantic import BaseModel, ValidationError
 
 from platforms.base import DataRef, FinetuneSpec, Hyperparameters, Platform, PlatformError
 from handlers.data import check_data
+from handlers.errors import UserError
 from handlers.jobs import submit
 from platforms.datasets import ColumnMapping, SplitPlan
 from platforms.tasks import LORA_TASKS, TASKS, Task
@@ -54,7 +55,8 @@ def start_finetune(rt: Runtime, request: FinetuneRequest, *, max_bytes: int = 10
     for ref in (request.train, request.validation, request.test):
         if ref is not None:
             check_data(ref, request.mapping, max_bytes=max_bytes)
-    spec = FinetuneSpec(
+    try:
+        spec = FinetuneSpec(
         model=model,
         task=request.task,
         train=request.train,
@@ -68,7 +70,9 @@ def start_finetune(rt: Runtime, request: FinetuneRequest, *, max_bytes: int = 10
         instances=request.instances,
         source_lang=request.source_lang,
         target_lang=request.target_lang,
-    )
+        )
+    except ValidationError as exc:
+        raise UserError(exc.errors()[0]["msg"].removeprefix("Value error, ")) from None
     return submit(rt, JobRecord(
         id=new_job_id("finetune"),
         kind="finetune",

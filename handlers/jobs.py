@@ -5,7 +5,7 @@ from __future__ import annotations
 from handlers import policy
 from handlers.errors import UserError
 from handlers.policy import Action
-from platforms.base import JobState, is_gpu_compute
+from platforms.base import JobState
 from workers.ledger import JobNotFound, JobRecord
 from workers.notifier import JobEvent
 from workers.queues import enqueue_job, withdraw_job
@@ -13,22 +13,27 @@ from workers.runtime import Runtime
 
 
 DEPLOYMENT_HOURS = 24.0
+UNKNOWN_GPUS = 8  # a compute whose size cannot be read is counted as the largest common GPU node
 
 
-def gpu_hours(rt: Runtime, kind: str, compute: str | None, instances: int) -> float:
-    """The most GPU instance-hours a request can spend: a job may run until its timeout, and an
-    endpoint is priced per day it stays up."""
-    if not is_gpu_compute(compute):
-        return 0.0
-    hours = DEPLOYMENT_HOURS if kind == "deploy" else rt.job_timeout / 3600
-    return instances * hours
+def gpu_hours(rt: Runtime, kind: str, compute: str | None, instances: int, *, serverless: bool = False) -> float:
+    """The most GPU-hours a request can spend: GPUs per instance (from the compute's real size) ×
+    instances × hours, a job until its timeout on every attempt RQ may make, an endpoint per day it
+    stays up. A serverless deploy, or compute of unknown size, counts as UNKNOWN_GPUS per instance."""
+    gpus = None if serverless else rt.platform.compute_gpus(compute)
+    if gpus is None:
+        gpus = UNKNOWN_GPUS
+    if kind == "deploy":
+        return gpus * instances * DEPLOYMENT_HOURS
+    return gpus * instances * rt.job_timeout / 3600 * (1 + rt.job_retries)
 
 
-def submit(rt: Runtime, record: JobRecord, *, compute: str | None = None, instances: int = 1) -> JobRecord:
+def submit(rt: Runtime, record: JobRecord, *, compute: str | None = None, instances: int = 1,
+           serverless: bool = False) -> JobRecord:
     """Record, then announce, then queue: the user never hears of a job the ledger lacks, and the
     worker finds the thread to answer in already set. Work above the approval threshold is
     recorded and announced with Approve/Reject buttons, and queued only once approved."""
-    record.gpu_hours = gpu_hours(rt, record.kind, compute, instances)
+    record.gpu_hours = gpu_hours(rt, record.kind, compute, instances, serverless=serverless)
     if rt.approval_gpu_hours and record.gpu_hours > rt.approval_gpu_hours:
         record.approval = "pending"
     record = rt.ledger.create(record)
@@ -45,13 +50,20 @@ def approve_job(rt: Runtime, job_id: str, approver: str, channel: str | None = N
     rules.require(policy.actor(approver, channel), Action.APPROVE)
     if approver == record.requester and approver not in rules.admins:
         raise UserError("you cannot approve your own job", hint=f"Ask another approver. {rules.who_grants()}")
-    if record.approval != "pending" or record.state.final:
-        raise UserError(f"{record.id} is not waiting for approval", hint=f"It is {record.state}")
 
-    def approve(stored: JobRecord) -> None:
+    def approve(stored: JobRecord) -> bool:
+        """pending → approved, judged on the record as stored: of two clicks (or a retried
+        delivery) exactly one finds it pending, so the job is queued and announced once."""
+        if stored.approval != "pending" or stored.state.final:
+            return False
         stored.approval, stored.approved_by = "approved", approver
+        return True
 
-    record = rt.ledger.update(record.id, approve)
+    record, moved = rt.ledger.update_if(record.id, approve)
+    if not moved:
+        raise UserError(f"{record.id} is not waiting for approval",
+                        hint=f"It is {record.state}" + (f", approved by {policy.mention(record.approved_by)}"
+                                                         if record.approved_by else ""))
     enqueue_job(rt.queue, record.id, timeout=rt.job_timeout, retries=rt.job_retries)
     return rt.notify(record, JobEvent.APPROVED)
 
@@ -69,11 +81,21 @@ def list_jobs(rt: Runtime, *, user: str | None = None, limit: int = 20) -> list[
     return rt.ledger.recent(user=user, limit=limit)
 
 
-def job_status(rt: Runtime, job_id: str) -> JobRecord:
+def job_status(rt: Runtime, job_id: str, viewer: str | None = None, channel: str | None = None) -> JobRecord:
+    """The job's record. A chat `viewer` sees another person's job only in the channel the job
+    reports to (where its thread already shows it), or as an admin or `cancel_others`; anyone
+    else is told there is no such job, so error texts, file names and metrics of a job in a
+    channel they are not in never reach them. The operator's CLI passes no viewer."""
     try:
-        return rt.ledger.get(job_id.strip())
+        record = rt.ledger.get(job_id.strip())
     except JobNotFound:
-        raise UserError(f'there is no job "{job_id.strip()}"', hint="See `jobs` for the job ids") from None
+        record = None
+    if record is not None and (viewer is None or viewer == record.requester
+                               or (channel is not None and record.reply_to is not None
+                                   and record.reply_to.channel == channel)
+                               or policy.current().allows(policy.actor(viewer, channel), Action.CANCEL_OTHERS)):
+        return record
+    raise UserError(f'there is no job "{job_id.strip()}" you can see here', hint="See `jobs` for your job ids")
 
 
 def cancel_job(rt: Runtime, job_id: str, user: str, channel: str | None = None) -> JobRecord:

@@ -15,6 +15,10 @@ admins from the environment:
       deploy: {users: [U0DEPLOYER]}
       import: {groups: [S0PLATFORM]}
       cancel_others: {groups: ["@ml-oncall"]}
+    data_assets: [reviews, "support-tickets:3"]   # Azure ML data assets chat users may name
+
+`data_assets` lists the Azure ML data assets (`name`, or `name:version`) a form may read; any other
+asset of the workspace is refused, so nobody reads a dataset by guessing its name.
 """
 
 from __future__ import annotations
@@ -70,6 +74,10 @@ class Policy(BaseModel):
 
     admins: list[str] = []
     allow: dict[Action, Rule] = {}
+    data_assets: list[str] = []
+
+    def allows_data_asset(self, name: str, version: str | None) -> bool:
+        return name in self.data_assets or (version is not None and f"{name}:{version}" in self.data_assets)
 
     def rule(self, action: Action) -> Rule:
         default = OPEN if action in (Action.SEARCH, Action.TRY, Action.EVALUATE) else CLOSED

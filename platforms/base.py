@@ -68,6 +68,19 @@ class ModelCard(BaseModel):
         return f"{self.ref} does not support {task}"
 
 
+MODEL_NAME_RULE = "up to 255 letters, digits, '-', '_' or '.', starting with a letter or digit, without '..'"
+_MODEL_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,254}")
+_VERSION = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
+
+
+def check_model_name(name: str) -> str:
+    """Azure ML's model naming rule, on both platforms: a name is one folder of the local catalog,
+    so no `/` or `..` can reach outside it or into another model's folder."""
+    if not _MODEL_NAME.fullmatch(name) or ".." in name:
+        raise ValueError(f'"{name}" is not a valid model name: use {MODEL_NAME_RULE}')
+    return name
+
+
 class ModelRef(BaseModel):
     """`name` (latest version) or `name:version`, as users type it."""
 
@@ -77,8 +90,12 @@ class ModelRef(BaseModel):
     @classmethod
     def parse(cls, text: str) -> ModelRef:
         name, _, version = text.strip().partition(":")
-        if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9._/-]{0,254}", name or ""):
-            raise PlatformError(f'"{text}" is not a model name', hint="Use NAME or NAME:VERSION, see `models`")
+        try:
+            check_model_name(name)
+            if version and (not _VERSION.fullmatch(version) or ".." in version):
+                raise ValueError(version)
+        except ValueError:
+            raise PlatformError(f'"{text[:80]}" is not a model name', hint="Use NAME or NAME:VERSION, see `models`") from None
         return cls(name=name, version=version or None)
 
     def __str__(self) -> str:
@@ -115,6 +132,11 @@ class FinetuneSpec(BaseModel):
     output_name: str | None = None
     source_lang: str | None = None
     target_lang: str | None = None
+
+    @field_validator("output_name")
+    @classmethod
+    def _output_name(cls, value: str | None) -> str | None:
+        return None if value is None else check_model_name(value)
 
 
 class EvaluateSpec(BaseModel):
@@ -173,14 +195,6 @@ class JobOutcome(BaseModel):
     message: str | None = None
     # Kind-specific results users may see (deploy: endpoint and url; never a key).
     result: dict[str, Any] = {}
-
-
-def is_gpu_compute(name: str | None) -> bool:
-    """CUDA on the local platform; Azure's N-series VM sizes (NC, ND, NV families) in Azure ML."""
-    if not name:
-        return False
-    lowered = name.lower()
-    return lowered.startswith("cuda") or lowered.removeprefix("standard_").startswith("n")
 
 
 class ComputeOption(BaseModel):
@@ -260,6 +274,12 @@ class Platform(ABC):
         """Whether `instances` of `compute` fit in free quota (`deployment`: as an endpoint's instances),
         with what to do when they do not."""
         return QuotaCheck(ok=True)
+
+    def compute_gpus(self, compute: str | None) -> int | None:
+        """GPUs per instance of `compute`, read from what the platform says the compute is (its VM
+        size), never guessed from its name; None when that cannot be known (the cost is then
+        counted as the costliest)."""
+        return None
 
     def sample_input(self, task: Task) -> dict[str, Any]:
         """The input `try` uses when the user gives none, like the studio's Sample Inference form."""
@@ -366,6 +386,11 @@ class ImportSpec(BaseModel):
         if not re.fullmatch(f"{part}/{part}", value.strip()) or ".." in value or "--" in value:
             raise ValueError(f'"{value}" is not a Hugging Face model id: use OWNER/NAME, e.g. google-bert/bert-base-uncased')
         return value.strip()
+
+    @field_validator("name")
+    @classmethod
+    def _catalog_name(cls, value: str | None) -> str | None:
+        return None if value is None else check_model_name(value)
 
     @field_validator("task")
     @classmethod

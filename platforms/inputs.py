@@ -19,7 +19,6 @@ local endpoint unchanged: `{"input_data": ...}` as a list, as `{"input_string": 
 from __future__ import annotations
 
 import json
-import re
 from typing import Any
 
 from platforms.tasks import Task
@@ -44,7 +43,7 @@ PAIRS: dict[Task, tuple[str, str]] = {
 # Column names clients commonly send, read as the task's first (or second) input.
 FIRST_ALIASES = ("text", "input_string", "input", "inputs", "sentence", "premise")
 SECOND_ALIASES = ("text_pair", "hypothesis")
-BERT_PAIR = re.compile(r"^\s*\[CLS\](.*?)\[SEP\](.*?)\[SEP\]\s*$", re.DOTALL)
+MAX_TEXT_CHARS = 50_000  # one input text; far beyond any model's context, and bounded parsing work
 SHAPES = ('{"input_data": [...]}, {"input_data": {"input_string": [...]}}, '
           '{"input_data": {"columns": [...], "data": [[...]]}}, {"input_data": {"data": [...]}} '
           'or {"inputs": {"input_string": [...]}}')
@@ -66,11 +65,23 @@ def _is_conversation(value: Any) -> bool:
             and all(isinstance(m, dict) and "role" in m and "content" in m for m in value))
 
 
+def _bert_pair(text: str) -> tuple[str, str] | None:
+    """`[CLS] A [SEP] B [SEP]` as (A, B): found with string searches, in time linear in the text
+    (a lazy regex over repeated `[SEP]`s is quadratic in them)."""
+    text = text.strip()
+    if not (text.startswith("[CLS]") and text.endswith("[SEP]")) or len(text) < 15:
+        return None
+    first, sep, second = text[5:-5].partition("[SEP]")
+    return (first.strip(), second.strip()) if sep else None
+
+
 def _from_text(task: Task, text: str) -> dict[str, Any]:
     keys = _keys(task)
-    pair = BERT_PAIR.match(text)
+    if len(text) > MAX_TEXT_CHARS:
+        raise InputError(f"the input text is {len(text):,} characters; send at most {MAX_TEXT_CHARS:,}")
+    pair = _bert_pair(text)
     if pair and task in PAIRS:
-        return dict(zip(PAIRS[task], (pair.group(1).strip(), pair.group(2).strip()), strict=True))
+        return dict(zip(PAIRS[task], pair, strict=True))
     if task in PAIRS and task != Task.TEXT_CLASSIFICATION:
         first, second = PAIRS[task]
         raise InputError(f"{task} needs a {first} and a {second}, not one text")
@@ -119,6 +130,8 @@ def normalize_row(task: Task, value: Any) -> dict[str, Any]:
 def text_input(task: Task, text: str) -> dict[str, Any]:
     """What `try` makes of the user's text: a JSON object as is, `A ||| B` as a pair, else one text."""
     text = text.strip()
+    if len(text) > MAX_TEXT_CHARS:
+        raise InputError(f"the input is {len(text):,} characters; send at most {MAX_TEXT_CHARS:,}")
     if text.startswith("{"):
         try:
             value = json.loads(text)

@@ -50,6 +50,9 @@ class SlackStandIn:
     failures: list[int] = field(default_factory=list)
     method_failures: dict[str, list[int]] = field(default_factory=dict)
     usergroups: list[dict[str, Any]] = field(default_factory=list)
+    # Who is in which conversation (conversations.members), and where each file is shared.
+    members: dict[str, list[str]] = field(default_factory=lambda: {"C0CHAN": ["U0USER"]})
+    file_channels: dict[str, list[str]] = field(default_factory=dict)
     server: ThreadingHTTPServer | None = None
     _ts: int = 0
     _lock: threading.Lock = field(default_factory=threading.Lock)
@@ -88,10 +91,13 @@ class SlackStandIn:
 
     # ------------------------------------------------------------------ test helpers
 
-    def add_file(self, name: str, content: bytes, content_type: str = "application/octet-stream") -> dict[str, Any]:
-        """Register an uploaded file; returns the file object Slack puts in a file_input state."""
+    def add_file(self, name: str, content: bytes, content_type: str = "application/octet-stream",
+                 channels: tuple[str, ...] = ("C0CHAN",)) -> dict[str, Any]:
+        """Register an uploaded file, shared in `channels`; returns the file object Slack puts in a
+        file_input state."""
         file_id = f"F{len(self.files) + 1:08d}"
         self.files[file_id] = (name, content, content_type)
+        self.file_channels[file_id] = list(channels)
         return self._file_object(file_id, name, content)
 
     def _file_object(self, file_id: str, name: str, content: bytes) -> dict[str, Any]:
@@ -231,10 +237,20 @@ class SlackStandIn:
         if method == "files.info":
             for file_id, (name, content, _) in self.files.items():
                 if file_id == params.get("file"):
-                    return {"ok": True, "file": {**self._file_object(file_id, name, content)}}
+                    shared = self.file_channels.get(file_id, [])
+                    return {"ok": True, "file": {**self._file_object(file_id, name, content),
+                                                 "channels": [c for c in shared if c.startswith("C")],
+                                                 "groups": [c for c in shared if c.startswith("G")],
+                                                 "ims": [c for c in shared if c.startswith("D")]}}
             return {"ok": False, "error": "file_not_found"}
         if method == "usergroups.list":
             return {"ok": True, "usergroups": self.usergroups}
+        if method == "conversations.members":
+            everyone, start = self.members.get(params.get("channel", ""), []), int(params.get("cursor") or 0)
+            size = int(params.get("limit") or 100)
+            page = everyone[start:start + size]
+            following = str(start + size) if start + size < len(everyone) else ""
+            return {"ok": True, "members": page, "response_metadata": {"next_cursor": following}}
         if method == "conversations.open":
             return {"ok": True, "channel": {"id": "D0001"}}
         return {"ok": True}

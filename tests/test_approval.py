@@ -63,7 +63,7 @@ def test_costly_job_waits_for_an_allowed_approver(approval_bot, slack: SlackStan
     status = next(c.params for c in slack.of("chat.postMessage") if costly.id in c.params.get("text", ""))
     buttons = [e["text"]["text"] for b in status["blocks"] if b["type"] == "actions" for e in b["elements"]]
     assert buttons == ["Approve", "Reject"]
-    assert "up to 24 GPU instance-hours" in json.dumps(status["blocks"])
+    assert "up to 24 GPU-hours" in json.dumps(status["blocks"])
 
     click(sender, ActionId.APPROVE_JOB, costly.id, "U0USER")
     refusal = slack.wait_for(lambda: slack.of("chat.postEphemeral"), 10)[0].params

@@ -273,7 +273,8 @@ def test_a_model_that_cannot_load_fails_the_deploy_with_its_log_and_frees_the_na
     catalog.register(folder, tiny_models.ModelCard(name="broken", version=version, tasks=[Task.TEXT_CLASSIFICATION]))
     with pytest.raises(PlatformError, match='endpoint "ep-broken" did not start') as failed:
         served.platform.deploy(DeploySpec(model="broken", endpoint="ep-broken"))
-    assert "The full log is" in str(failed.value)
+    assert "ep-broken" not in str(failed.value).split("did not start")[1], "no log path or tail for a channel"
+    assert "worker's log" in str(failed.value)
     assert "ep-broken" not in {e.name for e in served.platform.list_endpoints()}
 
 

@@ -55,7 +55,7 @@ def fmbot_env_names() -> dict[str, set[str]]:
         found = names.setdefault(str(path.relative_to(DEPLOY)), set())
         if doc.get("kind") == "ConfigMap" and doc["metadata"]["name"] == "fmbot-config":
             found.update(doc["data"])
-        if doc.get("kind") == "Secret":
+        if doc.get("kind") == "Secret" and doc["metadata"]["name"] == "fmbot-secrets":
             found.update(doc.get("stringData", {}))
         for container in doc.get("spec", {}).get("template", {}).get("spec", {}).get("containers", []):
             if container["image"] in FMBOT_IMAGES:
@@ -66,8 +66,8 @@ def fmbot_env_names() -> dict[str, set[str]]:
 def test_deploy_files_reference_only_settings_that_exist():
     names = fmbot_env_names()
     assert names["docker-compose.yml"] >= {"REDIS_URL", "FMBOT_MODELS_DIR", "FMBOT_DATA_DIR"}
-    assert names["kubernetes/base/configmap.yaml"] >= {"REDIS_URL", "FMBOT_PLATFORM"}
-    assert names["kubernetes/secret.example.yaml"] >= {"SLACK_BOT_TOKEN", "SLACK_SIGNING_SECRET"}
+    assert names["kubernetes/base/configmap.yaml"] >= {"FMBOT_PLATFORM"}
+    assert names["kubernetes/secret.example.yaml"] >= {"SLACK_BOT_TOKEN", "SLACK_SIGNING_SECRET", "REDIS_URL"}
     unknown = {file: sorted(found - SETTING_NAMES) for file, found in names.items() if found - SETTING_NAMES}
     assert unknown == {}, f"not fields of bot/settings.py: {unknown}"
 
@@ -336,19 +336,21 @@ def test_config_masks_secrets(slack_settings: Settings):
 
 def test_fmbot_serve_process_answers_probes_and_logs_json(slack_settings: Settings, slack: SlackStandIn,
                                                           tmp_path: Path):
-    port = free_port()
+    port, internal_port = free_port(), free_port()
     log = (tmp_path / "serve.log").open("w+")
     process = subprocess.Popen([sys.executable, "-m", "bot.cli", "serve", "--host", "127.0.0.1", "--port", str(port)],
-                               env={**settings_env(slack_settings), "FMBOT_LOG_LEVEL": "DEBUG"}, cwd=ROOT,
-                               stdout=log, stderr=subprocess.STDOUT)
-    base = f"http://127.0.0.1:{port}"
+                               env={**settings_env(slack_settings.replace(fmbot_internal_port=internal_port)),
+                                    "FMBOT_LOG_LEVEL": "DEBUG"}, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT)
+    base, internal = f"http://127.0.0.1:{port}", f"http://127.0.0.1:{internal_port}"
     try:
-        wait_until(lambda: _answers(f"{base}/healthz"), timeout=60)
-        assert requests.get(f"{base}/readyz", timeout=10).status_code == 200
+        wait_until(lambda: _answers(f"{base}/healthz") and _answers(f"{internal}/healthz"), timeout=60)
+        assert requests.get(f"{internal}/readyz", timeout=10).status_code == 200
         assert SlackSender(f"{base}/slack/events").command("help").status_code == 200
-        page = requests.get(f"{base}/metrics", timeout=10).text
+        page = requests.get(f"{internal}/metrics", timeout=10).text
         assert metric(page, "fmbot_commands_total", command="help", outcome="ok") == 1
         assert metric(page, "fmbot_ack_seconds_count") == 1
+        for private in ("/readyz", "/metrics"):
+            assert requests.get(f"{base}{private}", timeout=10).status_code == 404, "internal page on the public port"
     finally:
         process.terminate()
         process.wait(timeout=20)

@@ -17,6 +17,8 @@ from datetime import timedelta
 from collections.abc import Callable
 from typing import Any
 
+from rq import get_current_job
+
 from platforms.base import (
     DeploySpec,
     EvaluateSpec,
@@ -121,6 +123,14 @@ RUNNERS: dict[JobKind, Runner] = {
 }
 
 
+def _attempt(rt: runtime.Runtime) -> int:
+    """Which of RQ's attempts this run is: a job id queued twice runs as the same attempt (and so
+    only once, whoever claims queued → running first), while RQ's retry after a crash is the next."""
+    job = get_current_job()
+    retries_left = (job.retries_left or 0) if job is not None else rt.job_retries
+    return max(rt.job_retries - retries_left, 0) + 1
+
+
 def run_job(job_id: str) -> dict[str, Any]:
     rt = runtime.current()
     record = rt.ledger.get(job_id)
@@ -129,7 +139,17 @@ def run_job(job_id: str) -> dict[str, Any]:
         return record.public()
     if record.external_id:
         return _schedule_poll(rt, job_id)
-    record, _ = rt.move(job_id, JobState.RUNNING, JobEvent.STARTED, attempts=record.attempts + 1)
+    attempt = _attempt(rt)
+
+    def startable(stored: JobRecord) -> bool:
+        if stored.approval == "pending":
+            return False  # only an Approve click queues it
+        return stored.state == JobState.QUEUED or (stored.state == JobState.RUNNING and stored.attempts < attempt)
+
+    record, started = rt.move(job_id, JobState.RUNNING, JobEvent.STARTED, when=startable, attempts=attempt)
+    if not started:
+        log.info("job %s is already %s (attempt %s); not running it again", job_id, record.state, record.attempts)
+        return record.public()
     report = ProgressReporter(rt, job_id)
     try:
         runner = RUNNERS.get(record.kind)

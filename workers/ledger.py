@@ -151,17 +151,23 @@ class Ledger:
 
         return self._write(job_id, changed, None)[0]
 
+    def update_if(self, job_id: str, change: Callable[[JobRecord], bool]) -> tuple[JobRecord, bool]:
+        """A compare-and-set: `change` decides from the record as stored (False: leave it), and
+        says whether it wrote. Two callers racing on one record cannot both see it unchanged."""
+        return self._write(job_id, change, None)
+
     def transition(self, job_id: str, state: JobState, *, along: Along | None = None,
-                   **fields: Any) -> tuple[JobRecord, bool]:
+                   when: Callable[[JobRecord], bool] | None = None, **fields: Any) -> tuple[JobRecord, bool]:
         """Move a job to `state` unless it is already final; says whether it moved.
 
         A final state is never left, so a late progress report cannot revive a canceled job and a
         retried delivery cannot announce a second completion. `along` (the move's notice) is
-        written in the same atomic step when the job moves.
+        written in the same atomic step when the job moves. `when` narrows which stored records may
+        move (judged in the same compare-and-set).
         """
 
         def change(record: JobRecord) -> bool:
-            if record.state.final:
+            if record.state.final or (when is not None and not when(record)):
                 return False
             record.state = state
             now = datetime.now(UTC)

@@ -48,12 +48,13 @@ class Runtime:
         and never fails the job itself."""
         return self._posted(lambda: outbox.post(self.redis, self.notifier, record, event), record, event)
 
-    def move(self, job_id: str, state: JobState, event: JobEvent, **fields: Any) -> tuple[JobRecord, bool]:
+    def move(self, job_id: str, state: JobState, event: JobEvent, *,
+             when: Callable[[JobRecord], bool] | None = None, **fields: Any) -> tuple[JobRecord, bool]:
         """`Ledger.transition`, with the move's notice appended to the outbox in the same atomic
         write and posted after it as `notify` posts: the state is stored before anything is posted,
         and never stored without its notice."""
         notice = outbox.Notice(event)
-        record, moved = self.ledger.transition(job_id, state, along=notice, **fields)
+        record, moved = self.ledger.transition(job_id, state, along=notice, when=when, **fields)
         if moved:
             record = self._posted(lambda: outbox.deliver(self.redis, self.notifier, notice), record, event)
         return record, moved

@@ -64,7 +64,7 @@ def show_card(ctx: SlackContext, client: Any, channel: str, user: str, body: dic
 
 on_deploy_button = later(lambda ctx, client, channel, user, body: open_deploy(
     ctx, client, body["trigger_id"], channel, user, _value(body)))
-on_cancel = later(lambda ctx, client, channel, user, body: jobs.cancel_job(ctx.rt, _value(body), user),
+on_cancel = later(lambda ctx, client, channel, user, body: jobs.cancel_job(ctx.rt, _value(body), user, channel),
                   failure="Not canceled: ")
 on_approve = later(lambda ctx, client, channel, user, body: jobs.approve_job(ctx.rt, _value(body), user, channel))
 on_reject = later(lambda ctx, client, channel, user, body: jobs.reject_job(ctx.rt, _value(body), user, channel))

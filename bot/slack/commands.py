@@ -21,6 +21,7 @@ from bot.slack.tryout import command_try
 from bot.slack.limits import clip
 from bot.slack.views import catalog as catalog_views
 from bot.slack.views.jobs import headline, progress_bar
+from bot.slack.views.mrkdwn import escape
 from handlers import catalog, jobs
 from handlers.errors import UserError, user_message
 from handlers.registry import PREFIX, Surface, closest_command, lookup, on, usage_hint
@@ -77,17 +78,17 @@ def command_jobs(cmd: SlashCommand) -> None:
 def command_status(cmd: SlashCommand) -> None:
     if not cmd.rest:
         raise UserError("say which job", hint=usage_hint("status", SLACK))
-    record = jobs.job_status(cmd.ctx.rt, cmd.rest)
+    record = jobs.job_status(cmd.ctx.rt, cmd.rest, cmd.user, cmd.channel)
     details = [headline(record), progress_bar(record)]
     if record.error:
-        details.append(f"Error: {record.error}")
+        details.append(f"Error: {escape(record.error)}")
     cmd.ack(response_type="ephemeral", text="\n".join(d for d in details if d))
 
 
 def command_cancel(cmd: SlashCommand) -> None:
     if not cmd.rest:
         raise UserError("say which job", hint=usage_hint("cancel", SLACK))
-    record = jobs.cancel_job(cmd.ctx.rt, cmd.rest, cmd.user)
+    record = jobs.cancel_job(cmd.ctx.rt, cmd.rest, cmd.user, cmd.channel)
     cmd.ack(response_type="ephemeral", text=f"Canceled {headline(record)}")
 
 

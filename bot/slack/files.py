@@ -1,8 +1,10 @@
 """Downloading a file a user uploaded to Slack, safely.
 
-The bot token goes only to Slack's own file hosts (and the configured API host), never across a
-redirect; an HTML sign-in page served instead of the file is recognised and explained; the size
-limit is enforced while streaming, so an oversized upload never fills the disk.
+The bot token goes only to Slack's own file hosts (and the configured API host), over https, and
+never across a redirect; a redirect is followed once, without the token, and only to an allowed
+host; an HTML sign-in page served instead of the file is recognised and explained; the size limit
+is enforced while streaming and the whole download has one time limit, so neither an oversized
+upload nor a host that trickles bytes can hold the bot.
 """
 
 from __future__ import annotations
@@ -10,12 +12,14 @@ from __future__ import annotations
 import re
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit
+from urllib.parse import urljoin, urlsplit
 
 import requests
 
 from bot.downloads import CHUNK, save_stream
 from bot.settings import Settings
+from bot.slack.views.mrkdwn import escape
+from handlers.data import check_data_asset
 from handlers.errors import UserError
 from platforms.base import DataRef
 
@@ -26,14 +30,24 @@ def _allowed_hosts(settings: Settings) -> set[str]:
     return hosts
 
 
+def _checked_link(settings: Settings, url: str, name: str) -> str:
+    """https to an allowed host (plain http only where the configured API itself is, as a stand-in is)."""
+    parts = urlsplit(url)
+    schemes = {"https"} | ({"http"} if settings.slack_api_url.startswith("http://") else set())
+    host = (parts.hostname or "").lower()
+    if host not in _allowed_hosts(settings):
+        raise UserError(f"{name}: the download link points at {host}, not at Slack", hint="Upload the file again")
+    if parts.scheme not in schemes:
+        raise UserError(f"{name}: the download link is {parts.scheme}://, not https://", hint="Upload the file again")
+    return url
+
+
 def download_upload(settings: Settings, file: dict[str, Any], dest_dir: Path) -> Path:
     name = file.get("name") or file.get("title") or "upload"
     url = file.get("url_private_download") or file.get("url_private")
     if not url:
         raise UserError(f"{name}: Slack sent no download link", hint="Upload the file again")
-    host = (urlsplit(url).hostname or "").lower()
-    if host not in _allowed_hosts(settings):
-        raise UserError(f"{name}: the download link points at {host}, not at Slack", hint="Upload the file again")
+    _checked_link(settings, url, name)
     limit = settings.max_upload_bytes
     if int(file.get("size") or 0) > limit:
         raise UserError(f"{name} is {int(file['size']) / CHUNK:.1f} MB; the limit is {settings.fmbot_max_upload_mb} MB",
@@ -42,8 +56,14 @@ def download_upload(settings: Settings, file: dict[str, Any], dest_dir: Path) ->
     response = requests.get(url, headers={"Authorization": f"Bearer {token}"}, stream=True, timeout=30,
                             allow_redirects=False)
     if response.is_redirect:
-        # Follow once, without the token: a redirect target is never trusted with it.
-        response = requests.get(response.headers["Location"], stream=True, timeout=30, allow_redirects=False)
+        # Follow once, without the token, and only to an allowed host: a redirect target is never trusted with it.
+        moved_to = _checked_link(settings, urljoin(url, response.headers.get("Location", "")), name)
+        response.close()
+        response = requests.get(moved_to, stream=True, timeout=30, allow_redirects=False)
+    return _save(settings, response, name, dest_dir)
+
+
+def _save(settings: Settings, response: requests.Response, name: str, dest_dir: Path) -> Path:
     with response:
         if response.status_code != 200:
             raise UserError(f"{name}: Slack answered {response.status_code} to the download",
@@ -57,9 +77,32 @@ def download_upload(settings: Settings, file: dict[str, Any], dest_dir: Path) ->
 _FILE_ID = re.compile(r"\b(F[A-Z0-9]{6,})\b")
 
 
+def shared_with(client: Any, info: dict[str, Any], channel: str, user: str, label: str) -> None:
+    """A pasted file is read only if it is shared in the form's channel and the requester is a
+    member of that channel: the bot token can read files of every conversation the bot is in,
+    and a file id must not open a private channel's or a DM's file to whoever types it."""
+    shares = info.get("shares") or {}
+    places = {*info.get("channels", []), *info.get("groups", []), *info.get("ims", []),
+              *shares.get("public", {}), *shares.get("private", {})}
+    name = escape(info.get("name") or info.get("id") or "that file")
+    refusal = UserError(f"{label}: {name} is not shared in this channel",
+                        hint="Share the file in this channel (or upload it in the form), then try again")
+    if channel not in places:
+        raise refusal
+    cursor = None
+    while True:
+        page = client.conversations_members(channel=channel, cursor=cursor, limit=1000)
+        if user in page.get("members", []):
+            return
+        cursor = (page.get("response_metadata") or {}).get("next_cursor")
+        if not cursor:
+            raise refusal
+
+
 def resolve_data(settings: Settings, client: Any, upload: list[dict[str, Any]] | None, source: str | None,
-                 dest_dir: Path, *, label: str) -> DataRef | None:
-    """The dataset a form names: an upload, a file already shared in Slack (link or id), or a data asset."""
+                 dest_dir: Path, *, label: str, channel: str, user: str) -> DataRef | None:
+    """The dataset a form names: an upload, a file already shared in the form's channel (link or
+    id), or a data asset the policy lists."""
     if upload:
         file = upload[0]
         return DataRef(path=str(download_upload(settings, file, dest_dir)), name=file.get("name") or "upload")
@@ -70,10 +113,11 @@ def resolve_data(settings: Settings, client: Any, upload: list[dict[str, Any]] |
         if settings.fmbot_platform != "azureml":
             raise UserError(f"{label}: data assets like {text} live in Azure ML",
                             hint="Upload the file instead, or run fmbot with FMBOT_PLATFORM=azureml")
-        return DataRef(path=text, name=text)
+        return DataRef(path=check_data_asset(text, label), name=text)
     match = _FILE_ID.search(text)
     if not match:
         raise UserError(f'{label}: "{text[:80]}" is neither a Slack file link nor a data asset',
                         hint="Paste the file's link (More actions → Copy link) or azureml:<name>:<version>")
     info = client.files_info(file=match.group(1))["file"]
+    shared_with(client, info, channel, user, label)
     return DataRef(path=str(download_upload(settings, info, dest_dir)), name=info.get("name") or match.group(1))

@@ -95,11 +95,13 @@ def read_data(ctx: SlackContext, client: Any, view_id: str, state: FormState, va
     try:
         if state.kind == "finetune":
             state.train = resolve_data(settings, client, values.get(BlockId.TRAIN_FILE),
-                                       values.get(BlockId.TRAIN_SOURCE), dest, label="training data")
+                                       values.get(BlockId.TRAIN_SOURCE), dest, label="training data",
+                                       channel=state.channel, user=state.user)
             state.validation = resolve_data(settings, client, values.get(BlockId.VALIDATION_FILE), None, dest,
-                                            label="validation data")
+                                            label="validation data", channel=state.channel, user=state.user)
         state.test = resolve_data(settings, client, values.get(BlockId.TEST_FILE),
-                                  values.get(BlockId.TEST_SOURCE), dest, label="test data")
+                                  values.get(BlockId.TEST_SOURCE), dest, label="test data",
+                                  channel=state.channel, user=state.user)
         primary = state.train or state.test
         state.columns = [] if primary.path.startswith("azureml:") else read_columns(Path(primary.path),
                                                                                     primary.name)

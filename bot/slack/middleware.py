@@ -86,35 +86,74 @@ def once_per_delivery(redis: Redis) -> Callable[..., BoltResponse | None]:
     return middleware
 
 
+# Every action id fmbot's messages and forms carry, and the policy action each needs; an id not
+# here is refused, so a crafted payload cannot reach a listener the policy never heard of.
+# Show key, Delete and Cancel need only the right to use fmbot here; their handlers then check
+# that the clicker owns the endpoint or job (or is an admin).
 BUTTON_ACTIONS = {
     ActionId.CARD_TRY: Action.TRY, ActionId.CARD_EVALUATE: Action.EVALUATE, ActionId.JOB_EVALUATE: Action.EVALUATE,
     ActionId.APPROVE_JOB: Action.APPROVE, ActionId.REJECT_JOB: Action.APPROVE,
     ActionId.CARD_FINETUNE: Action.FINETUNE, ActionId.CARD_DEPLOY: Action.DEPLOY, ActionId.JOB_DEPLOY: Action.DEPLOY,
+    ActionId.PAGE: Action.SEARCH, ActionId.JOB_REGISTER: Action.SEARCH, ActionId.SHOW_KEY: Action.SEARCH,
+    ActionId.DELETE_ENDPOINT: Action.SEARCH, ActionId.CANCEL_JOB: Action.SEARCH,
 }
-VIEW_ACTIONS = {CallbackId.DEPLOY: Action.DEPLOY, CallbackId.IMPORT: Action.IMPORT}
-FORM_CALLBACKS = {CallbackId.FORM_DATA, CallbackId.FORM_MAPPING, CallbackId.FORM_COMPUTE}
+# Elements inside a form: they act for the form, so the form's own action and channel apply.
+FORM_ELEMENTS = {ActionId.MODEL, ActionId.TASK, ActionId.FILE, ActionId.SOURCE, ActionId.SPLIT, ActionId.COLUMN,
+                 ActionId.COMPUTE, ActionId.NUMBER, ActionId.DEPLOY_KIND, ActionId.TEXT}
+FORM_CALLBACKS = {CallbackId.FORM_DATA, CallbackId.FORM_MAPPING, CallbackId.FORM_COMPUTE, CallbackId.FORM_CHECKING,
+                  CallbackId.DEPLOY, CallbackId.IMPORT}
+UNKNOWN = "fmbot does not know that request, so it did nothing"
+
+
+def _button_action(action_id: str) -> Action | None:
+    """`search_page:3` is the PAGE button of page 3; every other id is matched whole."""
+    try:
+        return BUTTON_ACTIONS.get(ActionId(action_id.split(":", 1)[0] if action_id.startswith(ActionId.PAGE)
+                                           else action_id))
+    except ValueError:
+        return None
+
+
+def _form(view: dict[str, Any], user: str, redis: Redis) -> tuple[Action, str]:
+    """The form's action and the channel it was opened in, as its state says: a form acts where it
+    was opened, and only for whoever opened it."""
+    if view.get("callback_id") not in FORM_CALLBACKS:
+        raise AccessDenied(UNKNOWN, hint="Open the form again from a command or a button")
+    try:
+        state = load_state(view.get("private_metadata") or "", redis)
+    except Exception:
+        raise AccessDenied("this form has expired or was damaged", hint="Open it again") from None
+    if state.user != user:
+        raise AccessDenied("this form was opened by someone else", hint="Open your own from a command or a button")
+    return Action(state.kind), state.channel
 
 
 def requested_action(body: dict[str, Any], redis: Redis) -> tuple[Action | None, str, str | None]:
-    """What a delivery would do under the policy, who asks, and from which channel."""
+    """What a delivery would do under the policy, who asks, and from which channel (None: nothing
+    the policy guards, such as an event). Raises AccessDenied for a request fmbot does not know."""
     if body.get("command"):
         command = slash_command(body)
         return command.permission if command else None, body.get("user_id", ""), body.get("channel_id")
+    kind = body.get("type")
+    if kind in (None, "event_callback", "url_verification", "app_rate_limited"):
+        return None, "", None
     user = (body.get("user") or {}).get("id", "")
-    if body.get("type") == "block_actions":
+    if kind == "block_actions":
+        action_id = (body.get("actions") or [{}])[0].get("action_id") or ""
+        if body.get("view") and action_id in FORM_ELEMENTS:
+            action, channel = _form(body["view"], user, redis)
+            return action, user, channel
+        action = _button_action(action_id)
+        if action is None:
+            raise AccessDenied(UNKNOWN, hint="Use the buttons on fmbot's own messages")
         channel = (body.get("channel") or {}).get("id") or (body.get("container") or {}).get("channel_id")
-        return BUTTON_ACTIONS.get((body.get("actions") or [{}])[0].get("action_id")), user, channel
-    if body.get("type") == "view_submission":
-        view = body.get("view") or {}
-        callback = view.get("callback_id")
-        if callback in FORM_CALLBACKS:
-            try:
-                state = load_state(view.get("private_metadata") or "", redis)
-            except Exception:
-                return None, user, None  # the form's own listener explains an expired form
-            return Action(state.kind), user, state.channel
-        return VIEW_ACTIONS.get(callback), user, None
-    return None, user, None
+        return action, user, channel
+    if kind in ("view_submission", "block_suggestion"):
+        action, channel = _form(body.get("view") or {}, user, redis)
+        return action, user, channel
+    if kind == "view_closed":
+        return None, user, None
+    raise AccessDenied(UNKNOWN, hint="See `/fm help`")
 
 
 def _refusal(body: dict[str, Any], client: Any, channel: str | None, user: str, text: str) -> BoltResponse:
@@ -122,10 +161,14 @@ def _refusal(body: dict[str, Any], client: Any, channel: str | None, user: str, 
     the form, or an ephemeral message next to the button."""
     if body.get("command"):
         return BoltResponse(status=200, body={"response_type": "ephemeral", "text": text})
+    if body.get("type") == "block_suggestion":
+        return BoltResponse(status=200, body={"options": []})
     if body.get("type") == "view_submission":
         inputs = [b["block_id"] for b in (body.get("view") or {}).get("blocks", []) if b.get("type") == "input"]
         if inputs:
             return BoltResponse(status=200, body={"response_action": "errors", "errors": {inputs[0]: text[:150]}})
+    if not user:
+        return BoltResponse(status=200, body="")
     if channel:
         client.chat_postEphemeral(channel=channel, user=user, text=text)
     else:
@@ -135,10 +178,13 @@ def _refusal(body: dict[str, Any], client: Any, channel: str | None, user: str, 
 
 def enforce_policy(redis: Redis) -> Callable[..., BoltResponse | None]:
     def middleware(body: dict[str, Any], client: Any, next: Callable[[], None]) -> BoltResponse | None:
-        action, user, channel = requested_action(body, redis)
-        if action is None:
-            return next()
+        user = (body.get("user") or {}).get("id") or body.get("user_id", "")
+        channel = (body.get("channel") or {}).get("id") or body.get("channel_id")
+        action = None
         try:
+            action, user, channel = requested_action(body, redis)
+            if action is None:
+                return next()
             policy.current().require(policy.actor(user, channel), action)
         except AccessDenied as exc:
             log.info("refused %s to %s in %s", action, user, channel)

@@ -1,7 +1,9 @@
 """State a multi-step form carries between steps, in `private_metadata` or, when too big, in Redis.
 
 Slack gives a view 3,000 characters of private metadata; a wizard that remembers a file's columns
-can outgrow that, so larger state is parked in Redis under a random key kept in the metadata.
+can outgrow that, so larger state is parked in Redis under a random key kept in the metadata. A
+form keeps that one key through all its steps (`form_id`), so each step overwrites its state
+rather than leaving another copy behind for a day.
 """
 
 from __future__ import annotations
@@ -43,15 +45,16 @@ class FormState(BaseModel):
     columns: list[str] = []
     mapping: dict[str, str] = {}
     error: str | None = None
+    form_id: str | None = None
 
 
 def dump_state(state: FormState, redis: Redis) -> str:
     text = state.model_dump_json(exclude_defaults=True)
     if len(text) <= PRIVATE_METADATA:
         return text
-    form_id = secrets.token_hex(8)
-    redis.set(keys.form(form_id), state.model_dump_json(), ex=FORM_TTL_SECONDS)
-    return _REDIS_PREFIX + form_id
+    state.form_id = state.form_id or secrets.token_hex(8)
+    redis.set(keys.form(state.form_id), state.model_dump_json(), ex=FORM_TTL_SECONDS)
+    return _REDIS_PREFIX + state.form_id
 
 
 def load_state(metadata: str, redis: Redis) -> FormState:

@@ -218,6 +218,19 @@ class AzureMLPlatform(Platform):
                                                f"{f', {size.gpus} GPU' if size.gpus else ''}; {free if free is not None else '?'} free)"))
         return options
 
+    def compute_gpus(self, compute: str | None) -> int | None:
+        """A VM size's GPUs from the region's size list; a cluster's from the size it was created
+        with (a cluster called "cpu-small" may well run A100s)."""
+        if not compute:
+            return None
+        try:
+            size = compute if compute.startswith("Standard_") else call(
+                lambda: self.clients.workspace.compute.get(compute), what=f"read compute {compute}").size
+            info = quota.read_sizes(self.clients).get((size or "").lower())
+        except PlatformError:
+            return None
+        return info.gpus if info is not None else None
+
     def check_quota(self, compute: str, instances: int, *, model: ModelCard | None = None,
                     deployment: bool = False) -> QuotaCheck:
         if not compute.startswith("Standard_"):

@@ -7,6 +7,7 @@ upload costs memory in proportion to the records kept, not to the bytes read.
 from __future__ import annotations
 
 import csv
+from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -18,6 +19,7 @@ from platforms.datasets.errors import DatasetError
 
 Format = Literal["jsonl", "json", "csv", "tsv"]
 MAX_RECORD_BYTES = 8 * 1024 * 1024
+MAX_COLUMNS = 500  # columns a file may have: its names ride in form state and mapping selects
 SUPPORTED = "JSONL, JSON, CSV or TSV"
 
 
@@ -211,7 +213,10 @@ def _delimited_rows(path: Path, label: str, delimiter: str) -> Iterator[Row]:
     header = [name.strip() for name in header]
     if not any(header):
         raise DatasetError("the first line is empty", file=label, where="line 1", hint="The first line must name the columns")
-    duplicates = sorted({name for name in header if header.count(name) > 1})
+    if len(header) > MAX_COLUMNS:
+        raise DatasetError(f"names {len(header):,} columns; fmbot reads at most {MAX_COLUMNS}", file=label,
+                           where="line 1", hint="Keep only the columns the task needs")
+    duplicates = sorted(name for name, count in Counter(header).items() if count > 1)
     if duplicates:
         raise DatasetError(
             f'names column "{duplicates[0]}" twice', file=label, where="line 1", hint="Give every column a distinct name"
@@ -273,11 +278,21 @@ def read_rows(path: Path, name: str | None = None, *, max_bytes: int = 100 * 102
 
 
 def read_columns(path: Path, name: str | None = None, *, sample: int = 50) -> list[str]:
-    """The column names seen in the first records, in first-seen order (for mapping selects)."""
+    """The column names seen in the first records, in first-seen order (for mapping selects).
+
+    At most MAX_COLUMNS: the names travel in the form's state through every step, so a file of a
+    million distinct keys is refused here, before it costs memory, Redis or Slack anything."""
     seen: dict[str, None] = {}
     for index, row in enumerate(read_rows(path, name)):
+        if len(row.values) > MAX_COLUMNS:
+            raise DatasetError(f"has {len(row.values):,} keys; fmbot reads at most {MAX_COLUMNS} columns",
+                               file=name or path.name, where=row.where, hint="Keep only the columns the task needs")
         for key in flatten_keys(row.values):
             seen.setdefault(key, None)
+        if len(seen) > MAX_COLUMNS:
+            raise DatasetError(f"has more than {MAX_COLUMNS} distinct columns in its first {index + 1} records",
+                               file=name or path.name, where=row.where,
+                               hint="Give every record the same few columns the task needs")
         if index + 1 >= sample:
             break
     return list(seen)

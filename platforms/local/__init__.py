@@ -156,6 +156,16 @@ class LocalPlatform(Platform):
                                             free_instances=1))
         return options
 
+    def compute_gpus(self, compute: str | None) -> int | None:
+        """`cpu` has none; `cuda` (and no choice, which trains where it can) the GPUs torch sees."""
+        if compute == "cpu" or (compute is None and training.device() != "cuda"):
+            return 0
+        if compute in ("cuda", None):
+            import torch
+
+            return max(torch.cuda.device_count(), 1)
+        return None
+
     def check_quota(self, compute: str, instances: int, *, model: ModelCard | None = None,
                     deployment: bool = False) -> QuotaCheck:
         names = [option.name for option in self.compute_options("any")]

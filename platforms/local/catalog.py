@@ -17,7 +17,7 @@ import shutil
 from datetime import UTC, datetime
 from pathlib import Path
 
-from platforms.base import ModelCard, ModelNotFound, ModelRef
+from platforms.base import ModelCard, ModelNotFound, ModelRef, PlatformError
 from platforms.tasks import Task
 
 CARD_FILE = "fmbot-card.json"
@@ -94,7 +94,9 @@ class LocalCatalog:
         return self.root / parsed.name / version
 
     def new_version_dir(self, name: str) -> tuple[str, Path]:
-        """Reserve the next version folder of `name`."""
+        """Reserve the next version folder of `name`, which must be one folder right inside the catalog."""
+        if (self.root / name).resolve().parent != self.root.resolve():
+            raise PlatformError(f'"{name}" is not a valid model name', hint="Use letters, digits, '-', '_' or '.'")
         (self.root / name).mkdir(parents=True, exist_ok=True)
         existing = [p.name for p in (self.root / name).iterdir() if p.is_dir()]
         version = max((_version_key(v)[0] for v in existing), default=0) + 1

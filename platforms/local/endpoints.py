@@ -15,6 +15,7 @@ SET NX before anything starts, so two deploys of one name cannot both win.
 from __future__ import annotations
 
 import json
+import logging
 import os
 import secrets
 import signal
@@ -22,6 +23,7 @@ import subprocess
 import sys
 import time
 import urllib.request
+from collections.abc import Mapping
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Literal
@@ -35,6 +37,7 @@ from platforms.local.task_contract import TaskModule
 from platforms.local.task_modules import TASK_MODULES
 from platforms.tasks import Task
 
+log = logging.getLogger(__name__)
 PREFIX = "fmbot"
 KEY_ENV = "FMBOT_ENDPOINT_KEY"  # how the key reaches the serving processes: never argv, never logged
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
@@ -85,6 +88,18 @@ class EndpointRecord(BaseModel):
     log_file: str
     state_file: str
     created_at: datetime
+
+
+# What a serving process needs from the worker's environment: the system's, Python's, the model
+# libraries' and the accelerator's. Never Slack tokens, Redis URLs or Azure credentials: a model's
+# own code runs in that process.
+SERVING_ENV_PREFIXES = ("HF_", "TRANSFORMERS_", "TOKENIZERS_", "TORCH", "CUDA_", "NVIDIA_", "OMP_", "MKL_", "LC_",
+                        "PYTHON", "VIRTUAL_ENV")
+SERVING_ENV_NAMES = {"PATH", "HOME", "LANG", "TMPDIR", "TZ", "USER", "LD_LIBRARY_PATH", "FMBOT_LOG_LEVEL"}
+
+
+def serving_environment(environ: Mapping[str, str]) -> dict[str, str]:
+    return {k: v for k, v in environ.items() if k in SERVING_ENV_NAMES or k.startswith(SERVING_ENV_PREFIXES)}
 
 
 def _alive(pid: int | None) -> bool:
@@ -182,9 +197,9 @@ class LocalEndpoints:
             "--start-timeout", str(self.start_timeout),
         ]
         path = os.pathsep.join(filter(None, [str(PROJECT_ROOT), os.environ.get("PYTHONPATH")]))
-        env = {**os.environ, KEY_ENV: record.key, "PYTHONPATH": path}
-        with open(record.log_file, "ab") as log:
-            process = subprocess.Popen(command, env=env, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
+        env = {**serving_environment(os.environ), KEY_ENV: record.key, "PYTHONPATH": path}
+        with open(record.log_file, "ab") as output:
+            process = subprocess.Popen(command, env=env, stdin=subprocess.DEVNULL, stdout=output, stderr=subprocess.STDOUT,
                                        start_new_session=True)
         record.pid = process.pid
         self._save(record)
@@ -194,8 +209,11 @@ class LocalEndpoints:
             if process.poll() is not None or time.monotonic() > deadline:
                 self._stop(record)
                 self._forget(record)
-                raise PlatformError(f'endpoint "{spec.endpoint}" did not start: {_tail(Path(record.log_file))}',
-                                    hint=f"The full log is {record.log_file}")
+                # The log's lines and path stay in the worker's log: a channel learns only that it failed.
+                log.error("endpoint %s did not start; %s: %s", spec.endpoint, record.log_file,
+                          _tail(Path(record.log_file)))
+                raise PlatformError(f'endpoint "{spec.endpoint}" did not start',
+                                    hint="Check that the model loads (`fmbot try`); an admin finds why in the worker's log")
             time.sleep(0.1)
         record.port = json.loads(state_file.read_text())["port"]
         record.phase = "running"

@@ -84,6 +84,8 @@ def import_model(catalog: LocalCatalog, spec: ImportSpec, report: ProgressReport
             shutil.copytree(folder, target, dirs_exist_ok=True, ignore=shutil.ignore_patterns(*SKIPPED))
         else:
             _download(spec.model_id, target)
+        for planted in target.rglob(CARD_FILE):
+            planted.unlink()  # only fmbot writes cards: a repository's own would add catalog entries
         if not any((target / name).is_file() for name in MODEL_FILES):
             raise PlatformError(f"{spec.model_id} is not a Hugging Face-format model (no {' or '.join(MODEL_FILES)})")
         meta = front_matter(target / "README.md")

@@ -205,14 +205,22 @@ def _handler(app: EndpointApp) -> type[BaseHTTPRequestHandler]:
             if self.path.split("?")[0] != "/score":
                 self._send(404, {"error": f"no route {self.path}: use POST /score"})
                 return
-            length = int(self.headers.get("Content-Length") or 0)
+            # The key first, and a body only of a length declared up front and within the limit: an
+            # unauthenticated caller never makes the endpoint read (or wait for) a byte of body.
+            if not self._check_key():
+                self.close_connection = True
+                return
+            declared = self.headers.get("Content-Length")
+            length = int(declared) if declared is not None and declared.strip().isdigit() else -1
+            if length < 0:
+                self._send(411, {"error": "send a Content-Length header with the body's size in bytes"})
+                self.close_connection = True
+                return
             if length > MAX_BODY_BYTES:
                 self._send(413, {"error": f"the request is {length} bytes; send at most {MAX_BODY_BYTES}"})
                 self.close_connection = True
                 return
             body = self.rfile.read(length)
-            if not self._check_key():
-                return
             try:
                 rows, parameters = parse_request(json.loads(body or b"null"), app.task)
             except json.JSONDecodeError as exc:

@@ -25,6 +25,7 @@ from slack_sdk.models.views import View
 from bot.slack.ids import ActionId, BlockId, CallbackId
 from bot.slack.limits import OPTION_TEXT, SELECT_OPTIONS, clip
 from bot.slack.state import FormState
+from bot.slack.views.mrkdwn import escape
 from platforms.base import ModelCard
 from platforms.tasks import TASKS, Task
 
@@ -113,7 +114,7 @@ def mapping_step(state: FormState, metadata: str, guesses: dict[str, str]) -> di
     columns = state.columns[: SELECT_OPTIONS - 1]
     data_name = (state.train or state.test).name if (state.train or state.test) else "your data"
     blocks: list[Any] = [SectionBlock(text=MarkdownTextObject(
-        text=f"Which column of *{data_name}* holds each part of a {state.task} example?"))]
+        text=f"Which column of *{escape(data_name)}* holds each part of a {state.task} example?"))]
     for key in spec.keys:
         required = key in spec.required_keys
         options = [option(column) for column in columns]

@@ -12,6 +12,7 @@ from slack_sdk.models.blocks import (
 
 from bot.slack.ids import ActionId
 from bot.slack.limits import clip
+from bot.slack.views.mrkdwn import escape
 from platforms.base import JobState
 from workers.ledger import JobRecord
 from workers.notifier import ChatMessage, FileAttachment, JobEvent
@@ -55,7 +56,7 @@ def metrics_table(metrics: dict[str, float]) -> str:
 
 def headline(record: JobRecord) -> str:
     kind = _KIND_NAMES.get(record.kind, record.kind)
-    return f"{_STATE_ICONS[record.state]} *{kind}* `{record.id}` of `{record.model}` ({record.task}) — *{record.state}*"
+    return f"{_STATE_ICONS[record.state]} *{kind}* `{record.id}` of `{escape(record.model)}` ({record.task}) — *{record.state}*"
 
 
 def deployed_reply(record: JobRecord) -> ChatMessage:
@@ -83,7 +84,7 @@ class SlackJobRenderer:
         blocks.append(ContextBlock(elements=[MarkdownTextObject(text=context)]))
         if record.approval == "pending" and not record.state.final:
             blocks.insert(1, SectionBlock(text=MarkdownTextObject(
-                text=f":raised_hand: Waiting for approval: up to {record.gpu_hours:g} GPU instance-hours.")))
+                text=f":raised_hand: Waiting for approval: up to {record.gpu_hours:g} GPU-hours.")))
             blocks.append(ActionsBlock(elements=[
                 ButtonElement(text="Approve", action_id=ActionId.APPROVE_JOB, value=record.id, style="primary"),
                 ButtonElement(text="Reject", action_id=ActionId.REJECT_JOB, value=record.id, style="danger"),
@@ -117,14 +118,15 @@ class SlackJobRenderer:
             text = f"*Metrics* of `{record.output_model or record.model}` on the test data:\n{metrics_table(record.metrics)}"
             if record.samples:
                 sample = record.samples[0]
-                text += (f"\nSample: _{str(sample.get('input', ''))[:200]}_ → predicted `{str(sample.get('prediction'))[:200]}`"
-                         f", expected `{str(sample.get('reference'))[:200]}`")
+                text += (f"\nSample: _{escape(str(sample.get('input', ''))[:200])}_ → predicted "
+                         f"`{escape(str(sample.get('prediction'))[:200])}`, "
+                         f"expected `{escape(str(sample.get('reference'))[:200])}`")
             if record.message:
-                text += f"\n_{record.message}_"
+                text += f"\n_{escape(record.message)}_"
         elif event == JobEvent.FAILED:
-            text = f":x: `{record.id}` failed: {record.error}"
+            text = f":x: `{record.id}` failed: {escape(record.error)}"
         elif event == JobEvent.CANCELED:
-            text = f"`{record.id}` was canceled" + (f" ({record.message})." if record.message else ".")
+            text = f"`{record.id}` was canceled" + (f" ({escape(record.message)})." if record.message else ".")
         else:
             text = None
         if text is None:
