@@ -6,12 +6,15 @@ every 10 minutes). Here a job's execution entry expires 70 s after its last hear
 to the 10 s monitoring interval) and any live worker sweeps the started-job registry every 30 s, so
 a job whose worker was SIGKILLed is retried or failed within ~100 s. A work horse killed under a
 live worker is noticed at once; RQ runs no failure callback for it, so `work_horse_killed_handler`
-reports it the same way.
+reports it the same way. A work horse dies with its worker (`FmbotWorker`), so a retried job never
+runs beside an orphan of its first attempt.
 """
 
 from __future__ import annotations
 
+import ctypes
 import logging
+import os
 import signal
 import subprocess
 import sys
@@ -22,7 +25,7 @@ from rq import Worker
 from rq.serializers import JSONSerializer
 
 from bot.settings import Settings
-from workers import runtime
+from workers import holders, runtime
 from workers.jobs import on_job_failure
 from workers.queues import outbox_queue, persistence_warning
 from workers.runtime import Runtime
@@ -43,6 +46,34 @@ def on_horse_killed(job: Any, retpid: int, ret_val: int, rusage: Any) -> None:
     on_job_failure(job, job.connection, WorkHorseKilled, WorkHorseKilled(f"work horse exit status {ret_val}"))
 
 
+PR_SET_PDEATHSIG = 1  # prctl(2): the signal a process gets when the thread that forked it dies
+
+
+class FmbotWorker(Worker):
+    """An RQ worker whose work horses die with it. A horse outliving a SIGKILLed worker would go on
+    training as an orphan while the job, found abandoned, is retried on another worker: the same
+    fine-tune twice, two final messages. Linux's parent-death signal kills the horse the moment its
+    worker goes; where it is missing (not Linux), the horse lives on as before."""
+
+    def main_work_horse(self, job: Any, queue: Any) -> None:
+        die_with_parent(self.pid)
+        super().main_work_horse(job, queue)
+
+
+def die_with_parent(parent: int | None) -> None:
+    """Ask for SIGKILL when the parent dies, and die at once if it already has (it may have died
+    between the fork and this call, leaving the process orphaned already)."""
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        if libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0) != 0:
+            log.warning("work horse cannot die with its worker: prctl failed (errno %d)", ctypes.get_errno())
+            return
+    except (OSError, AttributeError):
+        return
+    if parent is not None and os.getppid() != parent:
+        os._exit(1)
+
+
 def preload_local_platform(settings: Settings) -> None:
     """Import torch and transformers once in the worker, before it forks a work horse per job:
     every job then inherits them instead of spending ~5 s of CPU importing them again."""
@@ -61,7 +92,7 @@ def run_worker(settings: Settings, rt: Runtime, *, burst: bool = False) -> int:
     warning = persistence_warning(rt.redis)
     if warning:
         log.warning(warning)
-    worker = Worker(
+    worker = FmbotWorker(
         [outbox_queue(rt.redis), rt.queue],
         connection=rt.redis,
         serializer=JSONSerializer,
@@ -70,6 +101,7 @@ def run_worker(settings: Settings, rt: Runtime, *, burst: bool = False) -> int:
         job_monitoring_interval=JOB_MONITORING_INTERVAL_SECONDS,
         work_horse_killed_handler=on_horse_killed,
     )
+    holders.install_worker(worker.name)
     worker.work(with_scheduler=True, burst=burst, logging_level=settings.fmbot_log_level.upper())
     return 0
 

@@ -5,7 +5,7 @@
     fmbot:jobs:user:{user}      sorted set of one requester's job ids
     fmbot:idem:{key}            claim of one Slack delivery or submission (SET NX, expires; workers/idempotency.py)
     fmbot:outbox:{job}          list of JSON notifications of one job not yet taken by Slack, oldest first
-    fmbot:outbox:lock:{job}     token of the one process delivering that list (SET NX, expires)
+    fmbot:outbox:lock:{job}     JSON holder (workers/holders.py) of the one process delivering that list (SET NX, expires)
     fmbot:endpoint:{name}       JSON record of one local endpoint (SET NX claims the name)
     fmbot:endpoints             set of local endpoint names
     fmbot:form:{id}             a Slack form's state too large for private_metadata (expires)
