@@ -8,7 +8,7 @@ from handlers.policy import Action
 from platforms.base import JobState, is_gpu_compute
 from workers.ledger import JobNotFound, JobRecord
 from workers.notifier import JobEvent
-from workers.queues import enqueue_job, withdraw_job
+from workers.queues import withdraw_job
 from workers.runtime import Runtime
 
 
@@ -25,17 +25,15 @@ def gpu_hours(rt: Runtime, kind: str, compute: str | None, instances: int) -> fl
 
 
 def submit(rt: Runtime, record: JobRecord, *, compute: str | None = None, instances: int = 1) -> JobRecord:
-    """Record, then announce, then queue: the user never hears of a job the ledger lacks, and the
-    worker finds the thread to answer in already set. Work above the approval threshold is
-    recorded and announced with Approve/Reject buttons, and queued only once approved."""
+    """Record, announce and queue in one atomic write (`Runtime.create`): the user never hears of
+    a job the ledger lacks, no recorded job misses its place in the queue, and the QUEUED notice is
+    first in the job's outbox, so the worker's updates land in the thread it starts. Work above the
+    approval threshold is recorded and announced with Approve/Reject buttons, and queued only once
+    approved."""
     record.gpu_hours = gpu_hours(rt, record.kind, compute, instances)
     if rt.approval_gpu_hours and record.gpu_hours > rt.approval_gpu_hours:
         record.approval = "pending"
-    record = rt.ledger.create(record)
-    record = rt.notify(record, JobEvent.QUEUED)
-    if record.approval is None:
-        enqueue_job(rt.queue, record.id, timeout=rt.job_timeout, retries=rt.job_retries)
-    return record
+    return rt.create(record, enqueue=record.approval is None)
 
 
 def approve_job(rt: Runtime, job_id: str, approver: str, channel: str | None = None) -> JobRecord:
@@ -49,10 +47,11 @@ def approve_job(rt: Runtime, job_id: str, approver: str, channel: str | None = N
         raise UserError(f"{record.id} is not waiting for approval", hint=f"It is {record.state}")
 
     def approve(stored: JobRecord) -> None:
+        if stored.approval != "pending" or stored.state.final:
+            raise UserError(f"{stored.id} is not waiting for approval", hint=f"It is {stored.state}")
         stored.approval, stored.approved_by = "approved", approver
 
-    record = rt.ledger.update(record.id, approve)
-    enqueue_job(rt.queue, record.id, timeout=rt.job_timeout, retries=rt.job_retries)
+    record = rt.ledger.update(record.id, approve, then=lambda pipe: rt.enqueue(record.id, pipeline=pipe))
     return rt.notify(record, JobEvent.APPROVED)
 
 

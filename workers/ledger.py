@@ -16,6 +16,8 @@ from typing import Any, Literal, Protocol
 
 from pydantic import BaseModel, Field
 from redis import Redis
+from redis.client import Pipeline
+from redis.exceptions import WatchError
 
 from platforms.base import JobState, Progress
 from workers import keys, telemetry
@@ -121,15 +123,32 @@ class Ledger:
         self._seen: OrderedDict[str, bytes | str] = OrderedDict()
         self._seen_lock = threading.Lock()
 
-    def create(self, record: JobRecord) -> JobRecord:
+    def create(self, record: JobRecord, *, along: Along | None = None,
+               then: Callable[[Pipeline], None] | None = None) -> JobRecord:
+        """Store a new record in one MULTI/EXEC with `along`'s commands (its QUEUED notice) and
+        whatever `then` adds to the transaction (its RQ job): a job is recorded, announced and
+        queued together or not at all, so none sits "queued" with nothing in the queue."""
         score, raw = record.created_at.timestamp(), record.model_dump_json()
+        key = keys.job(record.id)
+        commands = along.commands(record) if along is not None else []
         with self.redis.pipeline() as pipe:
-            pipe.set(keys.job(record.id), raw, nx=True)
-            pipe.zadd(keys.jobs(), {record.id: score})
-            pipe.zadd(keys.user_jobs(record.requester), {record.id: score})
-            created, *_ = pipe.execute()
-        if not created:
-            raise ValueError(f"job {record.id} already exists")
+            try:
+                pipe.watch(key)
+                if pipe.exists(key):
+                    raise ValueError(f"job {record.id} already exists")
+                pipe.multi()
+                pipe.set(key, raw)
+                pipe.zadd(keys.jobs(), {record.id: score})
+                pipe.zadd(keys.user_jobs(record.requester), {record.id: score})
+                for command in commands:
+                    pipe.execute_command(*command)
+                if then is not None:
+                    then(pipe)
+                replies = pipe.execute()
+            except WatchError:
+                raise ValueError(f"job {record.id} already exists") from None
+        if along is not None:
+            along.written(replies[3:3 + len(commands)])
         self._saw(record.id, raw)
         return record
 
@@ -140,14 +159,36 @@ class Ledger:
         self._saw(job_id, raw)
         return JobRecord.model_validate_json(raw)
 
-    def update(self, job_id: str, change: Callable[[JobRecord], None]) -> JobRecord:
-        """Apply `change` to the stored record atomically (optimistic locking)."""
+    def update(self, job_id: str, change: Callable[[JobRecord], None],
+               then: Callable[[Pipeline], None] | None = None) -> JobRecord:
+        """Apply `change` to the stored record atomically (optimistic locking); what `then` adds to
+        the transaction (an RQ job) is written with it, under WATCH, as `create` does."""
 
         def changed(record: JobRecord) -> bool:
             change(record)
             return True
 
-        return self._write(job_id, changed, None)[0]
+        if then is None:
+            return self._write(job_id, changed, None)[0]
+        key = keys.job(job_id)
+        with self.redis.pipeline() as pipe:
+            while True:
+                try:
+                    pipe.watch(key)
+                    raw = pipe.get(key)
+                    if raw is None:
+                        raise JobNotFound(job_id)
+                    record = JobRecord.model_validate_json(raw)
+                    change(record)
+                    written = record.model_dump_json()
+                    pipe.multi()
+                    pipe.set(key, written)
+                    then(pipe)
+                    pipe.execute()
+                except WatchError:
+                    continue
+                self._saw(job_id, written)
+                return record
 
     def transition(self, job_id: str, state: JobState, *, along: Along | None = None,
                    **fields: Any) -> tuple[JobRecord, bool]:

@@ -13,12 +13,14 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from redis import Redis
+from redis.client import Pipeline
 from rq import Queue
 
 from platforms.base import JobState, Platform
 from workers import outbox, telemetry
 from workers.ledger import JobRecord, Ledger
 from workers.notifier import JobEvent, Notifier
+from workers.queues import enqueue_job
 
 log = logging.getLogger(__name__)
 
@@ -57,6 +59,17 @@ class Runtime:
         if moved:
             record = self._posted(lambda: outbox.deliver(self.redis, self.notifier, notice), record, event)
         return record, moved
+
+    def create(self, record: JobRecord, *, enqueue: bool) -> JobRecord:
+        """`Ledger.create` with the QUEUED notice and, when `enqueue`, the RQ job, in one atomic
+        write; the notice is posted after it as `notify` posts."""
+        notice = outbox.Notice(JobEvent.QUEUED)
+        queue_it = (lambda pipe: self.enqueue(record.id, pipeline=pipe)) if enqueue else None
+        record = self.ledger.create(record, along=notice, then=queue_it)
+        return self._posted(lambda: outbox.deliver(self.redis, self.notifier, notice), record, JobEvent.QUEUED)
+
+    def enqueue(self, job_id: str, *, pipeline: Pipeline | None = None) -> None:
+        enqueue_job(self.queue, job_id, timeout=self.job_timeout, retries=self.job_retries, pipeline=pipeline)
 
     def _posted(self, post: Callable[[], JobRecord], record: JobRecord, event: JobEvent) -> JobRecord:
         """Run `post`, logging instead of failing; the change is counted for operators after it,

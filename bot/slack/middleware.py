@@ -27,7 +27,7 @@ from bot.slack.state import load_state
 from handlers import policy
 from handlers.policy import AccessDenied, Action
 from handlers.registry import Command, Surface, lookup
-from workers.idempotency import DEFAULT_TTL_SECONDS, claim
+from workers.idempotency import DEFAULT_TTL_SECONDS, LEASE_SECONDS, Lease
 
 log = logging.getLogger(__name__)
 
@@ -52,6 +52,17 @@ def delivery_key(body: dict[str, Any]) -> str | None:
     return None
 
 
+def settle_delivery(context: dict[str, Any], *, handled: bool) -> None:
+    """Make a delivery's claim last once its listener finished, or give it back when it failed."""
+    lease: Lease | None = context.pop(DELIVERY_LEASE, None)
+    if lease is None:
+        return
+    try:
+        lease.confirm() if handled else lease.release()
+    except Exception:
+        log.exception("could not settle the claim of Slack delivery %s; it lapses in %ss", lease.key, LEASE_SECONDS)
+
+
 def provide_context(ctx: Any) -> Callable[..., BoltResponse | None]:
     """Every listener finds fmbot's `SlackContext` as `context["fm"]`, so listeners are plain functions."""
 
@@ -66,16 +77,23 @@ VIEW_CLAIM_SECONDS = 120
 ALREADY_SUBMITTED = "This form was just submitted with these values; change a value to submit it again."
 
 
+DELIVERY_LEASE = "delivery_lease"  # the context entry holding a delivery's Lease until the app settles it
+
+
 def once_per_delivery(redis: Redis) -> Callable[..., BoltResponse | None]:
     """Slack retries deliveries for minutes, so those claims last 15; a form's claim lasts two, so
-    someone who resubmits unchanged values after an error is told why nothing happens."""
+    someone who resubmits unchanged values after an error is told why nothing happens. The claim is
+    a lease until the listener has finished (`settle_delivery`): a listener that raised, or a process
+    that died under it, does not make Slack's retry of the delivery be dropped."""
 
-    def middleware(body: dict[str, Any], next: Callable[[], None]) -> BoltResponse | None:
+    def middleware(body: dict[str, Any], context: dict[str, Any], next: Callable[[], None]) -> BoltResponse | None:
         key = delivery_key(body)
         if key is None:
             return next()
         is_view = key.startswith("view:")
-        if claim(redis, key, VIEW_CLAIM_SECONDS if is_view else DEFAULT_TTL_SECONDS):
+        lease = Lease(redis, key, VIEW_CLAIM_SECONDS if is_view else DEFAULT_TTL_SECONDS)
+        if lease.take():
+            context[DELIVERY_LEASE] = lease
             return next()
         log.info("ignored a repeated Slack delivery (%s)", key)
         inputs = [b["block_id"] for b in (body.get("view") or {}).get("blocks", []) if b.get("type") == "input"]
