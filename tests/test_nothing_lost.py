@@ -10,18 +10,24 @@ import time
 from collections.abc import Iterator
 
 import pytest
+from azure.core.exceptions import HttpResponseError
 from redis import Redis
 from redis.exceptions import RedisError
 
 from bot.bootstrap import build_runtime
+from bot.slack.client import web_client
+from bot.slack.notifier import SlackNotifier
+from bot.slack.views.jobs import SlackJobRenderer
 from handlers import policy
 from handlers.jobs import approve_job, submit
 from tests.bot_server import BotServer
 from tests.slack_standin import SlackSender
-from workers import keys
+from platforms.base import JobState
+from workers import keys, outbox
 from workers.idempotency import LEASE_SECONDS, Lease
-from workers.ledger import JobRecord, new_job_id
-from workers.queues import job_queue
+from workers.ledger import JobRecord, ReplyTarget, new_job_id
+from workers.notifier import JobEvent
+from workers.queues import job_queue, outbox_queue
 
 LEDGER_ONLY = "fmbot-ledger-only"
 
@@ -111,3 +117,53 @@ def test_a_delivery_claim_held_by_a_dead_handler_lapses_before_slacks_next_retry
     lease = Lease(redis, "event:Ev2")
     assert lease.take() and not Lease(redis, "event:Ev2").take()
     assert 0 < redis.ttl(keys.idempotency("event:Ev2")) <= LEASE_SECONDS < 60
+
+
+class RendererWithABug(SlackJobRenderer):
+    """fmbot's renderer with a bug in one reply, as a real rendering bug would be."""
+
+    def thread_reply(self, record: JobRecord, event: JobEvent):
+        if event == JobEvent.STARTED:
+            raise KeyError("samples")
+        return super().thread_reply(record, event)
+
+
+def a_job_in(rt) -> JobRecord:
+    return rt.ledger.create(a_job().model_copy(update={"reply_to": ReplyTarget(channel="C0CHAN")}))
+
+
+def failed_replies(slack) -> list[str]:
+    return [c.params["text"] for c in slack.of("chat.postMessage") if c.params.get("thread_ts")
+            and "failed:" in c.params.get("text", "")]
+
+
+def test_a_rendering_bug_is_logged_once_and_holds_nothing_up(slack_settings, slack, redis, caplog):
+    rt = build_runtime(slack_settings, slack=True)
+    notifier = SlackNotifier(web_client(slack_settings), RendererWithABug(), rt.ledger)
+    record = a_job_in(rt)
+    outbox.post(redis, notifier, record, JobEvent.STARTED)
+    failed, _ = rt.ledger.transition(record.id, JobState.FAILED, error="out of memory")
+    outbox.post(redis, notifier, failed, JobEvent.FAILED)
+    assert len(failed_replies(slack)) == 1, "the later message went out at once"
+    assert outbox.pending(redis, record.id) == [] and outbox_queue(redis).scheduled_job_registry.count == 0
+    assert sum("dropped started notice" in r.getMessage() for r in caplog.records) == 1
+
+
+@pytest.mark.parametrize("fault", ["azure", "slack"])
+def test_a_failing_app_home_update_is_skipped(slack_settings, slack, redis, fault):
+    def home(user: str) -> dict:
+        if fault == "azure":
+            raise HttpResponseError(message="(ServiceUnavailable) The service is temporarily unavailable")
+        return {"type": "home", "blocks": []}
+
+    if fault == "slack":
+        slack.fail_next_of("views.publish", 503, 503, 503, 503)
+    rt = build_runtime(slack_settings, slack=True)
+    notifier = SlackNotifier(web_client(slack_settings), SlackJobRenderer(), rt.ledger, home=home)
+    record = a_job_in(rt)
+    failed, _ = rt.ledger.transition(record.id, JobState.FAILED, error="out of memory")
+    outbox.post(redis, notifier, failed, JobEvent.FAILED)
+    assert len(failed_replies(slack)) == 1
+    assert outbox.pending(redis, record.id) == [] and outbox_queue(redis).scheduled_job_registry.count == 0
+    assert [c.method for c in slack.calls if c.method.startswith("views.publish")] == \
+        ([] if fault == "azure" else ["views.publish!503"] * 4)
