@@ -56,6 +56,9 @@ class Settings(BaseSettings):
         0.0, ge=0,
         description="Work estimated above this many GPU instance-hours waits for an approver's click (0: never).",
     )
+    fmbot_ledger_retention_days: float = Field(
+        90.0, gt=0, description="Days a finished job's ledger record is kept; workers delete older ones (and their outbox).",
+    )
     fmbot_admins: str = Field("", description="Comma-separated Slack user ids who may do everything and grant access.")
 
     azure_subscription_id: str | None = Field(None, description="Azure ML: subscription id.")

@@ -19,13 +19,14 @@ import signal
 import subprocess
 import sys
 import time
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from rq import Worker
 from rq.serializers import JSONSerializer
 
 from bot.settings import Settings
-from workers import holders, runtime
+from workers import holders, keys, runtime
 from workers.jobs import on_job_failure
 from workers.queues import outbox_queue, persistence_warning
 from workers.runtime import Runtime
@@ -36,6 +37,7 @@ MAINTENANCE_INTERVAL_SECONDS = 30
 JOB_MONITORING_INTERVAL_SECONDS = 10
 RESTART_BACKOFF_SECONDS = (1, 2, 5, 10, 30)
 STABLE_AFTER_SECONDS = 60
+SWEEP_INTERVAL_SECONDS = 3600
 
 
 class WorkHorseKilled(Exception):
@@ -58,6 +60,23 @@ class FmbotWorker(Worker):
     def main_work_horse(self, job: Any, queue: Any) -> None:
         die_with_parent(self.pid)
         super().main_work_horse(job, queue)
+
+    def run_maintenance_tasks(self) -> None:
+        super().run_maintenance_tasks()
+        sweep_ledger(runtime.current())
+
+
+def sweep_ledger(rt: Runtime) -> None:
+    """Delete ledger records past their retention (FMBOT_LEDGER_RETENTION_DAYS): one worker at a
+    time, at most once per SWEEP_INTERVAL_SECONDS however many workers run maintenance."""
+    try:
+        if not rt.redis.set(keys.ledger_sweep(), "1", nx=True, ex=SWEEP_INTERVAL_SECONDS):
+            return
+        cutoff = datetime.now(UTC) - timedelta(days=rt.ledger_retention_days)
+        while (deleted := rt.ledger.sweep(cutoff)):
+            log.info("deleted %d ledger records finished before %s", deleted, cutoff.date())
+    except Exception:
+        log.exception("could not sweep the ledger; trying again at a later maintenance")
 
 
 def die_with_parent(parent: int | None) -> None:

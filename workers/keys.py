@@ -9,6 +9,7 @@
     fmbot:endpoint:{name}       JSON record of one local endpoint (SET NX claims the name)
     fmbot:endpoints             set of local endpoint names
     fmbot:form:{id}             a Slack form's state too large for private_metadata (expires)
+    fmbot:ledger:sweep          lock (SET NX, expires) of the one worker deleting records past their retention
     fmbot:metrics               hash of counters workers add to (jobs by state, durations, retries)
     fmbot:azure:catalog         JSON {fetched_at, cards}: the Azure ML registry listing (written by
                                 platforms/azureml/catalog.py, which may not import this module)
@@ -47,6 +48,10 @@ def outbox_lock(job_id: str) -> str:
 
 def form(form_id: str) -> str:
     return f"{PREFIX}:form:{form_id}"
+
+
+def ledger_sweep() -> str:
+    return f"{PREFIX}:ledger:sweep"
 
 
 def metrics() -> str:

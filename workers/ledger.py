@@ -251,6 +251,29 @@ class Ledger:
             if len(self._seen) > SEEN_LIMIT:
                 self._seen.popitem(last=False)
 
+    def sweep(self, older_than: datetime, *, limit: int = 1000) -> int:
+        """Delete up to `limit` records of jobs created and finished before `older_than`, with
+        their outbox; returns how many. Jobs not yet final are kept whatever their age."""
+        ids = [i.decode() if isinstance(i, bytes) else i
+               for i in self.redis.zrangebyscore(keys.jobs(), "-inf", older_than.timestamp(), start=0, num=limit)]
+        if not ids:
+            return 0
+        deleted = 0
+        with self.redis.pipeline(transaction=False) as pipe:
+            for job_id, raw in zip(ids, self.redis.mget([keys.job(i) for i in ids])):
+                if raw is None:
+                    pipe.zrem(keys.jobs(), job_id)
+                    continue
+                record = JobRecord.model_validate_json(raw)
+                if not record.state.final or (record.finished_at and record.finished_at > older_than):
+                    continue
+                pipe.delete(keys.job(job_id), keys.outbox(job_id))
+                pipe.zrem(keys.jobs(), job_id)
+                pipe.zrem(keys.user_jobs(record.requester), job_id)
+                deleted += 1
+            pipe.execute()
+        return deleted
+
     def recent(self, *, user: str | None = None, limit: int = 20) -> list[JobRecord]:
         ids = self.redis.zrevrange(keys.user_jobs(user) if user else keys.jobs(), 0, limit - 1)
         if not ids:

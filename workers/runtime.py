@@ -36,6 +36,7 @@ class Runtime:
     job_timeout: int = 24 * 3600
     job_retries: int = 1
     approval_gpu_hours: float = 0.0
+    ledger_retention_days: float = 90.0
     poll_interval: float = 60.0
     _platform: Platform | None = field(default=None, repr=False)
 

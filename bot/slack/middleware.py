@@ -4,7 +4,7 @@ policy allows what it asks for.
 Slack re-sends a request it believes went unanswered (`X-Slack-Retry-Num`), and a user can submit
 the same modal twice; without this, either would open a second form or start a second job. The key
 names what makes a delivery unique: an event's id, a command's trigger id, a submitted view's id
-plus a hash of its state. The claim lives in Redis (`workers.idempotency`), so every bot process
+plus a hash of its state, a click's user, action and action timestamp. The claim lives in Redis (`workers.idempotency`), so every bot process
 behind a load balancer agrees on which copy ran.
 """
 
@@ -49,6 +49,11 @@ def delivery_key(body: dict[str, Any]) -> str | None:
         state = json.dumps(view.get("state") or {}, sort_keys=True)
         digest = hashlib.sha256(f"{view.get('private_metadata', '')}\n{state}".encode()).hexdigest()[:32]
         return f"view:{view.get('id')}:{digest}"
+    if body.get("type") == "block_actions":
+        action = (body.get("actions") or [{}])[0]
+        if action.get("action_ts"):
+            user = (body.get("user") or {}).get("id", "")
+            return f"click:{user}:{action.get('action_id')}:{action['action_ts']}"
     return None
 
 
@@ -74,6 +79,9 @@ def provide_context(ctx: Any) -> Callable[..., BoltResponse | None]:
 
 
 VIEW_CLAIM_SECONDS = 120
+# A click is signed with its timestamp and Bolt refuses one more than 5 minutes old, so a claim of
+# 5 minutes (and a margin for clock skew) leaves no moment when a copy of the click would run again.
+CLICK_CLAIM_SECONDS = 6 * 60
 ALREADY_SUBMITTED = "This form was just submitted with these values; change a value to submit it again."
 
 
@@ -91,7 +99,8 @@ def once_per_delivery(redis: Redis) -> Callable[..., BoltResponse | None]:
         if key is None:
             return next()
         is_view = key.startswith("view:")
-        lease = Lease(redis, key, VIEW_CLAIM_SECONDS if is_view else DEFAULT_TTL_SECONDS)
+        ttl = VIEW_CLAIM_SECONDS if is_view else CLICK_CLAIM_SECONDS if key.startswith("click:") else DEFAULT_TTL_SECONDS
+        lease = Lease(redis, key, ttl)
         if lease.take():
             context[DELIVERY_LEASE] = lease
             return next()
