@@ -28,7 +28,7 @@ from rq.serializers import JSONSerializer
 from bot.settings import Settings
 from workers import holders, keys, runtime
 from workers.jobs import on_job_failure
-from workers.queues import outbox_queue, persistence_warning
+from workers.queues import host_queue, outbox_queue, persistence_warning
 from workers.runtime import Runtime
 
 log = logging.getLogger(__name__)
@@ -112,7 +112,7 @@ def run_worker(settings: Settings, rt: Runtime, *, burst: bool = False) -> int:
     if warning:
         log.warning(warning)
     worker = FmbotWorker(
-        [outbox_queue(rt.redis), rt.queue],
+        [outbox_queue(rt.redis), host_queue(rt.redis), rt.queue],
         connection=rt.redis,
         serializer=JSONSerializer,
         worker_ttl=WORKER_TTL_SECONDS,

@@ -5,6 +5,8 @@ Job arguments are only ledger ids, so nothing a user sends is ever unpickled by 
 
 from __future__ import annotations
 
+import socket
+
 from redis import Redis
 from redis.client import Pipeline
 from redis.exceptions import ResponseError
@@ -20,6 +22,12 @@ RETRY_INTERVALS = (5, 30, 120)
 
 def job_queue(redis: Redis, *, name: str = QUEUE_NAME) -> Queue:
     return Queue(name, connection=redis, serializer=JSONSerializer)
+
+
+def host_queue(redis: Redis, host: str | None = None) -> Queue:
+    """Work that must run on one host (stopping the processes of a local endpoint served there):
+    every worker listens to its own host's queue too."""
+    return job_queue(redis, name=f"{QUEUE_NAME}-host-{host or socket.gethostname()}")
 
 
 def outbox_queue(redis: Redis) -> Queue:

@@ -8,6 +8,7 @@ worker forks its work horses, which inherit them.
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -15,12 +16,13 @@ from typing import Any
 from redis import Redis
 from redis.client import Pipeline
 from rq import Queue
+from rq.job import JobStatus
 
 from platforms.base import JobState, Platform
 from workers import outbox, telemetry
 from workers.ledger import JobRecord, Ledger
 from workers.notifier import JobEvent, Notifier
-from workers.queues import enqueue_job
+from workers.queues import enqueue_job, host_queue
 
 log = logging.getLogger(__name__)
 
@@ -68,6 +70,22 @@ class Runtime:
         queue_it = (lambda pipe: self.enqueue(record.id, pipeline=pipe)) if enqueue else None
         record = self.ledger.create(record, along=notice, then=queue_it)
         return self._posted(lambda: outbox.deliver(self.redis, self.notifier, notice), record, JobEvent.QUEUED)
+
+    def run_on_host(self, host: str, function: str, *args: Any, wait: float) -> Any:
+        """Run `function(*args)` as a job on `host`'s queue and wait up to `wait` seconds for its
+        result: None when it has not finished by then (it still runs once a worker there takes it),
+        RuntimeError with its error when it failed."""
+        job = host_queue(self.redis, host).enqueue(function, *args, job_timeout=300, result_ttl=600, failure_ttl=600)
+        deadline = time.monotonic() + wait
+        while time.monotonic() < deadline:
+            status = job.get_status(refresh=True)
+            if status == JobStatus.FINISHED:
+                return job.return_value()
+            if status == JobStatus.FAILED:
+                result = job.latest_result()
+                raise RuntimeError((result.exc_string or "").strip().splitlines()[-1] if result else "it failed")
+            time.sleep(0.2)
+        return None
 
     def enqueue(self, job_id: str, *, pipeline: Pipeline | None = None) -> None:
         enqueue_job(self.queue, job_id, timeout=self.job_timeout, retries=self.job_retries, pipeline=pipeline)
