@@ -39,7 +39,10 @@ def create_app(settings: Settings, rt: Runtime, client: WebClient, *, verify_req
         request_verification_enabled=verify_requests,
         process_before_response=True,
     )
-    policy.install(load_policy(settings.fmbot_policy, settings.fmbot_admins.split(",")), SlackGroups(client))
+    rules, groups = load_policy(settings.fmbot_policy, settings.fmbot_admins.split(",")), SlackGroups(client)
+    policy.install(rules, groups)
+    if rules.mentions_groups:
+        groups.refresh_in_background()
     app.use(once_per_delivery(rt.redis))
     app.use(enforce_policy(rt.redis))
     ctx = SlackContext(settings=settings, rt=rt)

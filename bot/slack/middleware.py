@@ -176,26 +176,48 @@ def enforce_policy(redis: Redis) -> Callable[..., BoltResponse | None]:
 
 
 class SlackGroups:
-    """A user's Slack user groups (ids and @handles), from usergroups.list, cached for a while."""
+    """A user's Slack user groups (ids and @handles), from usergroups.list, cached.
 
-    def __init__(self, client: Any, ttl: float = 300.0):
-        self.client, self.ttl = client, ttl
+    Looked up in the ack path of every delivery the policy checks, so it never waits there on
+    Slack, nor holds a lock while someone else does: a lookup answers from the last listing and,
+    once that is older than `ttl`, starts one refresh in the background. A failed refresh is cached
+    too (tried again after `retry_after`), so a missing scope or an outage costs one call per
+    period, not one per request. Only a process's first lookups wait, at most `first_wait`
+    seconds, for the first listing (`create_app` starts it when the policy names groups).
+    """
+
+    def __init__(self, client: Any, ttl: float = 300.0, *, retry_after: float = 60.0, first_wait: float = 2.0):
+        self.client, self.ttl, self.retry_after, self.first_wait = client, ttl, retry_after, first_wait
         self.members: dict[str, list[str]] = {}
         self.loaded_at = float("-inf")
-        self.lock = threading.Lock()
+        self.listed = threading.Event()
+        self._refreshing = threading.Lock()
 
     def __call__(self, user: str) -> list[str]:
-        with self.lock:
-            if time.monotonic() - self.loaded_at > self.ttl:
-                try:
-                    groups = self.client.usergroups_list(include_users=True).get("usergroups", [])
-                except SlackApiError as exc:
-                    log.warning("cannot read user groups (%s); group rules of the access policy match nobody",
-                                exc.response.get("error"))
-                    return []
-                members: dict[str, list[str]] = {}
-                for group in groups:
-                    for member in group.get("users", []):
-                        members.setdefault(member, []).extend([group["id"], f"@{group.get('handle', '')}"])
-                self.members, self.loaded_at = members, time.monotonic()
-            return self.members.get(user, [])
+        if time.monotonic() - self.loaded_at > self.ttl:
+            self.refresh_in_background()
+        if not self.listed.is_set():
+            self.listed.wait(self.first_wait)
+        return self.members.get(user, [])
+
+    def refresh_in_background(self) -> None:
+        if self._refreshing.acquire(blocking=False):
+            threading.Thread(target=self._refresh, name="fmbot-usergroups", daemon=True).start()
+
+    def _refresh(self) -> None:
+        try:
+            groups = self.client.usergroups_list(include_users=True).get("usergroups", [])
+        except Exception as exc:
+            reason = exc.response.get("error") if isinstance(exc, SlackApiError) else exc
+            log.warning("cannot read user groups (%s); group rules of the access policy match nobody new "
+                        "until a listing succeeds (next try in %ss)", reason, self.retry_after)
+            self.loaded_at = time.monotonic() - self.ttl + self.retry_after
+        else:
+            members: dict[str, list[str]] = {}
+            for group in groups:
+                for member in group.get("users", []):
+                    members.setdefault(member, []).extend([group["id"], f"@{group.get('handle', '')}"])
+            self.members, self.loaded_at = members, time.monotonic()
+        finally:
+            self.listed.set()
+            self._refreshing.release()
