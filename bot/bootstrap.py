@@ -70,6 +70,7 @@ def build_runtime(settings: Settings, *, slack: bool | None = None) -> Runtime:
         job_timeout=settings.fmbot_job_timeout,
         job_retries=settings.fmbot_job_retries,
         approval_gpu_hours=settings.fmbot_approval_gpu_hours,
+        ledger_retention_days=settings.fmbot_ledger_retention_days,
         poll_interval=settings.fmbot_poll_interval,
     )
     return runtime

@@ -82,6 +82,9 @@ class Settings(BaseSettings):
     fmbot_admins: str = Field(
         "", description="Comma-separated Slack user ids and Teams (Entra object) ids who may do everything and grant access."
     )
+    fmbot_ledger_retention_days: float = Field(
+        90.0, gt=0, description="Days a finished job's ledger record is kept; workers delete older ones (and their outbox).",
+    )
 
     azure_subscription_id: str | None = Field(None, description="Azure ML: subscription id.")
     azure_resource_group: str | None = Field(None, description="Azure ML: resource group of the workspace.")

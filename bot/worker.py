@@ -6,25 +6,29 @@ every 10 minutes). Here a job's execution entry expires 70 s after its last hear
 to the 10 s monitoring interval) and any live worker sweeps the started-job registry every 30 s, so
 a job whose worker was SIGKILLed is retried or failed within ~100 s. A work horse killed under a
 live worker is noticed at once; RQ runs no failure callback for it, so `work_horse_killed_handler`
-reports it the same way.
+reports it the same way. A work horse dies with its worker (`FmbotWorker`), so a retried job never
+runs beside an orphan of its first attempt.
 """
 
 from __future__ import annotations
 
+import ctypes
 import logging
+import os
 import signal
 import subprocess
 import sys
 import time
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from rq import Worker
 from rq.serializers import JSONSerializer
 
 from bot.settings import Settings
-from workers import runtime
+from workers import holders, keys, runtime
 from workers.jobs import on_job_failure
-from workers.queues import outbox_queue, persistence_warning
+from workers.queues import host_queue, outbox_queue, persistence_warning
 from workers.runtime import Runtime
 
 log = logging.getLogger(__name__)
@@ -33,6 +37,7 @@ MAINTENANCE_INTERVAL_SECONDS = 30
 JOB_MONITORING_INTERVAL_SECONDS = 10
 RESTART_BACKOFF_SECONDS = (1, 2, 5, 10, 30)
 STABLE_AFTER_SECONDS = 60
+SWEEP_INTERVAL_SECONDS = 3600
 
 
 class WorkHorseKilled(Exception):
@@ -41,6 +46,51 @@ class WorkHorseKilled(Exception):
 
 def on_horse_killed(job: Any, retpid: int, ret_val: int, rusage: Any) -> None:
     on_job_failure(job, job.connection, WorkHorseKilled, WorkHorseKilled(f"work horse exit status {ret_val}"))
+
+
+PR_SET_PDEATHSIG = 1  # prctl(2): the signal a process gets when the thread that forked it dies
+
+
+class FmbotWorker(Worker):
+    """An RQ worker whose work horses die with it. A horse outliving a SIGKILLed worker would go on
+    training as an orphan while the job, found abandoned, is retried on another worker: the same
+    fine-tune twice, two final messages. Linux's parent-death signal kills the horse the moment its
+    worker goes; where it is missing (not Linux), the horse lives on as before."""
+
+    def main_work_horse(self, job: Any, queue: Any) -> None:
+        die_with_parent(self.pid)
+        super().main_work_horse(job, queue)
+
+    def run_maintenance_tasks(self) -> None:
+        super().run_maintenance_tasks()
+        sweep_ledger(runtime.current())
+
+
+def sweep_ledger(rt: Runtime) -> None:
+    """Delete ledger records past their retention (FMBOT_LEDGER_RETENTION_DAYS): one worker at a
+    time, at most once per SWEEP_INTERVAL_SECONDS however many workers run maintenance."""
+    try:
+        if not rt.redis.set(keys.ledger_sweep(), "1", nx=True, ex=SWEEP_INTERVAL_SECONDS):
+            return
+        cutoff = datetime.now(UTC) - timedelta(days=rt.ledger_retention_days)
+        while (deleted := rt.ledger.sweep(cutoff)):
+            log.info("deleted %d ledger records finished before %s", deleted, cutoff.date())
+    except Exception:
+        log.exception("could not sweep the ledger; trying again at a later maintenance")
+
+
+def die_with_parent(parent: int | None) -> None:
+    """Ask for SIGKILL when the parent dies, and die at once if it already has (it may have died
+    between the fork and this call, leaving the process orphaned already)."""
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        if libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0) != 0:
+            log.warning("work horse cannot die with its worker: prctl failed (errno %d)", ctypes.get_errno())
+            return
+    except (OSError, AttributeError):
+        return
+    if parent is not None and os.getppid() != parent:
+        os._exit(1)
 
 
 def preload_local_platform(settings: Settings) -> None:
@@ -61,8 +111,8 @@ def run_worker(settings: Settings, rt: Runtime, *, burst: bool = False) -> int:
     warning = persistence_warning(rt.redis)
     if warning:
         log.warning(warning)
-    worker = Worker(
-        [outbox_queue(rt.redis), rt.queue],
+    worker = FmbotWorker(
+        [outbox_queue(rt.redis), host_queue(rt.redis), rt.queue],
         connection=rt.redis,
         serializer=JSONSerializer,
         worker_ttl=WORKER_TTL_SECONDS,
@@ -70,6 +120,7 @@ def run_worker(settings: Settings, rt: Runtime, *, burst: bool = False) -> int:
         job_monitoring_interval=JOB_MONITORING_INTERVAL_SECONDS,
         work_horse_killed_handler=on_horse_killed,
     )
+    holders.install_worker(worker.name)
     worker.work(with_scheduler=True, burst=burst, logging_level=settings.fmbot_log_level.upper())
     return 0
 

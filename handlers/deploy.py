@@ -9,6 +9,8 @@ whoever deployed the endpoint; the ledger never holds it.
 
 from __future__ import annotations
 
+import socket
+
 from pydantic import BaseModel, ValidationError
 
 from handlers import policy
@@ -19,6 +21,9 @@ from platforms.base import DeploySpec, EndpointInfo
 from platforms.tasks import Task
 from workers.ledger import JobRecord, ReplyTarget, new_job_id
 from workers.runtime import Runtime
+
+
+REMOTE_DELETE_WAIT_SECONDS = 45.0  # the host's worker signals, then waits up to 2 × 15 s for the processes
 
 
 class DeployRequest(BaseModel):
@@ -88,5 +93,17 @@ def endpoint_for_owner(rt: Runtime, name: str, user: str) -> EndpointInfo:
 
 
 def delete_endpoint(rt: Runtime, name: str, user: str) -> EndpointInfo:
-    _own(rt.platform.get_endpoint(name.strip()), user, "delete it")
-    return rt.platform.delete_endpoint(name.strip())
+    """Stopped where it runs: a local endpoint served on another host (the worker container, when
+    the bot runs in its own) is deleted by a job on that host's queue, since its processes can be
+    signalled only from there; forgetting it here would leave it serving with a valid key."""
+    info = _own(rt.platform.get_endpoint(name.strip()), user, "delete it")
+    if info.host is None or info.host == socket.gethostname():
+        return rt.platform.delete_endpoint(info.name)
+    try:
+        done = rt.run_on_host(info.host, "workers.jobs.delete_endpoint", info.name, wait=REMOTE_DELETE_WAIT_SECONDS)
+    except RuntimeError as exc:
+        raise UserError(f"{info.name} could not be deleted on {info.host}: {exc}",
+                        hint="See `endpoints`; try again, or ask an admin to look at that host's worker") from None
+    if done is None:
+        return info.model_copy(update={"message": f"its worker on {info.host} is stopping it"})
+    return EndpointInfo.model_validate(done)

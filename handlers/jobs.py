@@ -8,7 +8,7 @@ from handlers.policy import Action
 from platforms.base import JobState
 from workers.ledger import JobNotFound, JobRecord
 from workers.notifier import JobEvent
-from workers.queues import enqueue_job, withdraw_job
+from workers.queues import withdraw_job
 from workers.runtime import Runtime
 
 
@@ -30,17 +30,15 @@ def gpu_hours(rt: Runtime, kind: str, compute: str | None, instances: int, *, se
 
 def submit(rt: Runtime, record: JobRecord, *, compute: str | None = None, instances: int = 1,
            serverless: bool = False) -> JobRecord:
-    """Record, then announce, then queue: the user never hears of a job the ledger lacks, and the
-    worker finds the thread to answer in already set. Work above the approval threshold is
-    recorded and announced with Approve/Reject buttons, and queued only once approved."""
+    """Record, announce and queue in one atomic write (`Runtime.create`): the user never hears of
+    a job the ledger lacks, no recorded job misses its place in the queue, and the QUEUED notice is
+    first in the job's outbox, so the worker's updates land in the thread it starts. Work above the
+    approval threshold is recorded and announced with Approve/Reject buttons, and queued only once
+    approved."""
     record.gpu_hours = gpu_hours(rt, record.kind, compute, instances, serverless=serverless)
     if rt.approval_gpu_hours and record.gpu_hours > rt.approval_gpu_hours:
         record.approval = "pending"
-    record = rt.ledger.create(record)
-    record = rt.notify(record, JobEvent.QUEUED)
-    if record.approval is None:
-        enqueue_job(rt.queue, record.id, timeout=rt.job_timeout, retries=rt.job_retries)
-    return record
+    return rt.create(record, enqueue=record.approval is None)
 
 
 def approve_job(rt: Runtime, job_id: str, approver: str, channel: str | None = None) -> JobRecord:
@@ -51,20 +49,17 @@ def approve_job(rt: Runtime, job_id: str, approver: str, channel: str | None = N
     if approver == record.requester and approver not in rules.admins:
         raise UserError("you cannot approve your own job", hint=f"Ask another approver. {rules.who_grants()}")
 
-    def approve(stored: JobRecord) -> bool:
-        """pending → approved, judged on the record as stored: of two clicks (or a retried
-        delivery) exactly one finds it pending, so the job is queued and announced once."""
+    def approve(stored: JobRecord) -> None:
+        """pending → approved, judged on the record as stored under WATCH, with the enqueue in the
+        same transaction: of two clicks (or a retried delivery) exactly one finds it pending, so
+        the job is queued and announced once."""
         if stored.approval != "pending" or stored.state.final:
-            return False
+            raise UserError(f"{stored.id} is not waiting for approval",
+                            hint=f"It is {stored.state}" + (f", approved by {policy.mention(stored.approved_by)}"
+                                                             if stored.approved_by else ""))
         stored.approval, stored.approved_by = "approved", approver
-        return True
 
-    record, moved = rt.ledger.update_if(record.id, approve)
-    if not moved:
-        raise UserError(f"{record.id} is not waiting for approval",
-                        hint=f"It is {record.state}" + (f", approved by {policy.mention(record.approved_by)}"
-                                                         if record.approved_by else ""))
-    enqueue_job(rt.queue, record.id, timeout=rt.job_timeout, retries=rt.job_retries)
+    record = rt.ledger.update(record.id, approve, then=lambda pipe: rt.enqueue(record.id, pipeline=pipe))
     return rt.notify(record, JobEvent.APPROVED)
 
 

@@ -368,6 +368,8 @@ class EndpointInfo(BaseModel):
     owner: str | None = None
     created_at: datetime | None = None
     message: str | None = None
+    # The host whose processes serve it (local endpoints); only a process there can stop them.
+    host: str | None = None
 
 
 class ImportSpec(BaseModel):

@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import threading
+from collections.abc import Callable
+
+from slack_bolt import App
 
 from bot.bootstrap import build_runtime
 from bot.wsgi import make_server, wsgi_app
@@ -12,9 +15,12 @@ from bot.slack.client import web_client
 
 
 class BotServer:
-    def __init__(self, settings: Settings):
+    def __init__(self, settings: Settings, extend: Callable[[App], None] | None = None):
+        """`extend` registers more listeners on the app (a test's own, after fmbot's)."""
         self.runtime = build_runtime(settings)
         app = create_app(settings, self.runtime, web_client(settings))
+        if extend is not None:
+            extend(app)
         self.server = make_server(wsgi_app(app), "127.0.0.1", 0, threads=settings.fmbot_http_threads)
         self.thread = threading.Thread(target=self.server.run, daemon=True)
         self.thread.start()

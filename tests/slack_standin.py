@@ -53,6 +53,7 @@ class SlackStandIn:
     # Who is in which conversation (conversations.members), and where each file is shared.
     members: dict[str, list[str]] = field(default_factory=lambda: {"C0CHAN": ["U0USER"]})
     file_channels: dict[str, list[str]] = field(default_factory=dict)
+    held: dict[str, threading.Event] = field(default_factory=dict)
     server: ThreadingHTTPServer | None = None
     _ts: int = 0
     _lock: threading.Lock = field(default_factory=threading.Lock)
@@ -114,6 +115,13 @@ class SlackStandIn:
         """Fail only the next calls of one Web API method (e.g. the thread reply, not the status)."""
         with self._lock:
             self.method_failures.setdefault(method, []).extend(statuses)
+
+    def hold(self, method: str) -> threading.Event:
+        """Keep calls of `method` waiting (recorded, unanswered) until the returned event is set: a
+        caller is caught mid-call, holding whatever it holds."""
+        with self._lock:
+            self.held[method] = threading.Event()
+            return self.held[method]
 
     def limit_problems(self) -> list[str]:
         """Every Slack size limit any recorded call broke (see bot/slack/limits.py)."""
@@ -187,6 +195,9 @@ class SlackStandIn:
             if failure is None and self.method_failures.get(method):
                 failure = self.method_failures[method].pop(0) or None  # 0: let this call through
             self.calls.append(Call(method=f"{method}!{failure}" if failure else method, params=params, headers=headers))
+            held = self.held.get(method)
+        if held is not None:
+            held.wait(timeout=60)
         if failure:
             extra = {"Retry-After": "1"} if failure == 429 else {}
             self._reply(request, failure, json.dumps({"ok": False, "error": "ratelimited"}).encode(), extra=extra)

@@ -64,7 +64,14 @@ def test_a_broken_policy_file_stops_start_up(tmp_path: Path, content: str, expec
 
 
 @pytest.fixture
-def strict_bot(slack_settings: Settings, tmp_path: Path) -> Iterator[BotServer]:
+def usergroups() -> list[dict]:
+    """Slack's user groups as the bot lists them when it starts (a test may parametrize them)."""
+    return []
+
+
+@pytest.fixture
+def strict_bot(slack_settings: Settings, slack: SlackStandIn, usergroups: list[dict], tmp_path: Path) -> Iterator[BotServer]:
+    slack.usergroups = usergroups
     path = tmp_path / "policy.yaml"
     path.write_text("allow:\n  finetune: {groups: ['@ml-team'], channels: [C0ML]}\n"
                     "  cancel_others: {users: [U0ONCALL]}\n")
@@ -86,13 +93,12 @@ def test_slack_refusal_is_ephemeral_and_names_who_grants(strict_bot, slack: Slac
     assert sender.command("search", user="U0USER").json()["response_type"] == "ephemeral"
 
 
-@pytest.mark.parametrize("user, channel, groups", [
+@pytest.mark.parametrize("user, channel, usergroups", [
     ("U0ADMIN", "C0CHAN", []),
     ("U0USER", "C0ML", []),
     ("U0USER", "C0CHAN", [{"id": "S0ML", "handle": "ml-team", "users": ["U0USER"]}]),
 ])
-def test_slack_allows_admins_channels_and_groups(strict_bot, slack: SlackStandIn, user, channel, groups):
-    slack.usergroups = groups
+def test_slack_allows_admins_channels_and_groups(strict_bot, slack: SlackStandIn, user, channel, usergroups):
     SlackSender(strict_bot.url).command("finetune", user=user, channel=channel)
     slack.wait_for(lambda: slack.of("views.open"), timeout=10)
 
@@ -125,3 +131,28 @@ def test_cancelling_others_jobs_is_the_policys_call(strict_bot, slack: SlackStan
     answer = SlackSender(strict_bot.url).command(f"cancel {record.id}", user="U0USER")
     assert "started by someone else (<@U0OWNER>)" in json.dumps(answer.json())
     assert cancel_job(rt, record.id, "U0ONCALL").state == JobState.CANCELED
+
+
+def test_user_group_lookups_never_wait_on_slack_in_the_ack_path(strict_bot, slack: SlackStandIn):
+    """Once listed, a stale listing is refreshed in the background: a slow usergroups.list (held
+    here) does not hold up the answer, and a failing one is tried once per period, not per request."""
+    sender = SlackSender(strict_bot.url)
+    slack.wait_for(lambda: slack.of("usergroups.list"), timeout=10)
+    groups_of = policy._groups_of
+    groups_of.loaded_at -= groups_of.ttl + 1  # the listing has gone stale
+    release = slack.hold("usergroups.list")
+    try:
+        started = time.monotonic()
+        assert sender.command("finetune", user="U0USER", channel="C0CHAN").status_code == 200
+        answered = time.monotonic() - started
+    finally:
+        release.set()
+        slack.held.clear()
+    assert answered < 2, f"the ack waited {answered:.1f}s on usergroups.list"
+    slack.wait_for(lambda: not groups_of._refreshing.locked() and len(slack.of("usergroups.list")) == 2, timeout=10)
+    slack.fail_next_of("usergroups.list", 400, 400, 400)
+    groups_of.loaded_at -= groups_of.ttl + 1
+    for _ in range(3):
+        sender.command("finetune", user="U0USER", channel="C0CHAN")
+    time.sleep(0.5)
+    assert len([c for c in slack.calls if c.method.startswith("usergroups.list")]) == 3, "one failed call, cached"

@@ -178,6 +178,11 @@ def run_job(job_id: str) -> dict[str, Any]:
     )
 
 
+def delete_endpoint(name: str) -> dict[str, Any]:
+    """RQ job on a host's queue: stop and forget a local endpoint whose processes run on this host."""
+    return runtime.current().platform.delete_endpoint(name).model_dump(mode="json", exclude={"key"})
+
+
 def deliver_pending(job_id: str) -> bool:
     """RQ job on the outbox queue: a later attempt at a job's notifications."""
     rt = runtime.current()

@@ -5,7 +5,7 @@
     fmbot:jobs:user:{user}      sorted set of one requester's job ids
     fmbot:idem:{key}            claim of one Slack delivery or submission (SET NX, expires; workers/idempotency.py)
     fmbot:outbox:{job}          list of JSON notifications of one job not yet taken by Slack, oldest first
-    fmbot:outbox:lock:{job}     token of the one process delivering that list (SET NX, expires)
+    fmbot:outbox:lock:{job}     JSON holder (workers/holders.py) of the one process delivering that list (SET NX, expires)
     fmbot:endpoint:{name}       JSON record of one local endpoint (SET NX claims the name)
     fmbot:endpoints             set of local endpoint names
     fmbot:form:{id}             a Slack form's state too large for private_metadata (expires)
@@ -13,6 +13,7 @@
     fmbot:teams:conversation:{id}  JSON conversation reference of one Teams conversation, for proactive posts
     fmbot:teams:files:{id}      list of JSON files shared in one Teams conversation, newest first (expires)
     fmbot:teams:user:{aad}      JSON {mri, name} of one Teams user, for mentions and per-user card refreshes
+    fmbot:ledger:sweep          lock (SET NX, expires) of the one worker deleting records past their retention
     fmbot:metrics               hash of counters workers add to (jobs by state, durations, retries)
     fmbot:azure:catalog         JSON {fetched_at, cards}: the Azure ML registry listing (written by
                                 platforms/azureml/catalog.py, which may not import this module)
@@ -51,6 +52,10 @@ def outbox_lock(job_id: str) -> str:
 
 def form(form_id: str) -> str:
     return f"{PREFIX}:form:{form_id}"
+
+
+def ledger_sweep() -> str:
+    return f"{PREFIX}:ledger:sweep"
 
 
 def metrics() -> str:

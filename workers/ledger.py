@@ -16,6 +16,8 @@ from typing import Any, Literal, Protocol
 
 from pydantic import BaseModel, Field
 from redis import Redis
+from redis.client import Pipeline
+from redis.exceptions import WatchError
 
 from platforms.base import JobState, Progress
 from workers import keys, telemetry
@@ -123,15 +125,32 @@ class Ledger:
         self._seen: OrderedDict[str, bytes | str] = OrderedDict()
         self._seen_lock = threading.Lock()
 
-    def create(self, record: JobRecord) -> JobRecord:
+    def create(self, record: JobRecord, *, along: Along | None = None,
+               then: Callable[[Pipeline], None] | None = None) -> JobRecord:
+        """Store a new record in one MULTI/EXEC with `along`'s commands (its QUEUED notice) and
+        whatever `then` adds to the transaction (its RQ job): a job is recorded, announced and
+        queued together or not at all, so none sits "queued" with nothing in the queue."""
         score, raw = record.created_at.timestamp(), record.model_dump_json()
+        key = keys.job(record.id)
+        commands = along.commands(record) if along is not None else []
         with self.redis.pipeline() as pipe:
-            pipe.set(keys.job(record.id), raw, nx=True)
-            pipe.zadd(keys.jobs(), {record.id: score})
-            pipe.zadd(keys.user_jobs(record.requester), {record.id: score})
-            created, *_ = pipe.execute()
-        if not created:
-            raise ValueError(f"job {record.id} already exists")
+            try:
+                pipe.watch(key)
+                if pipe.exists(key):
+                    raise ValueError(f"job {record.id} already exists")
+                pipe.multi()
+                pipe.set(key, raw)
+                pipe.zadd(keys.jobs(), {record.id: score})
+                pipe.zadd(keys.user_jobs(record.requester), {record.id: score})
+                for command in commands:
+                    pipe.execute_command(*command)
+                if then is not None:
+                    then(pipe)
+                replies = pipe.execute()
+            except WatchError:
+                raise ValueError(f"job {record.id} already exists") from None
+        if along is not None:
+            along.written(replies[3:3 + len(commands)])
         self._saw(record.id, raw)
         return record
 
@@ -142,19 +161,36 @@ class Ledger:
         self._saw(job_id, raw)
         return JobRecord.model_validate_json(raw)
 
-    def update(self, job_id: str, change: Callable[[JobRecord], None]) -> JobRecord:
-        """Apply `change` to the stored record atomically (optimistic locking)."""
+    def update(self, job_id: str, change: Callable[[JobRecord], None],
+               then: Callable[[Pipeline], None] | None = None) -> JobRecord:
+        """Apply `change` to the stored record atomically (optimistic locking); what `then` adds to
+        the transaction (an RQ job) is written with it, under WATCH, as `create` does."""
 
         def changed(record: JobRecord) -> bool:
             change(record)
             return True
 
-        return self._write(job_id, changed, None)[0]
-
-    def update_if(self, job_id: str, change: Callable[[JobRecord], bool]) -> tuple[JobRecord, bool]:
-        """A compare-and-set: `change` decides from the record as stored (False: leave it), and
-        says whether it wrote. Two callers racing on one record cannot both see it unchanged."""
-        return self._write(job_id, change, None)
+        if then is None:
+            return self._write(job_id, changed, None)[0]
+        key = keys.job(job_id)
+        with self.redis.pipeline() as pipe:
+            while True:
+                try:
+                    pipe.watch(key)
+                    raw = pipe.get(key)
+                    if raw is None:
+                        raise JobNotFound(job_id)
+                    record = JobRecord.model_validate_json(raw)
+                    change(record)
+                    written = record.model_dump_json()
+                    pipe.multi()
+                    pipe.set(key, written)
+                    then(pipe)
+                    pipe.execute()
+                except WatchError:
+                    continue
+                self._saw(job_id, written)
+                return record
 
     def transition(self, job_id: str, state: JobState, *, along: Along | None = None,
                    when: Callable[[JobRecord], bool] | None = None, **fields: Any) -> tuple[JobRecord, bool]:
@@ -217,6 +253,29 @@ class Ledger:
             self._seen.move_to_end(job_id)
             if len(self._seen) > SEEN_LIMIT:
                 self._seen.popitem(last=False)
+
+    def sweep(self, older_than: datetime, *, limit: int = 1000) -> int:
+        """Delete up to `limit` records of jobs created and finished before `older_than`, with
+        their outbox; returns how many. Jobs not yet final are kept whatever their age."""
+        ids = [i.decode() if isinstance(i, bytes) else i
+               for i in self.redis.zrangebyscore(keys.jobs(), "-inf", older_than.timestamp(), start=0, num=limit)]
+        if not ids:
+            return 0
+        deleted = 0
+        with self.redis.pipeline(transaction=False) as pipe:
+            for job_id, raw in zip(ids, self.redis.mget([keys.job(i) for i in ids])):
+                if raw is None:
+                    pipe.zrem(keys.jobs(), job_id)
+                    continue
+                record = JobRecord.model_validate_json(raw)
+                if not record.state.final or (record.finished_at and record.finished_at > older_than):
+                    continue
+                pipe.delete(keys.job(job_id), keys.outbox(job_id))
+                pipe.zrem(keys.jobs(), job_id)
+                pipe.zrem(keys.user_jobs(record.requester), job_id)
+                deleted += 1
+            pipe.execute()
+        return deleted
 
     def recent(self, *, user: str | None = None, limit: int = 20) -> list[JobRecord]:
         ids = self.redis.zrevrange(keys.user_jobs(user) if user else keys.jobs(), 0, limit - 1)

@@ -9,26 +9,34 @@ nothing twice), and a delivery is scheduled on the outbox queue with a growing d
 of the same job queue up behind it, so the thread reads in order once Slack is back.
 
 One drainer per job at a time (a lock key), so a worker and a scheduled delivery never post the
-same entry twice.
+same entry twice. The lock names its holder (`workers.holders`): a process that finds it held by one
+known to be dead (a SIGKILLed work horse, a worker that lost Redis mid-delivery) takes it over at
+once instead of leaving the job's thread silent until the lock expires.
 """
 
 from __future__ import annotations
 
 import logging
-import secrets
 from datetime import timedelta
 from typing import Any
 
 from pydantic import BaseModel
 from redis import Redis
 
-from workers import keys
+from workers import holders, keys
 from workers.ledger import JobNotFound, JobRecord, Ledger
 from workers.notifier import JobEvent, Notifier, PartialDelivery
 from workers.queues import outbox_queue
 
 log = logging.getLogger(__name__)
 LOCK_SECONDS = 300  # outlives one entry's slack_sdk retries (Retry-After included); renewed per entry
+# Compare-and-set of a lock: KEYS[1] the lock, ARGV[1] the value it must hold, ARGV[2] the new value
+# ("" deletes it), ARGV[3] its expiry. 1 when it held ARGV[1].
+_SWAP = """
+if redis.call('GET', KEYS[1]) ~= ARGV[1] then return 0 end
+if ARGV[2] == '' then redis.call('DEL', KEYS[1]) else redis.call('SET', KEYS[1], ARGV[2], 'EX', ARGV[3]) end
+return 1
+"""
 MAX_DELAY_SECONDS = 60
 MAX_ATTEMPTS = 60  # about an hour of an unreachable Slack before a notice is given up
 
@@ -47,7 +55,7 @@ class Notice:
     Redis."""
 
     def __init__(self, event: JobEvent):
-        self.event, self.token = event, secrets.token_hex(8)
+        self.event, self.token = event, holders.me().model_dump_json()
         self.entry: OutboxEntry | None = None
         self.alone = self.locked = False
 
@@ -81,6 +89,8 @@ def deliver(redis: Redis, notifier: Notifier, notice: Notice) -> JobRecord:
     """Deliver a queued notice and everything after it; returns the job as stored afterwards."""
     job_id = notice.entry.record.id
     lock = keys.outbox_lock(job_id)
+    if not notice.locked and _take_from_dead_holder(redis, lock, notice.token):
+        notice.locked, notice.alone = True, False
     if not notice.locked:
         _wait_for_holder(redis, job_id)
     else:
@@ -99,9 +109,9 @@ def deliver(redis: Redis, notifier: Notifier, notice: Notice) -> JobRecord:
 def drain(redis: Redis, notifier: Notifier, job_id: str) -> bool:
     """Deliver the job's pending notifications in order; True when none is left."""
     while redis.llen(keys.outbox(job_id)):
-        token = secrets.token_hex(8)
+        token = holders.me().model_dump_json()
         lock = keys.outbox_lock(job_id)
-        if not redis.set(lock, token, nx=True, ex=LOCK_SECONDS):
+        if not redis.set(lock, token, nx=True, ex=LOCK_SECONDS) and not _take_from_dead_holder(redis, lock, token):
             _wait_for_holder(redis, job_id)
             return False
         try:
@@ -118,9 +128,21 @@ def _wait_for_holder(redis: Redis, job_id: str) -> None:
     _schedule(redis, job_id, max(int(redis.ttl(keys.outbox_lock(job_id))), 0) + 1)
 
 
+def _take_from_dead_holder(redis: Redis, lock: str, token: str) -> bool:
+    """Take the lock over when its holder is known to be dead; True when this process holds it now."""
+    held = redis.get(lock)
+    holder = holders.parse(held)
+    if holder is None or not holders.is_dead(redis, holder):
+        return False
+    taken = bool(redis.eval(_SWAP, 1, lock, held, token, LOCK_SECONDS))
+    if taken:
+        log.warning("took over the outbox lock %s from dead holder %s (pid %s on %s)", lock, holder.worker,
+                    holder.pid, holder.host)
+    return taken
+
+
 def _release(redis: Redis, lock: str, token: str) -> None:
-    if redis.get(lock) == token.encode():
-        redis.delete(lock)
+    redis.eval(_SWAP, 1, lock, token, "", 0)
 
 
 def _with_reply_target(record: JobRecord, stored: bytes) -> JobRecord:

@@ -5,7 +5,10 @@ Job arguments are only ledger ids, so nothing a user sends is ever unpickled by 
 
 from __future__ import annotations
 
+import socket
+
 from redis import Redis
+from redis.client import Pipeline
 from redis.exceptions import ResponseError
 from rq import Callback, Queue, Retry
 from rq.exceptions import InvalidJobOperation, NoSuchJobError
@@ -19,6 +22,12 @@ RETRY_INTERVALS = (5, 30, 120)
 
 def job_queue(redis: Redis, *, name: str = QUEUE_NAME) -> Queue:
     return Queue(name, connection=redis, serializer=JSONSerializer)
+
+
+def host_queue(redis: Redis, host: str | None = None) -> Queue:
+    """Work that must run on one host (stopping the processes of a local endpoint served there):
+    every worker listens to its own host's queue too."""
+    return job_queue(redis, name=f"{QUEUE_NAME}-host-{host or socket.gethostname()}")
 
 
 def outbox_queue(redis: Redis) -> Queue:
@@ -38,8 +47,9 @@ def persistence_warning(redis: Redis) -> str | None:
             "a Redis restart. Start Redis with --appendonly yes --appendfsync everysec")
 
 
-def enqueue_job(queue: Queue, job_id: str, *, timeout: int, retries: int) -> None:
-    """Enqueue the ledger job `job_id`; the RQ job shares its id so either can be found from the other."""
+def enqueue_job(queue: Queue, job_id: str, *, timeout: int, retries: int, pipeline: Pipeline | None = None) -> None:
+    """Enqueue the ledger job `job_id`; the RQ job shares its id so either can be found from the other.
+    With `pipeline` (in MULTI), the job is queued when that transaction executes."""
     queue.enqueue_call(
         "workers.jobs.run_job",
         args=(job_id,),
@@ -51,6 +61,7 @@ def enqueue_job(queue: Queue, job_id: str, *, timeout: int, retries: int) -> Non
         retry=Retry(max=retries, interval=list(RETRY_INTERVALS[:retries])) if retries else None,
         on_failure=Callback("workers.jobs.on_job_failure"),
         description=f"fmbot job {job_id}",
+        pipeline=pipeline,
     )
 
 

@@ -8,17 +8,21 @@ worker forks its work horses, which inherit them.
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
 from redis import Redis
+from redis.client import Pipeline
 from rq import Queue
+from rq.job import JobStatus
 
 from platforms.base import JobState, Platform
 from workers import outbox, telemetry
 from workers.ledger import JobRecord, Ledger
 from workers.notifier import JobEvent, Notifier
+from workers.queues import enqueue_job, host_queue
 
 log = logging.getLogger(__name__)
 
@@ -34,6 +38,7 @@ class Runtime:
     job_timeout: int = 24 * 3600
     job_retries: int = 1
     approval_gpu_hours: float = 0.0
+    ledger_retention_days: float = 90.0
     poll_interval: float = 60.0
     _platform: Platform | None = field(default=None, repr=False)
 
@@ -58,6 +63,33 @@ class Runtime:
         if moved:
             record = self._posted(lambda: outbox.deliver(self.redis, self.notifier, notice), record, event)
         return record, moved
+
+    def create(self, record: JobRecord, *, enqueue: bool) -> JobRecord:
+        """`Ledger.create` with the QUEUED notice and, when `enqueue`, the RQ job, in one atomic
+        write; the notice is posted after it as `notify` posts."""
+        notice = outbox.Notice(JobEvent.QUEUED)
+        queue_it = (lambda pipe: self.enqueue(record.id, pipeline=pipe)) if enqueue else None
+        record = self.ledger.create(record, along=notice, then=queue_it)
+        return self._posted(lambda: outbox.deliver(self.redis, self.notifier, notice), record, JobEvent.QUEUED)
+
+    def run_on_host(self, host: str, function: str, *args: Any, wait: float) -> Any:
+        """Run `function(*args)` as a job on `host`'s queue and wait up to `wait` seconds for its
+        result: None when it has not finished by then (it still runs once a worker there takes it),
+        RuntimeError with its error when it failed."""
+        job = host_queue(self.redis, host).enqueue(function, *args, job_timeout=300, result_ttl=600, failure_ttl=600)
+        deadline = time.monotonic() + wait
+        while time.monotonic() < deadline:
+            status = job.get_status(refresh=True)
+            if status == JobStatus.FINISHED:
+                return job.return_value()
+            if status == JobStatus.FAILED:
+                result = job.latest_result()
+                raise RuntimeError((result.exc_string or "").strip().splitlines()[-1] if result else "it failed")
+            time.sleep(0.2)
+        return None
+
+    def enqueue(self, job_id: str, *, pipeline: Pipeline | None = None) -> None:
+        enqueue_job(self.queue, job_id, timeout=self.job_timeout, retries=self.job_retries, pipeline=pipeline)
 
     def _posted(self, post: Callable[[], JobRecord], record: JobRecord, event: JobEvent) -> JobRecord:
         """Run `post`, logging instead of failing; the change is counted for operators after it,

@@ -7,29 +7,42 @@ take long is handed to `SlackContext.after_ack`.
 
 from __future__ import annotations
 
-from slack_bolt import App
+from slack_bolt import App, BoltRequest, BoltResponse
 from slack_sdk import WebClient
 
 from bot.settings import Settings
 from bot.slack import buttons, commands, deploy, forms, home, imports, tryout
 from bot.slack.context import SlackContext
 from bot.slack.errors import on_error
-from bot.slack.middleware import SlackGroups, enforce_policy, once_per_delivery, provide_context
+from bot.slack.middleware import SlackGroups, enforce_policy, once_per_delivery, provide_context, settle_delivery
 from handlers import policy
 from handlers.policy import load_policy
 from workers.runtime import Runtime
 
 
+class FmbotApp(App):
+    """Bolt's App, settling each delivery's claim once its listener has run (Bolt's global
+    middleware only sees the request before the listener, never after it)."""
+
+    def dispatch(self, req: BoltRequest) -> BoltResponse:
+        response = super().dispatch(req)
+        settle_delivery(req.context, handled=True)
+        return response
+
+
 def create_app(settings: Settings, rt: Runtime, client: WebClient, *, verify_requests: bool = True) -> App:
     """`verify_requests` is off only for Socket Mode, whose messages come over an authenticated socket."""
-    app = App(
+    app = FmbotApp(
         client=client,
         signing_secret=settings.secret(settings.slack_signing_secret) or "",
         token_verification_enabled=False,
         request_verification_enabled=verify_requests,
         process_before_response=True,
     )
-    policy.install(load_policy(settings.fmbot_policy, settings.fmbot_admins.split(",")), SlackGroups(client))
+    rules, groups = load_policy(settings.fmbot_policy, settings.fmbot_admins.split(",")), SlackGroups(client)
+    policy.install(rules, groups)
+    if rules.mentions_groups:
+        groups.refresh_in_background()
     app.use(once_per_delivery(rt.redis))
     app.use(enforce_policy(rt.redis))
     ctx = SlackContext(settings=settings, rt=rt)

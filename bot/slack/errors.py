@@ -2,7 +2,8 @@
 
 Without it Bolt answers Slack with a bare HTTP 500, which Slack shows as a vague failure (or, for a
 form, "We had some trouble connecting"). Every answer carries the trace id the log entry has, so
-an admin can find what happened; errors a user can fix read as themselves.
+an admin can find what happened; errors a user can fix read as themselves. The delivery's claim is
+given back, so Slack's retry of it (or the user's resubmission of the same form) runs again.
 """
 
 from __future__ import annotations
@@ -12,10 +13,12 @@ from typing import Any
 from slack_bolt import BoltResponse
 
 from bot.slack.context import SlackContext
+from bot.slack.middleware import settle_delivery
 from workers import telemetry
 
 
 def on_error(error: Exception, body: dict[str, Any], context: dict[str, Any], client: Any) -> BoltResponse:
+    settle_delivery(context, handled=False)
     text = f":warning: {SlackContext.explain(error, telemetry.current_trace_or_new())}"
     if body.get("command"):
         return BoltResponse(status=200, body={"response_type": "ephemeral", "text": text[:3000]})

@@ -4,7 +4,7 @@ policy allows what it asks for.
 Slack re-sends a request it believes went unanswered (`X-Slack-Retry-Num`), and a user can submit
 the same modal twice; without this, either would open a second form or start a second job. The key
 names what makes a delivery unique: an event's id, a command's trigger id, a submitted view's id
-plus a hash of its state. The claim lives in Redis (`workers.idempotency`), so every bot process
+plus a hash of its state, a click's user, action and action timestamp. The claim lives in Redis (`workers.idempotency`), so every bot process
 behind a load balancer agrees on which copy ran.
 """
 
@@ -27,7 +27,7 @@ from bot.slack.state import load_state
 from handlers import policy
 from handlers.policy import AccessDenied, Action
 from handlers.registry import Command, Surface, lookup
-from workers.idempotency import DEFAULT_TTL_SECONDS, claim
+from workers.idempotency import DEFAULT_TTL_SECONDS, LEASE_SECONDS, Lease
 
 log = logging.getLogger(__name__)
 
@@ -49,7 +49,23 @@ def delivery_key(body: dict[str, Any]) -> str | None:
         state = json.dumps(view.get("state") or {}, sort_keys=True)
         digest = hashlib.sha256(f"{view.get('private_metadata', '')}\n{state}".encode()).hexdigest()[:32]
         return f"view:{view.get('id')}:{digest}"
+    if body.get("type") == "block_actions":
+        action = (body.get("actions") or [{}])[0]
+        if action.get("action_ts"):
+            user = (body.get("user") or {}).get("id", "")
+            return f"click:{user}:{action.get('action_id')}:{action['action_ts']}"
     return None
+
+
+def settle_delivery(context: dict[str, Any], *, handled: bool) -> None:
+    """Make a delivery's claim last once its listener finished, or give it back when it failed."""
+    lease: Lease | None = context.pop(DELIVERY_LEASE, None)
+    if lease is None:
+        return
+    try:
+        lease.confirm() if handled else lease.release()
+    except Exception:
+        log.exception("could not settle the claim of Slack delivery %s; it lapses in %ss", lease.key, LEASE_SECONDS)
 
 
 def provide_context(ctx: Any) -> Callable[..., BoltResponse | None]:
@@ -63,19 +79,30 @@ def provide_context(ctx: Any) -> Callable[..., BoltResponse | None]:
 
 
 VIEW_CLAIM_SECONDS = 120
+# A click is signed with its timestamp and Bolt refuses one more than 5 minutes old, so a claim of
+# 5 minutes (and a margin for clock skew) leaves no moment when a copy of the click would run again.
+CLICK_CLAIM_SECONDS = 6 * 60
 ALREADY_SUBMITTED = "This form was just submitted with these values; change a value to submit it again."
+
+
+DELIVERY_LEASE = "delivery_lease"  # the context entry holding a delivery's Lease until the app settles it
 
 
 def once_per_delivery(redis: Redis) -> Callable[..., BoltResponse | None]:
     """Slack retries deliveries for minutes, so those claims last 15; a form's claim lasts two, so
-    someone who resubmits unchanged values after an error is told why nothing happens."""
+    someone who resubmits unchanged values after an error is told why nothing happens. The claim is
+    a lease until the listener has finished (`settle_delivery`): a listener that raised, or a process
+    that died under it, does not make Slack's retry of the delivery be dropped."""
 
-    def middleware(body: dict[str, Any], next: Callable[[], None]) -> BoltResponse | None:
+    def middleware(body: dict[str, Any], context: dict[str, Any], next: Callable[[], None]) -> BoltResponse | None:
         key = delivery_key(body)
         if key is None:
             return next()
         is_view = key.startswith("view:")
-        if claim(redis, key, VIEW_CLAIM_SECONDS if is_view else DEFAULT_TTL_SECONDS):
+        ttl = VIEW_CLAIM_SECONDS if is_view else CLICK_CLAIM_SECONDS if key.startswith("click:") else DEFAULT_TTL_SECONDS
+        lease = Lease(redis, key, ttl)
+        if lease.take():
+            context[DELIVERY_LEASE] = lease
             return next()
         log.info("ignored a repeated Slack delivery (%s)", key)
         inputs = [b["block_id"] for b in (body.get("view") or {}).get("blocks", []) if b.get("type") == "input"]
@@ -195,26 +222,48 @@ def enforce_policy(redis: Redis) -> Callable[..., BoltResponse | None]:
 
 
 class SlackGroups:
-    """A user's Slack user groups (ids and @handles), from usergroups.list, cached for a while."""
+    """A user's Slack user groups (ids and @handles), from usergroups.list, cached.
 
-    def __init__(self, client: Any, ttl: float = 300.0):
-        self.client, self.ttl = client, ttl
+    Looked up in the ack path of every delivery the policy checks, so it never waits there on
+    Slack, nor holds a lock while someone else does: a lookup answers from the last listing and,
+    once that is older than `ttl`, starts one refresh in the background. A failed refresh is cached
+    too (tried again after `retry_after`), so a missing scope or an outage costs one call per
+    period, not one per request. Only a process's first lookups wait, at most `first_wait`
+    seconds, for the first listing (`create_app` starts it when the policy names groups).
+    """
+
+    def __init__(self, client: Any, ttl: float = 300.0, *, retry_after: float = 60.0, first_wait: float = 2.0):
+        self.client, self.ttl, self.retry_after, self.first_wait = client, ttl, retry_after, first_wait
         self.members: dict[str, list[str]] = {}
         self.loaded_at = float("-inf")
-        self.lock = threading.Lock()
+        self.listed = threading.Event()
+        self._refreshing = threading.Lock()
 
     def __call__(self, user: str) -> list[str]:
-        with self.lock:
-            if time.monotonic() - self.loaded_at > self.ttl:
-                try:
-                    groups = self.client.usergroups_list(include_users=True).get("usergroups", [])
-                except SlackApiError as exc:
-                    log.warning("cannot read user groups (%s); group rules of the access policy match nobody",
-                                exc.response.get("error"))
-                    return []
-                members: dict[str, list[str]] = {}
-                for group in groups:
-                    for member in group.get("users", []):
-                        members.setdefault(member, []).extend([group["id"], f"@{group.get('handle', '')}"])
-                self.members, self.loaded_at = members, time.monotonic()
-            return self.members.get(user, [])
+        if time.monotonic() - self.loaded_at > self.ttl:
+            self.refresh_in_background()
+        if not self.listed.is_set():
+            self.listed.wait(self.first_wait)
+        return self.members.get(user, [])
+
+    def refresh_in_background(self) -> None:
+        if self._refreshing.acquire(blocking=False):
+            threading.Thread(target=self._refresh, name="fmbot-usergroups", daemon=True).start()
+
+    def _refresh(self) -> None:
+        try:
+            groups = self.client.usergroups_list(include_users=True).get("usergroups", [])
+        except Exception as exc:
+            reason = exc.response.get("error") if isinstance(exc, SlackApiError) else exc
+            log.warning("cannot read user groups (%s); group rules of the access policy match nobody new "
+                        "until a listing succeeds (next try in %ss)", reason, self.retry_after)
+            self.loaded_at = time.monotonic() - self.ttl + self.retry_after
+        else:
+            members: dict[str, list[str]] = {}
+            for group in groups:
+                for member in group.get("users", []):
+                    members.setdefault(member, []).extend([group["id"], f"@{group.get('handle', '')}"])
+            self.members, self.loaded_at = members, time.monotonic()
+        finally:
+            self.listed.set()
+            self._refreshing.release()

@@ -2,13 +2,21 @@
 
 from __future__ import annotations
 
+import logging
+import socket
 from collections.abc import Callable, Iterator
+from http.client import HTTPException
 from typing import Any
+from urllib.error import URLError
 
 from slack_sdk.errors import SlackApiError
 
 from workers.ledger import JobRecord, Ledger
 from workers.notifier import ChatMessage, FileAttachment, JobEvent, JobRenderer, deliver_steps
+
+log = logging.getLogger(__name__)
+# What slack_sdk raises when Slack could not be reached or stopped answering mid-call.
+TRANSIENT_ERRORS = (URLError, ConnectionError, TimeoutError, socket.timeout, HTTPException)
 
 
 class SlackNotifier:
@@ -65,13 +73,20 @@ class SlackNotifier:
         return record
 
     def _publish_home(self, record: JobRecord) -> JobRecord:
-        self.client.views_publish(user_id=record.requester, view=self.home(record.requester))
+        """Best-effort: App Home is rebuilt whole on the next change or when the tab is opened, so
+        a failure here (the endpoint listing from Azure, Slack's answer) is logged and skipped; it
+        never holds the job's later messages behind it."""
+        try:
+            self.client.views_publish(user_id=record.requester, view=self.home(record.requester))
+        except Exception as exc:
+            log.warning("skipped the App Home update of %s for job %s: %s", record.requester, record.id, exc)
         return record
 
     def is_transient(self, exc: BaseException) -> bool:
-        """Slack down, rate limiting, a network error: worth retrying. An error Slack answered with
-        (channel_not_found, not_in_channel, invalid_blocks) will be the same next time."""
+        """Slack down, rate limiting, a dropped connection: worth retrying. An error Slack answered
+        with (channel_not_found, not_in_channel, invalid_blocks), or one of our own (a rendering
+        bug), will be the same next time."""
         if isinstance(exc, SlackApiError):
             status = getattr(exc.response, "status_code", 200)
             return status == 429 or status >= 500
-        return True
+        return isinstance(exc, TRANSIENT_ERRORS)

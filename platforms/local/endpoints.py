@@ -9,7 +9,9 @@ them with every other key fmbot writes):
 The record, not the process that deployed it, is the source of truth: a worker that restarts finds
 its endpoints again, and an endpoint whose process is gone (or stops answering) is reported as
 stopped (or unhealthy) until someone deletes it, never silently dropped. The name is claimed with
-SET NX before anything starts, so two deploys of one name cannot both win.
+SET NX before anything starts, so two deploys of one name cannot both win. The record names the host
+its processes run on: only a process on that host can stop them, so deleting one from elsewhere is a
+job on that host's queue (`workers.queues.host_queue`).
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ import logging
 import os
 import secrets
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -82,6 +85,7 @@ class EndpointRecord(BaseModel):
     instances: int
     key: str
     owner: str | None = None
+    host: str | None = None  # where its processes run: their pids mean nothing on another host
     phase: Literal["creating", "running"] = "creating"
     port: int | None = None
     pid: int | None = None
@@ -183,7 +187,7 @@ class LocalEndpoints:
         self.run_dir.mkdir(parents=True, exist_ok=True)
         record = EndpointRecord(
             name=spec.endpoint, model=card.ref, task=task, instances=spec.instances, key=secrets.token_urlsafe(32),
-            owner=spec.owner, log_file=str(self.run_dir / f"{spec.endpoint}-{token}.log"),
+            owner=spec.owner, host=socket.gethostname(), log_file=str(self.run_dir / f"{spec.endpoint}-{token}.log"),
             state_file=str(self.run_dir / f"{spec.endpoint}-{token}.json"), created_at=datetime.now(UTC),
         )
         if not self._save(record, claim=True):
@@ -246,7 +250,7 @@ class LocalEndpoints:
             name=record.name, model=record.model, task=record.task,
             url=f"http://127.0.0.1:{record.port}/score" if record.port else None, key=record.key, state=state,
             instances=record.instances, pid=record.pid, pids=self._pids(record) if alive else [], owner=record.owner,
-            created_at=record.created_at, message=message,
+            created_at=record.created_at, message=message, host=record.host,
         )
 
     def get(self, name: str) -> EndpointInfo:
