@@ -40,7 +40,7 @@ $(MLFLOW):
 
 install: $(STAMP) $(AZURITE) $(MLFLOW)
 
-demo: install
+demo: $(STAMP)
 	$(BIN)/fmbot demo
 
 test: install

@@ -9,6 +9,8 @@ import time
 import urllib.parse
 from datetime import UTC, datetime, timedelta
 
+from bot.slack import middleware
+from handlers.actions import Action
 from platforms.base import JobState
 from tests.bot_server import BotServer
 from tests.conftest import wait_until
@@ -49,8 +51,11 @@ def click(action_ts: str) -> str:
     return "payload=" + urllib.parse.quote(json.dumps(payload))
 
 
-def test_a_signed_click_runs_once_and_is_never_replayed(slack_settings, slack):
+def test_a_signed_click_runs_once_and_is_never_replayed(slack_settings, slack, monkeypatch):
     clicks: list[str] = []
+    known = middleware._button_action  # the policy refuses ids it does not know: teach it the test's button
+    monkeypatch.setattr(middleware, "_button_action",
+                        lambda action_id: Action.SEARCH if action_id == "test_click" else known(action_id))
 
     def on_click(ack, body) -> None:
         ack()

@@ -6,7 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from handlers.jobs import gpu_hours
-from tests.test_azureml import azure, make_platform  # noqa: F401  (the Azure stand-in fixture)
+from tests.azure_fixtures import azure, azure_session, make_platform, platform, worker_runtime  # noqa: F401  (fixtures)
 from workers.runtime import Runtime
 
 UNKNOWN_GPUS = 8  # what handlers.jobs counts for a compute of unknown size
@@ -20,6 +20,7 @@ def runtime_over(platform, *, retries: int = 1) -> Runtime:
 def test_a_gpu_cluster_named_like_a_cpu_one_is_priced_by_its_size(azure, tmp_path: Path, redis):
     azure.add_compute("cpu-small", "Standard_NC24s_v3")      # 4 GPUs, whatever its name says
     azure.add_compute("mystery", "Standard_ZZ99_unknown")     # a size the region does not list
+    azure.add_compute("cpu-cluster", "Standard_DS3_v2")       # a real CPU cluster
     rt = runtime_over(make_platform(azure, tmp_path, redis), retries=1)
     assert gpu_hours(rt, "finetune", "cpu-small", 2) == 4 * 2 * 10 * 2, "GPUs × instances × hours × attempts"
     assert gpu_hours(rt, "finetune", "cpu-cluster", 3) == 0, "a real CPU cluster costs no GPU-hours"
@@ -30,10 +31,13 @@ def test_a_gpu_cluster_named_like_a_cpu_one_is_priced_by_its_size(azure, tmp_pat
     assert gpu_hours(rt, "deploy", None, 1, serverless=True) == UNKNOWN_GPUS * 24, "serverless is gated like jobs"
 
 
-def test_a_costly_serverless_deploy_waits_for_approval(bot, slack, slack_settings, tiny_model):
+def test_a_costly_serverless_deploy_waits_for_approval(azure, worker_runtime):
+    """A pay-per-token endpoint has no VM size to price, so it counts as costly and waits, queued nowhere."""
     from handlers.deploy import DeployRequest, start_deploy
 
-    bot.runtime.approval_gpu_hours = 4.0
-    record = start_deploy(bot.runtime, DeployRequest(model=tiny_model, endpoint="ep-free", serverless=True,
-                                                     requester="U0USER", reply_to={"channel": "C0CHAN"}))
-    assert record.approval == "pending" and record.id not in bot.runtime.queue.job_ids
+    rt, _ = worker_runtime
+    rt.approval_gpu_hours = 4.0
+    record = start_deploy(rt, DeployRequest(model="Phi-4", endpoint="phi-api", serverless=True,
+                                            requester="U0USER", reply_to={"channel": "C0CHAN"}))
+    assert record.approval == "pending" and record.id not in rt.queue.job_ids
+    assert not azure.calls("PUT", "/serverlessEndpoints/phi-api")
