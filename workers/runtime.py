@@ -19,7 +19,7 @@ from rq import Queue
 from rq.job import JobStatus
 
 from platforms.base import JobState, Platform
-from workers import outbox, telemetry
+from workers import outbox, storage, telemetry
 from workers.ledger import JobRecord, Ledger
 from workers.notifier import JobEvent, Notifier
 from workers.queues import enqueue_job, host_queue
@@ -39,6 +39,7 @@ class Runtime:
     job_retries: int = 1
     approval_gpu_hours: float = 0.0
     ledger_retention_days: float = 90.0
+    upload_retention_hours: float = 24.0
     poll_interval: float = 60.0
     _platform: Platform | None = field(default=None, repr=False)
 
@@ -68,6 +69,7 @@ class Runtime:
         """`Ledger.create` with the QUEUED notice and, when `enqueue`, the RQ job, in one atomic
         write; the notice is posted after it as `notify` posts."""
         notice = outbox.Notice(JobEvent.QUEUED)
+        storage.pin(self.redis, record.id, record.spec)
         queue_it = (lambda pipe: self.enqueue(record.id, pipeline=pipe)) if enqueue else None
         record = self.ledger.create(record, along=notice, then=queue_it)
         return self._posted(lambda: outbox.deliver(self.redis, self.notifier, notice), record, JobEvent.QUEUED)
@@ -99,10 +101,21 @@ class Runtime:
         except Exception:
             log.exception("could not post %s for job %s (trace %s)", event, record.id, record.trace_id)
             posted = record
+        if posted.state.final:
+            self._release(posted)
         if event != JobEvent.PROGRESS:
             telemetry.record_job_state(self.redis, record.kind, event.value,
                                        seconds=record.elapsed_seconds if record.state.final else None)
         return posted
+
+
+    def _release(self, record: JobRecord) -> None:
+        """A finished job's uploaded datasets are deleted: nothing reads them any more (a retry
+        is never coming once the state is final)."""
+        try:
+            storage.release(self.redis, record.spec)
+        except Exception:
+            log.exception("could not delete the uploads of job %s; the retention sweep will", record.id)
 
 
 _current: Runtime | None = None

@@ -80,7 +80,7 @@ def form(kind: str) -> Callable[[TeamsContext, Activity, str], Answer]:
 
 def try_model(ctx: TeamsContext, activity: Activity, rest: str) -> Answer:
     model, _, words = _needs(rest, "try", "model").partition(" ")
-    result = tryout.try_model(ctx.rt, model, words)
+    result = tryout.try_model(ctx.rt, model, words, requester=requester(activity))
     shown = json.dumps(result.outputs[0] if len(result.outputs) == 1 else result.outputs, ensure_ascii=False)
     source = "the task's sample input" if result.sample_input else "your text"
     return f"**{result.model}** ({result.task}) on {source}, in {result.seconds:.2f} s:\n\n{shown[:1500]}"

@@ -15,6 +15,7 @@ from typing import Any
 from microsoft_agents.hosting.core import TurnContext
 from pydantic import ValidationError
 
+from bot.downloads import Uploader
 from bot.teams import conversations, files
 from bot.teams.context import TeamsContext, reply_target, require, requester
 from bot.teams.ids import NOT_USED, Input, Verb
@@ -59,8 +60,9 @@ def open_form(ctx: TeamsContext, context: TurnContext) -> dict[str, Any]:
                                    conversations.files(ctx.rt.redis, context.activity.conversation.id), {}))
 
 
-def _data(ctx: TeamsContext, conversation_id: str, chosen: Any, asset: Any, label: str) -> DataRef | None:
-    """The dataset an input names: a file shared in this conversation, or a data asset."""
+def _data(ctx: TeamsContext, conversation_id: str, chosen: Any, asset: Any, label: str, owner: str) -> DataRef | None:
+    """The dataset an input names: a file shared in this conversation (counted against `owner`'s
+    upload limits), or a data asset."""
     asset_name = str(asset or "").strip()
     if asset_name:
         if not asset_name.startswith("azureml:"):
@@ -74,7 +76,8 @@ def _data(ctx: TeamsContext, conversation_id: str, chosen: Any, asset: Any, labe
     shared = next((f for f in conversations.files(ctx.rt.redis, conversation_id) if f.id == chosen), None)
     if shared is None:
         raise UserError(f"{label}: that file is no longer offered here", hint="Share it in this chat again")
-    return files.download(ctx.settings, shared, Path(ctx.settings.fmbot_data_dir))
+    return files.download(ctx.settings, shared, Path(ctx.settings.fmbot_data_dir),
+                          Uploader(ctx.rt, owner, conversation_id))
 
 
 def data_submitted(ctx: TeamsContext, context: TurnContext, state: FormState, values: dict[str, Any]) -> Element:
@@ -109,9 +112,11 @@ def data_submitted(ctx: TeamsContext, context: TurnContext, state: FormState, va
     try:
         if state.kind == "finetune":
             state.train = _data(ctx, conversation, values.get(Input.TRAIN), values.get(f"{Input.TRAIN}_asset"),
-                                "training data")
-            state.validation = _data(ctx, conversation, values.get(Input.VALIDATION), None, "validation data")
-        state.test = _data(ctx, conversation, values.get(Input.TEST), values.get(f"{Input.TEST}_asset"), "test data")
+                                "training data", state.owner)
+            state.validation = _data(ctx, conversation, values.get(Input.VALIDATION), None, "validation data",
+                                     state.owner)
+        state.test = _data(ctx, conversation, values.get(Input.TEST), values.get(f"{Input.TEST}_asset"), "test data",
+                           state.owner)
         data = state.train or state.test
         state.columns = [] if data.path.startswith("azureml:") else read_columns(Path(data.path), data.name)
     except Exception as exc:
