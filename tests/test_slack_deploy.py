@@ -6,9 +6,11 @@ import json
 
 import pytest
 import requests
+from redis import Redis
 
 from bot.slack.ids import ActionId, BlockId, CallbackId
-from tests.slack_standin import SlackSender, SlackStandIn
+from tests.slack_standin import SlackSender, SlackStandIn, wait_until
+from workers import keys
 from workers.ledger import Ledger
 
 
@@ -23,7 +25,9 @@ def button(action: str, value: str, user: str = "U0USER") -> dict:
             "actions": [{"action_id": action, "value": value, "type": "button"}]}
 
 
-def test_try_answers_through_the_response_url(sender, slack: SlackStandIn, tiny_model):
+def test_try_answers_through_the_response_url(sender, slack: SlackStandIn, tiny_model, slack_settings, start_worker):
+    start_worker(slack_settings)  # its try service answers the try
+    assert wait_until(lambda: Redis.from_url(slack_settings.redis_url).exists(keys.try_alive()), 60)
     response = sender.command("try tiny-bert what a lovely film")
     assert response.json()["text"].startswith(":hourglass_flowing_sand: Trying")
     answer = slack.wait_for(lambda: slack.of("response_url"), 60)[0].params
