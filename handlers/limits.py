@@ -138,17 +138,21 @@ def over_allowance(name: str, allowance: int) -> LimitReached:
                         field="upload_mb_per_day")
 
 
-def check_import_size(user: str, channel: str | None, folder: Path | None) -> None:
-    """A model imported from a folder is measured before it is queued; the limit is `import_gb`."""
-    if folder is None:
-        return
+def check_import(user: str, channel: str | None, folder: Path | None) -> int | None:
+    """The largest model `user` may import (`import_gb`, None: any): a folder is measured here,
+    before it is queued; a hub model is measured by the worker from the hub's file sizes."""
     rules = policy.current().limits
-    size = sum(p.stat().st_size for p in folder.rglob("*") if p.is_file())
+    limit_bytes: int | None = None
+    size = sum(p.stat().st_size for p in folder.rglob("*") if p.is_file()) if folder is not None else None
     for scope, who in _scopes(user, channel):
         limit = rules.of(scope, who).import_gb
-        if limit is not None and size > limit * 1024 * MB:
+        if limit is None:
+            continue
+        if size is not None and size > limit * 1024 * MB:
             raise refuse(scope, who, "import_gb", f"a model of {size / 1024 / MB:.2f} GB to import",
                          f"{limit:g} GB a model", "Import a smaller model")
+        limit_bytes = int(limit * 1024 * MB) if limit_bytes is None else min(limit_bytes, int(limit * 1024 * MB))
+    return limit_bytes
 
 
 def check_try(rt: Runtime, user: str) -> None:

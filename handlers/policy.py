@@ -22,7 +22,7 @@ asset of the workspace is refused, so nobody reads a dataset by guessing its nam
 
 `limits` is fair use: what one user, and one channel, may hold at once, so nobody starves the rest
 (handlers/limits.py checks them; a refusal says the limit and how to raise it). A limit left out
-is unlimited; `raised` gives a user or channel id its own value of any limit:
+is unlimited, but `tries_per_minute`, 20 unless set; `raised` gives a user or channel id its own value of any limit:
 
     limits:
       user: {concurrent_jobs: 2, queued_jobs: 5, endpoints: 2, upload_mb_per_day: 500,
@@ -91,7 +91,7 @@ class Limits(BaseModel):
     upload_mb_per_day: float | None = Field(None, ge=0, description="MB of datasets uploaded per UTC day")
     storage_mb: float | None = Field(None, ge=0, description="MB of uploaded datasets kept at once")
     import_gb: float | None = Field(None, ge=0, description="GB of one model imported from the Hugging Face hub")
-    tries_per_minute: int | None = Field(None, ge=0, description="tries per minute")
+    tries_per_minute: int | None = Field(20, ge=0, description="tries per minute (users only; null: unlimited)")
 
 
 class FairUse(BaseModel):
@@ -99,7 +99,7 @@ class FairUse(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    user: Limits = Limits(tries_per_minute=20)
+    user: Limits = Limits()
     channel: Limits = Limits()
     raised: dict[str, Limits] = {}
 
