@@ -87,7 +87,9 @@ def test_deploy_form_key_only_to_owner_and_delete(sender, slack: SlackStandIn, s
     assert requests.post(url, json={"input_data": ["great"]}, headers={"Authorization": "Bearer nope"},
                          timeout=30).status_code == 401
 
-    listed = sender.command("endpoints").json()
+    sender.command("endpoints")
+    listed = [c.params for c in slack.wait_for(
+        lambda: [c for c in slack.of("response_url") if "Endpoints" in json.dumps(c.params)], 30)][0]
     assert "tiny-ep" in json.dumps(listed) and key not in json.dumps(listed)
     sender.interaction(button(ActionId.DELETE_ENDPOINT, "tiny-ep"))
     slack.wait_for(lambda: "No endpoints" in json.dumps(slack.of("views.publish")[-1].params["view"])
