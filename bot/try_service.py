@@ -1,8 +1,8 @@
 """The warm try service: `/fm try` and `fmbot try` are answered here, where the models are.
 
-`fmbot worker` forks one beside itself after importing torch and transformers (so it starts in
-milliseconds, not seconds) and before it starts any thread; it dies with the worker
-(PR_SET_PDEATHSIG). Its threads take try requests from Redis (handlers/tryout.py has the other
+`fmbot worker` forks one beside itself (`bot.worker.start_beside_worker`) after importing torch
+and transformers (so it starts in milliseconds, not seconds) and before it starts any thread; it
+dies with the worker (PR_SET_PDEATHSIG). Its threads take try requests from Redis (handlers/tryout.py has the other
 end); the platform keeps the last FMBOT_WARM_MODELS models loaded, one lock each, so concurrent
 tries of one model load it once and tries of different models run side by side. While it runs it
 keeps `fmbot:try:alive` set, which tells callers there is someone to ask.
@@ -20,7 +20,6 @@ from typing import Any
 from redis import Redis
 from redis.exceptions import ConnectionError as RedisConnectionError
 
-from bot.settings import Settings
 from handlers.tryout import answer
 from platforms.base import Platform
 from workers import keys
@@ -77,24 +76,3 @@ class TryService:
         pipe.rpush(reply, json.dumps(body))
         pipe.expire(reply, REPLY_SECONDS)
         pipe.execute()
-
-
-def start_beside_worker(settings: Settings) -> int | None:
-    """Fork the try service from the worker (before it starts threads); returns its pid, or None
-    when FMBOT_TRY_SERVICE is off. The child never returns."""
-    if not settings.fmbot_try_service:
-        return None
-    parent = os.getpid()
-    pid = os.fork()
-    if pid:
-        return pid
-    try:
-        from bot.bootstrap import build_platform
-        from bot.worker import die_with_parent
-
-        die_with_parent(parent)
-        TryService(Redis.from_url(settings.redis_url), build_platform(settings)).serve()
-    except BaseException:
-        log.exception("the try service stopped")
-    finally:
-        os._exit(1)

@@ -22,11 +22,12 @@ import time
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from redis import Redis
 from rq import Worker
 from rq.serializers import JSONSerializer
 
 from bot.settings import Settings
-from bot.try_service import start_beside_worker
+from bot.try_service import TryService
 from platforms.local import LocalPlatform
 from workers import holders, keys, runtime, storage
 from workers.jobs import on_job_failure
@@ -108,6 +109,27 @@ def die_with_parent(parent: int | None) -> None:
     except (OSError, AttributeError):
         return
     if parent is not None and os.getppid() != parent:
+        os._exit(1)
+
+
+def start_beside_worker(settings: Settings) -> int | None:
+    """Fork the warm try service (bot/try_service.py) from the worker, after the preload and before
+    the worker starts any thread; returns its pid, or None when FMBOT_TRY_SERVICE is off. The child
+    dies with the worker and never returns."""
+    if not settings.fmbot_try_service:
+        return None
+    parent = os.getpid()
+    pid = os.fork()
+    if pid:
+        return pid
+    try:
+        from bot.bootstrap import build_platform
+
+        die_with_parent(parent)
+        TryService(Redis.from_url(settings.redis_url), build_platform(settings)).serve()
+    except BaseException:
+        log.exception("the try service stopped")
+    finally:
         os._exit(1)
 
 
