@@ -35,8 +35,15 @@ HINTS = {
 }
 CLAIM_SECONDS = 5.0  # a running service takes a request within milliseconds; this long means none runs
 ANSWER_SECONDS = 300.0  # loading a large model, then predicting
-NO_SERVICE = UserError("no try service is running, so nothing can load the model",
-                       hint="Start `fmbot worker` (it runs one beside it, unless FMBOT_TRY_SERVICE=false)")
+NO_SERVICE = ("no try service is running, so nothing can load the model",
+              "Start `fmbot worker` (it runs one beside it, unless FMBOT_TRY_SERVICE=false)")
+
+
+class NoService(UserError):
+    """No try service took the request (none runs, or the last one just stopped)."""
+
+    def __init__(self, message: str, hint: str):
+        super().__init__(message, hint=hint)
 
 
 class TryResult(BaseModel):
@@ -54,10 +61,14 @@ def try_model(rt: Runtime, model: str, text: str = "", task: Task | None = None,
     if requester is not None:
         limits.check_try(rt, requester)
     if rt.redis.exists(keys.try_alive()):
-        return ask_service(rt, model, text, task)
-    if in_process:
-        return predict(rt.platform, model, text, task)
-    raise NO_SERVICE
+        try:
+            return ask_service(rt, model, text, task)
+        except NoService:
+            if not in_process:
+                raise
+    elif not in_process:
+        raise NoService(*NO_SERVICE)
+    return predict(rt.platform, model, text, task)
 
 
 def predict(platform: Platform, model: str, text: str = "", task: Task | None = None) -> TryResult:
@@ -88,7 +99,7 @@ def ask_service(rt: Runtime, model: str, text: str, task: Task | None) -> TryRes
     try:
         claimed = rt.redis.blpop([reply], timeout=CLAIM_SECONDS)
         if claimed is None:
-            raise NO_SERVICE
+            raise NoService(*NO_SERVICE)
         answer = rt.redis.blpop([reply], timeout=ANSWER_SECONDS)
     finally:
         rt.redis.delete(reply)

@@ -13,7 +13,7 @@ import pytest
 from benchmarks.run_all import BENCHMARKS
 from tests.conftest import ROOT
 
-SLOW = {"finetune_throughput", "endpoint_throughput"}
+SLOW = {"finetune_throughput", "endpoint_throughput", "try_latency"}
 
 
 def run_quick(args: list[str], timeout: float) -> subprocess.CompletedProcess[str]:
