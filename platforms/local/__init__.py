@@ -168,13 +168,14 @@ class LocalPlatform(Platform):
         return options
 
     def compute_gpus(self, compute: str | None) -> int | None:
-        """`cpu` has none; `cuda` (and no choice, which trains where it can) the GPUs torch sees."""
-        if compute == "cpu" or (compute is None and training.device() != "cuda"):
+        """`cpu` has none; `cuda` (and no choice, which trains where it can) the GPUs this machine has."""
+        if compute == "cpu":
+            return 0
+        gpus = training.gpu_count()
+        if compute is None and not gpus:
             return 0
         if compute in ("cuda", None):
-            import torch
-
-            return max(torch.cuda.device_count(), 1)
+            return max(gpus, 1)
         return None
 
     def check_quota(self, compute: str, instances: int, *, model: ModelCard | None = None,
