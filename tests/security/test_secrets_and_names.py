@@ -19,7 +19,7 @@ from platforms.base import DataRef, FinetuneSpec, Hyperparameters, ImportSpec, M
 from platforms.datasets import SplitPlan
 from platforms.tasks import Task
 from tests.helpers import DATA
-from tests.test_ops import fmbot
+from tests.test_observability import fmbot
 
 
 def doctor_checks(settings) -> dict:
