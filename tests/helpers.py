@@ -7,9 +7,13 @@ senders live beside their stand-ins (`SlackSender.command`, `.button`, `.view_su
 from __future__ import annotations
 
 import json
+import ssl
 import subprocess
 import sys
+import threading
 import time
+from collections.abc import Callable
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
@@ -21,7 +25,33 @@ from tests.worker_process import ROOT, settings_env
 from workers.ledger import ReplyTarget
 
 DATA = Path(__file__).resolve().parent / "data"
-__all__ = ["DATA", "ROOT", "doomed_evaluation", "fmbot", "fmbot_json", "settings_env", "wait_until"]
+__all__ = ["DATA", "ROOT", "LocalServer", "doomed_evaluation", "fmbot", "fmbot_json", "settings_env", "wait_until"]
+Answer = Callable[[BaseHTTPRequestHandler], None]
+
+
+class LocalServer:
+    """A quiet HTTP(S) server on a free port of 127.0.0.1, on a thread of its own, that hands each
+    request to `answer[method]`: what every stand-in (Slack, Teams, Azure) and test host is served by."""
+
+    def __init__(self, answer: dict[str, Answer], *, tls: tuple[Path, Path] | None = None,
+                 protocol: str = "HTTP/1.0"):
+        handler = type("Handler", (BaseHTTPRequestHandler,), {
+            "protocol_version": protocol, "log_message": lambda self, *args: None,
+            **{f"do_{method}": (lambda call: lambda self: call(self))(call) for method, call in answer.items()}})
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+        if tls:
+            context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+            context.load_cert_chain(*tls)
+            self.server.socket = context.wrap_socket(self.server.socket, server_side=True)
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    @property
+    def port(self) -> int:
+        return self.server.server_address[1]
+
+    def stop(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
 
 
 def wait_until(predicate, timeout: float = 120.0, interval: float = 0.2, *, about=lambda: "") -> Any:

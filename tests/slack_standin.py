@@ -14,12 +14,12 @@ import threading
 import time
 import urllib.parse
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from typing import Any
 
 import requests
 
-from tests.helpers import wait_until
+from tests.helpers import LocalServer, wait_until
 
 BOT_TOKEN = "xoxb-test-token"
 
@@ -47,37 +47,23 @@ class SlackStandIn:
     members: dict[str, list[str]] = field(default_factory=lambda: {"C0CHAN": ["U0USER"]})
     file_channels: dict[str, list[str]] = field(default_factory=dict)
     held: dict[str, threading.Event] = field(default_factory=dict)
-    server: ThreadingHTTPServer | None = None
+    server: LocalServer | None = None
     _ts: int = 0
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
     # ------------------------------------------------------------------ lifecycle
 
     def start(self) -> SlackStandIn:
-        standin = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def log_message(self, *args: Any) -> None:
-                return
-
-            def do_GET(self) -> None:
-                standin._serve_file(self)
-
-            def do_POST(self) -> None:
-                standin._api(self)
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+        self.server = LocalServer({"GET": self._serve_file, "POST": self._api})
         return self
 
     def stop(self) -> None:
         if self.server:
-            self.server.shutdown()
-            self.server.server_close()
+            self.server.stop()
 
     @property
     def base_url(self) -> str:
-        return f"http://127.0.0.1:{self.server.server_address[1]}"
+        return f"http://127.0.0.1:{self.server.port}"
 
     @property
     def api_url(self) -> str:
