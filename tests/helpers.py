@@ -22,10 +22,10 @@ from handlers.evaluate import EvaluateRequest
 from platforms.base import DataRef, EvaluateSpec
 from platforms.tasks import Task
 from tests.worker_process import ROOT, settings_env
-from workers.ledger import ReplyTarget
+from workers.ledger import JobRecord, Ledger, ReplyTarget
 
 DATA = Path(__file__).resolve().parent / "data"
-__all__ = ["DATA", "ROOT", "LocalServer", "doomed_evaluation", "fmbot", "fmbot_json", "settings_env", "wait_until"]
+__all__ = ["DATA", "ROOT", "LocalServer", "doomed_evaluation", "final_record", "fmbot", "fmbot_json", "settings_env", "wait_until"]
 Answer = Callable[[BaseHTTPRequestHandler], None]
 
 
@@ -63,6 +63,11 @@ def wait_until(predicate, timeout: float = 120.0, interval: float = 0.2, *, abou
             return value
         time.sleep(interval)
     raise AssertionError(f"condition not met within {timeout}s {about()}")
+
+
+def final_record(ledger: Ledger, job_id: str, timeout: float = 120.0, *, about=lambda: "") -> JobRecord:
+    """The job's record once it has completed, failed or been canceled."""
+    return wait_until(lambda: (r := ledger.get(job_id)).state.final and r, timeout, about=about)
 
 
 def fmbot(settings: Settings, *argv: str, timeout: float = 120) -> subprocess.CompletedProcess[str]:

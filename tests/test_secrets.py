@@ -13,7 +13,7 @@ import pytest
 from bot.settings import Settings
 from handlers.deploy import DeployRequest, start_deploy
 from platforms.base import DeploySpec
-from tests.helpers import DATA, wait_until
+from tests.helpers import final_record, DATA, wait_until
 from tests.slack_standin import BOT_TOKEN, SIGNING_SECRET, SlackSender, SlackStandIn
 from tests.bot_server import BotServer
 from tests.tiny_models import add_tiny_bert
@@ -43,7 +43,7 @@ def test_secrets_stay_out_of_logs_records_and_channels(debug_bot: BotServer, sla
     record = start_deploy(rt, DeployRequest(spec=DeploySpec(model=model, endpoint="secret-test"), requester="U0USER",
                                             reply_to=ReplyTarget(channel="C0CHAN")))
     try:
-        final = wait_until(lambda: (r := rt.ledger.get(record.id)).state.final and r, timeout=180)
+        final = final_record(rt.ledger, record.id, timeout=180)
         assert final.state == "completed", worker.output()[-3000:]
         key = rt.platform.get_endpoint("secret-test").key.get_secret_value()
         slack.wait_for(lambda: any(":rocket:" in (c.params.get("text") or "") for c in slack.of("chat.postMessage")))

@@ -16,7 +16,7 @@ from bot.redis_server import RedisServer
 from bot.bootstrap import build_runtime
 from bot.settings import Settings
 from handlers.jobs import submit
-from tests.helpers import ROOT, doomed_evaluation, settings_env, wait_until
+from tests.helpers import final_record, ROOT, doomed_evaluation, settings_env, wait_until
 from workers.ledger import JobRecord
 
 
@@ -54,7 +54,7 @@ def test_supervisor_restarts_killed_workers_and_rides_out_a_redis_restart(settin
         dropped_at = time.monotonic()
         record = failing_evaluation(settings)
         ledger = build_runtime(settings, slack=False).ledger
-        final = wait_until(lambda: (r := ledger.get(record.id)).state.final and r, timeout=120)
+        final = final_record(ledger, record.id, timeout=120)
         assert final.state == "failed" and "no-such-model" in final.error
         recovery = time.monotonic() - dropped_at
         wait_until(lambda: len(live_workers(redis)) >= 2, timeout=60)
