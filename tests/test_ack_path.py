@@ -20,7 +20,7 @@ import yaml
 from bot.doctor import GROUPS_SCOPE, REQUIRED_SCOPES, check_slack
 from bot.settings import Settings
 from platforms.local.endpoints import HEALTH_TIMEOUT_S, EndpointRecord, endpoint_key, endpoints_key
-from tests.conftest import ROOT
+from tests.helpers import ROOT
 from tests.slack_standin import SlackSender, SlackStandIn
 
 HANGS = ("import socket, sys, time; s = socket.socket(); s.bind(('127.0.0.1', int(sys.argv[1]))); s.listen(); "

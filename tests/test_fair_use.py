@@ -26,8 +26,8 @@ from handlers.evaluate import EvaluateRequest, start_evaluation
 from handlers.imports import ImportRequest, start_import
 from handlers.limits import LimitReached
 from platforms.base import DataRef, DeploySpec, EvaluateSpec, ImportSpec, JobState
-from tests.conftest import DATA
-from tests.slack_standin import SlackSender, SlackStandIn, wait_until
+from tests.helpers import DATA, wait_until
+from tests.slack_standin import SlackSender, SlackStandIn
 from workers import keys, storage
 from workers.ledger import Ledger, ReplyTarget
 

@@ -9,7 +9,8 @@ import requests
 from redis import Redis
 
 from bot.slack.ids import ActionId, BlockId, CallbackId
-from tests.slack_standin import SlackSender, SlackStandIn, wait_until
+from tests.helpers import wait_until
+from tests.slack_standin import SlackSender, SlackStandIn
 from workers import keys
 from workers.ledger import Ledger
 

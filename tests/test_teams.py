@@ -18,7 +18,7 @@ pytest.importorskip("microsoft_agents.hosting.aiohttp")
 from bot.settings import Settings  # noqa: E402
 from bot.teams.ids import Verb  # noqa: E402
 from tests.teams_bot import TeamsBotServer  # noqa: E402
-from tests.slack_standin import wait_until  # noqa: E402
+from tests.helpers import wait_until  # noqa: E402
 from tests.teams_standin import APP_ID, TeamsSender, TeamsStandIn, TeamsUser  # noqa: E402
 from workers import keys  # noqa: E402
 from workers.ledger import Ledger  # noqa: E402

@@ -25,8 +25,8 @@ from handlers.limits import LimitReached
 from handlers.tryout import try_model
 from platforms.local import LocalPlatform
 from platforms.tasks import Task
-from tests.conftest import DATA, ROOT, settings_env
-from tests.slack_standin import SlackSender, SlackStandIn, wait_until
+from tests.helpers import DATA, ROOT, settings_env, wait_until
+from tests.slack_standin import SlackSender, SlackStandIn
 from tests.tiny_models import add_tiny_bert
 from workers import keys
 

@@ -19,7 +19,8 @@ import pytest
 
 from benchmarks.common import percentile
 from tests.chaos.harness import final_replies
-from tests.slack_standin import SlackSender, SlackStandIn, wait_until
+from tests.helpers import wait_until
+from tests.slack_standin import SlackSender, SlackStandIn
 from workers.ledger import Ledger
 from workers.queues import job_queue
 
