@@ -595,8 +595,8 @@ class AzureStandIn:
         if endpoint not in self.resources:
             raise Refusal(404, "NotFound", "no such endpoint")
         self._keys(endpoint)[f"{body['keyType'].lower()}Key"] = f"standin-{body['keyType'].lower()}-{uuid.uuid4().hex}"
-        headers = self._lro()
-        headers["Location"] = headers["Azure-AsyncOperation"]
+        headers = self._lro("Location")  # the SDK reads this operation's Retry-After as an integer, as a delete's
+        headers["Azure-AsyncOperation"] = headers["Location"]
         assert set(headers) - {"Retry-After"} == set(example["responses"]["202"]["headers"])
         return 202, None, headers
 
