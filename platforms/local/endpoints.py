@@ -40,7 +40,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel
+from pydantic import BaseModel, model_validator
 from redis import Redis
 
 from platforms.base import DeploySpec, EndpointInfo, EndpointState, ModelCard, PlatformError
@@ -141,6 +141,15 @@ class EndpointRecord(BaseModel):
     state_file: str
     created_at: datetime
 
+    @model_validator(mode="before")
+    @classmethod
+    def _hash_a_stored_key(cls, data: Any) -> Any:
+        """A record written before keys were hashed holds the key itself: it is read as its hash
+        (and `LocalEndpoints._load` writes it back so)."""
+        if isinstance(data, dict) and "key" in data and "key_hash" not in data:
+            data = {**data, "key_hash": hash_key(data.pop("key"))}
+        return data
+
     @property
     def key_file(self) -> Path:
         return Path(self.state_file).with_suffix(".key")
@@ -231,7 +240,13 @@ class LocalEndpoints:
             names = sorted(n.decode() for n in self.redis.smembers(endpoints_key()))
             raise PlatformError(f'there is no endpoint "{name}"',
                                 hint=f"Endpoints: {', '.join(names)}" if names else "No endpoints are deployed")
-        return EndpointRecord.model_validate_json(raw)
+        return self._load(raw)
+
+    def _load(self, raw: bytes) -> EndpointRecord:
+        record = EndpointRecord.model_validate_json(raw)
+        if b'"key_hash"' not in raw:
+            self.redis.set(endpoint_key(record.name), record.model_dump_json(), xx=True)
+        return record
 
     def deploy(self, spec: DeploySpec, card: ModelCard, task: Task, model_dir: Path) -> EndpointInfo:
         predictor_module(task)
@@ -319,7 +334,7 @@ class LocalEndpoints:
             if raw is None:
                 self.redis.srem(endpoints_key(), name)
                 continue
-            infos.append(self._info(EndpointRecord.model_validate_json(raw)))
+            infos.append(self._info(self._load(raw)))
         return infos
 
     def _stop(self, record: EndpointRecord) -> None:
@@ -351,6 +366,9 @@ class LocalEndpoints:
         record = self._record(name)
         if record.host not in (None, socket.gethostname()):
             raise PlatformError(f"{name} runs on {record.host}; its key can be rotated only there")
+        if not record.key_file.exists():
+            raise PlatformError(f"{name} was deployed before fmbot kept keys hashed, so its processes cannot take "
+                                "a new key", hint="Delete it and deploy it again; the new endpoint's key can be rotated")
         key = secrets.token_urlsafe(32)
         record.key_hash = hash_key(key)
         write_key_hash(record.key_file, record.key_hash)

@@ -13,13 +13,23 @@ import stat
 import zlib
 from pathlib import Path
 
+import pytest
 import requests
 from redis import Redis
 
 from bot.slack.ids import ActionId
 from handlers.deploy import DeployRequest, start_deploy
-from platforms.base import DeploySpec
-from platforms.local.endpoints import EndpointRecord, KeyHashFile, endpoint_key, hash_key, key_pickup_key, write_key_hash
+from platforms.base import DeploySpec, PlatformError
+from platforms.local.endpoints import (
+    EndpointRecord,
+    KeyHashFile,
+    LocalEndpoints,
+    endpoint_key,
+    endpoints_key,
+    hash_key,
+    key_pickup_key,
+    write_key_hash,
+)
 from tests.conftest import wait_until
 from tests.security.conftest import button
 from tests.slack_standin import SlackSender, SlackStandIn
@@ -146,3 +156,18 @@ def test_the_serving_processes_pick_up_a_replaced_hash_file(tmp_path: Path):
     assert stat.S_IMODE(path.stat().st_mode) == 0o600 and list(tmp_path.iterdir()) == [path]
     path.unlink()
     assert not reader.matches("second"), "a missing hash file must open nothing"
+
+
+def test_a_record_stored_before_keys_were_hashed_loses_its_key_when_read(redis: Redis, tmp_path: Path):
+    legacy = {"name": "old-ep", "model": "m:1", "task": "text-classification", "instances": 1, "key": "plain-old-key",
+              "phase": "running", "log_file": str(tmp_path / "old.log"), "state_file": str(tmp_path / "old.json"),
+              "created_at": "2026-11-01T00:00:00Z"}
+    redis.set(endpoint_key("old-ep"), json.dumps(legacy))
+    redis.sadd(endpoints_key(), "old-ep")
+    endpoints = LocalEndpoints(redis, tmp_path)
+    assert [e.name for e in endpoints.list()] == ["old-ep"]
+    assert b"plain-old-key" not in redis.get(endpoint_key("old-ep"))
+    assert EndpointRecord.model_validate_json(redis.get(endpoint_key("old-ep"))).key_hash == hash_key("plain-old-key")
+    with pytest.raises(PlatformError, match="deployed before fmbot kept keys hashed") as refused:
+        endpoints.rotate_key("old-ep")
+    assert "deploy it again" in refused.value.hint
