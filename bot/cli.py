@@ -205,15 +205,29 @@ def cmd_deploy(args: argparse.Namespace, settings: Settings, rt: Runtime) -> int
 
 
 def cmd_endpoints(args: argparse.Namespace, settings: Settings, rt: Runtime) -> int:
-    from handlers.deploy import list_endpoints
+    from handlers.deploy import endpoint_for_owner, list_endpoints
 
     infos = list_endpoints(rt, owner=_requester() if args.show_keys else None)
+    if args.show_keys:
+        infos = [endpoint_for_owner(rt, e.name, _requester()) for e in infos]
     if args.json:
         console.emit_json([console.endpoint_json(e, with_key=args.show_keys) for e in infos])
     elif args.show_keys:
         print("\n".join(console.endpoint_details(e, with_key=True) for e in infos) or "You have no endpoints.")
     else:
         print(console.endpoint_table(infos))
+    return 0
+
+
+def cmd_rotate_key(args: argparse.Namespace, settings: Settings, rt: Runtime) -> int:
+    from handlers.deploy import rotate_endpoint_key
+
+    info = rotate_endpoint_key(rt, args.name, _requester())
+    if args.json:
+        console.emit_json(console.endpoint_json(info, with_key=True))
+    else:
+        print(f"New key for {info.name}; the old one no longer works.")
+        print(console.endpoint_details(info, with_key=True))
     return 0
 
 
@@ -285,7 +299,7 @@ def cmd_demo(args: argparse.Namespace, settings: Settings, rt: Runtime | None) -
 RUNNERS = {
     "search": cmd_models, "card": cmd_card, "finetune": cmd_finetune, "evaluate": cmd_evaluate, "jobs": cmd_jobs,
     "status": cmd_status, "cancel": cmd_cancel, "try": cmd_try, "deploy": cmd_deploy, "endpoints": cmd_endpoints,
-    "delete-endpoint": cmd_delete_endpoint, "import": cmd_import, "worker": cmd_worker, "serve": cmd_serve,
+    "rotate-key": cmd_rotate_key, "delete-endpoint": cmd_delete_endpoint, "import": cmd_import, "worker": cmd_worker, "serve": cmd_serve,
     "demo": cmd_demo, "doctor": cmd_doctor, "config": cmd_config,
 }
 WITHOUT_RUNTIME = {"demo", "doctor", "config"}

@@ -80,10 +80,11 @@ def error(message: str) -> None:
 
 
 def endpoint_json(info: EndpointInfo, *, with_key: bool = False) -> dict[str, Any]:
-    """The endpoint as JSON; the key only when asked for (it is shown to its owner only)."""
+    """The endpoint as JSON; the key only when asked for (it is shown to its owner only), null once
+    it was picked up (`rotate-key` gives a new one)."""
     data = info.model_dump(mode="json", exclude={"key"})
-    if with_key and info.key is not None:
-        data["key"] = info.key.get_secret_value()
+    if with_key:
+        data["key"] = info.key.get_secret_value() if info.key is not None else None
     return data
 
 
@@ -106,6 +107,8 @@ def endpoint_details(info: EndpointInfo, *, with_key: bool = False) -> str:
         lines.append(f"  key:         {key}")
         lines.append(f"  try it:      curl -s {info.url} -H 'Authorization: Bearer {key}' "
                      """-H 'Content-Type: application/json' -d '{"input_data": ["hello"]}'""")
+    elif with_key:
+        lines.append(f"  key:         shown once already; get a new one with: fmbot rotate-key {info.name}")
     if info.message:
         lines.append(f"  note:        {info.message}")
     return "\n".join(lines)

@@ -336,6 +336,16 @@ class Platform(ABC):
     def delete_endpoint(self, name: str) -> EndpointInfo:
         raise PlatformError(f"endpoints are not supported on the {self.name} platform")
 
+    def pick_up_endpoint_key(self, name: str) -> SecretStr | None:
+        """The endpoint's key for its owner: a platform that keeps only a hash hands a key over once
+        (None afterwards, until it is rotated); one that keeps keys itself (Azure) reads them."""
+        raise PlatformError(f"endpoints are not supported on the {self.name} platform")
+
+    def rotate_endpoint_key(self, name: str) -> EndpointInfo:
+        """Replace the endpoint's key: the old one stops working, the new one waits for
+        `pick_up_endpoint_key`."""
+        raise PlatformError(f"rotating endpoint keys is not supported on the {self.name} platform")
+
     def import_model(self, spec: ImportSpec, report: ProgressReport) -> JobOutcome:
         raise PlatformError(f"importing models is not supported on the {self.name} platform")
 

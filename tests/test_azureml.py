@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 from redis import Redis
 
-from handlers.deploy import DeployRequest, delete_endpoint, endpoint_for_owner, start_deploy
+from handlers.deploy import DeployRequest, delete_endpoint, endpoint_for_owner, rotate_endpoint_key, start_deploy
 from handlers.errors import UserError
 from handlers.evaluate import EvaluateRequest, start_evaluation
 from handlers.finetune import FinetuneRequest, start_finetune
@@ -260,6 +260,13 @@ def test_finetuned_model_is_registered_once_tagged_evaluated_and_deployed(
     assert endpoint_for_owner(rt, "bert-ft-ep", "U1").key.get_secret_value() == "standin-primary-key"
     with pytest.raises(UserError, match="someone else"):
         endpoint_for_owner(rt, "bert-ft-ep", "U2")
+    with pytest.raises(UserError, match="someone else"):
+        rotate_endpoint_key(rt, "bert-ft-ep", "U2")
+    rotated = rotate_endpoint_key(rt, "bert-ft-ep", "U1").key.get_secret_value()
+    (regenerate,) = azure.calls("POST", "/onlineEndpoints/bert-ft-ep/regenerateKeys")
+    assert regenerate.body["keyType"] == "Primary" and not azure.refusals()
+    assert rotated.startswith("standin-primary-") and rotated != "standin-primary-key"
+    assert endpoint_for_owner(rt, "bert-ft-ep", "U1").key.get_secret_value() == rotated, "Azure keeps it, fmbot reads it"
     delete_endpoint(rt, "bert-ft-ep", "U1")
     assert azure.calls("DELETE", "/onlineEndpoints/bert-ft-ep")
 
@@ -413,7 +420,11 @@ def test_serverless_only_for_maas_models_in_one_polled_request(azure: AzureStand
     assert not azure.calls("PUT", "/marketplaceSubscriptions/"), "Microsoft's own registry needs no subscription"
     assert endpoint.url == "https://phi-api.eastus.models.ai.azure.com" and endpoint.key.get_secret_value()
     assert "phi-api" in [e.name for e in platform.list_endpoints()]
-    assert platform.get_endpoint("phi-api").key.get_secret_value() == "standin-primary-key"
+    assert platform.get_endpoint("phi-api").key is None, "looking an endpoint up reads no key"
+    assert platform.pick_up_endpoint_key("phi-api").get_secret_value() == "standin-primary-key"
+    with pytest.raises(PlatformError, match="cannot rotate the key of serverless endpoint phi-api") as refused:
+        platform.rotate_endpoint_key("phi-api")
+    assert "Azure ML studio" in refused.value.hint and not azure.calls("POST", "/regenerateKeys")
     platform.delete_endpoint("phi-api")
     assert azure.calls("DELETE", "/serverlessEndpoints/phi-api")
 

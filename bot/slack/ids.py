@@ -56,6 +56,7 @@ class ActionId(StrEnum):
     JOB_DEPLOY = "job_deploy"
     DELETE_ENDPOINT = "endpoint_delete"
     SHOW_KEY = "endpoint_show_key"
+    ROTATE_KEY = "endpoint_rotate_key"
     APPROVE_JOB = "job_approve"
     REJECT_JOB = "job_reject"
     DEPLOY_KIND = "deploy_kind_radio"

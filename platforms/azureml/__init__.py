@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from azure.core.credentials import TokenCredential
+from pydantic import SecretStr
 from redis import Redis
 
 from platforms.azureml import deploy as endpoints
@@ -259,7 +260,13 @@ class AzureMLPlatform(Platform):
         return endpoints.deploy_managed(self.clients, spec, card, size)
 
     def get_endpoint(self, name: str) -> EndpointInfo:
+        return endpoints.get_endpoint(self.clients, name)
+
+    def pick_up_endpoint_key(self, name: str) -> SecretStr | None:
         return endpoints.endpoint_key(self.clients, name)
+
+    def rotate_endpoint_key(self, name: str) -> EndpointInfo:
+        return endpoints.rotate_key(self.clients, name)
 
     def list_endpoints(self) -> list[EndpointInfo]:
         return endpoints.list_endpoints(self.clients)

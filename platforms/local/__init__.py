@@ -11,6 +11,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from pydantic import SecretStr
 from redis import Redis
 
 from platforms.base import (
@@ -222,6 +223,13 @@ class LocalPlatform(Platform):
 
     def delete_endpoint(self, name: str) -> EndpointInfo:
         return self._endpoints().delete(name)
+
+    def pick_up_endpoint_key(self, name: str) -> SecretStr | None:
+        key = self._endpoints().pick_up_key(name)
+        return SecretStr(key) if key is not None else None
+
+    def rotate_endpoint_key(self, name: str) -> EndpointInfo:
+        return self._endpoints().rotate_key(name)
 
     def import_model(self, spec: ImportSpec, report: ProgressReport) -> JobOutcome:
         return import_model(self.catalog, spec, report)
