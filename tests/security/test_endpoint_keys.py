@@ -31,7 +31,6 @@ from platforms.local.endpoints import (
     write_key_hash,
 )
 from tests.helpers import final_record, wait_until
-from tests.security.conftest import button
 from tests.slack_standin import SlackSender, SlackStandIn
 from workers.ledger import ReplyTarget
 
@@ -107,8 +106,8 @@ def test_a_key_is_kept_only_as_a_hash_shown_once_to_its_owner_and_rotated_at_onc
         assert mode == 0o600 and served.key_file.read_text() == hash_key(pending)
 
         # Someone else can neither pick it up (Show key) nor rotate it (button or command).
-        sender.interaction(button(ActionId.SHOW_KEY, "keys-ep", user=OTHER, channel=CHANNEL))
-        sender.interaction(button(ActionId.ROTATE_KEY, "keys-ep", user=OTHER, channel=CHANNEL))
+        sender.button(ActionId.SHOW_KEY, "keys-ep", user=OTHER, channel=CHANNEL)
+        sender.button(ActionId.ROTATE_KEY, "keys-ep", user=OTHER, channel=CHANNEL)
         assert "rotating" in sender.command("rotate-key keys-ep", user=OTHER).json()["text"].lower()
         refusals = slack.wait_for(lambda: len(ephemeral_to(slack, OTHER)) == 3 and ephemeral_to(slack, OTHER), 20)
         assert all("someone else" in r["text"] for r in refusals), refusals
@@ -116,20 +115,20 @@ def test_a_key_is_kept_only_as_a_hash_shown_once_to_its_owner_and_rotated_at_onc
         assert score(info.url, pending) == 200
 
         # The owner gets it once, ephemeral; then Redis holds it nowhere.
-        sender.interaction(button(ActionId.SHOW_KEY, "keys-ep", user=OWNER, channel=CHANNEL))
+        sender.button(ActionId.SHOW_KEY, "keys-ep", user=OWNER, channel=CHANNEL)
         shown = slack.wait_for(lambda: ephemeral_to(slack, OWNER), 20)[0]
         key = shown["text"].split("`")[1]
         assert key == pending
         assert holders(rt.redis, key) == [], "the key is still somewhere in Redis"
 
         # A second Show key gets no key, and offers Rotate.
-        sender.interaction(button(ActionId.SHOW_KEY, "keys-ep", user=OWNER, channel=CHANNEL))
+        sender.button(ActionId.SHOW_KEY, "keys-ep", user=OWNER, channel=CHANNEL)
         again = slack.wait_for(lambda: ephemeral_to(slack, OWNER)[1:], 20)[0]
         assert key not in json.dumps(again) and "shown once" in again["text"]
         assert ActionId.ROTATE_KEY in json.dumps(again["blocks"])
 
         # Rotate: the new key comes to the owner alone; the running endpoint refuses the old one at once.
-        sender.interaction(button(ActionId.ROTATE_KEY, "keys-ep", user=OWNER, channel=CHANNEL))
+        sender.button(ActionId.ROTATE_KEY, "keys-ep", user=OWNER, channel=CHANNEL)
         rotated = slack.wait_for(lambda: ephemeral_to(slack, OWNER)[2:], 30)[0]
         new_key = rotated["text"].split("`")[1]
         assert new_key != key and "no longer works" in rotated["text"]
