@@ -15,7 +15,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, Field, SecretStr, field_validator
 
-from platforms.datasets import SplitPlan
+from platforms.datasets import RowPolicy, SplitPlan
 from platforms.errors import FmbotError
 from platforms.tasks import Task
 
@@ -60,9 +60,12 @@ class ModelCard(BaseModel):
     def supports(self, task: Task, *, served: bool = False, tunable: bool = False) -> bool:
         """The one answer to "does this model do this task"; `served` (try, endpoints) lets a
         text-generation model answer chat-completion; `tunable` (evaluate) counts the tasks it can be
-        fine-tuned for, so a base model is scored on the task before it is trained for it."""
+        fine-tuned for, so a base model is scored on the task before it is trained for it. A text
+        classifier's encoder takes a multi-label head as well as a single-label one."""
         return (task in self.tasks or (tunable and task in self.finetune_tasks)
-                or (served and task == Task.CHAT_COMPLETION and Task.TEXT_GENERATION in self.tasks))
+                or (served and task == Task.CHAT_COMPLETION and Task.TEXT_GENERATION in self.tasks)
+                or (task == Task.TEXT_CLASSIFICATION_MULTILABEL and not served
+                    and Task.TEXT_CLASSIFICATION in self.tasks))
 
     def unsupported(self, task: Task) -> str:
         return f"{self.ref} does not support {task}"
@@ -132,6 +135,7 @@ class FinetuneSpec(BaseModel):
     output_name: str | None = None
     source_lang: str | None = None
     target_lang: str | None = None
+    rows: RowPolicy = RowPolicy()
 
     @field_validator("output_name")
     @classmethod
@@ -149,6 +153,7 @@ class EvaluateSpec(BaseModel):
     compute: str | None = None
     source_lang: str | None = None
     target_lang: str | None = None
+    rows: RowPolicy = RowPolicy()
 
 
 class JobState(StrEnum):
