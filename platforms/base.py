@@ -10,6 +10,7 @@ import re
 from abc import ABC, abstractmethod
 from collections.abc import Callable
 from datetime import datetime
+from pathlib import Path
 from enum import StrEnum
 from typing import Any, Literal
 
@@ -110,10 +111,36 @@ class ModelRef(BaseModel):
 
 
 class DataRef(BaseModel):
-    """A dataset as the worker reads it (`path`) and as the user knows it (`name`)."""
+    """A dataset as the worker reads it (`path`) and as the user knows it (`name`); `dataset` is the
+    registered dataset version it is (`NAME:VERSION`), so a job's record can name it."""
 
     path: str
     name: str
+    dataset: str | None = None
+
+
+class DatasetInfo(BaseModel):
+    """A registered dataset version: where the platform keeps it and what it holds."""
+
+    name: str
+    version: str
+    path: str
+    file_name: str
+    rows: int | None = None
+    columns: list[str] = []
+    size_bytes: int | None = None
+    sha256: str | None = None
+    registered_by: str | None = None
+    description: str = ""
+    created_at: datetime | None = None
+
+    @property
+    def ref(self) -> str:
+        return f"{self.name}:{self.version}"
+
+
+class DatasetNotFound(PlatformError):
+    pass
 
 
 class UserSpec(BaseModel):
@@ -333,6 +360,29 @@ class Platform(ABC):
 
     def import_model(self, spec: ImportSpec, report: ProgressReport) -> JobOutcome:
         raise PlatformError(f"importing models is not supported on the {self.name} platform")
+
+    # Registered datasets: a checked file kept as a named, versioned copy that forms and `data:` refer to.
+
+    def register_dataset(self, name: str, path: Path, info: DatasetInfo) -> DatasetInfo:
+        """Keep `path` as the next version of `name` (or return the version already holding the same
+        bytes); `info` carries what the caller counted: rows, columns, who, description."""
+        raise PlatformError(f"registered datasets are not supported on the {self.name} platform")
+
+    def list_datasets(self) -> list[DatasetInfo]:
+        raise PlatformError(f"registered datasets are not supported on the {self.name} platform")
+
+    def get_dataset(self, ref: str) -> DatasetInfo:
+        """`NAME` (latest version) or `NAME:VERSION`; DatasetNotFound names what exists."""
+        raise PlatformError(f"registered datasets are not supported on the {self.name} platform")
+
+    def delete_dataset(self, ref: str) -> DatasetInfo:
+        """Remove (Azure: archive) one version, `NAME:VERSION`."""
+        raise PlatformError(f"registered datasets are not supported on the {self.name} platform")
+
+    def dataset_input(self, info: DatasetInfo) -> DataRef:
+        """How a job reads a registered dataset version; named `data:NAME:VERSION/FILE`, so messages
+        name both and the file's suffix still tells its format."""
+        return DataRef(path=info.path, name=f"data:{info.ref}/{info.file_name}", dataset=info.ref)
 
 
 ENDPOINT_NAME_RULE = "3 to 32 characters: a letter first, then letters, digits or hyphens"

@@ -16,6 +16,7 @@ from redis import Redis
 from platforms.base import (
     ComputeOption,
     DataRef,
+    DatasetInfo,
     DeploySpec,
     EndpointInfo,
     EvaluateSpec,
@@ -32,6 +33,7 @@ from platforms.base import (
 from platforms.datasets import ColumnMapping, RowPolicy, check_labels, load_examples, split_examples
 from platforms.local import training
 from platforms.local.catalog import LocalCatalog
+from platforms.local.datasets import LocalDatasets
 from platforms.local.endpoints import LocalEndpoints, input_limit, predictor_module
 from platforms.local.imports import import_model
 from platforms.local.library_logs import route_library_logs
@@ -48,10 +50,12 @@ class LocalPlatform(Platform):
     name = "local"
 
     def __init__(self, models_dir: Path, *, max_upload_bytes: int = 100 * 1024 * 1024, seed: bool = True,
-                 redis: Redis | None = None, endpoints_dir: Path | None = None):
+                 redis: Redis | None = None, endpoints_dir: Path | None = None, datasets_dir: Path | None = None):
         """`redis` keeps endpoint records (endpoints need it); their logs go to `endpoints_dir`
-        (default: `endpoints/` next to the models folder)."""
+        (default: `endpoints/` next to the models folder); registered datasets to `datasets_dir`
+        (default: `datasets/` next to it)."""
         self.catalog = LocalCatalog(Path(models_dir))
+        self.datasets = LocalDatasets(Path(datasets_dir) if datasets_dir else Path(models_dir).parent / "datasets")
         self.max_upload_bytes = max_upload_bytes
         self.redis = redis
         self.endpoints_dir = Path(endpoints_dir) if endpoints_dir else Path(models_dir).parent / "endpoints"
@@ -226,6 +230,20 @@ class LocalPlatform(Platform):
 
     def import_model(self, spec: ImportSpec, report: ProgressReport) -> JobOutcome:
         return import_model(self.catalog, spec, report)
+
+    # ------------------------------------------------------------------ registered datasets
+
+    def register_dataset(self, name: str, path: Path, info: DatasetInfo) -> DatasetInfo:
+        return self.datasets.register(name, path, info)
+
+    def list_datasets(self) -> list[DatasetInfo]:
+        return self.datasets.list()
+
+    def get_dataset(self, ref: str) -> DatasetInfo:
+        return self.datasets.get(ref)
+
+    def delete_dataset(self, ref: str) -> DatasetInfo:
+        return self.datasets.delete(ref)
 
 
 __all__ = ["LocalPlatform", "TASKS"]
