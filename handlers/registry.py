@@ -159,7 +159,7 @@ COMMANDS: dict[str, Command] = {
                                     "matter)"),
                            Argument(flag="--name", help="catalog name (default: MODEL_ID with / replaced by -)"),
                            WAIT)),
-        Command(name="data", usage="data [list | show <name>[:<version>] | register <name> | delete <name>:<version>]",
+        Command(name="data", usage="data [show <name>[:<version>] | delete <name>:<version>]",
                 summary="Registered datasets: list, show, register a file, delete a version",
                 example="data show reviews", permission=Action.EVALUATE, surfaces=frozenset({Surface.SLACK, Surface.CLI}),
                 handler="handlers.data.list_datasets",
