@@ -246,7 +246,7 @@ def test_multilabel_finetune_from_a_registered_dataset_really_learns(cli_env: Se
     assert status == 0 and before["state"] == "completed", err + worker.output()[-2000:]
     assert "untrained head" in before["message"]
     status, after, err = run(capsys, "finetune", base.name, "--train", "data:reviews", "--test", str(test),
-                             *mapping, "--epochs", "5", "--learning-rate", "5e-3", "--max-length", "48",
+                             *mapping, "--epochs", "3", "--learning-rate", "5e-3", "--max-length", "48",
                              "--wait", "--json")
     assert status == 0 and after["state"] == "completed", err + worker.output()[-2000:]
     assert after["data"][0] == {"role": "train", "name": "data:reviews:1/reviews-train.jsonl", "dataset": "reviews:1",

@@ -17,4 +17,5 @@ def start_from_form(ctx: SlackContext, state: FormState, choice: ComputeChoice) 
         split=SplitPlan(validation=0 if state.validation else state.validation_split / 100,
                         test=0 if state.test else state.test_split / 100),
         mapping=state.mapping, hyperparameters=choice.hyper, compute=choice.compute, instances=choice.instances,
+        rows=ctx.settings.row_policy(state.skip_bad_rows),
     ), requester=state.user, reply_to=ReplyTarget(channel=state.channel)), max_bytes=ctx.settings.max_upload_bytes)
