@@ -70,7 +70,7 @@ class ModelCard(BaseModel):
         return (task in self.tasks or (tunable and task in self.finetune_tasks)
                 or (served and task == Task.CHAT_COMPLETION and Task.TEXT_GENERATION in self.tasks)
                 or (task == Task.TEXT_CLASSIFICATION_MULTILABEL and not served
-                    and Task.TEXT_CLASSIFICATION in self.tasks))
+                    and self.supports(Task.TEXT_CLASSIFICATION, tunable=tunable)))
 
     def unsupported(self, task: Task) -> str:
         return f"{self.ref} does not support {task}"

@@ -126,6 +126,11 @@ class AzureMLPlatform(Platform):
     def finetune_card(self, model: str, task: Task) -> ModelCard | None:
         """The registry publishes fine-tuning tasks apart from inference ones; a Hugging Face id
         (`owner/name`) is fine-tuned without a card, by the pipeline's `huggingface_id` input."""
+        if task == Task.TEXT_CLASSIFICATION_MULTILABEL:
+            raise PlatformError("Azure ML's text_classification_pipeline learns one label per row, so it cannot "
+                                "fine-tune text-classification-multilabel",
+                                hint="Fine-tune it on the local platform (FMBOT_PLATFORM=local); Azure ML can "
+                                     "evaluate multi-label models")
         if task not in PIPELINES:
             raise PlatformError(f"Azure ML has no fine-tune pipeline for {task}",
                                 hint="Fine-tune supports " + ", ".join(PIPELINES))

@@ -21,7 +21,7 @@ from azure.ai.ml.entities import Data
 from platforms.azureml.clients import AzureClients
 from platforms.azureml.errors import call
 from platforms.base import DataRef, PlatformError
-from platforms.datasets import ColumnMapping, load_examples, split_examples
+from platforms.datasets import ColumnMapping, RowPolicy, load_examples, split_examples
 from platforms.tasks import Task
 
 ASSET_PREFIX = "azureml:"
@@ -40,14 +40,14 @@ def _rows(examples: list[dict[str, Any]], rename: dict[str, str], shape: Shape |
 
 
 def prepare_rows(refs: dict[str, DataRef | None], mapping: ColumnMapping, *, split: dict[str, float] | None = None,
-                 seed: int = 42, rename: dict[str, str] | None = None,
-                 shape: Shape | None = None) -> dict[str, list[dict[str, Any]]]:
+                 seed: int = 42, rename: dict[str, str] | None = None, shape: Shape | None = None,
+                 training: bool = True, rows: RowPolicy | None = None) -> dict[str, list[dict[str, Any]]]:
     """The rows to upload per input: every local file read and checked, and the inputs without a file
     split off the first one's rows (seeded, stratified by label), keys renamed by `rename`, then each
     row put in the form the Azure component reads (`shape`)."""
     given = {name: ref for name, ref in refs.items() if ref is not None}
     first_name, first = next(iter(given.items()))
-    parts = {first_name: load_examples(Path(first.path), mapping, first.name)}
+    parts = {first_name: load_examples(Path(first.path), mapping, first.name, training=training, rows=rows)}
     fractions = {name: (split or {}).get(name, 0.0) for name in refs if name not in given}
     wanted = [name for name, fraction in fractions.items() if fraction > 0]
     if wanted:
@@ -56,7 +56,7 @@ def prepare_rows(refs: dict[str, DataRef | None], mapping: ColumnMapping, *, spl
         parts = {first_name: rest, **dict(zip(wanted, split_off))}
     for name, ref in given.items():
         if name != first_name:
-            parts[name] = load_examples(Path(ref.path), mapping, ref.name)
+            parts[name] = load_examples(Path(ref.path), mapping, ref.name, training=training, rows=rows)
     return {name: _rows(rows, rename or {}, shape) for name, rows in parts.items()}
 
 
@@ -68,7 +68,8 @@ class DataUploader:
 
     def inputs(self, refs: dict[str, DataRef | None], mapping: ColumnMapping, *,
                split: dict[str, float] | None = None, seed: int = 42, prefix: str = "fmbot",
-               rename: dict[str, str] | None = None, shape: Shape | None = None) -> tuple[dict[str, Input], bool]:
+               rename: dict[str, str] | None = None, shape: Shape | None = None, training: bool = True,
+               rows: RowPolicy | None = None) -> tuple[dict[str, Input], bool]:
         """Returns the Input per name and whether the data was uploaded (so column keys are task keys,
         or their `rename`d names). Registered assets are passed through; Azure reads them itself, so
         they are neither checked nor split here."""
@@ -79,9 +80,10 @@ class DataUploader:
             raise PlatformError("one job cannot mix uploaded files and registered data assets",
                                 hint="Give every dataset as a file, or every one as azureml:<name>:<version>")
         tag = secrets.token_hex(4)
-        rows = prepare_rows(refs, mapping, split=split, seed=seed, rename=rename, shape=shape)
+        parts = prepare_rows(refs, mapping, split=split, seed=seed, rename=rename, shape=shape, training=training,
+                             rows=rows)
         return {name: self.upload(f"{prefix}-{name.replace('_', '-')}-{tag}", part)
-                for name, part in rows.items()}, True
+                for name, part in parts.items()}, True
 
     def upload(self, asset_name: str, rows: list[dict[str, Any]]) -> Input:
         self.data_dir.mkdir(parents=True, exist_ok=True)
