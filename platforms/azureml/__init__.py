@@ -25,7 +25,7 @@ from platforms.azureml.catalog import (
     read_model,
 )
 from platforms.azureml.clients import AzureClients, AzureTarget
-from platforms.azureml.data import DataUploader
+from platforms.azureml.data import AzureDatasets, DataUploader
 from platforms.azureml.errors import AzureNotFound, call
 from platforms.azureml.evaluation import refuse_task, submit_evaluation
 from platforms.azureml.finetune import PIPELINES, submit_finetune
@@ -34,6 +34,8 @@ from platforms.azureml.register import register_finetuned
 from platforms.azureml.metrics import job_metrics
 from platforms.base import (
     ComputeOption,
+    DataRef,
+    DatasetInfo,
     DeploySpec,
     EndpointInfo,
     EvaluateSpec,
@@ -66,6 +68,7 @@ class AzureMLPlatform(Platform):
         self.catalog = CatalogCache(lambda previous: fetch_cards(clients.registry, clients.target.registry,
                                                                  clients.capture.metadata_of, previous), redis)
         self.uploader = DataUploader(clients, self.data_dir / "azureml")
+        self.datasets = AzureDatasets(clients)
 
     @classmethod
     def from_settings(cls, *, subscription_id: str | None, resource_group: str | None, workspace: str | None,
@@ -159,6 +162,22 @@ class AzureMLPlatform(Platform):
     def run_evaluation(self, spec: EvaluateSpec, report: ProgressReport) -> JobOutcome:
         job = submit_evaluation(self.clients, self.uploader, spec, self.get_model(spec.model))
         return JobOutcome(state=JobState.RUNNING, external_id=job.name, message=job.studio_url)
+
+    def register_dataset(self, name: str, path: Path, info: DatasetInfo) -> DatasetInfo:
+        return self.datasets.register(name, path, info)
+
+    def list_datasets(self) -> list[DatasetInfo]:
+        return self.datasets.list()
+
+    def get_dataset(self, ref: str) -> DatasetInfo:
+        return self.datasets.get(ref)
+
+    def delete_dataset(self, ref: str) -> DatasetInfo:
+        return self.datasets.delete(ref)
+
+    def dataset_input(self, info: DatasetInfo) -> DataRef:
+        """A registered dataset is a data asset: the job reads it where it is, as `azureml:NAME:VERSION`."""
+        return DataRef(path=info.path, name=info.path, dataset=info.ref)
 
     def import_model(self, spec: ImportSpec, report: ProgressReport) -> JobOutcome:
         job = submit_import(self.clients, spec)
