@@ -82,3 +82,16 @@ def test_preview_skip_and_register_in_the_form(sender, slack: SlackStandIn, slac
     assert answer["response_action"] == "update", answer
     chosen = nth_view(slack, "views.update", 4, CallbackId.FORM_MAPPING)
     assert "data:sst2_bad:1/sst2_bad.jsonl" in chosen["blocks"][0]["text"]["text"]
+
+
+def test_the_result_thread_says_which_dataset_and_how_many_rows_were_skipped():
+    from bot.slack.views.jobs import SlackJobRenderer
+    from workers.ledger import DataUse, JobRecord
+    from workers.notifier import JobEvent
+
+    record = JobRecord(id="ev-1", kind="evaluate", model="m:1", task="text-classification", spec={}, requester="U1",
+                       state="completed", metrics={"accuracy": 0.5},
+                       data=[DataUse(role="test", name="data:sst2:2/sst2.jsonl", dataset="sst2:2", rows=84, skipped=3,
+                                     skipped_rows=['line 1 "label": column "label" is empty'])])
+    text = SlackJobRenderer().thread_reply(record, JobEvent.COMPLETED).text
+    assert 'test data `sst2:2`: 3 bad rows skipped (line 1 "label": column "label" is empty …)' in text
