@@ -32,7 +32,8 @@ from platforms.datasets import (
 from platforms.local.datasets import LocalDatasets
 from platforms.local.metrics import multilabel_metrics
 from platforms.tasks import Task
-from tests.conftest import DATA, settings_env
+from tests.conftest import DATA
+from tests.worker_process import settings_env
 from tests.tiny_models import add_tiny_bert
 from workers.ledger import Ledger
 
