@@ -551,10 +551,14 @@ class AzureStandIn:
         if r.method == "GET":
             if path in self.resources:
                 return 200, self.resources[path], {}
+            if parts == ["data"]:
+                return 200, {"value": self._data_containers(path, r.query)}, {}
             if len(parts) % 2 == 1:
                 prefix = path + "/"
                 children = [v for k, v in self.resources.items()
                             if k.startswith(prefix) and "/" not in k[len(prefix):]]
+                if r.query.get("listViewType") == "ActiveOnly":
+                    children = [c for c in children if not c["properties"].get("isArchived")]
                 if parts[-1] == "versions" and r.query.get("$orderBy", "").startswith("createdtime desc"):
                     children = list(reversed(children))[: int(r.query.get("$top", len(children)))]
                 return 200, {"value": children}, {}
@@ -610,6 +614,9 @@ class AzureStandIn:
                                        "endpointState": "Online", "marketplaceSubscriptionId": None}
         if collection == "deployments":
             resource = self._shaped("ManagedOnlineDeployment_get", resource)
+        if collection == "versions" and parts[0] == "data":
+            resource = self._shaped("DataVersion_createOrUpdate", resource)
+            resource["type"] = "Microsoft.MachineLearningServices/workspaces/data/versions"
         if collection == "marketplacesubscriptions":
             resource = self._shaped("MarketplaceSubscription_createOrUpdate", resource)
             refused = self.marketplace_status in ("Suspended", "Unsubscribed")
@@ -629,6 +636,25 @@ class AzureStandIn:
         if collection in LRO_COLLECTIONS:
             return 201, resource, self._lro()
         return (201 if created else 200), resource, {}
+
+    def _data_containers(self, path: str, query: dict[str, str]) -> list[dict[str, Any]]:
+        """`GET W/data`: one container per data asset name with a version, shaped on
+        `DataContainer_list.json` (its documented fields only: no latest or next version)."""
+        names: dict[str, list[dict[str, Any]]] = {}
+        for key, version in self.resources.items():
+            rest = key[len(path) + 1:].split("/") if key.startswith(path + "/") else []
+            if len(rest) == 3 and rest[1] == "versions":
+                names.setdefault(rest[0], []).append(version)
+        containers = []
+        for name, versions in names.items():
+            if query.get("listViewType") == "ActiveOnly" and all(v["properties"].get("isArchived") for v in versions):
+                continue
+            container = rest_example("DataContainer_list")["value"][0]
+            container.update(id=f"{path}/{name}", name=name, systemData=versions[0]["systemData"])
+            container["properties"] = {"dataType": versions[0]["properties"].get("dataType"), "tags": {},
+                                       "properties": {}}
+            containers.append(container)
+        return containers
 
     def _shaped(self, example: str, resource: dict[str, Any]) -> dict[str, Any]:
         """The REST example's body with what this request set: fields the example has and the request

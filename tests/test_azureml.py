@@ -281,6 +281,8 @@ def test_finetuned_model_is_registered_once_tagged_evaluated_and_deployed(
      None, ("context,question", "answer_text")),
     (Task.TEXT_CLASSIFICATION, "mrpc_dev.csv", {"sentence1": "sentence1", "sentence2": "sentence2", "label": "label"},
      None, ("input_string", "label")),
+    (Task.TEXT_CLASSIFICATION_MULTILABEL, "goemotions_dev_head.tsv", {"sentence1": "text", "label": "labels"},
+     {"input_string": "I've never been this sad in my life!", "labels": '["25"]'}, ("input_string", "labels")),
 ])
 def test_evaluation_data_takes_the_shapes_azure_reads(azure: AzureStandIn, services: AzureServices,
                                                       platform: AzureMLPlatform, tmp_path: Path, task: Task,
@@ -300,6 +302,10 @@ def test_evaluation_data_takes_the_shapes_azure_reads(azure: AzureStandIn, servi
         assert isinstance(rows[0]["answer_text"], str) and set(rows[0]) == {"context", "question", "answer_text"}
     if task == Task.TEXT_CLASSIFICATION:
         assert rows[0]["input_string"].startswith("[CLS] ") and " [SEP] " in rows[0]["input_string"]
+    if task == Task.TEXT_CLASSIFICATION_MULTILABEL:  # the evaluation component's own multi-label task name
+        assert literal(node, "task") == "text-classification-multilabel"
+        with pytest.raises(PlatformError, match="learns one label per row.*Fine-tune it on the local platform"):
+            platform.finetune_card(f"{BERT}:30", task)
 
 
 def test_evaluation_two_step_path_and_refusals(azure: AzureStandIn, platform: AzureMLPlatform) -> None:

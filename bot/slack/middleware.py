@@ -126,7 +126,8 @@ BUTTON_ACTIONS = {
 }
 # Elements inside a form: they act for the form, so the form's own action and channel apply.
 FORM_ELEMENTS = {ActionId.MODEL, ActionId.TASK, ActionId.FILE, ActionId.SOURCE, ActionId.SPLIT, ActionId.COLUMN,
-                 ActionId.COMPUTE, ActionId.NUMBER, ActionId.DEPLOY_KIND, ActionId.TEXT}
+                 ActionId.COMPUTE, ActionId.NUMBER, ActionId.DEPLOY_KIND, ActionId.TEXT, ActionId.DATASET,
+                 ActionId.SKIP_BAD_ROWS, ActionId.REGISTER_DATASET}
 FORM_CALLBACKS = {CallbackId.FORM_DATA, CallbackId.FORM_MAPPING, CallbackId.FORM_COMPUTE, CallbackId.FORM_CHECKING,
                   CallbackId.DEPLOY, CallbackId.IMPORT}
 UNKNOWN = "fmbot does not know that request, so it did nothing"

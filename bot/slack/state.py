@@ -36,6 +36,10 @@ class FormState(FormAnswers):
     channel: str
     user: str
     error: str | None = None
+    # The data preview shown with the mapping (mrkdwn), the bad rows found, whether to skip them.
+    preview: str | None = None
+    bad_rows: int = 0
+    skip_bad_rows: bool = False
     form_id: str | None = None
 
 
