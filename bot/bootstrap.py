@@ -30,7 +30,7 @@ def build_platform(settings: Settings) -> Platform:
 
     return LocalPlatform(settings.fmbot_models_dir, max_upload_bytes=settings.max_upload_bytes,
                          seed=settings.fmbot_seed_models, redis=Redis.from_url(settings.redis_url),
-                         warm_models=settings.fmbot_warm_models)
+                         datasets_dir=settings.fmbot_data_dir / "datasets", warm_models=settings.fmbot_warm_models)
 
 
 def teams_installed() -> bool:

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import requests
+from pydantic import BaseModel
 
 from bot.settings import Settings
 from handlers import limits
@@ -36,10 +37,32 @@ class Uploader:
     channel: str | None = None
 
 
-def save_stream(settings: Settings, response: requests.Response, name: str, dest_dir: Path, *, hint: str,
-                uploader: Uploader | None = None) -> Path:
-    """Write `response`'s body under `dest_dir` with a random name (keeping the suffix); `hint`
-    says what to do instead when the file is over FMBOT_MAX_UPLOAD_MB."""
+class DownloadHints(BaseModel):
+    """What a surface tells its user to do when the host refuses the download, answers with a
+    sign-in page (a token without the right scope gets HTML, not an error), or the file is too big."""
+
+    source: str
+    refused: str
+    sign_in: str
+    too_big: str
+
+
+def save_stream(settings: Settings, response: requests.Response, name: str, dest_dir: Path,
+                hints: DownloadHints, uploader: Uploader | None = None) -> Path:
+    """Check `response` is the file, then write its body under `dest_dir` with a random name
+    (keeping the suffix), within FMBOT_MAX_UPLOAD_MB, `uploader`'s upload limits and one deadline
+    for the whole body."""
+    with response:
+        if response.status_code != 200:
+            raise UserError(f"{name}: {hints.source} answered {response.status_code} to the download",
+                            hint=hints.refused)
+        if "text/html" in response.headers.get("Content-Type", ""):
+            raise UserError(f"{name}: {hints.source} sent a sign-in page instead of the file", hint=hints.sign_in)
+        return _write(settings, response, name, dest_dir, hints.too_big, uploader)
+
+
+def _write(settings: Settings, response: requests.Response, name: str, dest_dir: Path, hint: str,
+           uploader: Uploader | None) -> Path:
     allowance = limits.upload_allowance(uploader.rt, uploader.user, uploader.channel) if uploader else None
     dest_dir.mkdir(parents=True, exist_ok=True)
     target = dest_dir / f"{secrets.token_hex(8)}{Path(name).suffix.lower()}"

@@ -13,12 +13,12 @@ import secrets
 from pydantic import BaseModel
 from redis import Redis
 
+from bot.forms import FORM_TTL_SECONDS, FormAnswers
 from bot.slack.limits import PRIVATE_METADATA
-from platforms.base import DataRef, Hyperparameters
+from platforms.base import Hyperparameters
 from workers import keys
 from workers.ledger import JobKind
 
-FORM_TTL_SECONDS = 24 * 3600
 _REDIS_PREFIX = "redis:"
 
 
@@ -31,20 +31,15 @@ class ComputeChoice(BaseModel):
     hyper: Hyperparameters
 
 
-class FormState(BaseModel):
+class FormState(FormAnswers):
     kind: JobKind
     channel: str
     user: str
-    model: str | None = None
-    task: str | None = None
-    train: DataRef | None = None
-    validation: DataRef | None = None
-    test: DataRef | None = None
-    validation_split: float = 10.0
-    test_split: float = 10.0
-    columns: list[str] = []
-    mapping: dict[str, str] = {}
     error: str | None = None
+    # The data preview shown with the mapping (mrkdwn), the bad rows found, whether to skip them.
+    preview: str | None = None
+    bad_rows: int = 0
+    skip_bad_rows: bool = False
     form_id: str | None = None
 
 
