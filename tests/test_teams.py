@@ -252,8 +252,9 @@ def test_try_and_import_answer_as_messages(teams_bot, teams: TeamsStandIn, tiny_
     assert answer.startswith("**tiny-bert:1** (text-classification) on your text") and '"label"' in answer
 
     alice.message("import google-bert/bert-base-uncased")
-    refused = teams.wait_for(lambda: teams.of("reply")[1:])[0].activity["text"]
-    assert "name the task too" in refused and "import <hf-model-id> [task]" in refused
+    offer = teams.wait_for(lambda: teams.of("reply")[1:])[0].cards[0]
+    assert "import <hf-model-id> [task]" in card_text(offer)
+    assert offer["actions"][0]["data"]["kind"] == "import", "without a task, the import dialog is offered"
     alice.message("import google-bert/bert-base-uncased fill-mask")
     started = teams.wait_for(lambda: teams.of("reply")[2:])[0].activity["text"]
     job = started.split(" as job ")[1].split(":")[0]

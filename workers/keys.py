@@ -76,3 +76,8 @@ def teams_user(aad_object_id: str) -> str:
 
 def teams_form(form_id: str) -> str:
     return f"{PREFIX}:teams:form:{form_id}"
+
+
+def teams_form_answer(form_id: str) -> str:
+    """A dialog step's answer that was still being worked out when its invoke had to be answered."""
+    return f"{PREFIX}:teams:form:{form_id}:answer"
