@@ -59,7 +59,8 @@ def import_dialog(values: dict[str, Any], errors: Errors) -> Element:
     tasks = [(t.value, t.value) for t in IMPORT_TASKS]
     task = values.get(Input.TASK) if values.get(Input.TASK) in {t for t, _ in tasks} else None
     body = text_input(Input.MODEL_ID, "Hugging Face model id",
-                      placeholder="OWNER/NAME, e.g. google-bert/bert-base-uncased", value=str(values.get(Input.MODEL_ID) or ""), error=errors.get(Input.MODEL_ID))
+                      placeholder="OWNER/NAME, e.g. google-bert/bert-base-uncased",
+                      value=str(values.get(Input.MODEL_ID) or ""), error=errors.get(Input.MODEL_ID))
     body += choices(Input.TASK, "Task", tasks, value=task, error=errors.get(Input.TASK))
     body += text_input(Input.LICENSE, "License (optional)", placeholder="Leave empty to read it from the model card",
                        value=str(values.get(Input.LICENSE) or ""), error=errors.get(Input.LICENSE))
