@@ -178,8 +178,10 @@ def test_deploy_from_a_card_and_the_key_only_for_its_owner(teams_bot, teams: Tea
     alice.message("help")
     bob.message("help")
     teams.wait_for(lambda: teams.of("reply")[1:])
-    started = alice.execute(Verb.JOB_DEPLOY, {"model": tiny_model, "endpoint": "tiny-teams"}).json()
-    assert started["value"].startswith("Deploying to tiny-teams")
+    dialog = alice.task_fetch({"verb": Verb.OPEN_FORM, "kind": "deploy", "model": tiny_model}).json()
+    started = alice.task_submit(dialog["task"]["value"]["card"]["content"],
+                                {"deploy_kind": "managed", "endpoint": "tiny-teams", "compute": "cpu", "instances": 1})
+    assert started.json()["task"]["value"].startswith(f"Deploying {tiny_model} to tiny-teams")
     try:
         deployed = teams.wait_for(lambda: [c for c in teams.of("reply") if "Endpoint tiny-teams" in card_text(c.cards)],
                                   timeout=120)[0].cards[0]

@@ -281,6 +281,9 @@ async def on_submit(ctx: TeamsContext, context: TurnContext) -> dict[str, Any]:
     work = asyncio.ensure_future(ctx.blocking(handoff.run, ctx, context))
     done, _ = await asyncio.wait({work}, timeout=ctx.invoke_budget)
     if not done and await ctx.blocking(handoff.hand_off):
-        state = await ctx.blocking(load, ctx.rt.redis, str(data.get("form") or ""), requester(context.activity))
+        try:
+            state = await ctx.blocking(load, ctx.rt.redis, str(data.get("form") or ""), requester(context.activity))
+        except UserError as exc:
+            return closing(f"⚠️ {ctx.explain(exc)}")
         return dialog(TITLES[state.kind], checking_step(state, still=False))
     return await work

@@ -23,7 +23,6 @@ class Verb(StrEnum):
     REJECT_JOB = "fmbot.job.reject"
     JOB_EVALUATE = "fmbot.job.evaluate"
     JOB_REGISTER = "fmbot.job.register"
-    JOB_DEPLOY = "fmbot.job.deploy"
     SHOW_KEY = "fmbot.endpoint.showKey"  # also the refresh action of the deployed card
 
 
