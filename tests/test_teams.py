@@ -179,8 +179,10 @@ def test_deploy_from_a_card_and_the_key_only_for_its_owner(teams_bot, teams: Tea
     alice.message("help")
     bob.message("help")
     teams.wait_for(lambda: teams.of("reply")[1:])
-    started = alice.execute(Verb.JOB_DEPLOY, {"model": tiny_model, "endpoint": "tiny-teams"}).json()
-    assert started["value"].startswith("Deploying to tiny-teams")
+    dialog = alice.task_fetch({"verb": Verb.OPEN_FORM, "kind": "deploy", "model": tiny_model}).json()
+    started = alice.task_submit(dialog["task"]["value"]["card"]["content"],
+                                {"deploy_kind": "managed", "endpoint": "tiny-teams", "compute": "cpu", "instances": 1})
+    assert started.json()["task"]["value"].startswith(f"Deploying {tiny_model} to tiny-teams")
     try:
         deployed = teams.wait_for(lambda: [c for c in teams.of("reply") if "Endpoint tiny-teams" in card_text(c.cards)],
                                   timeout=120)[0].cards[0]
@@ -275,8 +277,9 @@ def test_try_and_import_answer_as_messages(teams_bot, teams: TeamsStandIn, tiny_
     worker.stop()  # the import below stays queued
 
     alice.message("import google-bert/bert-base-uncased")
-    refused = teams.wait_for(lambda: messages()[1:])[0].activity["text"]
-    assert "name the task too" in refused and "import <hf-model-id> [task]" in refused
+    offer = teams.wait_for(lambda: messages()[1:])[0].cards[0]
+    assert "import <hf-model-id> [task]" in card_text(offer)
+    assert offer["actions"][0]["data"]["kind"] == "import", "without a task, the import dialog is offered"
     alice.message("import google-bert/bert-base-uncased fill-mask")
     started = teams.wait_for(lambda: messages()[2:])[0].activity["text"]
     job = started.split(" as job ")[1].split(":")[0]

@@ -117,3 +117,6 @@ def try_alive() -> str:
 
 def try_rate(user: str, minute: int) -> str:
     return f"{PREFIX}:try:rate:{user}:{minute}"
+def teams_form_answer(form_id: str) -> str:
+    """A dialog step's answer that was still being worked out when its invoke had to be answered."""
+    return f"{PREFIX}:teams:form:{form_id}:answer"
