@@ -281,6 +281,11 @@ class Platform(ABC):
         counted as the costliest)."""
         return None
 
+    def vm_size(self, compute: str | None) -> str | None:
+        """The VM size `compute` runs on (a cluster's size, not its name), which prices are listed by;
+        None where the platform has no VM sizes (local) or it cannot be read."""
+        return None
+
     def sample_input(self, task: Task) -> dict[str, Any]:
         """The input `try` uses when the user gives none, like the studio's Sample Inference form."""
         raise PlatformError(f"{self.name} has no sample input for {task}")

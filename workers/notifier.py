@@ -28,6 +28,9 @@ class JobEvent(StrEnum):
     COMPLETED = "completed"
     FAILED = "failed"
     CANCELED = "canceled"
+    APPROVAL_REMINDER = "approval_reminder"
+    ENDPOINT_EXPIRING = "endpoint_expiring"
+    ENDPOINT_EXPIRED = "endpoint_expired"
 
 
 class ChatMessage(BaseModel):

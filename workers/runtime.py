@@ -20,6 +20,7 @@ from rq.job import JobStatus
 
 from platforms.base import JobState, Platform
 from workers import outbox, telemetry
+from workers.costs import CostConfig
 from workers.ledger import JobRecord, Ledger
 from workers.notifier import JobEvent, Notifier
 from workers.queues import enqueue_job, host_queue
@@ -40,6 +41,7 @@ class Runtime:
     approval_gpu_hours: float = 0.0
     ledger_retention_days: float = 90.0
     poll_interval: float = 60.0
+    costs: CostConfig = field(default_factory=CostConfig)
     _platform: Platform | None = field(default=None, repr=False)
 
     @property
