@@ -168,6 +168,11 @@ COMMANDS: dict[str, Command] = {
         Command(name="delete-endpoint", usage="delete-endpoint <name>", summary="Stop an endpoint and remove it",
                 example="delete-endpoint my-endpoint", surfaces=CLI_ONLY, permission=None, handler="handlers.deploy.delete_endpoint",
                 arguments=(JSON, Argument(flag="name"))),
+        Command(name="costs", usage="costs", summary="This month's spend per user and channel, and your budgets",
+                example="costs", repeatable=True, handler="handlers.costs.costs_report",
+                arguments=(JSON, Argument(flag="--refresh-prices", kind="switch",
+                                          help="read the VM prices again from Azure's Retail Prices API into "
+                                               "FMBOT_PRICES (needs the internet)"))),
         Command(name="quota", usage="quota [sku]", summary="Compute you can use now", example="quota cpu",
                 repeatable=True, surfaces=CHAT),
         Command(name="worker", usage="worker [--burst] [--processes N]", summary="Run an RQ worker for fmbot's jobs",

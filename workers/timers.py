@@ -102,6 +102,7 @@ def approval_waiting(rt: runtime.Runtime, record: JobRecord) -> None:
     config = rt.costs
     expires = now() + timedelta(hours=config.approval_expiry_hours)
     schedule(rt, "approval-expiry", record.id, expires, "approval_expired")
+    _note(rt, record.id, approval_expires_at=expires.isoformat())
     if 0 < config.approval_reminder_hours < config.approval_expiry_hours:
         schedule(rt, "approval-reminder", record.id, expires - timedelta(hours=config.approval_reminder_hours),
                  "approval_reminder")
@@ -196,7 +197,21 @@ def endpoint_started(rt: runtime.Runtime, record: JobRecord, *, host: str | None
     return held
 
 
+def _note(rt: runtime.Runtime, job_id: str, **values: Any) -> None:
+    """Keep what a timer's notice tells (when it ends, how long Keep adds) on the job's record, which the
+    chat surfaces render from."""
+    def note(stored: JobRecord) -> None:
+        stored.result = {**stored.result, **values}
+
+    try:
+        rt.ledger.update(job_id, note)
+    except JobNotFound:
+        pass
+
+
 def _schedule_end(rt: runtime.Runtime, held: Lease) -> None:
+    _note(rt, held.job_id, expires_at=held.expires_at.isoformat() if held.expires_at else None,
+          keep_hours=rt.costs.ttl_extension_hours)
     if held.expires_at is None:
         return
     schedule(rt, "endpoint-expiry", held.endpoint, held.expires_at, "endpoint_expired")
