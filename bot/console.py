@@ -6,6 +6,7 @@ import json
 import sys
 from typing import Any
 
+from handlers.costs import CostReport
 from handlers.tryout import TryResult
 from platforms.base import EndpointInfo, ModelCard
 from workers.ledger import JobRecord
@@ -70,6 +71,11 @@ def job_details(record: JobRecord) -> str:
         lines.append(f"  error: {record.error}")
     if record.message:
         lines.append(f"  note: {record.message}")
+    if record.estimate is not None:
+        lines.append(f"  estimate: {record.estimate.summary()} ({record.estimate.basis})")
+    if record.actual_seconds is not None and record.kind != "deploy":
+        error = f", {record.estimate_error:+.0%} off the estimate" if record.estimate_error is not None else ""
+        lines.append(f"  took: {record.actual_seconds:.0f} s, ${record.actual_usd or 0:,.2f}{error}")
     if record.metrics:
         lines.append(metrics_table({"value": record.metrics}))
     return "\n".join(lines)
@@ -116,4 +122,15 @@ def try_result(result: TryResult) -> str:
     for given, output in zip(result.inputs, result.outputs, strict=True):
         lines.append("  input:  " + json.dumps(given, ensure_ascii=False))
         lines.append("  output: " + json.dumps(output, ensure_ascii=False))
+    return "\n".join(lines)
+
+
+def cost_report(report: CostReport) -> str:
+    from workers.costs import money
+
+    lines = [f"Costs in {report.month} (estimated, then actual once each job or endpoint ends); yours: {money(report.yours)}"]
+    lines += [f"  {b.scope} {b.who} budget: {money(b.used)} of {money(b.budget)}" for b in report.budgets]
+    lines += ["By user:"] + [f"  {who}  {money(usd)}" for who, usd in report.users.items()]
+    lines += ["By channel:"] + [f"  {who}  {money(usd)}" for who, usd in report.channels.items()]
+    lines.append(f"Prices: {report.price_source}, read {report.prices_read}")
     return "\n".join(lines)

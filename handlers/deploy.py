@@ -16,9 +16,11 @@ from typing import ClassVar
 from handlers import policy
 from handlers.catalog import require_task
 from handlers.errors import UserError
+from handlers.costs import resolve_ttl
 from handlers.jobs import JobRequest, submit
 from platforms.base import DeploySpec, EndpointInfo
 from workers.ledger import JobKind, JobRecord
+from workers import timers
 from workers.runtime import Runtime
 
 
@@ -45,7 +47,9 @@ def start_deploy(rt: Runtime, request: DeployRequest) -> JobRecord:
         raise UserError(f'an endpoint named "{spec.endpoint}" already exists',
                         hint="Pick another name, or delete that endpoint first", remedy=("delete-endpoint", spec.endpoint),
                         field="endpoint")
-    spec = spec.model_copy(update={"model": card.ref, "task": task, "owner": request.requester})
+    channel = request.reply_to.channel if request.reply_to else None
+    ttl = resolve_ttl(rt, policy.actor(request.requester, channel), spec.ttl_hours)
+    spec = spec.model_copy(update={"model": card.ref, "task": task, "owner": request.requester, "ttl_hours": ttl})
     return submit(rt, request.model_copy(update={"spec": spec}))
 
 
@@ -77,15 +81,19 @@ def endpoint_for_owner(rt: Runtime, name: str, user: str) -> EndpointInfo:
 def delete_endpoint(rt: Runtime, name: str, user: str) -> EndpointInfo:
     """Stopped where it runs: a local endpoint served on another host (the worker container, when
     the bot runs in its own) is deleted by a job on that host's queue, since its processes can be
-    signalled only from there; forgetting it here would leave it serving with a valid key."""
+    signalled only from there; forgetting it here would leave it serving with a valid key. Its
+    time-to-live timers end with it, and its deploy is charged what it cost while it ran."""
     info = _own(rt.platform.get_endpoint(name.strip()), user, "delete it")
     if info.host is None or info.host == socket.gethostname():
-        return rt.platform.delete_endpoint(info.name)
+        deleted = rt.platform.delete_endpoint(info.name)
+        timers.endpoint_ended(rt, info.name)
+        return deleted
     try:
         done = rt.run_on_host(info.host, "workers.jobs.delete_endpoint", info.name, wait=REMOTE_DELETE_WAIT_SECONDS)
     except RuntimeError as exc:
         raise UserError(f"{info.name} could not be deleted on {info.host}: {exc}",
                         hint="See `endpoints`; try again, or ask an admin to look at that host's worker") from None
+    timers.endpoint_ended(rt, info.name)
     if done is None:
         return info.model_copy(update={"message": f"its worker on {info.host} is stopping it"})
     return EndpointInfo.model_validate(done)

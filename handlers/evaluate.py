@@ -24,5 +24,5 @@ def start_evaluation(rt: Runtime, request: EvaluateRequest, *, max_bytes: int = 
         raise PlatformError(f"{spec.task} models cannot be evaluated",
                             hint="Evaluate supports " + ", ".join(t for t, s in TASKS.items() if s.evaluate))
     card = rt.platform.evaluation_card(spec.model, spec.task)
-    check_data(spec.test, ColumnMapping.build(spec.mapping, spec.task), max_bytes=max_bytes)
-    return submit(rt, request.model_copy(update={"spec": spec.model_copy(update={"model": card.ref})}))
+    rows = check_data(spec.test, ColumnMapping.build(spec.mapping, spec.task), max_bytes=max_bytes)
+    return submit(rt, request.model_copy(update={"spec": spec.model_copy(update={"model": card.ref})}), rows=rows)

@@ -39,9 +39,8 @@ def start_finetune(rt: Runtime, request: FinetuneRequest, *, max_bytes: int = 10
     card = rt.platform.finetune_card(spec.model, spec.task)
     spec.split.check()
     mapping = ColumnMapping.build(spec.mapping, spec.task)
-    for ref in (spec.train, spec.validation, spec.test):
-        if ref is not None:
-            check_data(ref, mapping, max_bytes=max_bytes)
+    rows = {name: check_data(ref, mapping, max_bytes=max_bytes)
+            for name, ref in (("train", spec.train), ("validation", spec.validation), ("test", spec.test)) if ref is not None}
     if card:
         request = request.model_copy(update={"spec": spec.model_copy(update={"model": card.ref})})
-    return submit(rt, request)
+    return submit(rt, request, rows=rows["train"])

@@ -141,6 +141,8 @@ COMMANDS: dict[str, Command] = {
                                     help="a serverless pay-per-token API (only models Azure offers so)"),
                            Argument(flag="--no-content-filter", kind="switch",
                                     help="serverless: turn Azure's content filtering off"),
+                           Argument(flag="--ttl", help="time to live: 8h, 90m, 2d or never (default from the "
+                                    "policy; never only where it allows)"),
                            Argument(flag="--wait", kind="switch", help="wait until the endpoint answers"))),
         Command(name="import", usage="import <hf-model-id> [task]", summary="Import a Hugging Face model",
                 example="import bert-base-uncased/bert fill-mask", permission=Action.IMPORT,

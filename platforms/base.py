@@ -359,6 +359,9 @@ class DeploySpec(JobSpec):
     content_filtering: bool = True
     max_batch_size: int = Field(32, ge=1, le=1024)
     max_wait_ms: float = Field(5.0, ge=0, le=1000)
+    # Hours the endpoint lives before fmbot deletes it: None until the handler fills in the policy's
+    # default; 0 for an endpoint that never ends (where the policy allows it).
+    ttl_hours: float | None = Field(None, ge=0)
 
     @field_validator("endpoint")
     @classmethod
