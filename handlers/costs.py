@@ -17,6 +17,7 @@ from pydantic import BaseModel
 
 from handlers import policy
 from handlers.errors import UserError
+from platforms.base import ModelCard
 from platforms.prices import load_prices, refresh, write
 from workers import costs, timers
 from workers.costs import Estimate
@@ -75,6 +76,28 @@ def estimate_request(rt: Runtime, kind: str, spec: Any, *, rows: int = 0) -> Est
                                   compute=data.get("compute"), instances=1, rows=rows,
                                   max_length=data.get("max_length", 256))
     return None
+
+
+FORM_ESTIMATES = 5  # compute choices a form prices; each may cost a read of a cluster's size
+
+
+def form_estimates(rt: Runtime, kind: str, card: ModelCard, *, rows: int = 0, actor: policy.Actor | None = None,
+                   serverless: bool = False) -> list[tuple[str, Estimate]]:
+    """What the form's first compute choices would cost with its default settings (one instance, the
+    default epochs and length; an endpoint for the policy's default time to live), shown before Submit."""
+    if serverless:
+        estimate = costs.estimate_endpoint(rt.platform, rt.costs.prices, model=card.ref, compute=None, instances=1,
+                                           ttl_hours=None, serverless=True)
+        return [("serverless", estimate)]
+    options = rt.platform.compute_options(kind, model=card)[:FORM_ESTIMATES]
+    ttl = resolve_ttl(rt, actor or policy.actor("form"), None) if kind == "deploy" else None
+    found = []
+    for option in options:
+        spec: dict[str, Any] = {"model": card.ref, "compute": option.name, "instances": 1, "ttl_hours": ttl}
+        estimate = estimate_request(rt, kind, spec, rows=rows)
+        if estimate is not None:
+            found.append((option.name, estimate))
+    return found
 
 
 def budget_problem(rt: Runtime, actor: policy.Actor, estimate: Estimate | None) -> str | None:

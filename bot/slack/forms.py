@@ -23,6 +23,8 @@ from bot.slack.files import resolve_data
 from bot.slack.ids import ActionId, BlockId, CallbackId
 from bot.slack.state import ComputeChoice, FormState, dump_state, load_state
 from bot.slack.views.forms import NONE_VALUE, checking_step, compute_step, data_step, mapping_step, read_values
+from handlers import policy
+from handlers.costs import form_estimates
 from handlers.data import check_data
 from platforms.base import Hyperparameters, PlatformError, QuotaCheck, SpecError
 from platforms.errors import FmbotError
@@ -136,10 +138,12 @@ def check_rows(ctx: SlackContext, client: Any, view_id: str, state: FormState) -
     rt, settings = ctx.rt, ctx.settings
     mapping = ColumnMapping.build(state.mapping, Task(state.task))
     try:
-        for ref in (state.train, state.validation, state.test):
-            if ref is not None:
-                check_data(ref, mapping, max_bytes=settings.max_upload_bytes)
-        view = compute_step(state, dump_state(state, rt.redis))
+        rows = {id(ref): check_data(ref, mapping, max_bytes=settings.max_upload_bytes)
+                for ref in (state.train, state.validation, state.test) if ref is not None}
+        state.rows = rows[id(state.train or state.test)]
+        estimates = form_estimates(rt, state.kind, rt.platform.get_model(state.model), rows=state.rows,
+                                   actor=policy.actor(state.user, state.channel))
+        view = compute_step(state, dump_state(state, rt.redis), estimates)
     except Exception as exc:
         state.error = ctx.explain(exc)
         view = mapping_step(state, dump_state(state, rt.redis), state.mapping)

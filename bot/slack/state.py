@@ -44,6 +44,7 @@ class FormState(BaseModel):
     test_split: float = 10.0
     columns: list[str] = []
     mapping: dict[str, str] = {}
+    rows: int = 0
     error: str | None = None
     form_id: str | None = None
 

@@ -35,6 +35,7 @@ class FormState(BaseModel):
     test_split: float = 10.0
     columns: list[str] = []
     mapping: dict[str, str] = {}
+    rows: int = 0
 
 
 class SharedFile(BaseModel):
