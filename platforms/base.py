@@ -331,6 +331,11 @@ class Platform(ABC):
     def delete_endpoint(self, name: str) -> EndpointInfo:
         raise PlatformError(f"endpoints are not supported on the {self.name} platform")
 
+    def endpoint_activity(self, name: str) -> EndpointActivity | None:
+        """The endpoint's scoring requests and the last one's time; None where the platform cannot
+        tell (fmbot then counts idle time from when the endpoint started)."""
+        return None
+
     def import_model(self, spec: ImportSpec, report: ProgressReport) -> JobOutcome:
         raise PlatformError(f"importing models is not supported on the {self.name} platform")
 
@@ -400,6 +405,13 @@ class EndpointInfo(BaseModel):
     message: str | None = None
     # The host whose processes serve it (local endpoints); only a process there can stop them.
     host: str | None = None
+
+
+class EndpointActivity(BaseModel):
+    """Scoring requests an endpoint answered, as far as the platform counts them."""
+
+    requests: int = 0
+    last_request_at: datetime | None = None
 
 
 class ImportSpec(JobSpec):

@@ -173,3 +173,52 @@ def test_an_endpoint_warns_its_owner_can_be_kept_and_is_deleted_at_the_end_of_it
     assert ended.actual_seconds > 21.6 and ended.actual_usd == 0.0
     entry = costs.charged(rt.redis, deploy.id, when=costs.month(deploy.created_at))
     assert entry is not None and entry.actual and entry.usd == 0.0
+
+
+@pytest.fixture
+def idle_bot(slack_settings, tmp_path: Path):
+    settings = slack_settings.replace(fmbot_idle_hours=0.002)  # 7.2 s without a request
+    texts_ = [json.loads(line)["input_string"] for line in (DATA / "sst2_small_validation.jsonl").open()]
+    add_tiny_bert(Path(settings.fmbot_models_dir), texts_)
+    server = BotServer(settings)
+    yield server, settings
+    server.close()
+
+
+def test_an_endpoint_nobody_calls_gets_its_owner_one_direct_message_with_delete(idle_bot, slack: SlackStandIn,
+                                                                                start_worker):
+    import requests
+
+    from handlers.deploy import DeployRequest, endpoint_for_owner, start_deploy
+    from platforms.base import DeploySpec
+    from workers import timers
+    from workers.ledger import ReplyTarget
+
+    bot, settings = idle_bot
+    start_worker(settings)
+    rt, ledger = bot.runtime, Ledger(bot.runtime.redis)
+    record = start_deploy(rt, DeployRequest(spec=DeploySpec(model="tiny-bert", endpoint="quiet-ep", compute="cpu"),
+                                            requester="U0USER", reply_to=ReplyTarget(channel="C0CHAN")))
+    slack.wait_for(lambda: ledger.get(record.id).state == "completed", 120)
+    endpoint = endpoint_for_owner(rt, "quiet-ep", "U0USER")
+    for text in ("great", "awful", "fine"):
+        answer = requests.post(endpoint.url, json={"input_data": [text]}, timeout=30,
+                               headers={"Authorization": f"Bearer {endpoint.key.get_secret_value()}"})
+        assert answer.status_code == 200
+    assert rt.platform.endpoint_activity("quiet-ep").requests == 3
+
+    dms = lambda: [c.params for c in slack.of("chat.postMessage") if "no scoring request" in c.params.get("text", "")]  # noqa: E731
+    dm = slack.wait_for(dms, 40)[0]
+    assert dm["channel"].startswith("D") and "(3 in all)" in dm["text"] and "at no cost" in dm["text"]
+    assert [e["action_id"] for b in dm["blocks"] if b["type"] == "actions" for e in b["elements"]] == [
+        ActionId.DELETE_ENDPOINT]
+    told = timers.lease(rt, "quiet-ep").idle_told_since
+    assert told is not None
+    next_look = timers.pending(rt, "endpoint-idle", "quiet-ep").at
+    slack.wait_for(lambda: (timers.pending(rt, "endpoint-idle", "quiet-ep") or next_look) != next_look
+                   and timers.pending(rt, "endpoint-idle", "quiet-ep").at > next_look, 30)
+    assert len(dms()) == 1, "the same quiet stretch was told twice"
+    sender = SlackSender(bot.url)
+    sender.interaction(button(ActionId.DELETE_ENDPOINT, "quiet-ep"))
+    slack.wait_for(lambda: not rt.redis.exists(keys.lease("quiet-ep")), 30)
+    assert not rt.redis.keys(keys.timer("*", "quiet-ep"))

@@ -31,6 +31,7 @@ class JobEvent(StrEnum):
     APPROVAL_REMINDER = "approval_reminder"
     ENDPOINT_EXPIRING = "endpoint_expiring"
     ENDPOINT_EXPIRED = "endpoint_expired"
+    ENDPOINT_IDLE = "endpoint_idle"
 
 
 class ChatMessage(BaseModel):
@@ -55,6 +56,9 @@ class JobRenderer(Protocol):
 
     def attachments(self, record: JobRecord, event: JobEvent) -> list[FileAttachment]:
         """Files for the thread at this event (none for most)."""
+
+    def direct_message(self, record: JobRecord, event: JobEvent) -> ChatMessage | None:
+        """A message for the requester alone (an idle endpoint's cost), or None."""
 
 
 class PartialDelivery(Exception):

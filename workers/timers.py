@@ -24,7 +24,7 @@ from typing import Any
 
 from pydantic import BaseModel
 from rq.exceptions import NoSuchJobError
-from rq.job import Job
+from rq.job import Job, JobStatus
 
 from platforms.base import JobState, PlatformError
 from workers import costs, keys, runtime
@@ -49,16 +49,32 @@ class Timer(BaseModel):
 
     @property
     def rq_id(self) -> str:
-        return f"fmbot-timer-{self.kind}-{self.subject}"
+        """One RQ job per firing: a timer its own action moves (the idle check) must not reuse the id of the
+        job running it, which RQ saves again as finished when the action returns."""
+        return f"fmbot-timer-{self.kind}-{self.subject}-{int(self.at.timestamp() * 1000)}"
 
 
 def schedule(rt: runtime.Runtime, kind: str, subject: str, at: datetime, action: str) -> Timer:
     """Set (or move) the timer `kind` of `subject` to fire `action` at `at`."""
     timer = Timer(kind=kind, subject=subject, at=at, action=action, firing=f"{kind}:{subject}:{at.timestamp():.3f}")
+    earlier = pending(rt, kind, subject)
     rt.redis.set(keys.timer(kind, subject), timer.model_dump_json())
     rt.queue.enqueue_at(at, "workers.timers.fire", kind, subject, timer.firing, job_id=timer.rq_id,
                         result_ttl=3600, failure_ttl=7 * 24 * 3600, description=f"fmbot timer {timer.firing}")
+    if earlier is not None and earlier.rq_id != timer.rq_id:
+        _unschedule(rt, earlier)
     return timer
+
+
+def _unschedule(rt: runtime.Runtime, timer: Timer) -> None:
+    """Take a timer's job out of RQ's scheduled jobs (one already taken by a worker is left to find no record)."""
+    try:
+        job = Job.fetch(timer.rq_id, connection=rt.redis, serializer=rt.queue.serializer)
+    except NoSuchJobError:
+        return
+    if job.get_status(refresh=False) == JobStatus.SCHEDULED:
+        rt.queue.scheduled_job_registry.remove(job)
+        job.delete()
 
 
 def pending(rt: runtime.Runtime, kind: str, subject: str) -> Timer | None:
@@ -70,14 +86,8 @@ def cancel(rt: runtime.Runtime, kind: str, subject: str) -> None:
     """Forget the timer; its scheduled job is removed too (and would find no record if it ran)."""
     timer = pending(rt, kind, subject)
     rt.redis.delete(keys.timer(kind, subject))
-    if timer is None:
-        return
-    try:
-        job = Job.fetch(timer.rq_id, connection=rt.redis, serializer=rt.queue.serializer)
-    except NoSuchJobError:
-        return
-    rt.queue.scheduled_job_registry.remove(job)
-    job.delete()
+    if timer is not None:
+        _unschedule(rt, timer)
 
 
 def fire(kind: str, subject: str, firing: str) -> str:
@@ -172,6 +182,7 @@ class Lease(BaseModel):
     expires_at: datetime | None = None
     hourly_usd: float = 0.0
     instances: int = 1
+    idle_told_since: datetime | None = None  # the quiet stretch the owner was last told about
 
     def cost_so_far(self, at: datetime) -> float:
         return self.hourly_usd * self.instances * max((at - self.started_at).total_seconds(), 0) / 3600
@@ -194,6 +205,7 @@ def endpoint_started(rt: runtime.Runtime, record: JobRecord, *, host: str | None
                  instances=estimate.instances if estimate else 1)
     rt.redis.set(keys.lease(held.endpoint), held.model_dump_json())
     _schedule_end(rt, held)
+    schedule(rt, "endpoint-idle", held.endpoint, started + timedelta(hours=rt.costs.idle_hours), "endpoint_idle")
     return held
 
 
@@ -237,7 +249,7 @@ def endpoint_ended(rt: runtime.Runtime, name: str) -> Lease | None:
     """The endpoint is gone (deleted by its owner, an admin or its time to live): its timers are cancelled
     and its deploy job charged what it really cost."""
     held = lease(rt, name)
-    for kind in ("endpoint-warning", "endpoint-expiry"):
+    for kind in ("endpoint-warning", "endpoint-expiry", "endpoint-idle"):
         cancel(rt, kind, name)
     if held is None:
         return None
@@ -292,9 +304,37 @@ def _endpoint_expired(rt: runtime.Runtime, name: str) -> None:
     rt.notify(record, JobEvent.ENDPOINT_EXPIRED)
 
 
+def _endpoint_idle(rt: runtime.Runtime, name: str) -> None:
+    """Tell the owner once per quiet stretch that nobody called the endpoint for FMBOT_IDLE_HOURS, with what
+    it cost so far, and look again an idle period after the last request."""
+    held = lease(rt, name)
+    if held is None:
+        return
+    activity = None
+    if held.host is None or held.host == socket.gethostname():
+        try:
+            activity = rt.platform.endpoint_activity(name)
+        except PlatformError as exc:
+            log.warning("could not read the requests of endpoint %s: %s", name, exc)
+    quiet_since = (activity.last_request_at if activity and activity.last_request_at else None) or held.started_at
+    period = timedelta(hours=rt.costs.idle_hours)
+    at = now()
+    if at - quiet_since >= period and held.idle_told_since != quiet_since:
+        rt.redis.set(keys.lease(name), held.model_copy(update={"idle_told_since": quiet_since}).model_dump_json())
+        _note(rt, held.job_id, idle_hours=round((at - quiet_since).total_seconds() / 3600, 2),
+              running_usd=round(held.cost_so_far(at), 2), requests=activity.requests if activity else 0)
+        try:
+            rt.notify(rt.ledger.get(held.job_id), JobEvent.ENDPOINT_IDLE)
+        except JobNotFound:
+            pass
+    following = quiet_since + period
+    schedule(rt, "endpoint-idle", name, following if following > at else at + period, "endpoint_idle")
+
+
 ACTIONS: dict[str, Any] = {
     "approval_reminder": _approval_reminder,
     "approval_expired": _approval_expired,
     "endpoint_warning": _endpoint_warning,
     "endpoint_expired": _endpoint_expired,
+    "endpoint_idle": _endpoint_idle,
 }

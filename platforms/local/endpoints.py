@@ -34,7 +34,7 @@ from typing import Any, Literal
 from pydantic import BaseModel
 from redis import Redis
 
-from platforms.base import DeploySpec, EndpointInfo, EndpointState, ModelCard, PlatformError
+from platforms.base import DeploySpec, EndpointActivity, EndpointInfo, EndpointState, ModelCard, PlatformError
 from platforms.local.library_logs import route_library_logs
 from platforms.local.task_contract import TaskModule
 from platforms.local.task_modules import TASK_MODULES
@@ -149,6 +149,11 @@ def _tail(path: Path, lines: int = 5) -> str:
         return " | ".join(path.read_text(errors="replace").strip().splitlines()[-lines:])
     except FileNotFoundError:
         return "no log"
+
+
+def _activity_files(record: EndpointRecord) -> list[Path]:
+    state = Path(record.state_file)
+    return sorted(state.parent.glob(f"{state.stem}.activity-*.json"))
 
 
 def _signal(pids: list[int | None], sig: signal.Signals) -> None:
@@ -280,6 +285,23 @@ class LocalEndpoints:
         self.redis.delete(endpoint_key(record.name))
         self.redis.srem(endpoints_key(), record.name)
         Path(record.state_file).unlink(missing_ok=True)
+        for path in _activity_files(record):
+            path.unlink(missing_ok=True)
+
+    def activity(self, name: str) -> EndpointActivity:
+        """Scoring requests answered so far, summed over the endpoint's serving processes (restarted
+        ones included), and when the last one came."""
+        requests, last = 0, None
+        for path in _activity_files(self._record(name)):
+            try:
+                counted = json.loads(path.read_text())
+            except (OSError, ValueError):
+                continue
+            requests += counted.get("requests", 0)
+            at = counted.get("last_request_at")
+            last = at if last is None or (at is not None and at > last) else last
+        return EndpointActivity(requests=requests,
+                                last_request_at=datetime.fromtimestamp(last, UTC) if last is not None else None)
 
     def delete(self, name: str) -> EndpointInfo:
         record = self._record(name)

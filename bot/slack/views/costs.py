@@ -58,3 +58,14 @@ def expiring_reply(endpoint: str, owner: str, expires: str, hours: float) -> Cha
 
 def section_reply(text: str) -> ChatMessage:
     return ChatMessage(text=text, blocks=[SectionBlock(text=MarkdownTextObject(text=clip(text, 3000))).to_dict()])
+
+
+def idle_message(endpoint: str, hours: float, running_usd: float, requests: int) -> ChatMessage:
+    """The owner's DM about an endpoint nobody has called for `hours`."""
+    cost = f"it has cost {money(running_usd)} so far" if running_usd else "it runs on this machine, at no cost, but holds its memory"
+    text = (f":zzz: Endpoint *{endpoint}* has had no scoring request for {hours:g} h ({requests:,} in all); {cost}. "
+            "Delete it if nobody needs it.")
+    blocks = [SectionBlock(text=MarkdownTextObject(text=clip(text, 3000))).to_dict(),
+              ActionsBlock(elements=[ButtonElement(text="Delete", action_id=ActionId.DELETE_ENDPOINT, value=endpoint,
+                                                   style="danger")]).to_dict()]
+    return ChatMessage(text=text, blocks=blocks)

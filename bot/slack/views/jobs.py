@@ -158,6 +158,14 @@ class SlackJobRenderer:
             return None
         return ChatMessage(text=text, blocks=[SectionBlock(text=MarkdownTextObject(text=clip(text, 3000))).to_dict()])
 
+    def direct_message(self, record: JobRecord, event: JobEvent) -> ChatMessage | None:
+        if event != JobEvent.ENDPOINT_IDLE:
+            return None
+        from bot.slack.views.costs import idle_message
+
+        return idle_message(record.result.get("endpoint", ""), record.result.get("idle_hours", 0.0),
+                            record.result.get("running_usd", 0.0), record.result.get("requests", 0))
+
     def attachments(self, record: JobRecord, event: JobEvent) -> list[FileAttachment]:
         if event != JobEvent.COMPLETED or len(record.loss_history) < 2:
             return []
