@@ -63,7 +63,11 @@ def estimate_request(rt: Runtime, kind: str, spec: Any, *, rows: int = 0) -> Est
     prices = rt.costs.prices
     if kind == "deploy":
         ttl = data.get("ttl_hours")
-        return costs.estimate_endpoint(rt.platform, prices, model=data["model"], compute=data.get("compute"),
+        compute = data.get("compute")
+        if compute is None and not data.get("serverless") and rt.platform.name != "local":
+            # Managed compute defaults to the first size the model lists (as the platform deploys it).
+            compute = next(iter(rt.platform.get_model(data["model"]).inference_compute), None)
+        return costs.estimate_endpoint(rt.platform, prices, model=data["model"], compute=compute,
                                        instances=data.get("instances", 1), ttl_hours=ttl or None,
                                        serverless=data.get("serverless", False))
     if kind == "finetune":

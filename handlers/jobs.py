@@ -13,6 +13,7 @@ from platforms.base import DeploySpec, JobSpec, JobState
 from workers.ledger import JobKind, JobNotFound, JobRecord, ReplyTarget, new_job_id
 from workers.notifier import JobEvent
 from workers import timers
+from workers.costs import money
 from workers.queues import withdraw_job
 from workers.runtime import Runtime
 
@@ -62,7 +63,7 @@ def submit(rt: Runtime, request: JobRequest, *, rows: int = 0) -> JobRecord:
     if rt.approval_gpu_hours and record.gpu_hours > rt.approval_gpu_hours:
         reasons.append(f"more than {rt.approval_gpu_hours:g} GPU-hours")
     if rt.costs.approval_usd and (usd is None or usd > rt.costs.approval_usd) and not (record.estimate and record.estimate.free):
-        reasons.append(f"may cost more than {costs.money(rt.costs.approval_usd)}" if usd is not None
+        reasons.append(f"may cost more than {money(rt.costs.approval_usd)}" if usd is not None
                        else "its compute has no price to compare with the approval limit")
     if costs.check_budget(rt, actor, record.estimate):
         reasons.append(f"over budget: {costs.budget_problem(rt, actor, record.estimate)}")

@@ -232,3 +232,25 @@ def test_a_timer_fires_once_a_moved_one_fires_at_its_new_time_and_a_cancelled_on
     finally:
         timers.ACTIONS.pop("test_record")
         runtime.install(None)
+
+
+def test_money_over_fmbot_approval_usd_waits_for_an_approver_and_the_estimate_prices_the_default_size(
+        worker_runtime, redis) -> None:
+    from handlers.deploy import DeployRequest, start_deploy
+    from platforms.base import DeploySpec
+
+    rt, _ = worker_runtime
+    rt.costs = CostConfig(approval_usd=5.0)
+    # bert-base-uncased deploys on its first listed size, Standard_DS3_v2, for the policy's 24 h on paid compute.
+    record = start_deploy(rt, DeployRequest(spec=DeploySpec(model="bert-base-uncased", endpoint="bert-costly"),
+                                            requester="U1"))
+    hourly = load_prices().hourly("Standard_DS3_v2")
+    assert record.spec["ttl_hours"] == 24 and record.estimate.size == "Standard_DS3_v2"
+    assert record.estimate.usd_high == pytest.approx(hourly * 24)
+    assert record.approval == "pending" and "may cost more than $5.00" in record.message
+    assert record.id not in rt.queue.job_ids and timers.pending(rt, "approval-expiry", record.id) is not None
+    assert costs.charged(redis, record.id, when=costs.month()).usd == pytest.approx(hourly * 24)
+    rt.costs = CostConfig(approval_usd=10.0)
+    cheaper = start_deploy(rt, DeployRequest(spec=DeploySpec(model="bert-base-uncased", endpoint="bert-cheap",
+                                                             ttl_hours=1), requester="U1"))
+    assert cheaper.approval is None and cheaper.estimate.usd_high == pytest.approx(hourly)
