@@ -88,4 +88,5 @@ def cost_config(settings: Settings) -> CostConfig:
         ttl_warning_hours=settings.fmbot_ttl_warning_hours,
         ttl_extension_hours=settings.fmbot_ttl_extension_hours,
         idle_hours=settings.fmbot_idle_hours,
+        digest_interval_hours=settings.fmbot_digest_interval_hours,
     )

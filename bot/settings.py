@@ -101,6 +101,9 @@ class Settings(BaseSettings):
     fmbot_idle_hours: float = Field(
         4.0, gt=0, description="Hours without a scoring request after which an endpoint's owner is told what it costs, with Delete.",
     )
+    fmbot_digest_interval_hours: float = Field(
+        24.0, gt=0, description="Hours between the cost digests of the channels that opted in (`costs digest on`).",
+    )
     fmbot_admins: str = Field(
         "", description="Comma-separated Slack user ids and Teams (Entra object) ids who may do everything and grant access."
     )

@@ -184,6 +184,15 @@ def refresh_prices(rt: Runtime, path: Any) -> list[str]:
     return missing
 
 
+def set_digest(rt: Runtime, target: Any, on: bool) -> str:
+    """`costs digest on|off` in a channel: its cost digest every FMBOT_DIGEST_INTERVAL_HOURS, or none."""
+    if on:
+        first = timers.digest_on(rt, target)
+        return f"This channel gets a cost digest every {rt.costs.digest_interval_hours:g} h, the first at {first:%Y-%m-%d %H:%M} UTC."
+    timers.digest_off(rt, target.channel)
+    return "This channel gets no cost digest any more."
+
+
 def keep_endpoint(rt: Runtime, name: str, user: str) -> timers.Lease:
     """The owner's (or an admin's) Keep button: FMBOT_TTL_EXTENSION_HOURS more."""
     held = timers.lease(rt, name)

@@ -170,7 +170,8 @@ COMMANDS: dict[str, Command] = {
         Command(name="delete-endpoint", usage="delete-endpoint <name>", summary="Stop an endpoint and remove it",
                 example="delete-endpoint my-endpoint", surfaces=CLI_ONLY, permission=None, handler="handlers.deploy.delete_endpoint",
                 arguments=(JSON, Argument(flag="name"))),
-        Command(name="costs", usage="costs", summary="This month's spend per user and channel, and your budgets",
+        Command(name="costs", usage="costs [digest on|off]",
+                summary="This month's spend per user and channel, and your budgets; a channel's cost digest",
                 example="costs", repeatable=True, handler="handlers.costs.costs_report",
                 arguments=(JSON, Argument(flag="--refresh-prices", kind="switch",
                                           help="read the VM prices again from Azure's Retail Prices API into "

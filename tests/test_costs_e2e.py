@@ -222,3 +222,35 @@ def test_an_endpoint_nobody_calls_gets_its_owner_one_direct_message_with_delete(
     sender.interaction(button(ActionId.DELETE_ENDPOINT, "quiet-ep"))
     slack.wait_for(lambda: not rt.redis.exists(keys.lease("quiet-ep")), 30)
     assert not rt.redis.keys(keys.timer("*", "quiet-ep"))
+
+
+def test_a_channel_that_opts_in_gets_its_cost_digest_until_it_opts_out(slack_settings, slack: SlackStandIn,
+                                                                       start_worker, tmp_path: Path):
+    from handlers.jobs import reject_job
+
+    policy = tmp_path / "policy.yaml"
+    policy.write_text("allow:\n  finetune: {everyone: true}\n  approve: {users: [U0APPROVER]}\n"
+                      "costs: {budgets: {channels: {C0CHAN: 300}}}\n")
+    settings = slack_settings.replace(fmbot_policy=policy, fmbot_approval_gpu_hours=4.0,
+                                      fmbot_digest_interval_hours=0.002)  # 7.2 s
+    add_tiny_bert(Path(settings.fmbot_models_dir), ["a", "b"])
+    bot = BotServer(settings)
+    try:
+        start_worker(settings)
+        sender = SlackSender(bot.url)
+        assert "cost digest every 0.002 h" in sender.command("costs digest on").json()["text"]
+        rejected = start_finetune(bot.runtime, request("cuda"))
+        reject_job(bot.runtime, rejected.id, "U0APPROVER", "C0CHAN")
+        answer = sender.command("costs").json()
+        assert "*Costs in " in answer["text"] and "channel <#C0CHAN>" not in answer["text"]
+        assert "• channel C0CHAN: $0.00 of $300" in answer["text"]
+        assert "digest on" in sender.command("costs digest maybe").json()["text"]
+        digests = lambda: [c.params for c in slack.of("chat.postMessage") if "Cost digest" in c.params.get("text", "")]  # noqa: E731
+        first = slack.wait_for(digests, 30)[0]
+        assert first["channel"] == "C0CHAN" and f"1 jobs finished ({rejected.id} canceled)" in first["text"]
+        second = slack.wait_for(lambda: digests()[1:], 30)[0]
+        assert "no jobs finished" in second["text"], "a digest repeated what the one before it told"
+        assert "no cost digest" in sender.command("costs digest off").json()["text"]
+        assert not bot.runtime.redis.keys(keys.timer("digest", "C0CHAN"))
+    finally:
+        bot.close()

@@ -53,6 +53,7 @@ class CostConfig:
     ttl_warning_hours: float = 1.0
     ttl_extension_hours: float = 8.0
     idle_hours: float = 4.0
+    digest_interval_hours: float = 24.0
 
 
 class Estimate(BaseModel):

@@ -20,7 +20,7 @@
     fmbot:timer:{kind}:{subject}  JSON record of one pending timer (approval expiry, endpoint TTL, idle check, digest)
     fmbot:timer:fired:{id}      marker (SET NX, expires) that one firing of a timer ran, so it runs once across workers
     fmbot:lease:{endpoint}      JSON lease of one endpoint: its deploy job, owner, expiry, last request seen
-    fmbot:digest:channels       set of channels that opted in to the daily cost digest
+    fmbot:digest:channels       hash of the channels that opted in to the cost digest: channel → JSON {target, since}
     fmbot:azure:catalog         JSON {fetched_at, cards}: the Azure ML registry listing (written by
                                 platforms/azureml/catalog.py, which may not import this module)
     fmbot:azure:catalog:refresh lock (SET NX, expires) held while one process refreshes that listing

@@ -28,8 +28,8 @@ from rq.job import Job, JobStatus
 
 from platforms.base import JobState, PlatformError
 from workers import costs, keys, runtime
-from workers.ledger import JobNotFound, JobRecord
-from workers.notifier import JobEvent
+from workers.ledger import JobNotFound, JobRecord, ReplyTarget
+from workers.notifier import ChatMessage, JobEvent
 
 log = logging.getLogger(__name__)
 FIRED_MARKER_SECONDS = 7 * 24 * 3600
@@ -331,10 +331,70 @@ def _endpoint_idle(rt: runtime.Runtime, name: str) -> None:
     schedule(rt, "endpoint-idle", name, following if following > at else at + period, "endpoint_idle")
 
 
+# -- the channel digest -----------------------------------------------------------------------------------
+
+DIGEST_JOBS = 500  # recent ledger records a digest looks through for the channel's finished jobs
+
+
+class DigestChannel(BaseModel):
+    target: ReplyTarget
+    since: datetime  # the digest covers what finished after this: the last digest, or the opt-in
+
+
+def digest_on(rt: runtime.Runtime, target: ReplyTarget) -> datetime:
+    """Opt `target`'s channel in: a digest every FMBOT_DIGEST_INTERVAL_HOURS, the first one interval from now."""
+    rt.redis.hset(keys.digest_channels(), target.channel, DigestChannel(target=target, since=now()).model_dump_json())
+    at = now() + timedelta(hours=rt.costs.digest_interval_hours)
+    schedule(rt, "digest", target.channel, at, "channel_digest")
+    return at
+
+
+def digest_off(rt: runtime.Runtime, channel: str) -> None:
+    rt.redis.hdel(keys.digest_channels(), channel)
+    cancel(rt, "digest", channel)
+
+
+def digest_text(rt: runtime.Runtime, channel: str, *, since: datetime) -> str:
+    """Endpoints running for the channel (hours, cost so far) and its jobs finished since the last digest."""
+    at = now()
+    lines = [f"*Cost digest* since {since:%Y-%m-%d %H:%M} UTC"]
+    for key in rt.redis.scan_iter(match=keys.lease("*")):
+        raw = rt.redis.get(key)
+        if raw is None:
+            continue
+        held = Lease.model_validate_json(raw)
+        try:
+            deploy = rt.ledger.get(held.job_id)
+        except JobNotFound:
+            continue
+        if deploy.reply_to is None or deploy.reply_to.channel != channel:
+            continue
+        running = (at - held.started_at).total_seconds() / 3600
+        lines.append(f"• endpoint {held.endpoint}: running {running:.1f} h, ≈ {costs.money(held.cost_so_far(at))} so far")
+    finished = [r for r in rt.ledger.recent(limit=DIGEST_JOBS) if r.reply_to is not None and r.reply_to.channel == channel
+                and r.finished_at is not None and r.finished_at >= since]
+    spent = sum(r.actual_usd or 0.0 for r in finished)
+    lines.append(f"• {len(finished)} jobs finished ({', '.join(f'{r.id} {r.state}' for r in finished[:10])}"
+                 f"{' …' if len(finished) > 10 else ''}), ≈ {costs.money(spent)}" if finished else "• no jobs finished")
+    return "\n".join(lines)
+
+
+def _channel_digest(rt: runtime.Runtime, channel: str) -> None:
+    raw = rt.redis.hget(keys.digest_channels(), channel)
+    if raw is None:
+        return
+    opted = DigestChannel.model_validate_json(raw)
+    at = now()
+    rt.redis.hset(keys.digest_channels(), channel, opted.model_copy(update={"since": at}).model_dump_json())
+    schedule(rt, "digest", channel, at + timedelta(hours=rt.costs.digest_interval_hours), "channel_digest")
+    rt.notifier.channel_post(opted.target, ChatMessage(text=digest_text(rt, channel, since=opted.since)))
+
+
 ACTIONS: dict[str, Any] = {
     "approval_reminder": _approval_reminder,
     "approval_expired": _approval_expired,
     "endpoint_warning": _endpoint_warning,
     "endpoint_expired": _endpoint_expired,
     "endpoint_idle": _endpoint_idle,
+    "channel_digest": _channel_digest,
 }

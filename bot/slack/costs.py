@@ -7,10 +7,21 @@ from slack_bolt import App
 from bot.slack.context import SlackContext, SlashCommand
 from bot.slack.ids import ActionId
 from bot.slack.views.costs import costs_message
-from handlers.costs import costs_report, keep_endpoint
+from handlers.costs import costs_report, keep_endpoint, set_digest
+from handlers.errors import UserError
+from handlers.registry import Surface, usage_hint
+from workers.ledger import ReplyTarget
 
 
 def command_costs(cmd: SlashCommand) -> None:
+    """`/fm costs`, or `/fm costs digest on|off` for the channel's cost digest."""
+    words = cmd.rest.lower().split()
+    if words[:1] == ["digest"]:
+        if words[1:] not in (["on"], ["off"]):
+            raise UserError("say `digest on` or `digest off`", hint=usage_hint("costs", Surface.SLACK))
+        cmd.ack(response_type="ephemeral",
+                text=set_digest(cmd.ctx.rt, ReplyTarget(channel=cmd.channel), words[1] == "on"))
+        return
     cmd.ack(response_type="ephemeral", **costs_message(costs_report(cmd.ctx.rt, cmd.user, cmd.channel)))
 
 

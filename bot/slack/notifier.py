@@ -11,7 +11,7 @@ from urllib.error import URLError
 
 from slack_sdk.errors import SlackApiError
 
-from workers.ledger import JobRecord, Ledger
+from workers.ledger import JobRecord, Ledger, ReplyTarget
 from workers.notifier import ChatMessage, FileAttachment, JobEvent, JobRenderer, deliver_steps
 
 log = logging.getLogger(__name__)
@@ -68,6 +68,9 @@ class SlackNotifier:
         self.client.chat_postMessage(channel=record.reply_to.channel, thread_ts=record.reply_to.thread_ts,
                                      text=reply.text, blocks=reply.blocks)
         return record
+
+    def channel_post(self, target: ReplyTarget, message: ChatMessage) -> None:
+        self.client.chat_postMessage(channel=target.channel, text=message.text, blocks=message.blocks or None)
 
     def _direct(self, record: JobRecord, message: ChatMessage) -> JobRecord:
         channel = self.client.conversations_open(users=record.requester)["channel"]["id"]

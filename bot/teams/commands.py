@@ -113,6 +113,11 @@ def quota(ctx: TeamsContext, activity: Activity, rest: str) -> Answer:
 
 
 def cost_report(ctx: TeamsContext, activity: Activity, rest: str) -> Answer:
+    words = rest.lower().split()
+    if words[:1] == ["digest"]:
+        if words[1:] not in (["on"], ["off"]):
+            raise UserError("say `costs digest on` or `costs digest off`", hint=_usage("costs"))
+        return costs.set_digest(ctx.rt, reply_target(activity), words[1] == "on")
     report = costs.costs_report(ctx.rt, requester(activity), activity.conversation.id)
     lines = [f"**Costs in {report.month}**: yours {money(report.yours)} (estimated, then actual once each job ends)"]
     lines += [f"{b.scope} budget: {money(b.used)} of {money(b.budget)}" for b in report.budgets]
