@@ -14,7 +14,7 @@ from bot.settings import Settings
 from handlers.finetune import FinetuneRequest, start_finetune
 from platforms.base import DataRef, FinetuneSpec, Hyperparameters
 from platforms.tasks import Task
-from tests.conftest import DATA
+from tests.helpers import DATA
 from tests.slack_standin import SlackStandIn
 from workers.ledger import JobRecord, ReplyTarget
 from workers.runtime import Runtime

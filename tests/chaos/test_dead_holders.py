@@ -15,7 +15,7 @@ from rq import Worker
 
 from platforms.base import JobState
 from tests.chaos.harness import final_replies, horse_of, kill, slack_runtime, submit_finetune, wait_running
-from tests.conftest import ROOT, settings_env, wait_until
+from tests.helpers import ROOT, settings_env, wait_until
 from workers import holders, keys, outbox
 from workers.ledger import JobRecord, ReplyTarget, new_job_id
 from workers.notifier import JobEvent

@@ -15,7 +15,7 @@ import pytest
 from bot.bootstrap import build_runtime
 from handlers.deploy import DeployRequest, delete_endpoint, start_deploy
 from platforms.base import DeploySpec
-from tests.conftest import ROOT, settings_env, wait_until
+from tests.helpers import ROOT, settings_env, wait_until
 
 WORKER_HOST = "fmbot-worker-host"
 

@@ -9,7 +9,7 @@ import pytest
 
 from platforms.base import JobState
 from tests.chaos.harness import final_replies, horse_of, kill, slack_runtime, submit_finetune, wait_running
-from tests.conftest import wait_until
+from tests.helpers import wait_until
 from tests.slack_standin import SlackStandIn
 
 

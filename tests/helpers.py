@@ -1,0 +1,58 @@
+"""What tests call directly, written once: waits, `fmbot` as a user runs it, a job that fails at once.
+
+Fixtures (a private Redis, the stand-ins, bots and workers) live in conftest.py; the Slack and Teams
+senders live beside their stand-ins (`SlackSender.command`, `.button`, `.view_submission`).
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+from bot.settings import Settings
+from handlers.evaluate import EvaluateRequest
+from platforms.base import DataRef, EvaluateSpec
+from platforms.tasks import Task
+from tests.worker_process import ROOT, settings_env
+from workers.ledger import ReplyTarget
+
+DATA = Path(__file__).resolve().parent / "data"
+__all__ = ["DATA", "ROOT", "doomed_evaluation", "fmbot", "fmbot_json", "settings_env", "wait_until"]
+
+
+def wait_until(predicate, timeout: float = 120.0, interval: float = 0.2, *, about=lambda: "") -> Any:
+    """Poll `predicate` until it returns something truthy, and return that."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(interval)
+    raise AssertionError(f"condition not met within {timeout}s {about()}")
+
+
+def fmbot(settings: Settings, *argv: str, timeout: float = 120) -> subprocess.CompletedProcess[str]:
+    """`fmbot ARGV` in a process of its own, configured by the environment as a shell would be."""
+    return subprocess.run([sys.executable, "-m", "bot.cli", *argv], env=settings_env(settings), cwd=ROOT,
+                          capture_output=True, text=True, timeout=timeout, check=False)
+
+
+def fmbot_json(settings: Settings, *argv: str, timeout: float = 300) -> Any:
+    """`fmbot ARGV --json`, which must succeed, parsed."""
+    done = fmbot(settings, *argv, "--json", timeout=timeout)
+    assert done.returncode == 0, done.stderr[-3000:] + done.stdout[-2000:]
+    return json.loads(done.stdout)
+
+
+def doomed_evaluation(*, requester: str = "U0USER", channel: str | None = "C0CHAN", compute: str | None = None,
+                      instances: int = 1) -> EvaluateRequest:
+    """An evaluation of a model that is not there: it fails within a second of starting, so a test
+    measures the fault it plays, not the work."""
+    return EvaluateRequest(
+        spec=EvaluateSpec(model="no-such-model:1", task=Task.TEXT_CLASSIFICATION, mapping={},
+                          test=DataRef(path="/nowhere.jsonl", name="t.jsonl"), compute=compute, instances=instances),
+        requester=requester, reply_to=ReplyTarget(channel=channel) if channel else None)
