@@ -20,7 +20,6 @@ from tests.conftest import DATA
 from tests.slack_standin import SlackSender, SlackStandIn
 from tests.test_approval import request
 from tests.test_e2e_slack import compute_values, walk_to_compute_step
-from tests.test_slack_deploy import button
 from tests.tiny_models import add_tiny_bert
 from tests.worker_process import settings_env
 from workers import costs, keys
@@ -142,7 +141,7 @@ def test_an_endpoint_warns_its_owner_can_be_kept_and_is_deleted_at_the_end_of_it
     assert sender.view_submission(view, values("other-ep", "8h")).text == ""
     slack.wait_for(lambda: [r for r in ledger.recent() if r.state == "completed"], 120)
     assert rt.redis.keys(keys.timer("*", "other-ep"))
-    sender.interaction(button(ActionId.DELETE_ENDPOINT, "other-ep"))
+    sender.button(ActionId.DELETE_ENDPOINT, "other-ep")
     slack.wait_for(lambda: not rt.redis.exists(keys.lease("other-ep")), 30)
     assert not rt.redis.keys(keys.timer("*", "other-ep"))
 
@@ -158,10 +157,10 @@ def test_an_endpoint_warns_its_owner_can_be_kept_and_is_deleted_at_the_end_of_it
     assert [(e["text"]["text"], e["action_id"]) for e in buttons] == [
         ("Keep 0.003 h more", ActionId.KEEP_ENDPOINT), ("Delete now", ActionId.DELETE_ENDPOINT)]
     before = json.loads(rt.redis.get(keys.lease("short-ep")))["expires_at"]
-    sender.interaction(button(ActionId.KEEP_ENDPOINT, "short-ep", user="U0OTHER"))
+    sender.button(ActionId.KEEP_ENDPOINT, "short-ep", user="U0OTHER")
     refusal = slack.wait_for(lambda: [c for c in slack.of("chat.postEphemeral") if "someone else" in c.params["text"]], 10)
     assert refusal[0].params["user"] == "U0OTHER"
-    sender.interaction(button(ActionId.KEEP_ENDPOINT, "short-ep"))
+    sender.button(ActionId.KEEP_ENDPOINT, "short-ep")
     slack.wait_for(lambda: [c for c in slack.of("chat.postEphemeral") if "is kept until" in c.params["text"]], 10)
     assert json.loads(rt.redis.get(keys.lease("short-ep")))["expires_at"] > before
 
@@ -219,7 +218,7 @@ def test_an_endpoint_nobody_calls_gets_its_owner_one_direct_message_with_delete(
                    and timers.pending(rt, "endpoint-idle", "quiet-ep").at > next_look, 30)
     assert len(dms()) == 1, "the same quiet stretch was told twice"
     sender = SlackSender(bot.url)
-    sender.interaction(button(ActionId.DELETE_ENDPOINT, "quiet-ep"))
+    sender.button(ActionId.DELETE_ENDPOINT, "quiet-ep")
     slack.wait_for(lambda: not rt.redis.exists(keys.lease("quiet-ep")), 30)
     assert not rt.redis.keys(keys.timer("*", "quiet-ep"))
 
