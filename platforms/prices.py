@@ -23,7 +23,6 @@ from platforms.errors import FmbotError
 
 SHIPPED = Path(__file__).with_name("prices.yaml")
 RETAIL_PRICES_URL = "https://prices.azure.com/api/retail/prices"
-HOURS_PER_MONTH = 730  # Azure's pricing pages count a month as 730 hours
 _NOT_LIST_PRICE = ("spot", "low priority")
 
 

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import logging
 import socket
+import time
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -34,6 +35,7 @@ from workers.notifier import ChatMessage, JobEvent
 log = logging.getLogger(__name__)
 FIRED_MARKER_SECONDS = 7 * 24 * 3600
 REMOTE_DELETE_WAIT_SECONDS = 45.0
+EARLY_SECONDS = 1.5
 
 
 def now() -> datetime:
@@ -101,6 +103,9 @@ def fire(kind: str, subject: str, firing: str) -> str:
         return "already fired"
     if rt.redis.get(keys.timer(kind, subject)) == raw:
         rt.redis.delete(keys.timer(kind, subject))
+    early = (timer.at - now()).total_seconds()
+    if 0 < early <= EARLY_SECONDS:
+        time.sleep(early)  # RQ's scheduler keeps whole seconds, so a job can come due up to a second early
     ACTIONS[timer.action](rt, subject)
     return f"fired {timer.action}"
 

@@ -1,4 +1,4 @@
-"""How costs look in Slack: `/fm costs`, the estimate shown before Submit, an endpoint's end-of-life messages."""
+"""How costs look in Slack: `/fm costs`, and an endpoint's messages near its end or when nobody calls it."""
 
 from __future__ import annotations
 
@@ -6,11 +6,11 @@ from typing import Any
 
 from slack_sdk.models.blocks import ActionsBlock, ButtonElement, ContextBlock, MarkdownTextObject, SectionBlock
 
-from bot.slack.ids import ActionId, BlockId
+from bot.slack.ids import ActionId
 from bot.slack.limits import clip, cut
 from handlers.costs import CostReport
 from handlers.policy import mention
-from workers.costs import Estimate, money
+from workers.costs import money
 from workers.notifier import ChatMessage
 
 MAX_ROWS = 15
@@ -36,14 +36,6 @@ def costs_message(report: CostReport) -> dict[str, Any]:
     return {"text": clip(text, 3000), "blocks": blocks}
 
 
-def estimate_block(estimate: Estimate | None, what: str = "Estimate") -> dict[str, Any]:
-    """The estimate as a form shows it above Submit."""
-    text = f":moneybag: *{what}:* {estimate.summary()}" if estimate else ":moneybag: No estimate for this choice."
-    if estimate is not None:
-        text += f"\n_{estimate.basis}_"
-    return SectionBlock(block_id=BlockId.ESTIMATE, text=MarkdownTextObject(text=clip(text, 3000))).to_dict()
-
-
 def expiring_reply(endpoint: str, owner: str, expires: str, hours: float) -> ChatMessage:
     text = (f":alarm_clock: <@{owner}>, endpoint *{endpoint}* reaches the end of its time to live {expires} "
             "and will be deleted then.")
@@ -54,10 +46,6 @@ def expiring_reply(endpoint: str, owner: str, expires: str, hours: float) -> Cha
                   ButtonElement(text="Delete now", action_id=ActionId.DELETE_ENDPOINT, value=endpoint, style="danger"),
               ]).to_dict()]
     return ChatMessage(text=text, blocks=blocks)
-
-
-def section_reply(text: str) -> ChatMessage:
-    return ChatMessage(text=text, blocks=[SectionBlock(text=MarkdownTextObject(text=clip(text, 3000))).to_dict()])
 
 
 def idle_message(endpoint: str, hours: float, running_usd: float, requests: int) -> ChatMessage:
