@@ -26,6 +26,12 @@ from workers import costs, keys
 from workers.ledger import Ledger
 
 
+def stop_endpoints(server: BotServer) -> None:
+    """A test that failed half-way leaves no serving processes behind."""
+    for endpoint in server.runtime.platform.list_endpoints():
+        server.runtime.platform.delete_endpoint(endpoint.name)
+
+
 def texts(slack: SlackStandIn) -> list[str]:
     return [c.params.get("text", "") for c in slack.of("chat.postMessage")]
 
@@ -107,6 +113,7 @@ def ttl_bot(slack_settings, tmp_path: Path):
     add_tiny_bert(Path(settings.fmbot_models_dir), texts_)
     server = BotServer(settings)
     yield server, settings
+    stop_endpoints(server)
     server.close()
 
 
@@ -180,6 +187,7 @@ def idle_bot(slack_settings, tmp_path: Path):
     add_tiny_bert(Path(settings.fmbot_models_dir), texts_)
     server = BotServer(settings)
     yield server, settings
+    stop_endpoints(server)
     server.close()
 
 
