@@ -8,6 +8,8 @@ from redis import Redis
 
 from bot.settings import Settings
 from platforms.base import Platform
+from platforms.prices import load_prices
+from workers.costs import CostConfig
 from workers.ledger import Ledger
 from workers.notifier import Notifier, NullNotifier, SurfaceNotifier
 from workers.queues import job_queue
@@ -74,5 +76,19 @@ def build_runtime(settings: Settings, *, slack: bool | None = None) -> Runtime:
         ledger_retention_days=settings.fmbot_ledger_retention_days,
         upload_retention_hours=settings.fmbot_upload_retention_hours,
         poll_interval=settings.fmbot_poll_interval,
+        costs=cost_config(settings),
     )
     return runtime
+
+
+def cost_config(settings: Settings) -> CostConfig:
+    return CostConfig(
+        prices=load_prices(settings.fmbot_prices),
+        approval_usd=settings.fmbot_approval_usd,
+        approval_expiry_hours=settings.fmbot_approval_expiry_hours,
+        approval_reminder_hours=settings.fmbot_approval_reminder_hours,
+        ttl_warning_hours=settings.fmbot_ttl_warning_hours,
+        ttl_extension_hours=settings.fmbot_ttl_extension_hours,
+        idle_hours=settings.fmbot_idle_hours,
+        digest_interval_hours=settings.fmbot_digest_interval_hours,
+    )

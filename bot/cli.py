@@ -16,6 +16,7 @@ from bot.observability import configure_logging
 from bot.settings import Settings
 from bot.settings_reference import mask_url
 from handlers.data import REGISTERED
+from handlers.costs import parse_ttl
 from handlers.errors import UserError, user_message
 from handlers.registry import Argument, Surface, on
 from platforms.base import DataRef, DeploySpec, EvaluateSpec, FinetuneSpec, Hyperparameters, ImportSpec
@@ -261,7 +262,8 @@ def cmd_deploy(args: argparse.Namespace, settings: Settings, rt: Runtime) -> int
     request = DeployRequest(spec=DeploySpec(
         model=args.model, endpoint=args.endpoint, instances=args.instances,
         task=parse_task(args.task) if args.task else None, compute=args.compute, serverless=args.serverless,
-        content_filtering=not args.no_content_filter), requester=_requester())
+        content_filtering=not args.no_content_filter,
+        ttl_hours=parse_ttl(args.ttl) if args.ttl else None), requester=_requester())
     record = start_deploy(rt, request)
     if args.wait:
         record = _wait(rt, record, quiet=args.json)
@@ -276,6 +278,17 @@ def cmd_deploy(args: argparse.Namespace, settings: Settings, rt: Runtime) -> int
         elif not args.wait:
             print(f"Follow it with: fmbot status {record.id}; then `fmbot endpoints --show-keys` for its URL and key")
     return 0 if record.state in ("queued", "running", "completed") else 1
+
+
+def cmd_costs(args: argparse.Namespace, settings: Settings, rt: Runtime) -> int:
+    from handlers.costs import costs_report, refresh_prices
+
+    if args.refresh_prices:
+        for line in refresh_prices(rt, settings.fmbot_prices):
+            console.error(f"kept the table's price of {line}")
+    report = costs_report(rt, _requester())
+    console.emit_json(report.model_dump(mode="json")) if args.json else print(console.cost_report(report))
+    return 0
 
 
 def cmd_endpoints(args: argparse.Namespace, settings: Settings, rt: Runtime) -> int:
@@ -373,8 +386,9 @@ def cmd_demo(args: argparse.Namespace, settings: Settings, rt: Runtime | None) -
 RUNNERS = {
     "search": cmd_models, "card": cmd_card, "finetune": cmd_finetune, "evaluate": cmd_evaluate, "data": cmd_data,
     "jobs": cmd_jobs,
-    "status": cmd_status, "cancel": cmd_cancel, "try": cmd_try, "deploy": cmd_deploy, "endpoints": cmd_endpoints,
-    "rotate-key": cmd_rotate_key, "delete-endpoint": cmd_delete_endpoint, "import": cmd_import, "worker": cmd_worker, "serve": cmd_serve,
+    "status": cmd_status, "cancel": cmd_cancel, "try": cmd_try, "deploy": cmd_deploy, "endpoints": cmd_endpoints, "costs": cmd_costs,
+    "rotate-key": cmd_rotate_key, "delete-endpoint": cmd_delete_endpoint, "import": cmd_import, "worker": cmd_worker,
+    "serve": cmd_serve,
     "demo": cmd_demo, "doctor": cmd_doctor, "config": cmd_config,
 }
 WITHOUT_RUNTIME = {"demo", "doctor", "config"}

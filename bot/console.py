@@ -6,6 +6,7 @@ import json
 import sys
 from typing import Any
 
+from handlers.costs import CostReport
 from handlers.tryout import TryResult
 from platforms.base import DatasetInfo, EndpointInfo, ModelCard
 from platforms.datasets import Preview
@@ -74,6 +75,11 @@ def job_details(record: JobRecord) -> str:
     for use in record.data:
         lines.append(f"  {use.role} data: {use.dataset or use.name}, {use.rows} rows"
                      + (f", {use.skipped} bad rows skipped ({'; '.join(use.skipped_rows)})" if use.skipped else ""))
+    if record.estimate is not None:
+        lines.append(f"  estimate: {record.estimate.summary()} ({record.estimate.basis})")
+    if record.actual_seconds is not None and record.kind != "deploy":
+        error = f", {record.estimate_error:+.0%} off the estimate" if record.estimate_error is not None else ""
+        lines.append(f"  took: {record.actual_seconds:.0f} s, ${record.actual_usd or 0:,.2f}{error}")
     if record.metrics:
         lines.append(metrics_table({"value": record.metrics}))
     return "\n".join(lines)
@@ -168,4 +174,15 @@ def preview(result: Preview) -> str:
         text = ", ".join(f"{name} {count}" for name, count in shown[:20])
         lines.append(f"  {result.distribution_of}: {text}" + (f" and {len(shown) - 20} more" if len(shown) > 20 else ""))
     lines += [f"  warning: {warning}" for warning in result.warnings]
+    return "\n".join(lines)
+
+
+def cost_report(report: CostReport) -> str:
+    from workers.costs import money
+
+    lines = [f"Costs in {report.month} (estimated, then actual once each job or endpoint ends); yours: {money(report.yours)}"]
+    lines += [f"  {b.scope} {b.who} budget: {money(b.used)} of {money(b.budget)}" for b in report.budgets]
+    lines += ["By user:"] + [f"  {who}  {money(usd)}" for who, usd in report.users.items()]
+    lines += ["By channel:"] + [f"  {who}  {money(usd)}" for who, usd in report.channels.items()]
+    lines.append(f"Prices: {report.price_source}, read {report.prices_read}")
     return "\n".join(lines)

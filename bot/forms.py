@@ -24,6 +24,7 @@ class FormAnswers(BaseModel):
     test_split: float = 10.0
     columns: list[str] = []
     mapping: dict[str, str] = {}
+    rows: int = 0  # of the checked data, which the estimate of the compute step is made from
 
     def split(self, *, own_validation: bool, own_test: bool) -> SplitPlan:
         """The shares of the training data set aside, in percent on the form; none for a part the

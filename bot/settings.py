@@ -87,6 +87,31 @@ class Settings(BaseSettings):
         0.0, ge=0,
         description="Work estimated above this many GPU-hours (GPUs × instances × hours) waits for an approver's click (0: never).",
     )
+    fmbot_approval_usd: float = Field(
+        0.0, ge=0,
+        description="Work estimated above this many US dollars (the high end of its estimate) waits for an approver's click (0: never).",
+    )
+    fmbot_prices: Path | None = Field(
+        None, description="YAML price table overriding or adding to the shipped one (platforms/prices.yaml): USD per VM size hour and per 1K serverless tokens.",
+    )
+    fmbot_approval_expiry_hours: float = Field(
+        24.0, gt=0, description="Hours a job waits for approval before it is rejected, with a notice in its thread.",
+    )
+    fmbot_approval_reminder_hours: float = Field(
+        2.0, ge=0, description="Hours before an approval expires that approvers are reminded, once (0: no reminder).",
+    )
+    fmbot_ttl_warning_hours: float = Field(
+        1.0, ge=0, description="Hours before an endpoint's time to live ends that its owner is asked to keep or delete it.",
+    )
+    fmbot_ttl_extension_hours: float = Field(
+        8.0, gt=0, description="Hours the \"Keep\" button adds to an endpoint's time to live.",
+    )
+    fmbot_idle_hours: float = Field(
+        4.0, gt=0, description="Hours without a scoring request after which an endpoint's owner is told what it costs, with Delete.",
+    )
+    fmbot_digest_interval_hours: float = Field(
+        24.0, gt=0, description="Hours between the cost digests of the channels that opted in (`costs digest on`).",
+    )
     fmbot_admins: str = Field(
         "", description="Comma-separated Slack user ids and Teams (Entra object) ids who may do everything and grant access."
     )

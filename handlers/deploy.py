@@ -17,9 +17,11 @@ from typing import ClassVar
 from handlers import policy
 from handlers.catalog import require_task
 from handlers.errors import UserError
+from handlers.costs import resolve_ttl
 from handlers.jobs import JobRequest, submit
 from platforms.base import DeploySpec, EndpointInfo
 from workers.ledger import JobKind, JobRecord
+from workers import timers
 from workers.runtime import Runtime
 
 
@@ -46,7 +48,9 @@ def start_deploy(rt: Runtime, request: DeployRequest) -> JobRecord:
         raise UserError(f'an endpoint named "{spec.endpoint}" already exists',
                         hint="Pick another name, or delete that endpoint first", remedy=("delete-endpoint", spec.endpoint),
                         field="endpoint")
-    spec = spec.model_copy(update={"model": card.ref, "task": task, "owner": request.requester})
+    channel = request.reply_to.channel if request.reply_to else None
+    ttl = resolve_ttl(rt, policy.actor(request.requester, channel), spec.ttl_hours)
+    spec = spec.model_copy(update={"model": card.ref, "task": task, "owner": request.requester, "ttl_hours": ttl})
     return submit(rt, request.model_copy(update={"spec": spec}))
 
 
@@ -109,11 +113,15 @@ def rotate_endpoint_key(rt: Runtime, name: str, user: str, *, pick_up: bool = Tr
 def delete_endpoint(rt: Runtime, name: str, user: str) -> EndpointInfo:
     """Stopped where it runs: a local endpoint served on another host (the worker container, when
     the bot runs in its own) is deleted by a job on that host's queue, since its processes can be
-    signalled only from there; forgetting it here would leave it serving with a valid key."""
+    signalled only from there; forgetting it here would leave it serving with a valid key. Its
+    time-to-live timers end with it, and its deploy is charged what it cost while it ran."""
     info = _own(rt.platform.get_endpoint(name.strip()), user, "delete it")
     if _here(info):
-        return rt.platform.delete_endpoint(info.name)
+        deleted = rt.platform.delete_endpoint(info.name)
+        timers.endpoint_ended(rt, info.name)
+        return deleted
     done = _on_its_host(rt, info, "delete_endpoint", "deleted")
+    timers.endpoint_ended(rt, info.name)
     if done is None:
         return info.model_copy(update={"message": f"its worker on {info.host} is stopping it"})
     return EndpointInfo.model_validate(done)

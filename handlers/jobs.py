@@ -6,12 +6,14 @@ from typing import ClassVar
 
 from pydantic import BaseModel
 
-from handlers import limits, policy
+from handlers import costs, limits, policy
 from handlers.errors import UserError
 from handlers.policy import Action
 from platforms.base import DeploySpec, JobSpec, JobState
 from workers.ledger import DataUse, JobKind, JobNotFound, JobRecord, ReplyTarget, new_job_id
 from workers.notifier import JobEvent
+from workers import timers
+from workers.costs import money
 from workers.queues import withdraw_job
 from workers.runtime import Runtime
 
@@ -46,19 +48,37 @@ class JobRequest(BaseModel):
 def submit(rt: Runtime, request: JobRequest) -> JobRecord:
     """Record, announce and queue in one atomic write (`Runtime.create`): the user never hears of
     a job the ledger lacks, no recorded job misses its place in the queue, and the QUEUED notice is
-    first in the job's outbox, so the worker's updates land in the thread it starts. Work above the
-    approval threshold is recorded and announced with Approve/Reject buttons, and queued only once
-    approved. The requester's and the channel's fair-use limits are checked first."""
+    first in the job's outbox, so the worker's updates land in the thread it starts. Work above an
+    approval threshold (GPU-hours or money) or over a budget the policy sends for approval is recorded
+    and announced with Approve/Reject buttons, and queued only once approved; the approval expires.
+    The requester's and the channel's fair-use limits are checked first. Its estimate (from the rows
+    of its data) goes on the record, and is charged to this month's spend."""
     spec = request.spec
     record = JobRecord(id=new_job_id(request.kind), kind=request.kind, model=spec.model, task=spec.task,
                        spec=spec.model_dump(mode="json"), requester=request.requester, reply_to=request.reply_to,
                        data=request.data)
     record.gpu_hours = gpu_hours(rt, record.kind, spec.compute, spec.instances,
                                  serverless=isinstance(spec, DeploySpec) and spec.serverless)
+    rows = request.data[0].rows if request.data else 0  # the training data, or the test data evaluated
+    record.estimate = costs.estimate_request(rt, record.kind, spec, rows=rows)
+    actor = policy.actor(request.requester, request.reply_to.channel if request.reply_to else None)
+    usd = record.estimate.usd_high if record.estimate else None
+    reasons = []
     if rt.approval_gpu_hours and record.gpu_hours > rt.approval_gpu_hours:
-        record.approval = "pending"
+        reasons.append(f"more than {rt.approval_gpu_hours:g} GPU-hours")
+    if rt.costs.approval_usd and (usd is None or usd > rt.costs.approval_usd) and not (record.estimate and record.estimate.free):
+        reasons.append(f"may cost more than {money(rt.costs.approval_usd)}" if usd is not None
+                       else "its compute has no price to compare with the approval limit")
+    if costs.check_budget(rt, actor, record.estimate):
+        reasons.append(f"over budget: {costs.budget_problem(rt, actor, record.estimate)}")
+    if reasons:
+        record.approval, record.message = "pending", "Needs approval: " + "; ".join(reasons)
     limits.check_submit(rt, record)
-    return rt.create(record, enqueue=record.approval is None)
+    record = rt.create(record, enqueue=record.approval is None)
+    costs.charge_request(rt, record.id, actor, record.estimate)
+    if record.approval == "pending":
+        timers.approval_waiting(rt, record)
+    return record
 
 
 def approve_job(rt: Runtime, job_id: str, approver: str, channel: str | None = None) -> JobRecord:
@@ -80,6 +100,7 @@ def approve_job(rt: Runtime, job_id: str, approver: str, channel: str | None = N
         stored.approval, stored.approved_by = "approved", approver
 
     record = rt.ledger.update(record.id, approve, then=lambda pipe: rt.enqueue(record.id, pipeline=pipe))
+    timers.approval_decided(rt, record.id)
     return rt.notify(record, JobEvent.APPROVED)
 
 
@@ -89,7 +110,10 @@ def reject_job(rt: Runtime, job_id: str, approver: str, channel: str | None = No
     if record.approval != "pending" or record.state.final:
         raise UserError(f"{record.id} is not waiting for approval", hint=f"It is {record.state}")
     record, moved = rt.ledger.transition(record.id, JobState.CANCELED, message=f"rejected by {approver}")
-    return rt.notify(record, JobEvent.CANCELED) if moved else record
+    if not moved:
+        return record
+    timers.approval_decided(rt, record.id)
+    return rt.notify(timers.settle(rt, record), JobEvent.CANCELED)
 
 
 def list_jobs(rt: Runtime, *, user: str | None = None, limit: int = 20) -> list[JobRecord]:
@@ -128,5 +152,6 @@ def cancel_job(rt: Runtime, job_id: str, user: str, channel: str | None = None) 
         withdraw_job(rt.queue, record.id)
         if record.external_id:
             rt.platform.cancel(record.external_id)
-        record = rt.notify(record, JobEvent.CANCELED)
+        timers.approval_decided(rt, record.id)
+        record = rt.notify(timers.settle(rt, record), JobEvent.CANCELED)
     return record

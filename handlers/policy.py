@@ -17,6 +17,16 @@ admins from the environment:
       cancel_others: {groups: ["@ml-oncall"]}
     data_assets: [reviews, "support-tickets:3"]   # Azure ML data assets chat users may name
 
+`costs` (its own section, `CostPolicy`) holds monthly budgets in USD per user, channel and user group,
+what happens to a request over budget (`refuse`, or `approve`: it waits for an approver), and endpoints'
+time to live (hours by platform kind; who may deploy with no end):
+
+    costs:
+      budgets: {users: {U0ALICE: 200}, channels: {C0ML: 1000}, groups: {"@ml-team": 500}}
+      over_budget: approve
+      endpoint_ttl_hours: {local: 8, paid: 24}
+      never_expire: {groups: ["@ml-oncall"]}
+
 `data_assets` lists the Azure ML data assets (`name`, or `name:version`) a form may read; any other
 asset of the workspace is refused, so nobody reads a dataset by guessing its name.
 
@@ -110,6 +120,38 @@ class FairUse(BaseModel):
         return base.model_copy(update=own.model_dump(exclude_unset=True)) if own else base
 
 
+class Budgets(BaseModel):
+    """Monthly budgets in USD; a request is checked against every one that names its requester, its
+    channel or one of the requester's groups."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    users: dict[str, float] = {}
+    channels: dict[str, float] = {}
+    groups: dict[str, float] = {}
+
+    def limits(self, actor: Actor) -> list[tuple[str, str, float]]:
+        """(scope, id, budget) of each budget `actor`'s request counts against."""
+        found = [("user", actor.user, self.users[actor.user])] if actor.user in self.users else []
+        if actor.channel is not None and actor.channel in self.channels:
+            found.append(("channel", actor.channel, self.channels[actor.channel]))
+        found += [("group", g, self.groups[g]) for g in actor.groups if g in self.groups]
+        return found
+
+
+class CostPolicy(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    budgets: Budgets = Budgets()
+    over_budget: Literal["refuse", "approve"] = "refuse"
+    endpoint_ttl_hours: dict[Literal["local", "paid"], float] = {"local": 8.0, "paid": 24.0}
+    never_expire: Rule = Rule()
+
+    @property
+    def mentions_groups(self) -> bool:
+        return bool(self.budgets.groups or self.never_expire.groups)
+
+
 class Policy(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
@@ -117,6 +159,7 @@ class Policy(BaseModel):
     allow: dict[Action, Rule] = {}
     data_assets: list[str] = []
     limits: FairUse = FairUse()
+    costs: CostPolicy = CostPolicy()
 
     def allows_data_asset(self, name: str, version: str | None) -> bool:
         return name in self.data_assets or (version is not None and f"{name}:{version}" in self.data_assets)
@@ -127,7 +170,7 @@ class Policy(BaseModel):
 
     @property
     def mentions_groups(self) -> bool:
-        return any(r.groups for r in self.allow.values())
+        return any(r.groups for r in self.allow.values()) or self.costs.mentions_groups
 
     def allows(self, actor: Actor, action: Action) -> bool:
         return actor.user in self.admins or self.rule(action).matches(actor)

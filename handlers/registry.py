@@ -146,6 +146,8 @@ COMMANDS: dict[str, Command] = {
                                     help="a serverless pay-per-token API (only models Azure offers so)"),
                            Argument(flag="--no-content-filter", kind="switch",
                                     help="serverless: turn Azure's content filtering off"),
+                           Argument(flag="--ttl", help="time to live: 8h, 90m, 2d or never (default from the "
+                                    "policy; never only where it allows)"),
                            Argument(flag="--wait", kind="switch", help="wait until the endpoint answers"))),
         Command(name="import", usage="import <hf-model-id> [task]", summary="Import a Hugging Face model",
                 example="import bert-base-uncased/bert fill-mask", permission=Action.IMPORT,
@@ -189,6 +191,12 @@ COMMANDS: dict[str, Command] = {
         Command(name="delete-endpoint", usage="delete-endpoint <name>", summary="Stop an endpoint and remove it",
                 example="delete-endpoint my-endpoint", surfaces=CLI_ONLY, permission=None, handler="handlers.deploy.delete_endpoint",
                 arguments=(JSON, Argument(flag="name"))),
+        Command(name="costs", usage="costs [digest on|off]",
+                summary="This month's spend per user and channel, and your budgets; a channel's cost digest",
+                example="costs", repeatable=True, handler="handlers.costs.costs_report",
+                arguments=(JSON, Argument(flag="--refresh-prices", kind="switch",
+                                          help="read the VM prices again from Azure's Retail Prices API into "
+                                               "FMBOT_PRICES (needs the internet)"))),
         Command(name="quota", usage="quota [sku]", summary="Compute you can use now", example="quota cpu",
                 repeatable=True, surfaces=CHAT),
         Command(name="worker", usage="worker [--burst] [--processes N]", summary="Run an RQ worker for fmbot's jobs",

@@ -347,6 +347,11 @@ class Platform(ABC):
         counted as the costliest)."""
         return None
 
+    def vm_size(self, compute: str | None) -> str | None:
+        """The VM size `compute` runs on (a cluster's size, not its name), which prices are listed by;
+        None where the platform has no VM sizes (local) or it cannot be read."""
+        return None
+
     def sample_input(self, task: Task) -> dict[str, Any]:
         """The input `try` uses when the user gives none, like the studio's Sample Inference form."""
         raise PlatformError(f"{self.name} has no sample input for {task}")
@@ -377,6 +382,11 @@ class Platform(ABC):
         """Replace the endpoint's key: the old one stops working, the new one waits for
         `pick_up_endpoint_key`."""
         raise PlatformError(f"rotating endpoint keys is not supported on the {self.name} platform")
+
+    def endpoint_activity(self, name: str) -> EndpointActivity | None:
+        """The endpoint's scoring requests and the last one's time; None where the platform cannot
+        tell (fmbot then counts idle time from when the endpoint started)."""
+        return None
 
     def import_model(self, spec: ImportSpec, report: ProgressReport) -> JobOutcome:
         raise PlatformError(f"importing models is not supported on the {self.name} platform")
@@ -429,6 +439,9 @@ class DeploySpec(JobSpec):
     content_filtering: bool = True
     max_batch_size: int = Field(32, ge=1, le=1024)
     max_wait_ms: float = Field(5.0, ge=0, le=1000)
+    # Hours the endpoint lives before fmbot deletes it: None until the handler fills in the policy's
+    # default; 0 for an endpoint that never ends (where the policy allows it).
+    ttl_hours: float | None = Field(None, ge=0)
 
     @field_validator("endpoint")
     @classmethod
@@ -467,6 +480,13 @@ class EndpointInfo(BaseModel):
     message: str | None = None
     # The host whose processes serve it (local endpoints); only a process there can stop them.
     host: str | None = None
+
+
+class EndpointActivity(BaseModel):
+    """Scoring requests an endpoint answered, as far as the platform counts them."""
+
+    requests: int = 0
+    last_request_at: datetime | None = None
 
 
 class ImportSpec(JobSpec):

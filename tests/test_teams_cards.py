@@ -15,6 +15,7 @@ from PIL import Image
 pytest.importorskip("microsoft_agents.hosting.aiohttp")
 
 from bot.teams.limits import MESSAGE_BYTES, message_size  # noqa: E402
+from workers.costs import Estimate  # noqa: E402
 from bot.teams.manifest import DEPLOY, build_manifest  # noqa: E402
 from bot.teams.state import FormState, SharedFile  # noqa: E402
 from bot.teams.views import catalog, forms, jobs  # noqa: E402
@@ -64,7 +65,11 @@ def cards() -> dict[str, dict]:
         "data step, no files": forms.data_step(FormState(kind="evaluate"), models(2), [], {}),
         "mapping step": forms.mapping_step(state, {"sentence1": "column_1_" + "c" * 60}, {"map.label": "pick one"}),
         "compute step": forms.compute_step(state, [ComputeOption(name=f"cuda:{i}", label=f"GPU {i} · 1 free")
-                                                   for i in range(200)], {"cuda:0": 24.0}, {"compute": "no quota"}),
+                                                   for i in range(200)],
+                                           [("cuda:0", Estimate(seconds_low=5400, seconds_high=7200, gpu_hours_low=1.5,
+                                                                gpu_hours_high=2, usd_low=5.5, usd_high=7.3,
+                                                                size="Standard_NC24ads_A100_v4"))],
+                                           {"compute": "no quota"}),
     }
 
 

@@ -12,6 +12,7 @@ every `Runtime.poll_interval` seconds (FMBOT_POLL_INTERVAL) from RQ's scheduler,
 from __future__ import annotations
 
 import logging
+import socket
 import time
 from datetime import timedelta
 from collections.abc import Callable
@@ -32,7 +33,7 @@ from platforms.base import (
     Progress,
 )
 from platforms.datasets import DatasetError
-from workers import outbox, runtime, telemetry
+from workers import outbox, runtime, telemetry, timers
 from workers.ledger import JobKind, JobRecord
 from workers.notifier import JobEvent
 
@@ -69,7 +70,13 @@ class ProgressReporter:
 
 
 def _finish(rt: runtime.Runtime, job_id: str, state: JobState, event: JobEvent, **fields: Any) -> dict[str, Any]:
-    record, _ = rt.move(job_id, state, event, **fields)
+    """The final move, then what it cost: its actual duration and cost on the record and in the month's
+    spend; a deployed endpoint's lease and time-to-live timers."""
+    record, moved = rt.move(job_id, state, event, **fields)
+    if moved:
+        record = timers.settle(rt, record)
+        if record.kind == "deploy" and state == JobState.COMPLETED:
+            timers.endpoint_started(rt, record, host=socket.gethostname() if rt.platform.name == "local" else None)
     return record.public()
 
 

@@ -24,6 +24,12 @@
     fmbot:try:rate:{user}:{min} tries of one user in one minute (expires)
     fmbot:ledger:sweep          lock (SET NX, expires) of the one worker deleting records past their retention
     fmbot:metrics               hash of counters workers add to (jobs by state, durations, retries)
+    fmbot:throughput:{key}      list of the newest samples/s of one model family on one compute ({kind}:{family}:{compute})
+    fmbot:spend:{YYYY-MM}       hash of one month's spend: job id or endpoint:{name} → JSON Charge (workers/costs.py)
+    fmbot:timer:{kind}:{subject}  JSON record of one pending timer (approval expiry, endpoint TTL, idle check, digest)
+    fmbot:timer:fired:{id}      marker (SET NX, expires) that one firing of a timer ran, so it runs once across workers
+    fmbot:lease:{endpoint}      JSON lease of one endpoint: its deploy job, owner, expiry, last request seen
+    fmbot:digest:channels       hash of the channels that opted in to the cost digest: channel → JSON {target, since}
     fmbot:azure:catalog         JSON {fetched_at, cards}: the Azure ML registry listing (written by
                                 platforms/azureml/catalog.py, which may not import this module)
     fmbot:azure:catalog:refresh lock (SET NX, expires) held while one process refreshes that listing
@@ -117,6 +123,32 @@ def try_alive() -> str:
 
 def try_rate(user: str, minute: int) -> str:
     return f"{PREFIX}:try:rate:{user}:{minute}"
+
+
 def teams_form_answer(form_id: str) -> str:
     """A dialog step's answer that was still being worked out when its invoke had to be answered."""
     return f"{PREFIX}:teams:form:{form_id}:answer"
+
+
+def throughput(key: str) -> str:
+    return f"{PREFIX}:throughput:{key}"
+
+
+def spend(month: str) -> str:
+    return f"{PREFIX}:spend:{month}"
+
+
+def timer(kind: str, subject: str) -> str:
+    return f"{PREFIX}:timer:{kind}:{subject}"
+
+
+def timer_fired(timer_id: str) -> str:
+    return f"{PREFIX}:timer:fired:{timer_id}"
+
+
+def lease(endpoint: str) -> str:
+    return f"{PREFIX}:lease:{endpoint}"
+
+
+def digest_channels() -> str:
+    return f"{PREFIX}:digest:channels"

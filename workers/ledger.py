@@ -21,6 +21,7 @@ from redis.exceptions import WatchError
 
 from platforms.base import JobState, Progress
 from workers import keys, telemetry
+from workers.costs import Estimate
 
 JobKind = Literal["finetune", "evaluate", "deploy", "import"]
 _PREFIX = {"finetune": "ft", "evaluate": "ev", "deploy": "dp", "import": "im"}
@@ -73,6 +74,10 @@ class JobRecord(BaseModel):
     approved_by: str | None = None
     gpu_hours: float = 0.0
     data: list[DataUse] = []
+    # What it was expected to take and cost before it was queued, and what it took and cost in the end.
+    estimate: Estimate | None = None
+    actual_seconds: float | None = None
+    actual_usd: float | None = None
     created_at: datetime = Field(default_factory=lambda: datetime.now(UTC))
     started_at: datetime | None = None
     finished_at: datetime | None = None
@@ -87,7 +92,18 @@ class JobRecord(BaseModel):
         """The record as shown to users (CLI `--json`, Slack): no internal spec paths."""
         data = self.model_dump(mode="json", exclude={"spec"})
         data["elapsed_seconds"] = round(self.elapsed_seconds, 1)
+        data["estimate_error"] = self.estimate_error
+        if self.estimate is not None:
+            data["estimate"]["summary"] = self.estimate.summary()
         return data
+
+    @property
+    def estimate_error(self) -> float | None:
+        """How far the real run time was from the middle of its estimate, as a fraction (0.25: a quarter
+        longer), so estimates can be judged; None until a run with an estimate has finished."""
+        if self.estimate is None or self.actual_seconds is None or not self.estimate.seconds_mid or self.kind == "deploy":
+            return None
+        return round(self.actual_seconds / self.estimate.seconds_mid - 1, 3)
 
 
 class JobNotFound(LookupError):

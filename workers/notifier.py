@@ -14,7 +14,7 @@ from typing import Any, Protocol
 
 from pydantic import BaseModel
 
-from workers.ledger import JobRecord
+from workers.ledger import JobRecord, ReplyTarget
 
 log = logging.getLogger(__name__)
 
@@ -28,6 +28,10 @@ class JobEvent(StrEnum):
     COMPLETED = "completed"
     FAILED = "failed"
     CANCELED = "canceled"
+    APPROVAL_REMINDER = "approval_reminder"
+    ENDPOINT_EXPIRING = "endpoint_expiring"
+    ENDPOINT_EXPIRED = "endpoint_expired"
+    ENDPOINT_IDLE = "endpoint_idle"
 
 
 class ChatMessage(BaseModel):
@@ -53,6 +57,9 @@ class JobRenderer(Protocol):
     def attachments(self, record: JobRecord, event: JobEvent) -> list[FileAttachment]:
         """Files for the thread at this event (none for most)."""
 
+    def direct_message(self, record: JobRecord, event: JobEvent) -> ChatMessage | None:
+        """A message for the requester alone (an idle endpoint's cost), or None."""
+
 
 class PartialDelivery(Exception):
     """A notification failed after its first `done` calls succeeded; a retry skips those, so no
@@ -68,6 +75,9 @@ class Notifier(Protocol):
 
     def job_changed(self, record: JobRecord, event: JobEvent, *, skip: int = 0) -> JobRecord: ...
 
+    def channel_post(self, target: ReplyTarget, message: ChatMessage) -> None:
+        """A message of no job (a channel's cost digest) to a channel or conversation."""
+
     def is_transient(self, exc: BaseException) -> bool:
         """Whether a failed post is worth retrying later (an outage, rate limiting), or would fail
         the same way next time (the chat answered with an error about the message itself)."""
@@ -78,6 +88,9 @@ class NullNotifier:
 
     def job_changed(self, record: JobRecord, event: JobEvent, *, skip: int = 0) -> JobRecord:
         return record
+
+    def channel_post(self, target: ReplyTarget, message: ChatMessage) -> None:
+        return None
 
     def is_transient(self, exc: BaseException) -> bool:
         return True
@@ -113,6 +126,13 @@ class SurfaceNotifier:
                       record.reply_to.surface)
             return record
         return notifier.job_changed(record, event, skip=skip)
+
+    def channel_post(self, target: ReplyTarget, message: ChatMessage) -> None:
+        notifier = self.notifiers.get(target.surface)
+        if notifier is None:
+            log.error("a post to %s on %s, which this process is not set up for", target.channel, target.surface)
+            return
+        notifier.channel_post(target, message)
 
     def is_transient(self, exc: BaseException) -> bool:
         """Worth retrying unless a surface knows the error as its service's final answer (each

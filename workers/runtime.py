@@ -20,6 +20,7 @@ from rq.job import JobStatus
 
 from platforms.base import JobState, Platform
 from workers import outbox, storage, telemetry
+from workers.costs import CostConfig
 from workers.ledger import JobRecord, Ledger
 from workers.notifier import JobEvent, Notifier
 from workers.queues import enqueue_job, host_queue
@@ -41,6 +42,7 @@ class Runtime:
     ledger_retention_days: float = 90.0
     upload_retention_hours: float = 24.0
     poll_interval: float = 60.0
+    costs: CostConfig = field(default_factory=CostConfig)
     _platform: Platform | None = field(default=None, repr=False)
 
     @property

@@ -15,6 +15,7 @@ from slack_bolt import App
 from bot import observability
 from bot.slack.context import SlackContext, SlashCommand
 from bot.slack.data import command_data
+from bot.slack.costs import command_costs
 from bot.slack.deploy import command_deploy, command_endpoints, command_rotate_key
 from bot.slack.forms import open_form
 from bot.slack.imports import command_import
@@ -112,6 +113,7 @@ LISTENERS: dict[str, Callable[[SlashCommand], None]] = {
     "evaluate": form_command("evaluate"), "finetune": form_command("finetune"), "deploy": command_deploy,
     "import": command_import, "jobs": command_jobs, "status": command_status, "cancel": command_cancel,
     "endpoints": command_endpoints, "rotate-key": command_rotate_key, "quota": command_quota, "data": command_data,
+    "costs": command_costs,
 }
 
 

@@ -20,6 +20,8 @@ from bot.slack.state import FormState, dump_state, load_state
 from bot.slack.views.deploy import SERVERLESS, deploy_modal, endpoint_list, key_message
 from bot.slack.views.forms import read_values
 from handlers import deploy as deploy_handlers
+from handlers import policy
+from handlers.costs import form_estimates, parse_ttl, resolve_ttl
 from handlers.errors import UserError
 from handlers.registry import Surface, usage_hint
 from platforms.base import DeploySpec
@@ -28,10 +30,16 @@ from workers.ledger import ReplyTarget
 
 
 def open_deploy(ctx: SlackContext, client: Any, trigger_id: str, channel: str, user: str, model: str) -> None:
-    card = ctx.rt.platform.get_model(model)
+    rt = ctx.rt
+    card = rt.platform.get_model(model)
     state = FormState(kind="deploy", channel=channel, user=user, model=card.ref)
-    client.views_open(trigger_id=trigger_id, view=deploy_modal(card, dump_state(state, ctx.rt.redis),
-                                                              serverless=card.serverless))
+    actor = policy.actor(user, channel)
+    estimates = form_estimates(rt, "deploy", card, actor=actor)
+    if card.serverless:
+        estimates = form_estimates(rt, "deploy", card, serverless=True) + estimates
+    client.views_open(trigger_id=trigger_id, view=deploy_modal(card, dump_state(state, rt.redis),
+                                                              serverless=card.serverless, estimates=estimates,
+                                                              ttl_hours=resolve_ttl(rt, actor, None)))
 
 
 def command_deploy(cmd: SlashCommand) -> None:
@@ -49,7 +57,8 @@ def command_endpoints(cmd: SlashCommand) -> None:
 
 
 # Which block of the deploy form shows an error about each DeploySpec field.
-DEPLOY_BLOCKS = {"endpoint": BlockId.ENDPOINT_NAME, "instances": BlockId.INSTANCES, "compute": BlockId.COMPUTE}
+DEPLOY_BLOCKS = {"endpoint": BlockId.ENDPOINT_NAME, "instances": BlockId.INSTANCES, "compute": BlockId.COMPUTE,
+                 "ttl": BlockId.TTL}
 
 
 def on_deploy(ack, view, client, context):
@@ -57,11 +66,17 @@ def on_deploy(ack, view, client, context):
     rt = ctx.rt
     state = load_state(view["private_metadata"], rt.redis)
     values = read_values(view)
+    try:
+        ttl = parse_ttl(values[BlockId.TTL]) if values.get(BlockId.TTL) else None
+    except UserError as exc:
+        ack(response_action="errors", errors={BlockId.TTL: ctx.explain(exc)[:150]})
+        return
     serverless = values.get(BlockId.DEPLOY_KIND) == SERVERLESS
     try:
         spec = DeploySpec(model=state.model, endpoint=(values.get(BlockId.ENDPOINT_NAME) or "").strip(),
                           instances=values.get(BlockId.INSTANCES) or 1, compute=values.get(BlockId.COMPUTE),
-                          serverless=serverless, content_filtering=bool(values.get(BlockId.CONTENT_FILTER)))
+                          serverless=serverless, content_filtering=bool(values.get(BlockId.CONTENT_FILTER)),
+                          ttl_hours=ttl)
         if not serverless and not spec.compute:
             raise UserError("Choose a VM size for managed compute", field="compute")
     except FmbotError as exc:

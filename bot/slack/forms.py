@@ -29,6 +29,8 @@ from bot.slack.views.data import preview_text
 from bot.slack.views.mrkdwn import escape
 from handlers.data import REGISTERED, check_data, list_datasets, preview, register_dataset, registered_ref
 from platforms.base import DataRef, Hyperparameters, PlatformError, QuotaCheck, SpecError
+from handlers import policy
+from handlers.costs import form_estimates
 from platforms.errors import FmbotError
 from platforms.datasets import BadRowsError, ColumnMapping, DatasetError, guess_mapping, read_columns
 from platforms.tasks import TASKS, Task
@@ -146,14 +148,15 @@ def check_rows(ctx: SlackContext, client: Any, view_id: str, state: FormState) -
     mapping = ColumnMapping.build(state.mapping, Task(state.task))
     rows = settings.row_policy(state.skip_bad_rows)
     try:
-        skipped = 0
-        for ref in (state.train, state.validation, state.test):
-            if ref is not None:
-                skipped += check_data(ref, mapping, max_bytes=settings.max_upload_bytes,
-                                      training=state.kind == "finetune", rows=rows).skipped
-        state.bad_rows = skipped
+        summaries = {id(ref): check_data(ref, mapping, max_bytes=settings.max_upload_bytes,
+                                         training=state.kind == "finetune", rows=rows)
+                     for ref in (state.train, state.validation, state.test) if ref is not None}
+        state.bad_rows = sum(summary.skipped for summary in summaries.values())
+        state.rows = summaries[id(state.train or state.test)].rows
         state.preview = _preview(state, settings, state.mapping)
-        view = compute_step(state, dump_state(state, rt.redis))
+        estimates = form_estimates(rt, state.kind, rt.platform.get_model(state.model), rows=state.rows,
+                                   actor=policy.actor(state.user, state.channel))
+        view = compute_step(state, dump_state(state, rt.redis), estimates)
     except BadRowsError as exc:
         within = exc.bad.count <= rows.max_fraction * exc.total
         state.bad_rows = exc.bad.count if within and not state.skip_bad_rows else 0

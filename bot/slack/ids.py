@@ -38,6 +38,8 @@ class BlockId(StrEnum):
     CONTENT_FILTER = "content_filter"
     MODEL_ID = "model_id"
     LICENSE = "license"
+    TTL = "ttl"
+    ESTIMATE = "estimate"
 
 
 class ActionId(StrEnum):
@@ -59,6 +61,7 @@ class ActionId(StrEnum):
     JOB_REGISTER = "job_register"
     JOB_DEPLOY = "job_deploy"
     DELETE_ENDPOINT = "endpoint_delete"
+    KEEP_ENDPOINT = "endpoint_keep"
     SHOW_KEY = "endpoint_show_key"
     ROTATE_KEY = "endpoint_rotate_key"
     APPROVE_JOB = "job_approve"

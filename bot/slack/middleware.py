@@ -115,7 +115,7 @@ def once_per_delivery(redis: Redis) -> Callable[..., BoltResponse | None]:
 
 # Every action id fmbot's messages and forms carry, and the policy action each needs; an id not
 # here is refused, so a crafted payload cannot reach a listener the policy never heard of.
-# Show key, Rotate key, Delete and Cancel need only the right to use fmbot here; their handlers
+# Show key, Rotate key, Delete, Keep and Cancel need only the right to use fmbot here; their handlers
 # then check that the clicker owns the endpoint or job (or is an admin).
 BUTTON_ACTIONS = {
     ActionId.CARD_TRY: Action.TRY, ActionId.CARD_EVALUATE: Action.EVALUATE, ActionId.JOB_EVALUATE: Action.EVALUATE,
@@ -123,6 +123,7 @@ BUTTON_ACTIONS = {
     ActionId.CARD_FINETUNE: Action.FINETUNE, ActionId.CARD_DEPLOY: Action.DEPLOY, ActionId.JOB_DEPLOY: Action.DEPLOY,
     ActionId.PAGE: Action.SEARCH, ActionId.JOB_REGISTER: Action.SEARCH, ActionId.SHOW_KEY: Action.SEARCH,
     ActionId.DELETE_ENDPOINT: Action.SEARCH, ActionId.ROTATE_KEY: Action.SEARCH, ActionId.CANCEL_JOB: Action.SEARCH,
+    ActionId.KEEP_ENDPOINT: Action.SEARCH,
 }
 # Elements inside a form: they act for the form, so the form's own action and channel apply.
 FORM_ELEMENTS = {ActionId.MODEL, ActionId.TASK, ActionId.FILE, ActionId.SOURCE, ActionId.SPLIT, ActionId.COLUMN,

@@ -11,7 +11,7 @@ from urllib.error import URLError
 
 from slack_sdk.errors import SlackApiError
 
-from workers.ledger import JobRecord, Ledger
+from workers.ledger import JobRecord, Ledger, ReplyTarget
 from workers.notifier import ChatMessage, FileAttachment, JobEvent, JobRenderer, deliver_steps
 
 log = logging.getLogger(__name__)
@@ -44,6 +44,9 @@ class SlackNotifier:
             yield lambda current: self._reply(current, reply)
         for attachment in self.renderer.attachments(record, event):
             yield lambda current, attachment=attachment: self._upload(current, attachment)
+        direct = self.renderer.direct_message(record, event)
+        if direct is not None:
+            yield lambda current: self._direct(current, direct)
         if self.home is not None and event != JobEvent.PROGRESS:
             yield self._publish_home
 
@@ -64,6 +67,14 @@ class SlackNotifier:
     def _reply(self, record: JobRecord, reply: ChatMessage) -> JobRecord:
         self.client.chat_postMessage(channel=record.reply_to.channel, thread_ts=record.reply_to.thread_ts,
                                      text=reply.text, blocks=reply.blocks)
+        return record
+
+    def channel_post(self, target: ReplyTarget, message: ChatMessage) -> None:
+        self.client.chat_postMessage(channel=target.channel, text=message.text, blocks=message.blocks or None)
+
+    def _direct(self, record: JobRecord, message: ChatMessage) -> JobRecord:
+        channel = self.client.conversations_open(users=record.requester)["channel"]["id"]
+        self.client.chat_postMessage(channel=channel, text=message.text, blocks=message.blocks)
         return record
 
     def _upload(self, record: JobRecord, attachment: FileAttachment) -> JobRecord:

@@ -20,7 +20,8 @@ from bot.teams.context import TeamsContext, card_message, reply_target, require,
 from bot.teams.views import catalog as catalog_views
 from bot.teams.views.cards import Element, card, heading, open_dialog, text
 from bot.teams.views.jobs import deployed_card, title
-from handlers import catalog, deploy, imports, jobs, tryout
+from handlers import catalog, costs, deploy, imports, jobs, tryout
+from workers.costs import money
 from handlers.errors import UserError
 from handlers.registry import COMMANDS, Surface, closest_command, lookup, on, usage_hint
 from platforms.base import DeploySpec, ImportSpec
@@ -111,6 +112,20 @@ def quota(ctx: TeamsContext, activity: Activity, rest: str) -> Answer:
     return "\n\n".join(f"**{o.name}** — {o.label}" for o in options)
 
 
+def cost_report(ctx: TeamsContext, activity: Activity, rest: str) -> Answer:
+    words = rest.lower().split()
+    if words[:1] == ["digest"]:
+        if words[1:] not in (["on"], ["off"]):
+            raise UserError("say `costs digest on` or `costs digest off`", hint=_usage("costs"))
+        return costs.set_digest(ctx.rt, reply_target(activity), words[1] == "on")
+    report = costs.costs_report(ctx.rt, requester(activity), activity.conversation.id)
+    lines = [f"**Costs in {report.month}**: yours {money(report.yours)} (estimated, then actual once each job ends)"]
+    lines += [f"{b.scope} budget: {money(b.used)} of {money(b.budget)}" for b in report.budgets]
+    lines += [f"{who}: {money(usd)}" for who, usd in list(report.users.items())[:15]]
+    lines.append(f"Prices: {report.price_source}, read {report.prices_read}")
+    return "\n\n".join(lines)
+
+
 def endpoints(ctx: TeamsContext, activity: Activity, rest: str) -> Answer:
     infos = deploy.list_endpoints(ctx.rt)
     return "\n\n".join(f"**{e.name}** — {e.model} · {e.state}" for e in infos) or "There are no endpoints."
@@ -153,7 +168,7 @@ def start_import(ctx: TeamsContext, activity: Activity, rest: str) -> Answer:
 ROOMS: dict[str, Callable[[TeamsContext, Activity, str], Answer]] = {
     "help": lambda ctx, activity, rest: help_card(), "search": search, "card": model_card, "try": try_model, "finetune": form("finetune"), "evaluate": form("evaluate"),
     "deploy": start_deploy, "import": start_import, "jobs": job_list, "status": status, "cancel": cancel, "endpoints": endpoints,
-    "rotate-key": rotate_key, "quota": quota,
+    "rotate-key": rotate_key, "quota": quota, "costs": cost_report,
 }
 
 

@@ -33,7 +33,7 @@ from handlers.data import check_data
 from handlers.errors import UserError
 from handlers.evaluate import EvaluateRequest, start_evaluation
 from handlers.finetune import FinetuneRequest, start_finetune
-from handlers.jobs import gpu_hours
+from handlers.costs import form_estimates
 from handlers.actions import Action
 from platforms.base import (DataRef, EvaluateSpec, FinetuneSpec, Hyperparameters, PlatformError, QuotaCheck,
                             SpecError)
@@ -150,18 +150,21 @@ def mapping_submitted(ctx: TeamsContext, state: FormState, values: dict[str, Any
         return mapping_step(state, chosen, {f"{prefix}{missing}": str(exc)})
     state.mapping = chosen
     try:
-        for ref in (state.train, state.validation, state.test):
-            if ref is not None:
-                check_data(ref, mapping, max_bytes=ctx.settings.max_upload_bytes)
+        rows = {id(ref): check_data(ref, mapping, max_bytes=ctx.settings.max_upload_bytes)
+                for ref in (state.train, state.validation, state.test) if ref is not None}
+        state.rows = rows[id(state.train or state.test)]
     except Exception as exc:
         return mapping_step(state, chosen, {"form": ctx.explain(exc)})
     return _compute(ctx, state, {})
 
 
 def _compute(ctx: TeamsContext, state: FormState, errors: Errors) -> Element:
-    options = ctx.rt.platform.compute_options(state.kind)
-    spend = {o.name: gpu_hours(ctx.rt, state.kind, o.name, 1) for o in options}
-    return compute_step(state, options, spend, errors)
+    """The compute step, with the same money and time estimate per choice as Slack's form shows."""
+    rt = ctx.rt
+    options = rt.platform.compute_options(state.kind)
+    card = rt.platform.get_model(state.model)
+    estimates = form_estimates(rt, state.kind, card, rows=state.rows)
+    return compute_step(state, options, estimates, errors)
 
 
 def compute_submitted(ctx: TeamsContext, context: TurnContext, state: FormState,

@@ -24,8 +24,8 @@ from bot.teams import conversations
 from bot.teams.connections import cloud_adapter, connection_manager, credentials_problem
 from bot.teams.context import card_message
 from bot.teams.views.jobs import deployed_card, metrics_card, reply_text, status_card
-from workers.ledger import JobRecord, Ledger
-from workers.notifier import JobEvent, deliver_steps
+from workers.ledger import JobRecord, Ledger, ReplyTarget
+from workers.notifier import ChatMessage, JobEvent, deliver_steps
 
 log = logging.getLogger(__name__)
 
@@ -60,6 +60,10 @@ class TeamsNotifier:
         if isinstance(exc, (aiohttp.ClientResponseError, ConversationUnknown)) and isinstance(status, int):
             return status == 429 or status >= 500
         return True
+
+    def channel_post(self, target: ReplyTarget, message: ChatMessage) -> None:
+        activity = Activity(type=ActivityTypes.message, text=message.text)
+        self._run(target.channel, lambda context: context.send_activity(activity), about=None)
 
     def _steps(self, record: JobRecord, event: JobEvent) -> Iterator[Callable[[JobRecord], JobRecord]]:
         yield self._status

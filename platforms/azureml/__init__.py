@@ -246,15 +246,24 @@ class AzureMLPlatform(Platform):
     def compute_gpus(self, compute: str | None) -> int | None:
         """A VM size's GPUs from the region's size list; a cluster's from the size it was created
         with (a cluster called "cpu-small" may well run A100s)."""
-        if not compute:
+        size = self.vm_size(compute)
+        if size is None:
             return None
         try:
-            size = compute if compute.startswith("Standard_") else call(
-                lambda: self.clients.workspace.compute.get(compute), what=f"read compute {compute}").size
-            info = quota.read_sizes(self.clients).get((size or "").lower())
+            info = quota.read_sizes(self.clients).get(size.lower())
         except PlatformError:
             return None
         return info.gpus if info is not None else None
+
+    def vm_size(self, compute: str | None) -> str | None:
+        if not compute:
+            return None
+        if compute.startswith("Standard_"):
+            return compute
+        try:
+            return call(lambda: self.clients.workspace.compute.get(compute), what=f"read compute {compute}").size or None
+        except PlatformError:
+            return None
 
     def check_quota(self, compute: str, instances: int, *, model: ModelCard | None = None,
                     deployment: bool = False) -> QuotaCheck:

@@ -18,6 +18,7 @@ from redis import Redis
 
 from platforms.base import (
     ComputeOption,
+    EndpointActivity,
     DataRef,
     DatasetInfo,
     DeploySpec,
@@ -252,6 +253,10 @@ class LocalPlatform(Platform):
 
     def list_endpoints(self) -> list[EndpointInfo]:
         return self._endpoints().list()
+
+    def endpoint_activity(self, name: str) -> EndpointActivity | None:
+        """Counted by the serving processes in files on the host they run on (only read there)."""
+        return self._endpoints().activity(name)
 
     def delete_endpoint(self, name: str) -> EndpointInfo:
         return self._endpoints().delete(name)

@@ -43,7 +43,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, model_validator
 from redis import Redis
 
-from platforms.base import DeploySpec, EndpointInfo, EndpointState, ModelCard, PlatformError
+from platforms.base import DeploySpec, EndpointActivity, EndpointInfo, EndpointState, ModelCard, PlatformError
 from platforms.local.library_logs import route_library_logs
 from platforms.local.task_contract import TaskModule
 from platforms.local.task_modules import TASK_MODULES
@@ -212,6 +212,11 @@ def _tail(path: Path, lines: int = 5) -> str:
         return "no log"
 
 
+def _activity_files(record: EndpointRecord) -> list[Path]:
+    state = Path(record.state_file)
+    return sorted(state.parent.glob(f"{state.stem}.activity-*.json"))
+
+
 def _signal(pids: list[int | None], sig: signal.Signals) -> None:
     """Send `sig` to those of `pids` still alive and wait (up to STOP_TIMEOUT_S) for them to go."""
     members = [pid for pid in pids if pid and _alive(pid)]
@@ -357,6 +362,8 @@ class LocalEndpoints:
         self.redis.srem(endpoints_key(), record.name)
         Path(record.state_file).unlink(missing_ok=True)
         record.key_file.unlink(missing_ok=True)
+        for path in _activity_files(record):
+            path.unlink(missing_ok=True)
 
     def pick_up_key(self, name: str) -> str | None:
         """The endpoint's key if nobody has picked it up yet (read and deleted at once: a second
@@ -381,6 +388,21 @@ class LocalEndpoints:
         self.redis.set(endpoint_key(name), record.model_dump_json(), xx=True)
         self.redis.set(key_pickup_key(name), key, ex=KEY_PICKUP_SECONDS)
         return self._info(record)
+
+    def activity(self, name: str) -> EndpointActivity:
+        """Scoring requests answered so far, summed over the endpoint's serving processes (restarted
+        ones included), and when the last one came."""
+        requests, last = 0, None
+        for path in _activity_files(self._record(name)):
+            try:
+                counted = json.loads(path.read_text())
+            except (OSError, ValueError):
+                continue
+            requests += counted.get("requests", 0)
+            at = counted.get("last_request_at")
+            last = at if last is None or (at is not None and at > last) else last
+        return EndpointActivity(requests=requests,
+                                last_request_at=datetime.fromtimestamp(last, UTC) if last is not None else None)
 
     def delete(self, name: str) -> EndpointInfo:
         record = self._record(name)

@@ -18,6 +18,8 @@ checked from the next request on.
 
 HTTP: `POST /score` (Azure ML request shapes, see `platforms.inputs`; `Authorization: Bearer KEY`),
 `GET /health` (no key, like a liveness probe), `GET /stats` (key; predictor calls and batch sizes).
+Each serving process counts the scoring requests it answered in an activity file next to the state
+file, which the platform sums to tell an idle endpoint.
 """
 
 from __future__ import annotations
@@ -154,9 +156,20 @@ class EndpointApp:
     GENERATION_KEYS, e.g. max_new_tokens); other parameters are accepted and ignored."""
 
     def __init__(self, *, key_hash: KeyHashFile, task: Task, model: str, batcher: MicroBatcher,
-                 parameter_keys: tuple[str, ...] = ()):
+                 parameter_keys: tuple[str, ...] = (), activity_file: Path | None = None):
         self.key_hash, self.task, self.model, self.batcher = key_hash, task, model, batcher
         self.parameter_keys = parameter_keys
+        self.activity_file, self.requests, self.last_request_at = activity_file, 0, None
+        self._activity_lock = threading.Lock()
+
+    def scored(self) -> None:
+        """Count one answered scoring request in this process's activity file (one per serving process,
+        summed by the platform), so fmbot can tell an endpoint nobody calls."""
+        with self._activity_lock:
+            self.requests += 1
+            self.last_request_at = time.time()
+            if self.activity_file is not None:
+                _write_state(self.activity_file, {"requests": self.requests, "last_request_at": self.last_request_at})
 
     def authorized(self, header: str | None) -> bool:
         scheme, _, token = (header or "").partition(" ")
@@ -198,7 +211,7 @@ def _handler(app: EndpointApp) -> type[BaseHTTPRequestHandler]:
                 self._send(200, {"status": "healthy", "pid": os.getpid(), "task": app.task, "model": app.model})
             elif self.path == "/stats":
                 if self._check_key():
-                    self._send(200, {"pid": os.getpid(), **app.batcher.stats()})
+                    self._send(200, {"pid": os.getpid(), "requests": app.requests, **app.batcher.stats()})
             else:
                 self._send(404, {"error": f"no route {self.path}: use POST /score or GET /health"})
 
@@ -233,6 +246,7 @@ def _handler(app: EndpointApp) -> type[BaseHTTPRequestHandler]:
             settings = {k: parameters[k] for k in app.parameter_keys if k in parameters}
             try:
                 self._send(200, app.batcher.submit([{**row, **settings} for row in rows]))
+                app.scored()
             except PlatformError as exc:
                 self._send(400, {"error": str(exc)})
             except Exception as exc:
@@ -252,7 +266,8 @@ def _serve(args: argparse.Namespace) -> int:
     predict = module.load_predictor(Path(args.model_dir), max_length=input_limit(Path(args.model_dir), args.max_length))
     batcher = MicroBatcher(predict, max_rows=args.max_batch_size, max_wait=args.max_wait_ms / 1000)
     app = EndpointApp(key_hash=KeyHashFile(args.key_file), task=task, model=args.model, batcher=batcher,
-                      parameter_keys=tuple(getattr(module, "GENERATION_KEYS", ())))
+                      parameter_keys=tuple(getattr(module, "GENERATION_KEYS", ())),
+                      activity_file=activity_file(args.state_file, os.getpid()) if args.state_file else None)
     server = ThreadingHTTPServer(("127.0.0.1", 0), _handler(app), bind_and_activate=False)
     server.socket.close()
     server.socket = socket.socket(fileno=args.listen_fd)
@@ -272,6 +287,11 @@ def _serve(args: argparse.Namespace) -> int:
     log.info("serving %s (%s) on port %d, pid %d", args.model, task, server.server_address[1], os.getpid())
     server.serve_forever(poll_interval=0.5)
     return 0
+
+
+def activity_file(state_file: Path, pid: int) -> Path:
+    """Where serving process `pid` of the endpoint whose state is `state_file` counts its requests."""
+    return state_file.with_name(f"{state_file.stem}.activity-{pid}.json")
 
 
 def _write_state(path: Path, state: dict[str, Any]) -> None:
@@ -361,6 +381,7 @@ def main(argv: list[str] | None = None) -> int:
         "--instances", str(args.instances), "--max-batch-size", str(args.max_batch_size),
         "--max-wait-ms", str(args.max_wait_ms), "--max-length", str(args.max_length),
         "--key-file", str(args.key_file),
+        *(["--state-file", str(args.state_file)] if args.state_file else []),
     ]
     return _supervise(args)
 

@@ -24,14 +24,17 @@ from slack_sdk.models.views import View
 
 from bot.slack.ids import ActionId, BlockId, CallbackId
 from bot.slack.limits import clip, cut
-from bot.slack.views.forms import option
+from bot.slack.views.forms import estimates_block, option
 from platforms.base import IMPORT_TASKS, EndpointInfo, ModelCard
+from workers.costs import Estimate
 
 SERVERLESS, MANAGED = "serverless", "managed"
 MAX_ENDPOINTS = 40
 
 
-def deploy_modal(card: ModelCard, metadata: str, *, serverless: bool) -> dict[str, Any]:
+def deploy_modal(card: ModelCard, metadata: str, *, serverless: bool,
+                 estimates: list[tuple[str, Estimate]] | None = None, ttl_hours: float | None = None) -> dict[str, Any]:
+    """The deploy form; with `estimates`, what each VM size would cost for the default time to live."""
     kinds = [option("Managed compute (your VM, your instances)", MANAGED)]
     if serverless:
         kinds.insert(0, option("Serverless API (pay per token)", SERVERLESS))
@@ -47,7 +50,14 @@ def deploy_modal(card: ModelCard, metadata: str, *, serverless: bool) -> dict[st
                    element=ExternalDataSelectElement(action_id=ActionId.COMPUTE, min_query_length=0)),
         InputBlock(block_id=BlockId.INSTANCES, label="Instances (managed compute)", element=NumberInputElement(
             action_id=ActionId.NUMBER, is_decimal_allowed=False, initial_value="1", min_value="1", max_value="8")),
+        InputBlock(block_id=BlockId.TTL, label="Time to live", optional=True,
+                   hint="Deleted after this long (you are asked an hour before): 8h, 90m, 2d, or never where the "
+                        "policy allows." + (f" Default {ttl_hours:g}h." if ttl_hours else ""),
+                   element=PlainTextInputElement(action_id=ActionId.TEXT, max_length=16,
+                                                 initial_value=f"{ttl_hours:g}h" if ttl_hours else None)),
     ]
+    if estimates:
+        blocks.append(estimates_block(estimates))
     if serverless:
         blocks.append(InputBlock(block_id=BlockId.CONTENT_FILTER, label="Content filtering (serverless)",
                                  optional=True, element=CheckboxesElement(

@@ -30,6 +30,7 @@ from bot.slack.state import FormState
 from bot.slack.views.mrkdwn import escape
 from platforms.base import ModelCard
 from platforms.tasks import TASKS, Task
+from workers.costs import Estimate
 
 FILE_TYPES = ["jsonl", "json", "csv", "tsv"]
 NONE_VALUE = "__none__"
@@ -167,8 +168,9 @@ def data_blocks(state: FormState) -> list[Any]:
     return blocks
 
 
-def compute_step(state: FormState, metadata: str) -> dict:
-    """Step 3: compute (options load with free quota) and settings."""
+def compute_step(state: FormState, metadata: str, estimates: list[tuple[str, Estimate]] | None = None) -> dict:
+    """Step 3: compute (options load with free quota) and settings, with what each compute choice would
+    take and cost at the default settings, before Start."""
     blocks: list[Any] = [
         InputBlock(block_id=BlockId.COMPUTE, label="Compute", hint="Options show the quota that is free now.",
                    element=ExternalDataSelectElement(action_id=ActionId.COMPUTE, min_query_length=0,
@@ -192,7 +194,17 @@ def compute_step(state: FormState, metadata: str) -> dict:
         text=clip(f"`{state.model}` · {state.task} · mapping {mapping}{skipped}", 3000))]))
     if state.preview:
         blocks.append(SectionBlock(block_id=BlockId.PREVIEW, text=MarkdownTextObject(text=clip(state.preview, 3000))))
+    if estimates:
+        blocks.append(estimates_block(estimates, state.rows, epochs=3 if state.kind == "finetune" else None))
     return _modal(CallbackId.FORM_COMPUTE, state, metadata, blocks, submit="Start")
+
+
+def estimates_block(estimates: list[tuple[str, Estimate]], rows: int = 0, *, epochs: int | None = None) -> SectionBlock:
+    """`Estimate (1,000 rows × 3 epochs): • cpu: ≈ 1–3 min …`, one line per compute choice."""
+    settings = f" ({rows:,} rows" + (f" × {epochs} epochs" if epochs else "") + ", 1 instance)" if rows else ""
+    lines = [f":moneybag: *Estimate*{settings}:"] + [f"• `{name}`: {e.summary()}" for name, e in estimates]
+    lines.append(f"_{estimates[0][1].basis}_")
+    return SectionBlock(block_id=BlockId.ESTIMATE, text=MarkdownTextObject(text=clip("\n".join(lines), 3000)))
 
 
 def read_values(view: dict[str, Any]) -> dict[str, Any]:

@@ -17,6 +17,8 @@ from slack_sdk.models.views import View
 from bot.slack.ids import ActionId
 from bot.slack.limits import cut
 from bot.slack.views.jobs import headline, progress_bar
+from handlers.costs import CostReport
+from workers.costs import money
 from workers.ledger import JobRecord
 
 MAX_JOBS = 20
@@ -30,7 +32,7 @@ def thread_link(record: JobRecord) -> str:
     return f" · <https://slack.com/archives/{target.channel}/p{target.thread_ts.replace('.', '')}|thread>"
 
 
-def home_view(records: list[JobRecord], endpoints: list[Any]) -> dict[str, Any]:
+def home_view(records: list[JobRecord], endpoints: list[Any], report: CostReport | None = None) -> dict[str, Any]:
     blocks: list[Any] = [HeaderBlock(text="Your jobs")]
     shown, more = cut(records, MAX_JOBS)
     if not shown:
@@ -54,4 +56,8 @@ def home_view(records: list[JobRecord], endpoints: list[Any]) -> dict[str, Any]:
         ))
     if more:
         blocks.append(ContextBlock(elements=[MarkdownTextObject(text=f"and {more} more; see `/fm endpoints`")]))
+    if report is not None:
+        budgets = "".join(f"\n• {b.scope} budget: {money(b.used)} of {money(b.budget)}" for b in report.budgets)
+        blocks += [DividerBlock(), HeaderBlock(text="Your costs this month"), SectionBlock(text=MarkdownTextObject(
+            text=f"{money(report.yours)} in {report.month}{budgets}\nMore with `/fm costs`."))]
     return View(type="home", blocks=blocks).to_dict()

@@ -46,6 +46,16 @@ def duration(seconds: float) -> str:
     return f"{hours}h {minutes:02d}m" if hours else f"{minutes}m {secs:02d}s"
 
 
+def _when(iso: str | None) -> str:
+    """A time in the reader's own time zone (Slack's date formatting), with a UTC fallback."""
+    if not iso:
+        return "soon"
+    from datetime import datetime
+
+    moment = datetime.fromisoformat(iso)
+    return f"<!date^{int(moment.timestamp())}^{{date_short_pretty}} at {{time}}|{moment:%Y-%m-%d %H:%M} UTC>"
+
+
 def metrics_table(metrics: dict[str, float]) -> str:
     if not metrics:
         return "_no metrics_"
@@ -94,10 +104,14 @@ class SlackJobRenderer:
             lines.append(f"New model: `{record.output_model}`")
         blocks = [SectionBlock(text=MarkdownTextObject(text="\n".join(lines)))]
         context = f"asked by <@{record.requester}> · elapsed {duration(record.elapsed_seconds)} · trace {record.trace_id}"
+        if record.estimate is not None and record.kind != "deploy":
+            context += f" · estimate {record.estimate.summary()}"
         blocks.append(ContextBlock(elements=[MarkdownTextObject(text=context)]))
         if record.approval == "pending" and not record.state.final:
+            cost = f" ({record.estimate.summary()})" if record.estimate else ""
+            why = f" {escape(record.message)}." if record.message else ""
             blocks.insert(1, SectionBlock(text=MarkdownTextObject(
-                text=f":raised_hand: Waiting for approval: up to {record.gpu_hours:g} GPU-hours.")))
+                text=clip(f":raised_hand: Waiting for approval: up to {record.gpu_hours:g} GPU-hours{cost}.{why}", 3000))))
             blocks.append(ActionsBlock(elements=[
                 ButtonElement(text="Approve", action_id=ActionId.APPROVE_JOB, value=record.id, style="primary"),
                 ButtonElement(text="Reject", action_id=ActionId.REJECT_JOB, value=record.id, style="danger"),
@@ -139,6 +153,17 @@ class SlackJobRenderer:
             text += data_note(record)
         elif event == JobEvent.FAILED:
             text = f":x: `{record.id}` failed: {escape(record.error)}"
+        elif event == JobEvent.APPROVAL_REMINDER:
+            text = (f":hourglass: `{record.id}` still waits for an approver; it is rejected "
+                    f"{_when(record.result.get('approval_expires_at'))} unless someone approves it.")
+        elif event == JobEvent.ENDPOINT_EXPIRING:
+            from bot.slack.views.costs import expiring_reply
+
+            return expiring_reply(record.result.get("endpoint", ""), record.requester,
+                                  _when(record.result.get("expires_at")), record.result.get("keep_hours", 8))
+        elif event == JobEvent.ENDPOINT_EXPIRED:
+            text = (f":wastebasket: Endpoint *{record.result.get('endpoint', '')}* reached the end of its time to live "
+                    f"and was deleted" + (f"; it cost about ${record.actual_usd:,.2f}." if record.actual_usd else "."))
         elif event == JobEvent.CANCELED:
             text = f"`{record.id}` was canceled" + (f" ({escape(record.message)})." if record.message else ".")
         else:
@@ -146,6 +171,14 @@ class SlackJobRenderer:
         if text is None:
             return None
         return ChatMessage(text=text, blocks=[SectionBlock(text=MarkdownTextObject(text=clip(text, 3000))).to_dict()])
+
+    def direct_message(self, record: JobRecord, event: JobEvent) -> ChatMessage | None:
+        if event != JobEvent.ENDPOINT_IDLE:
+            return None
+        from bot.slack.views.costs import idle_message
+
+        return idle_message(record.result.get("endpoint", ""), record.result.get("idle_hours", 0.0),
+                            record.result.get("running_usd", 0.0), record.result.get("requests", 0))
 
     def attachments(self, record: JobRecord, event: JobEvent) -> list[FileAttachment]:
         if event != JobEvent.COMPLETED or len(record.loss_history) < 2:

@@ -17,6 +17,7 @@ from bot.teams.state import FormState, SharedFile
 from bot.teams.views.cards import Element, card, choices, heading, number, text, text_input, warning
 from platforms.base import ComputeOption, ModelCard
 from platforms.tasks import TASKS, Task
+from workers.costs import Estimate
 
 TITLES = {"finetune": "Fine-tune a model", "evaluate": "Evaluate a model"}
 Errors = dict[str, str]
@@ -120,21 +121,21 @@ def _mapping_step(state: FormState, guesses: dict[str, str], errors: Errors, lim
     return _form(state, body, _submit("Next", Verb.FORM_MAPPING, state), errors)
 
 
-def compute_step(state: FormState, options: list[ComputeOption], max_gpu_hours: dict[str, float],
+def compute_step(state: FormState, options: list[ComputeOption], estimates: list[tuple[str, Estimate]],
                  errors: Errors) -> Element:
-    """Step 3: compute (labels show free quota), settings, and the most each choice may spend."""
-    return fitted(lambda limit: _compute_step(state, options[:limit], max_gpu_hours, errors))
+    """Step 3: compute (labels show free quota), settings, and what each choice would take and cost."""
+    return fitted(lambda limit: _compute_step(state, options[:limit], estimates, errors))
 
 
-def _compute_step(state: FormState, options: list[ComputeOption], max_gpu_hours: dict[str, float],
+def _compute_step(state: FormState, options: list[ComputeOption], estimates: list[tuple[str, Estimate]],
                   errors: Errors) -> Element:
     body: list[Element] = choices(Input.COMPUTE, "Compute", [(o.label, o.name) for o in options],
                                   value=options[0].name if options else None, error=errors.get(Input.COMPUTE))
     shown = {o.name for o in options}
-    spend = [f"{name}: up to {hours:g} GPU instance-hours per instance" for name, hours in max_gpu_hours.items()
-             if hours and name in shown][:5]
-    body.append(text("Cost: " + ("; ".join(spend) if spend else "CPU compute spends no GPU hours")
-                     + ". A job may run until its timeout.", isSubtle=True, size="Small"))
+    spend = [f"{name}: {estimate.summary()}" for name, estimate in estimates if name in shown][:5]
+    rows = f" ({state.rows:,} rows, default settings, 1 instance)" if state.rows else ""
+    body.append(text(f"Estimate{rows}: " + ("; ".join(spend) if spend else "no estimate for these choices")
+                     + (f". {estimates[0][1].basis}." if estimates else "."), isSubtle=True, size="Small"))
     body += number(Input.INSTANCES, "Instances", 1, minimum=1, maximum=16, error=errors.get(Input.INSTANCES))
     if state.kind == "finetune":
         body += number(Input.EPOCHS, "Epochs", 3, minimum=1, maximum=100, error=errors.get(Input.EPOCHS))

@@ -115,6 +115,17 @@ def reply_text(record: JobRecord, event: JobEvent) -> str | None:
         return f"❌ {record.id} failed: {record.error}"
     if event == JobEvent.CANCELED:
         return f"{record.id} was canceled" + (f" ({record.message})." if record.message else ".")
+    endpoint = record.result.get("endpoint", "")
+    if event == JobEvent.APPROVAL_REMINDER:
+        return f"⏳ {record.id} still waits for an approver; it is rejected at {record.result.get('approval_expires_at')} (UTC)."
+    if event == JobEvent.ENDPOINT_EXPIRING:
+        return (f"⏰ Endpoint {endpoint} reaches the end of its time to live at {record.result.get('expires_at')} (UTC) "
+                "and will be deleted then.")
+    if event == JobEvent.ENDPOINT_EXPIRED:
+        return f"🗑️ Endpoint {endpoint} reached the end of its time to live and was deleted."
+    if event == JobEvent.ENDPOINT_IDLE:
+        return (f"💤 Endpoint {endpoint} has had no scoring request for {record.result.get('idle_hours')} h; "
+                f"it has cost ${record.result.get('running_usd', 0):,.2f} so far.")
     return None
 
 
