@@ -14,6 +14,9 @@
     fmbot:teams:files:{id}      list of JSON files shared in one Teams conversation, newest first (expires)
     fmbot:teams:user:{aad}      JSON {mri, name} of one Teams user, for mentions and per-user card refreshes
     fmbot:ledger:sweep          lock (SET NX, expires) of the one worker deleting records past their retention
+    fmbot:leaderboard:{task}:{dataset}  list of JSON evaluation results on one dataset (content hash +
+                                mapping), newest first, trimmed (workers/compare.py)
+    fmbot:leaderboards:{task}   hash dataset id → JSON {name, mapping, updated_at}: the datasets a task has boards for
     fmbot:metrics               hash of counters workers add to (jobs by state, durations, retries)
     fmbot:azure:catalog         JSON {fetched_at, cards}: the Azure ML registry listing (written by
                                 platforms/azureml/catalog.py, which may not import this module)
@@ -56,6 +59,14 @@ def form(form_id: str) -> str:
 
 def ledger_sweep() -> str:
     return f"{PREFIX}:ledger:sweep"
+
+
+def leaderboard(task: str, dataset: str) -> str:
+    return f"{PREFIX}:leaderboard:{task}:{dataset}"
+
+
+def leaderboards(task: str) -> str:
+    return f"{PREFIX}:leaderboards:{task}"
 
 
 def metrics() -> str:

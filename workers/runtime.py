@@ -19,7 +19,7 @@ from rq import Queue
 from rq.job import JobStatus
 
 from platforms.base import JobState, Platform
-from workers import outbox, telemetry
+from workers import compare, outbox, telemetry
 from workers.ledger import JobRecord, Ledger
 from workers.notifier import JobEvent, Notifier
 from workers.queues import enqueue_job, host_queue
@@ -99,6 +99,10 @@ class Runtime:
         except Exception:
             log.exception("could not post %s for job %s (trace %s)", event, record.id, record.trace_id)
             posted = record
+        try:
+            compare.after_change(self, record, event)
+        except Exception:
+            log.exception("could not update the comparison or leaderboard of job %s", record.id)
         if event != JobEvent.PROGRESS:
             telemetry.record_job_state(self.redis, record.kind, event.value,
                                        seconds=record.elapsed_seconds if record.state.final else None)

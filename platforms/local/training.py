@@ -31,12 +31,26 @@ def on_device(model: Any) -> Any:
     return model
 
 
+SAMPLE_COUNT = 5
+
+
 @dataclass
 class TaskResult:
+    """Task modules hand over every row they scored (bounded by `task_contract.sample_rows`): the
+    first SAMPLE_COUNT are the samples a job card shows, all of them the rows a comparison reads
+    its confidence intervals, disagreements and flips from."""
+
     metrics: dict[str, float]
     samples: list[dict[str, Any]] = field(default_factory=list)
     loss_history: list[tuple[int, float]] = field(default_factory=list)
     message: str | None = None
+    rows: list[dict[str, Any]] = field(default_factory=list)
+    parameters: int | None = None
+
+    def __post_init__(self) -> None:
+        if not self.rows:
+            self.rows = self.samples
+        self.samples = self.rows[:SAMPLE_COUNT]
 
 
 BF16_MIN_TOKENS_PER_STEP = 4096
