@@ -39,6 +39,8 @@ class CompareRequest(BaseModel):
     requester: str
     reply_to: ReplyTarget | None = None
     base: str | None = None
+    # Models a form already left out (it checks them at its data step), named with the others.
+    left_out: dict[str, str] = {}
 
 
 def usable_models(rt: Runtime, models: list[str], task: Task) -> tuple[list[str], dict[str, str]]:
@@ -65,6 +67,7 @@ def start_comparison(rt: Runtime, request: CompareRequest, *, max_bytes: int = 1
         raise UserError(f"name {MIN_MODELS} to {MAX_MODELS} models to compare, not {len(named)}", field="models",
                         hint="e.g. `compare model-a model-b model-c`")
     refs, left_out = usable_models(rt, named, request.task)
+    left_out = {**request.left_out, **left_out}
     if len(refs) < MIN_MODELS:
         reasons = "; ".join(f"{model}: {why}" for model, why in left_out.items())
         raise UserError(f"fewer than {MIN_MODELS} of these models can be evaluated on {request.task} ({reasons})",
@@ -156,3 +159,11 @@ def show_leaderboard(rt: Runtime, task: str, dataset: str | None = None) -> Lead
             names = ", ".join(f"{info.name} ({key})" for key, info in list(found.items())[:5])
             raise UserError(f'no {task} board for "{dataset.strip()}"', field="dataset", hint=f"Boards: {names}")
     return compare.leaderboard(rt.redis, task, *chosen)
+
+
+def recent_leaderboards(rt: Runtime, limit: int = 3) -> list[Leaderboard]:
+    """The boards updated most recently, over every task (for the App Home)."""
+    found = [(task, key, info) for task, spec in TASKS.items() if spec.evaluate
+             for key, info in compare.boards(rt.redis, task).items()]
+    found.sort(key=lambda item: item[2].updated_at, reverse=True)
+    return [compare.leaderboard(rt.redis, task, key, info) for task, key, info in found[:limit]]

@@ -17,10 +17,11 @@ import pytest
 from platforms import comparison
 from platforms.tasks import Task
 from tests.conftest import DATA, ROOT
-from tests.tiny_models import add_tiny_bert
+from tests.tiny_models import add_tiny_bert, add_tiny_classifier
 from tests.worker_process import settings_env
 
 SST2 = DATA / "sst2_small_validation.jsonl"
+LABELS = ["NEGATIVE", "POSITIVE"]
 
 
 def texts() -> list[str]:
@@ -28,12 +29,12 @@ def texts() -> list[str]:
 
 
 def add_models(models_dir: Path) -> dict[str, str]:
-    """Two tiny BERTs that differ only by seed, one whose weights are gone (its evaluation fails)
-    and one for another task (left out before anything runs)."""
+    """Two tiny classifiers that differ only by seed, one whose weights are gone (its evaluation
+    fails) and one for another task (left out before anything runs)."""
     words = texts()
-    good = add_tiny_bert(models_dir, words, name="tiny-a", seed=1)
-    other = add_tiny_bert(models_dir, words, name="tiny-b", seed=2)
-    broken = add_tiny_bert(models_dir, words, name="tiny-broken", seed=3)
+    good = add_tiny_classifier(models_dir, words, LABELS, name="tiny-a", seed=1)
+    other = add_tiny_classifier(models_dir, words, LABELS, name="tiny-b", seed=5)
+    broken = add_tiny_classifier(models_dir, words, LABELS, name="tiny-broken", seed=3)
     for weights in (models_dir / "tiny-broken" / broken.version).glob("*.safetensors"):
         weights.unlink()
     wrong = add_tiny_bert(models_dir, words, name="tiny-ner", tasks=(Task.TOKEN_CLASSIFICATION,))
@@ -126,3 +127,81 @@ def test_compare_on_the_cli_ranks_the_models_and_fills_the_leaderboard(settings,
     assert all(e["comparison"] == record["id"] for e in board["entries"])
     missing = cli(settings, "leaderboard", "text-classification", "nothing.jsonl", check=False)
     assert missing.returncode == 2 and 'no text-classification board for "nothing.jsonl"' in missing.stderr
+
+
+# ------------------------------------------------------------------ end to end from Slack
+
+
+def test_compare_from_slack_three_models_one_failing(bot, slack, slack_settings, start_worker):
+    from bot.slack.ids import ActionId, BlockId, CallbackId
+    from tests.slack_standin import SlackSender
+    from tests.test_e2e_slack import chosen_values, nth_view, select
+    from workers.ledger import Ledger
+
+    models = add_models(Path(slack_settings.fmbot_models_dir))
+    start_worker(slack_settings), start_worker(slack_settings)
+    sender = SlackSender(bot.url, response_url=f"{slack.base_url}/respond/1")
+    named = [models["good"], models["other"], models["broken"], models["wrong"]]
+    assert sender.command("compare " + " ".join(named)).status_code == 200
+    view = nth_view(slack, "views.open", 0, CallbackId.FORM_DATA)
+    assert view["title"]["text"] == "Compare models"
+    assert all(m in json.dumps(view["blocks"]) for m in named)
+
+    upload = slack.add_file("sst2.jsonl", SST2.read_bytes())
+    response = sender.view_submission(view, {
+        BlockId.TASK: {ActionId.TASK: select("text-classification")},
+        BlockId.TEST_FILE: {ActionId.FILE: {"type": "file_input", "files": [upload]}},
+        BlockId.TEST_SOURCE: {ActionId.SOURCE: {"type": "plain_text_input", "value": None}},
+    })
+    assert response.json()["view"]["callback_id"] == CallbackId.FORM_CHECKING
+    mapping_view = nth_view(slack, "views.update", 0, CallbackId.FORM_MAPPING)
+    sender.view_submission(mapping_view, chosen_values(mapping_view))
+    compute_view = nth_view(slack, "views.update", 1, CallbackId.FORM_COMPUTE)
+    assert f"left out `{models['wrong']}`" in json.dumps(compute_view["blocks"])
+    number = lambda value: {ActionId.NUMBER: {"type": "number_input", "value": value}}  # noqa: E731
+    response = sender.view_submission(compute_view, {
+        BlockId.COMPUTE: {ActionId.COMPUTE: {"type": "external_select", "selected_option": {"value": "cpu"}}},
+        BlockId.INSTANCES: number("1"), BlockId.BATCH_SIZE: number("16")})
+    assert response.status_code == 200 and response.text == ""
+
+    def result_reply():
+        return next((c for c in slack.of("chat.postMessage") if c.params.get("thread_ts")
+                     and any(b["type"] == "table" for b in c.params.get("blocks") or [])), None)
+
+    reply = slack.wait_for(result_reply, timeout=240).params
+    statuses = [c for c in slack.of("chat.postMessage") if "thread_ts" not in c.params]
+    assert len(statuses) == 1, "one status message for the whole comparison"
+    lines = [json.dumps(c.params["blocks"]) for c in slack.of("chat.update")]
+    assert any(models["good"] in line and "running" in line for line in lines)
+    final_status = lines[-1]
+    assert all(m in final_status for m in named[:3]) and f"Left out: `{models['wrong']}`" in final_status
+    assert "failed" in final_status
+
+    table = next(b for b in reply["blocks"] if b["type"] == "table")
+    header, *rows = [[cell["text"] for cell in row] for row in table["rows"]]
+    assert header[:3] == ["#", "model", "accuracy"] and "95% CI" in header
+    assert [row[0] for row in rows] == ["1", "2", "—"] and rows[2][1] == models["broken"] and rows[2][2] == "failed"
+    assert float(rows[0][2]) >= float(rows[1][2])
+    text = json.dumps(reply["blocks"])
+    assert f"`{models['broken']}` failed" in text and "Where they disagree" in text
+    assert "accuracy" in reply["text"] and models["good"] in reply["text"], "a plain table for clients without tables"
+    buttons = [e["text"]["text"] for b in reply["blocks"] if b["type"] == "actions" for e in b["elements"]]
+    assert buttons == ["Fine-tune the best", "Deploy the best", "Re-run"]
+
+    upload_call = slack.wait_for(lambda: slack.of("files.completeUploadExternal"), 20)[0]
+    assert upload_call.params["thread_ts"] == reply["thread_ts"]
+    png = next(iter(slack.uploads.values()))
+    assert png.startswith(b"\x89PNG") and len(png) > 5000
+
+    records = {r.kind: r for r in Ledger(bot.runtime.redis).recent(limit=10)}
+    comparison_record = records["compare"]
+    assert comparison_record.state == "completed" and comparison_record.output_model == rows[0][1]
+    sort = next(b["accessory"] for b in reply["blocks"] if b.get("accessory", {}).get("action_id") == ActionId.COMPARE_SORT)
+    by_f1 = next(o for o in sort["options"] if o["value"].endswith(" f1_score_macro"))
+    sender.interaction({"type": "block_actions", "user": {"id": "U0USER"}, "team": {"id": "T0001"},
+                        "api_app_id": "A0001", "channel": {"id": "C0CHAN"}, "response_url": sender.response_url,
+                        "actions": [{"action_id": ActionId.COMPARE_SORT, "type": "static_select",
+                                     "selected_option": by_f1}]})
+    resorted = slack.wait_for(lambda: slack.of("response_url"), 20)[0].params
+    resorted_header = [cell["text"] for cell in next(b for b in resorted["blocks"] if b["type"] == "table")["rows"][0]]
+    assert resorted_header[2] == "f1_score_macro" and resorted["replace_original"] is True

@@ -13,6 +13,7 @@ from collections.abc import Callable
 from slack_bolt import App
 
 from bot import observability
+from bot.slack.compare import command_compare, command_leaderboard
 from bot.slack.context import SlackContext, SlashCommand
 from bot.slack.deploy import command_deploy, command_endpoints
 from bot.slack.forms import open_form
@@ -106,7 +107,8 @@ LISTENERS: dict[str, Callable[[SlashCommand], None]] = {
     "help": command_help, "search": command_search, "card": command_card, "try": command_try,
     "evaluate": form_command("evaluate"), "finetune": form_command("finetune"), "deploy": command_deploy,
     "import": command_import, "jobs": command_jobs, "status": command_status, "cancel": command_cancel,
-    "endpoints": command_endpoints, "quota": command_quota,
+    "endpoints": command_endpoints, "quota": command_quota, "compare": command_compare,
+    "leaderboard": command_leaderboard,
 }
 
 

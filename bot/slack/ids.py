@@ -34,6 +34,7 @@ class BlockId(StrEnum):
     CONTENT_FILTER = "content_filter"
     MODEL_ID = "model_id"
     LICENSE = "license"
+    COMPARE_MODELS = "compare_models"
 
 
 class ActionId(StrEnum):
@@ -60,3 +61,10 @@ class ActionId(StrEnum):
     REJECT_JOB = "job_reject"
     DEPLOY_KIND = "deploy_kind_radio"
     TEXT = "text_input"
+    COMPARE_PICK = "compare_pick"
+    COMPARE_SELECTED = "compare_selected"
+    COMPARE_BASE = "compare_base"
+    COMPARE_SORT = "compare_sort"
+    COMPARE_RERUN = "compare_rerun"
+    COMPARE_FINETUNE_BEST = "compare_finetune_best"
+    COMPARE_DEPLOY_BEST = "compare_deploy_best"

@@ -36,6 +36,9 @@ class FormState(BaseModel):
     channel: str
     user: str
     model: str | None = None
+    # A comparison's models, and those left out (with why) once the task is known.
+    models: list[str] = []
+    left_out: dict[str, str] = {}
     task: str | None = None
     train: DataRef | None = None
     validation: DataRef | None = None

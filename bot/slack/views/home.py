@@ -17,10 +17,13 @@ from slack_sdk.models.views import View
 from bot.slack.ids import ActionId
 from bot.slack.limits import cut
 from bot.slack.views.jobs import headline, progress_bar
+from bot.slack.views.mrkdwn import escape
+from workers.compare import Leaderboard
 from workers.ledger import JobRecord
 
 MAX_JOBS = 20
 MAX_ENDPOINTS = 20
+BOARD_TOP = 3
 
 
 def thread_link(record: JobRecord) -> str:
@@ -30,7 +33,14 @@ def thread_link(record: JobRecord) -> str:
     return f" · <https://slack.com/archives/{target.channel}/p{target.thread_ts.replace('.', '')}|thread>"
 
 
-def home_view(records: list[JobRecord], endpoints: list[Any]) -> dict[str, Any]:
+def board_line(board: Leaderboard) -> str:
+    top = " · ".join(f"{i}. `{escape(e.model)}` {e.metrics[board.primary]:.3f}"
+                     for i, e in enumerate(board.entries[:BOARD_TOP], start=1))
+    return (f"*{board.task}* on `{escape(board.dataset_name)}` ({len(board.entries)} results, {board.primary}): "
+            f"{top}\n`/fm leaderboard {board.task} {board.dataset}`")
+
+
+def home_view(records: list[JobRecord], endpoints: list[Any], boards: list[Leaderboard] = ()) -> dict[str, Any]:
     blocks: list[Any] = [HeaderBlock(text="Your jobs")]
     shown, more = cut(records, MAX_JOBS)
     if not shown:
@@ -54,4 +64,7 @@ def home_view(records: list[JobRecord], endpoints: list[Any]) -> dict[str, Any]:
         ))
     if more:
         blocks.append(ContextBlock(elements=[MarkdownTextObject(text=f"and {more} more; see `/fm endpoints`")]))
+    if boards:
+        blocks += [DividerBlock(), HeaderBlock(text="Leaderboards")]
+        blocks += [SectionBlock(text=MarkdownTextObject(text=board_line(board)[:3000])) for board in boards]
     return View(type="home", blocks=blocks).to_dict()

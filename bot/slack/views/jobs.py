@@ -25,7 +25,8 @@ _STATE_ICONS = {
     JobState.FAILED: ":x:",
     JobState.CANCELED: ":no_entry_sign:",
 }
-_KIND_NAMES = {"finetune": "Fine-tune", "evaluate": "Evaluation", "deploy": "Deployment", "import": "Import"}
+_KIND_NAMES = {"finetune": "Fine-tune", "evaluate": "Evaluation", "deploy": "Deployment", "import": "Import",
+               "compare": "Comparison"}
 
 
 def progress_bar(record: JobRecord) -> str:
@@ -73,7 +74,14 @@ def deployed_reply(record: JobRecord) -> ChatMessage:
 
 
 class SlackJobRenderer:
+    """Comparisons (one record over several evaluations) look their own way: `views/compare.py`,
+    imported where used because it builds on this module."""
+
     def status_message(self, record: JobRecord) -> ChatMessage:
+        if record.kind == "compare":
+            from bot.slack.views import compare
+
+            return compare.status_message(record)
         lines = [headline(record)]
         if record.state == JobState.RUNNING and record.progress:
             lines.append(progress_bar(record))
@@ -98,10 +106,16 @@ class SlackJobRenderer:
                 ButtonElement(text="Evaluate", action_id=ActionId.JOB_EVALUATE, value=record.output_model),
                 ButtonElement(text="Register", action_id=ActionId.JOB_REGISTER, value=record.output_model),
                 ButtonElement(text="Deploy", action_id=ActionId.JOB_DEPLOY, value=record.output_model),
+                *([ButtonElement(text="Compare with base", action_id=ActionId.COMPARE_BASE, value=record.id)]
+                  if record.kind == "finetune" else []),
             ]))
         return ChatMessage(text=f"{record.kind} {record.id}: {record.state}", blocks=[b.to_dict() for b in blocks])
 
     def thread_reply(self, record: JobRecord, event: JobEvent) -> ChatMessage | None:
+        if record.kind == "compare":
+            from bot.slack.views import compare
+
+            return compare.thread_reply(record, event)
         if event == JobEvent.STARTED:
             text = f"Started `{record.id}` (attempt {record.attempts})."
         elif event == JobEvent.PROGRESS:
@@ -134,6 +148,10 @@ class SlackJobRenderer:
         return ChatMessage(text=text, blocks=[SectionBlock(text=MarkdownTextObject(text=clip(text, 3000))).to_dict()])
 
     def attachments(self, record: JobRecord, event: JobEvent) -> list[FileAttachment]:
+        if record.kind == "compare":
+            from bot.slack.views import compare
+
+            return compare.attachments(record, event)
         if event != JobEvent.COMPLETED or len(record.loss_history) < 2:
             return []
         from bot.plots import loss_curve_png
