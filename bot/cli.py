@@ -17,7 +17,7 @@ from bot.settings import Settings
 from bot.settings_reference import mask_url
 from handlers.errors import UserError, user_message
 from handlers.registry import Argument, Surface, on
-from platforms.base import DataRef, Hyperparameters
+from platforms.base import DataRef, DeploySpec, EvaluateSpec, FinetuneSpec, Hyperparameters, ImportSpec
 from platforms.datasets import ColumnMapping, SplitPlan
 from platforms.tasks import parse_task
 from workers.ledger import JobRecord
@@ -113,7 +113,7 @@ def cmd_finetune(args: argparse.Namespace, settings: Settings, rt: Runtime) -> i
                              ("lora", args.lora or None))
            if v is not None}
     )
-    request = FinetuneRequest(
+    request = FinetuneRequest(spec=FinetuneSpec(
         model=args.model,
         task=task,
         train=_data(args.train),
@@ -123,13 +123,12 @@ def cmd_finetune(args: argparse.Namespace, settings: Settings, rt: Runtime) -> i
             validation=0.0 if args.validation else _fraction(args.validation_split or "0.1"),
             test=0.0 if args.test else _fraction(args.test_split or "0.1"),
         ),
-        mapping=ColumnMapping.parse(args.map, task),
+        mapping=ColumnMapping.parse(args.map, task).columns,
         hyperparameters=hyper,
         output_name=args.output_name,
         source_lang=args.source_lang,
         target_lang=args.target_lang,
-        requester=_requester(),
-    )
+    ), requester=_requester())
     return _submit(args, rt, start_finetune(rt, request, max_bytes=settings.max_upload_bytes))
 
 
@@ -137,10 +136,10 @@ def cmd_evaluate(args: argparse.Namespace, settings: Settings, rt: Runtime) -> i
     from handlers.evaluate import EvaluateRequest, start_evaluation
 
     task = parse_task(args.task)
-    request = EvaluateRequest(model=args.model, task=task, test=_data(args.test),
-                              mapping=ColumnMapping.parse(args.map, task), source_lang=args.source_lang,
-                              target_lang=args.target_lang, requester=_requester(),
-                              **({"max_length": args.max_length} if args.max_length is not None else {}))
+    request = EvaluateRequest(spec=EvaluateSpec(
+        model=args.model, task=task, test=_data(args.test), mapping=ColumnMapping.parse(args.map, task).columns,
+        source_lang=args.source_lang, target_lang=args.target_lang,
+        **({"max_length": args.max_length} if args.max_length is not None else {})), requester=_requester())
     return _submit(args, rt, start_evaluation(rt, request, max_bytes=settings.max_upload_bytes))
 
 
@@ -213,10 +212,10 @@ def cmd_try(args: argparse.Namespace, settings: Settings, rt: Runtime) -> int:
 def cmd_deploy(args: argparse.Namespace, settings: Settings, rt: Runtime) -> int:
     from handlers.deploy import DeployRequest, endpoint_for_owner, start_deploy
 
-    request = DeployRequest(model=args.model, endpoint=args.endpoint, instances=args.instances,
-                            task=parse_task(args.task) if args.task else None, compute=args.compute,
-                            serverless=args.serverless, content_filtering=not args.no_content_filter,
-                            requester=_requester())
+    request = DeployRequest(spec=DeploySpec(
+        model=args.model, endpoint=args.endpoint, instances=args.instances,
+        task=parse_task(args.task) if args.task else None, compute=args.compute, serverless=args.serverless,
+        content_filtering=not args.no_content_filter), requester=_requester())
     record = start_deploy(rt, request)
     if args.wait:
         record = _wait(rt, record, quiet=args.json)
@@ -257,8 +256,8 @@ def cmd_delete_endpoint(args: argparse.Namespace, settings: Settings, rt: Runtim
 def cmd_import(args: argparse.Namespace, settings: Settings, rt: Runtime) -> int:
     from handlers.imports import ImportRequest, start_import
 
-    request = ImportRequest(model_id=args.model_id, task=args.task, source=args.source, license=args.license,
-                            name=args.name, requester=_requester())
+    request = ImportRequest(spec=ImportSpec(model_id=args.model_id, task=args.task, source=args.source,
+                                            license=args.license, name=args.name), requester=_requester())
     return _submit(args, rt, start_import(rt, request))
 
 

@@ -18,8 +18,8 @@ from bot.bootstrap import build_runtime
 from bot.settings import Settings
 from handlers.evaluate import EvaluateRequest, start_evaluation
 from handlers.finetune import FinetuneRequest, start_finetune
-from platforms.base import DataRef, Hyperparameters
-from platforms.datasets import ColumnMapping, SplitPlan
+from platforms.base import DataRef, EvaluateSpec, FinetuneSpec, Hyperparameters
+from platforms.datasets import SplitPlan
 from platforms.tasks import Task
 from workers.ledger import JobRecord
 from workers.runtime import Runtime
@@ -49,7 +49,7 @@ def _follow(rt: Runtime, record: JobRecord, title: str) -> JobRecord:
 
 
 def run_demo(settings: Settings) -> int:
-    mapping = ColumnMapping.parse("sentence1=review,label=sentiment", Task.TEXT_CLASSIFICATION)
+    mapping = {"sentence1": "review", "label": "sentiment"}
     train = DataRef(path=str(DATA / "train.jsonl"), name="reviews-train.jsonl")
     test = DataRef(path=str(DATA / "test.jsonl"), name="reviews-test.jsonl")
     with private_redis() as redis_server:
@@ -66,17 +66,16 @@ def run_demo(settings: Settings) -> int:
             print(console.model_table(rt.platform.list_models()))
 
             print(f"\n1. Scoring {BASE_MODEL} with an untrained classification head on {test.name}")
-            before = _follow(rt, start_evaluation(rt, EvaluateRequest(
-                model=BASE_MODEL, task=Task.TEXT_CLASSIFICATION, test=test, mapping=mapping, requester="demo",
+            before = _follow(rt, start_evaluation(rt, EvaluateRequest(spec=EvaluateSpec(
+                model=BASE_MODEL, task=Task.TEXT_CLASSIFICATION, test=test, mapping=mapping), requester="demo",
             )), "   evaluating")
 
             print(f"\n2. Fine-tuning {BASE_MODEL} on {train.name} (320 reviews, 3 epochs, {_device()})")
-            after = _follow(rt, start_finetune(rt, FinetuneRequest(
+            after = _follow(rt, start_finetune(rt, FinetuneRequest(spec=FinetuneSpec(
                 model=BASE_MODEL, task=Task.TEXT_CLASSIFICATION, train=train, test=test,
                 split=SplitPlan(validation=0.0, test=0.0), mapping=mapping,
                 hyperparameters=Hyperparameters(epochs=3, learning_rate=1e-4, batch_size=16, max_length=64),
-                requester="demo",
-            )), "   training  ")
+            ), requester="demo")), "   training  ")
             elapsed = after.elapsed_seconds
 
             print(f"\n3. Metrics on {test.name} (80 reviews): base model's head before vs. fine-tuned model")

@@ -11,42 +11,31 @@ from __future__ import annotations
 
 import socket
 
-from pydantic import BaseModel, ValidationError
+from typing import ClassVar
 
 from handlers import policy
 from handlers.catalog import require_task
 from handlers.errors import UserError
-from handlers.jobs import submit
+from handlers.jobs import JobRequest, submit
 from platforms.base import DeploySpec, EndpointInfo
-from platforms.tasks import Task
-from workers.ledger import JobRecord, ReplyTarget, new_job_id
+from workers.ledger import JobKind, JobRecord
 from workers.runtime import Runtime
 
 
 REMOTE_DELETE_WAIT_SECONDS = 45.0  # the host's worker signals, then waits up to 2 × 15 s for the processes
 
 
-class DeployRequest(BaseModel):
-    model: str
-    endpoint: str
-    instances: int = 1
-    task: Task | None = None
-    compute: str | None = None
-    serverless: bool = False
-    content_filtering: bool = True
-    requester: str
-    reply_to: ReplyTarget | None = None
+class DeployRequest(JobRequest):
+    """The endpoint's owner is always the requester, whatever the spec says."""
+
+    kind: ClassVar[JobKind] = "deploy"
+    spec: DeploySpec
 
 
 def start_deploy(rt: Runtime, request: DeployRequest) -> JobRecord:
-    try:
-        spec = DeploySpec(model=request.model, endpoint=request.endpoint, instances=request.instances,
-                          task=request.task, owner=request.requester, compute=request.compute,
-                          serverless=request.serverless, content_filtering=request.content_filtering)
-    except ValidationError as exc:
-        raise UserError(exc.errors()[0]["msg"].removeprefix("Value error, ")) from None
-    card = rt.platform.get_model(request.model)
-    task = require_task(card, request.task)
+    spec = request.spec
+    card = rt.platform.get_model(spec.model)
+    task = require_task(card, spec.task)
     if spec.serverless and not card.serverless:
         raise UserError(f"{card.ref} is not offered as a serverless (pay-per-token) API, so it cannot be deployed "
                         "serverless", hint="Deploy it to managed compute instead: leave out --serverless (in Slack, "
@@ -54,17 +43,10 @@ def start_deploy(rt: Runtime, request: DeployRequest) -> JobRecord:
     rt.platform.check_deploy(card, spec)
     if any(e.name == spec.endpoint for e in rt.platform.list_endpoints()):
         raise UserError(f'an endpoint named "{spec.endpoint}" already exists',
-                        hint="Pick another name, or delete that endpoint first", remedy=("delete-endpoint", spec.endpoint))
-    spec = spec.model_copy(update={"model": card.ref, "task": task})
-    return submit(rt, JobRecord(
-        id=new_job_id("deploy"),
-        kind="deploy",
-        model=card.ref,
-        task=task,
-        spec=spec.model_dump(mode="json"),
-        requester=request.requester,
-        reply_to=request.reply_to,
-    ), compute=spec.compute, instances=spec.instances, serverless=spec.serverless)
+                        hint="Pick another name, or delete that endpoint first", remedy=("delete-endpoint", spec.endpoint),
+                        field="endpoint")
+    spec = spec.model_copy(update={"model": card.ref, "task": task, "owner": request.requester})
+    return submit(rt, request.model_copy(update={"spec": spec}))
 
 
 def list_endpoints(rt: Runtime, *, owner: str | None = None) -> list[EndpointInfo]:

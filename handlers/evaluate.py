@@ -2,46 +2,27 @@
 
 from __future__ import annotations
 
-from pydantic import BaseModel, Field
+from typing import ClassVar
 
 from handlers.data import check_data
-from handlers.jobs import submit
-from platforms.base import DataRef, EvaluateSpec, PlatformError
+from handlers.jobs import JobRequest, submit
+from platforms.base import EvaluateSpec, PlatformError
 from platforms.datasets import ColumnMapping
-from platforms.tasks import TASKS, Task
-from workers.ledger import JobRecord, ReplyTarget, new_job_id
+from platforms.tasks import TASKS
+from workers.ledger import JobKind, JobRecord
 from workers.runtime import Runtime
 
 
-class EvaluateRequest(BaseModel):
-    model: str
-    task: Task
-    test: DataRef
-    mapping: ColumnMapping
-    compute: str | None = None
-    batch_size: int = 16
-    max_length: int = Field(256, ge=8, le=8192)
-    source_lang: str | None = None
-    target_lang: str | None = None
-    requester: str
-    reply_to: ReplyTarget | None = None
+class EvaluateRequest(JobRequest):
+    kind: ClassVar[JobKind] = "evaluate"
+    spec: EvaluateSpec
 
 
 def start_evaluation(rt: Runtime, request: EvaluateRequest, *, max_bytes: int = 100 * 1024 * 1024) -> JobRecord:
-    if not TASKS[request.task].evaluate:
-        raise PlatformError(f"{request.task} models cannot be evaluated",
+    spec = request.spec
+    if not TASKS[spec.task].evaluate:
+        raise PlatformError(f"{spec.task} models cannot be evaluated",
                             hint="Evaluate supports " + ", ".join(t for t, s in TASKS.items() if s.evaluate))
-    card = rt.platform.evaluation_card(request.model, request.task)
-    check_data(request.test, request.mapping, max_bytes=max_bytes)
-    spec = EvaluateSpec(model=card.ref, task=request.task, test=request.test, mapping=request.mapping.columns,
-                        compute=request.compute, batch_size=request.batch_size, max_length=request.max_length,
-                        source_lang=request.source_lang, target_lang=request.target_lang)
-    return submit(rt, JobRecord(
-        id=new_job_id("evaluate"),
-        kind="evaluate",
-        model=card.ref,
-        task=request.task,
-        spec=spec.model_dump(mode="json"),
-        requester=request.requester,
-        reply_to=request.reply_to,
-    ), compute=request.compute, instances=1)
+    card = rt.platform.evaluation_card(spec.model, spec.task)
+    check_data(spec.test, ColumnMapping.build(spec.mapping, spec.task), max_bytes=max_bytes)
+    return submit(rt, request.model_copy(update={"spec": spec.model_copy(update={"model": card.ref})}))

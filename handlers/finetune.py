@@ -7,34 +7,20 @@ failing minutes later in a worker, and nothing is recorded or queued for it.
 
 from __future__ import annotations
 
-from pydantic import BaseModel, ValidationError
+from typing import ClassVar
 
-from platforms.base import DataRef, FinetuneSpec, Hyperparameters, Platform, PlatformError
+from platforms.base import FinetuneSpec, Platform, PlatformError
 from handlers.data import check_data
-from handlers.errors import UserError
-from handlers.jobs import submit
-from platforms.datasets import ColumnMapping, SplitPlan
+from handlers.jobs import JobRequest, submit
+from platforms.datasets import ColumnMapping
 from platforms.tasks import LORA_TASKS, TASKS, Task
-from workers.ledger import JobRecord, ReplyTarget, new_job_id
+from workers.ledger import JobKind, JobRecord
 from workers.runtime import Runtime
 
 
-class FinetuneRequest(BaseModel):
-    model: str
-    task: Task
-    train: DataRef
-    validation: DataRef | None = None
-    test: DataRef | None = None
-    split: SplitPlan = SplitPlan()
-    mapping: ColumnMapping
-    hyperparameters: Hyperparameters = Hyperparameters()
-    output_name: str | None = None
-    compute: str | None = None
-    instances: int = 1
-    source_lang: str | None = None
-    target_lang: str | None = None
-    requester: str
-    reply_to: ReplyTarget | None = None
+class FinetuneRequest(JobRequest):
+    kind: ClassVar[JobKind] = "finetune"
+    spec: FinetuneSpec
 
 
 def check_finetunable(task: Task, *, lora: bool = False, platform: Platform | None = None) -> None:
@@ -48,37 +34,14 @@ def check_finetunable(task: Task, *, lora: bool = False, platform: Platform | No
 
 
 def start_finetune(rt: Runtime, request: FinetuneRequest, *, max_bytes: int = 100 * 1024 * 1024) -> JobRecord:
-    check_finetunable(request.task, lora=request.hyperparameters.lora, platform=rt.platform)
-    card = rt.platform.finetune_card(request.model, request.task)
-    model = card.ref if card else request.model
-    request.split.check()
-    for ref in (request.train, request.validation, request.test):
+    spec = request.spec
+    check_finetunable(spec.task, lora=spec.hyperparameters.lora, platform=rt.platform)
+    card = rt.platform.finetune_card(spec.model, spec.task)
+    spec.split.check()
+    mapping = ColumnMapping.build(spec.mapping, spec.task)
+    for ref in (spec.train, spec.validation, spec.test):
         if ref is not None:
-            check_data(ref, request.mapping, max_bytes=max_bytes)
-    try:
-        spec = FinetuneSpec(
-        model=model,
-        task=request.task,
-        train=request.train,
-        validation=request.validation,
-        test=request.test,
-        split=request.split,
-        mapping=request.mapping.columns,
-        hyperparameters=request.hyperparameters,
-        output_name=request.output_name,
-        compute=request.compute,
-        instances=request.instances,
-        source_lang=request.source_lang,
-        target_lang=request.target_lang,
-        )
-    except ValidationError as exc:
-        raise UserError(exc.errors()[0]["msg"].removeprefix("Value error, ")) from None
-    return submit(rt, JobRecord(
-        id=new_job_id("finetune"),
-        kind="finetune",
-        model=model,
-        task=request.task,
-        spec=spec.model_dump(mode="json"),
-        requester=request.requester,
-        reply_to=request.reply_to,
-    ), compute=request.compute, instances=request.instances)
+            check_data(ref, mapping, max_bytes=max_bytes)
+    if card:
+        request = request.model_copy(update={"spec": spec.model_copy(update={"model": card.ref})})
+    return submit(rt, request)

@@ -9,48 +9,26 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from pydantic import BaseModel, ValidationError
+from typing import ClassVar
 
 from handlers.errors import UserError
-from handlers.jobs import submit
-from platforms.base import IMPORT_TASKS, ImportSpec
-from workers.ledger import JobRecord, ReplyTarget, new_job_id
+from handlers.jobs import JobRequest, submit
+from platforms.base import ImportSpec
+from workers.ledger import JobKind, JobRecord
 from workers.runtime import Runtime
 
 
-class ImportRequest(BaseModel):
-    model_id: str
-    task: str
-    source: str | None = None
-    license: str | None = None
-    name: str | None = None
-    requester: str
-    reply_to: ReplyTarget | None = None
+class ImportRequest(JobRequest):
+    kind: ClassVar[JobKind] = "import"
+    spec: ImportSpec
 
 
 def start_import(rt: Runtime, request: ImportRequest) -> JobRecord:
-    task = request.task.strip().lower()
-    if task not in IMPORT_TASKS:
-        raise UserError(f'"{request.task}" models cannot be imported',
-                        hint=f"Import supports: {', '.join(IMPORT_TASKS)}")
-    source = None
-    if request.source:
-        folder = Path(request.source).expanduser().resolve()
+    spec = request.spec
+    if spec.source:
+        folder = Path(spec.source).expanduser().resolve()
         if not folder.is_dir():
-            raise UserError(f"{request.source} is not a folder",
-                            hint="Give --from the folder of a Hugging Face-format model")
-        source = str(folder)
-    try:
-        spec = ImportSpec(model_id=request.model_id, task=task, source=source, license=request.license,
-                          name=request.name)
-    except ValidationError as exc:
-        raise UserError(exc.errors()[0]["msg"].removeprefix("Value error, ")) from None
-    return submit(rt, JobRecord(
-        id=new_job_id("import"),
-        kind="import",
-        model=spec.model_id,
-        task=spec.task,
-        spec=spec.model_dump(mode="json"),
-        requester=request.requester,
-        reply_to=request.reply_to,
-    ))
+            raise UserError(f"{spec.source} is not a folder",
+                            hint="Give --from the folder of a Hugging Face-format model", field="source")
+        request = request.model_copy(update={"spec": spec.model_copy(update={"source": str(folder)})})
+    return submit(rt, request)

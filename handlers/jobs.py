@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+from typing import ClassVar
+
+from pydantic import BaseModel
+
 from handlers import policy
 from handlers.errors import UserError
 from handlers.policy import Action
-from platforms.base import JobState
-from workers.ledger import JobNotFound, JobRecord
+from platforms.base import DeploySpec, JobSpec, JobState
+from workers.ledger import JobKind, JobNotFound, JobRecord, ReplyTarget, new_job_id
 from workers.notifier import JobEvent
 from workers.queues import withdraw_job
 from workers.runtime import Runtime
@@ -28,14 +32,27 @@ def gpu_hours(rt: Runtime, kind: str, compute: str | None, instances: int, *, se
     return gpus * instances * rt.job_timeout / 3600 * (1 + rt.job_retries)
 
 
-def submit(rt: Runtime, record: JobRecord, *, compute: str | None = None, instances: int = 1,
-           serverless: bool = False) -> JobRecord:
+class JobRequest(BaseModel):
+    """A platform spec with who asks for it and where to answer: the spec is what the worker runs,
+    the rest is the ledger's. Each command's request names its kind and narrows `spec`."""
+
+    kind: ClassVar[JobKind]
+    spec: JobSpec
+    requester: str
+    reply_to: ReplyTarget | None = None
+
+
+def submit(rt: Runtime, request: JobRequest) -> JobRecord:
     """Record, announce and queue in one atomic write (`Runtime.create`): the user never hears of
     a job the ledger lacks, no recorded job misses its place in the queue, and the QUEUED notice is
     first in the job's outbox, so the worker's updates land in the thread it starts. Work above the
     approval threshold is recorded and announced with Approve/Reject buttons, and queued only once
     approved."""
-    record.gpu_hours = gpu_hours(rt, record.kind, compute, instances, serverless=serverless)
+    spec = request.spec
+    record = JobRecord(id=new_job_id(request.kind), kind=request.kind, model=spec.model, task=spec.task,
+                       spec=spec.model_dump(mode="json"), requester=request.requester, reply_to=request.reply_to)
+    record.gpu_hours = gpu_hours(rt, record.kind, spec.compute, spec.instances,
+                                 serverless=isinstance(spec, DeploySpec) and spec.serverless)
     if rt.approval_gpu_hours and record.gpu_hours > rt.approval_gpu_hours:
         record.approval = "pending"
     return rt.create(record, enqueue=record.approval is None)

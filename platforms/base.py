@@ -13,7 +13,7 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Any, Literal
 
-from pydantic import BaseModel, Field, SecretStr, field_validator
+from pydantic import BaseModel, Field, SecretStr, ValidationError, field_validator, model_validator
 
 from platforms.datasets import SplitPlan
 from platforms.errors import FmbotError
@@ -26,6 +26,10 @@ class PlatformError(FmbotError):
 
 class ModelNotFound(PlatformError):
     pass
+
+
+class SpecError(PlatformError):
+    """A value a user gave for a spec that its rules refuse, with the field it belongs to."""
 
 
 class JobCanceled(Exception):
@@ -109,7 +113,30 @@ class DataRef(BaseModel):
     name: str
 
 
-class Hyperparameters(BaseModel):
+class UserSpec(BaseModel):
+    """A spec built from what a user typed: a value its rules refuse raises a SpecError naming the
+    field (pydantic lets non-ValueErrors through unwrapped), so every surface marks that field on its
+    form and the handlers need no try/except around building one."""
+
+    @model_validator(mode="wrap")
+    @classmethod
+    def _refuse_with_field(cls, data: Any, handler: Callable[[Any], Any]) -> Any:
+        try:
+            return handler(data)
+        except ValidationError as exc:
+            first = exc.errors()[0]
+            field = ".".join(str(part) for part in first["loc"]) or None
+            raise SpecError(first["msg"].removeprefix("Value error, "), field=field) from None
+
+
+class JobSpec(UserSpec):
+    """What every queued job asks of the compute, which is what cost and approval are judged on."""
+
+    compute: str | None = None
+    instances: int = 1
+
+
+class Hyperparameters(UserSpec):
     epochs: int = Field(3, ge=1, le=100)
     learning_rate: float = Field(5e-5, gt=0, le=1)
     batch_size: int = Field(16, ge=1, le=1024)
@@ -118,7 +145,7 @@ class Hyperparameters(BaseModel):
     lora: bool = False
 
 
-class FinetuneSpec(BaseModel):
+class FinetuneSpec(JobSpec):
     model: str
     task: Task
     train: DataRef
@@ -127,8 +154,6 @@ class FinetuneSpec(BaseModel):
     split: SplitPlan = SplitPlan()
     mapping: dict[str, str]
     hyperparameters: Hyperparameters = Hyperparameters()
-    compute: str | None = None
-    instances: int = 1
     output_name: str | None = None
     source_lang: str | None = None
     target_lang: str | None = None
@@ -139,14 +164,13 @@ class FinetuneSpec(BaseModel):
         return None if value is None else check_model_name(value)
 
 
-class EvaluateSpec(BaseModel):
+class EvaluateSpec(JobSpec):
     model: str
     task: Task
     test: DataRef
     mapping: dict[str, str]
-    max_length: int = 256
-    batch_size: int = 16
-    compute: str | None = None
+    max_length: int = Field(256, ge=8, le=8192)
+    batch_size: int = Field(16, ge=1, le=1024)
     source_lang: str | None = None
     target_lang: str | None = None
 
@@ -323,13 +347,11 @@ def check_endpoint_name(name: str) -> str:
     return name
 
 
-class DeploySpec(BaseModel):
+class DeploySpec(JobSpec):
     model: str
     endpoint: str
     task: Task | None = None
-    instances: int = 1
     owner: str | None = None
-    compute: str | None = None
     serverless: bool = False
     content_filtering: bool = True
     max_batch_size: int = Field(32, ge=1, le=1024)
@@ -374,7 +396,7 @@ class EndpointInfo(BaseModel):
     host: str | None = None
 
 
-class ImportSpec(BaseModel):
+class ImportSpec(JobSpec):
     """`model_id` is a Hugging Face id (`owner/name`); `source` a local HF-format folder, else the hub."""
 
     model_id: str
@@ -396,12 +418,18 @@ class ImportSpec(BaseModel):
     def _catalog_name(cls, value: str | None) -> str | None:
         return None if value is None else check_model_name(value)
 
-    @field_validator("task")
+    @field_validator("task", mode="before")
     @classmethod
-    def _importable(cls, value: Task) -> Task:
-        if value not in IMPORT_TASKS:
-            raise ValueError(f"{value} models cannot be imported: use one of {', '.join(IMPORT_TASKS)}")
-        return value
+    def _importable(cls, value: Any) -> Any:
+        task = str(value).strip().lower()
+        if task not in IMPORT_TASKS:
+            raise ValueError(f'"{value}" models cannot be imported: use one of {", ".join(IMPORT_TASKS)}')
+        return task
+
+    @property
+    def model(self) -> str:
+        """The ledger's model of an import is the hub id it brings in."""
+        return self.model_id
 
     @property
     def catalog_name(self) -> str:

@@ -9,8 +9,8 @@ import pytest
 
 from bot.slack.ids import ActionId
 from handlers.finetune import FinetuneRequest, start_finetune
-from platforms.base import DataRef, Hyperparameters
-from platforms.datasets import ColumnMapping, SplitPlan
+from platforms.base import DataRef, FinetuneSpec, Hyperparameters
+from platforms.datasets import SplitPlan
 from platforms.tasks import Task
 from tests.conftest import DATA
 from tests.slack_standin import SlackSender, SlackStandIn
@@ -32,14 +32,12 @@ def approval_bot(slack_settings, tmp_path: Path):
 
 
 def request(compute: str) -> FinetuneRequest:
-    return FinetuneRequest(
+    return FinetuneRequest(spec=FinetuneSpec(
         model="tiny-bert", task=Task.TEXT_CLASSIFICATION,
         train=DataRef(path=str(DATA / "sst2_small_validation.jsonl"), name="sst2.jsonl"),
-        split=SplitPlan(validation=0, test=0.2),
-        mapping=ColumnMapping.parse("sentence1=input_string,label=label_string", Task.TEXT_CLASSIFICATION),
-        hyperparameters=Hyperparameters(epochs=1), compute=compute, requester="U0USER",
-        reply_to=ReplyTarget(channel="C0CHAN"),
-    )
+        split=SplitPlan(validation=0, test=0.2), mapping={"sentence1": "input_string", "label": "label_string"},
+        hyperparameters=Hyperparameters(epochs=1), compute=compute,
+    ), requester="U0USER", reply_to=ReplyTarget(channel="C0CHAN"))
 
 
 def click(sender: SlackSender, action: str, job_id: str, user: str) -> None:

@@ -22,7 +22,7 @@ from handlers.finetune import FinetuneRequest, start_finetune
 from handlers.imports import ImportRequest, start_import
 from platforms.azureml import AzureMLPlatform, errors
 from platforms.azureml.catalog import CATALOG_KEY
-from platforms.base import DataRef, DeploySpec, EvaluateSpec, FinetuneSpec, JobState, PlatformError
+from platforms.base import DataRef, DeploySpec, EvaluateSpec, FinetuneSpec, ImportSpec, JobState, PlatformError
 from platforms.datasets import ColumnMapping
 from platforms.tasks import Task
 from tests.azure_fixtures import *  # noqa: F403  (fixtures)
@@ -127,10 +127,10 @@ def test_finetune_every_task_through_handler_and_worker(
         model: str, data: str, mapping: dict[str, str]) -> None:
     services.require("azurite")
     rt, _ = worker_runtime
-    record = start_finetune(rt, FinetuneRequest(
-        model=model, task=task, train=file_ref(data), mapping=ColumnMapping.build(mapping, task),
+    record = start_finetune(rt, FinetuneRequest(spec=FinetuneSpec(
+        model=model, task=task, train=file_ref(data), mapping=mapping,
         source_lang="en" if task == Task.TRANSLATION else None, target_lang="ro" if task == Task.TRANSLATION else None,
-        hyperparameters={"epochs": 1, "lora": task in (Task.TEXT_GENERATION, Task.CHAT_COMPLETION)},
+        hyperparameters={"epochs": 1, "lora": task in (Task.TEXT_GENERATION, Task.CHAT_COMPLETION)}),
         requester="U1"))
     drain(rt)
 
@@ -226,9 +226,9 @@ def test_finetuned_model_is_registered_once_tagged_evaluated_and_deployed(
 
     services.require("mlflow")
     rt, _ = worker_runtime
-    record = start_finetune(rt, FinetuneRequest(
-        model=BERT, task=Task.TEXT_CLASSIFICATION, train=ASSET, mapping=ColumnMapping.build(
-            {"sentence1": "text", "label": "label"}, Task.TEXT_CLASSIFICATION), requester="U1"))
+    record = start_finetune(rt, FinetuneRequest(spec=FinetuneSpec(
+        model=BERT, task=Task.TEXT_CLASSIFICATION, train=ASSET, mapping={"sentence1": "text", "label": "label"}),
+        requester="U1"))
     drain(rt)
     external_id = rt.ledger.get(record.id).external_id
     log_run(services, external_id, {"train_loss": 0.31, "eval_accuracy": 0.88})
@@ -243,15 +243,15 @@ def test_finetuned_model_is_registered_once_tagged_evaluated_and_deployed(
     assert tags["task"] == "text-classification" and "Standard_DS3_v2" in tags["inference_compute_allow_list"]
     finetuned = done["output_model"]
 
-    evaluation = start_evaluation(rt, EvaluateRequest(
+    evaluation = start_evaluation(rt, EvaluateRequest(spec=EvaluateSpec(
         model=finetuned, task=Task.TEXT_CLASSIFICATION, test=DataRef(path="azureml:test-data:1", name="test"),
-        mapping=ColumnMapping.build({"sentence1": "text", "label": "label"}, Task.TEXT_CLASSIFICATION), requester="U1"))
+        mapping={"sentence1": "text", "label": "label"}), requester="U1"))
     drain(rt)
     node = node_of(azure.job_body(rt.ledger.get(evaluation.id).external_id))
     assert node["inputs"]["mlflow_model"]["uri"].endswith(f"/models/{BERT}-ft/versions/1")
     assert literal(node, "instance_type") == "Standard_DS4_v2", "the base model's first evaluation size"
 
-    deploy = start_deploy(rt, DeployRequest(model=finetuned, endpoint="bert-ft-ep", requester="U1"))
+    deploy = start_deploy(rt, DeployRequest(spec=DeploySpec(model=finetuned, endpoint="bert-ft-ep"), requester="U1"))
     drain(rt)
     assert rt.ledger.get(deploy.id).state == "completed", azure.refusals()
     (deployment,) = azure.calls("PUT", "/onlineEndpoints/bert-ft-ep/deployments/default")
@@ -317,9 +317,9 @@ def test_a_catalog_model_is_evaluated_for_a_task_it_fine_tunes_for(
     rt, _ = worker_runtime
     card = rt.platform.get_model(BERT)
     assert Task.TEXT_CLASSIFICATION not in card.tasks and Task.TEXT_CLASSIFICATION in card.finetune_tasks
-    mapping = ColumnMapping.build({"sentence1": "text", "label": "label"}, Task.TEXT_CLASSIFICATION)
-    record = start_evaluation(rt, EvaluateRequest(model=BERT, task=Task.TEXT_CLASSIFICATION, mapping=mapping,
-                                                  test=DataRef(path="azureml:test-data:1", name="t"), requester="U1"))
+    record = start_evaluation(rt, EvaluateRequest(spec=EvaluateSpec(
+        model=BERT, task=Task.TEXT_CLASSIFICATION, mapping={"sentence1": "text", "label": "label"},
+        test=DataRef(path="azureml:test-data:1", name="t")), requester="U1"))
     drain(rt)
     done = rt.ledger.get(record.id)
     assert done.state == "running" and done.external_id, (done.error, azure.refusals())
@@ -329,13 +329,13 @@ def test_a_catalog_model_is_evaluated_for_a_task_it_fine_tunes_for(
     assert not azure.refusals()
 
     with pytest.raises(PlatformError, match=f"{BERT}:{card.version} does not support summarization") as refused:
-        start_evaluation(rt, EvaluateRequest(model=BERT, task=Task.SUMMARIZATION, test=ASSET, requester="U1",
-                                             mapping=ColumnMapping.build({"document": "d", "summary": "s"},
-                                                                         Task.SUMMARIZATION)))
+        start_evaluation(rt, EvaluateRequest(spec=EvaluateSpec(model=BERT, task=Task.SUMMARIZATION, test=ASSET,
+                                                               mapping={"document": "d", "summary": "s"}),
+                                             requester="U1"))
     assert refused.value.hint == "Its tasks: fill-mask, text-classification, question-answering"
     with pytest.raises(PlatformError, match="evaluation components do not evaluate chat-completion"):
-        start_evaluation(rt, EvaluateRequest(model=PHI4, task=Task.CHAT_COMPLETION, test=ASSET, requester="U1",
-                                             mapping=ColumnMapping.build({"messages": "m"}, Task.CHAT_COMPLETION)))
+        start_evaluation(rt, EvaluateRequest(spec=EvaluateSpec(model=PHI4, task=Task.CHAT_COMPLETION, test=ASSET,
+                                                               mapping={"messages": "m"}), requester="U1"))
     assert [r.id for r in rt.ledger.recent(limit=5)] == [record.id], "refusals queue nothing"
 
 
@@ -358,7 +358,8 @@ def test_import_names_the_model_runs_as_the_user_and_is_fine_tunable_after(
     from workers.jobs import poll_job
 
     rt, _ = worker_runtime
-    record = start_import(rt, ImportRequest(model_id="microsoft/phi-2", task="text-generation", requester="U1"))
+    record = start_import(rt, ImportRequest(spec=ImportSpec(model_id="microsoft/phi-2", task="text-generation"),
+                                            requester="U1"))
     drain(rt)
     external_id = rt.ledger.get(record.id).external_id
     body = azure.job_body(external_id)
@@ -378,18 +379,18 @@ def test_import_names_the_model_runs_as_the_user_and_is_fine_tunable_after(
     assert not card.inference_compute, "Azure lists no inference sizes for an imported model"
 
     with pytest.raises(PlatformError, match="microsoft-phi-2:1 lists no inference sizes") as refused:
-        start_deploy(rt, DeployRequest(model="microsoft-phi-2:1", endpoint="phi2-ep", requester="U1"))
+        start_deploy(rt, DeployRequest(spec=DeploySpec(model="microsoft-phi-2:1", endpoint="phi2-ep"), requester="U1"))
     assert refused.value.hint.startswith("Give --compute SIZE") and "Standard_" in refused.value.hint
     assert [r.id for r in rt.ledger.recent(limit=5)] == [record.id], "refused before queueing"
-    deploy = start_deploy(rt, DeployRequest(model="microsoft-phi-2:1", endpoint="phi2-ep", compute="Standard_DS3_v2",
-                                            requester="U1"))
+    deploy = start_deploy(rt, DeployRequest(spec=DeploySpec(model="microsoft-phi-2:1", endpoint="phi2-ep",
+                                                            compute="Standard_DS3_v2"), requester="U1"))
     drain(rt)
     assert rt.ledger.get(deploy.id).state == "completed", (rt.ledger.get(deploy.id).error, azure.refusals())
     (deployment,) = azure.calls("PUT", "/onlineEndpoints/phi2-ep/deployments/default")
     assert deployment.body["properties"]["instanceType"] == "Standard_DS3_v2"
     with pytest.raises(PlatformError, match="Standard_NC6s_v3 cannot serve"):
-        start_deploy(rt, DeployRequest(model="microsoft-phi-2:1", endpoint="phi2-b", compute="Standard_NC6s_v3",
-                                       requester="U1"))
+        start_deploy(rt, DeployRequest(spec=DeploySpec(model="microsoft-phi-2:1", endpoint="phi2-b",
+                                                       compute="Standard_NC6s_v3"), requester="U1"))
 
     from platforms.azureml import jobs
 
@@ -426,7 +427,7 @@ def test_serverless_deploy_of_a_model_not_offered_so_is_refused_before_queueing(
         monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
     rt, _ = worker_runtime
     with pytest.raises(UserError, match=f"{BERT}:19 is not offered as a serverless") as refused:
-        start_deploy(rt, DeployRequest(model=BERT, endpoint="bert-api", serverless=True, requester="U1"))
+        start_deploy(rt, DeployRequest(spec=DeploySpec(model=BERT, endpoint="bert-api", serverless=True), requester="U1"))
     assert "managed compute" in refused.value.hint
     assert not rt.ledger.recent(limit=5), "refused before anything was recorded or queued"
 

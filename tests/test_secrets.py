@@ -12,6 +12,7 @@ import pytest
 
 from bot.settings import Settings
 from handlers.deploy import DeployRequest, start_deploy
+from platforms.base import DeploySpec
 from tests.conftest import DATA, wait_until
 from tests.slack_standin import BOT_TOKEN, SIGNING_SECRET, SlackSender, SlackStandIn
 from tests.bot_server import BotServer
@@ -43,7 +44,7 @@ def test_secrets_stay_out_of_logs_records_and_channels(debug_bot: BotServer, sla
     rt = debug_bot.runtime
     sender = SlackSender(debug_bot.url)
     assert sender.command("search tiny").status_code == 200
-    record = start_deploy(rt, DeployRequest(model=model, endpoint="secret-test", requester="U0USER",
+    record = start_deploy(rt, DeployRequest(spec=DeploySpec(model=model, endpoint="secret-test"), requester="U0USER",
                                             reply_to=ReplyTarget(channel="C0CHAN")))
     try:
         final = wait_until(lambda: (r := rt.ledger.get(record.id)).state.final and r, timeout=180)

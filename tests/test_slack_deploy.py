@@ -107,8 +107,11 @@ def test_import_checks_id_and_task(sender, slack: SlackStandIn, bot):
     assert Ledger(bot.runtime.redis).recent() == []
 
 
-def test_an_unexpected_error_in_a_view_listener_answers_with_the_trace_id(sender, slack: SlackStandIn, tiny_model):
-    """A crafted submission (instances that is no number) used to make Bolt answer a bare HTTP 500."""
+def test_an_unexpected_error_in_a_view_listener_answers_with_the_trace_id(bot, sender, slack: SlackStandIn, tiny_model,
+                                                                          monkeypatch):
+    """A crafted submission (instances that is no number) used to make Bolt answer a bare HTTP 500: it
+    is now refused on the field it is about. A fault behind the form (the quota check breaking) is
+    answered with the trace id the log has."""
     assert sender.command("deploy tiny-bert").status_code == 200
     view = slack.wait_for(lambda: slack.of("views.open"), 10)[0].params["view"]
     values = {
@@ -117,6 +120,15 @@ def test_an_unexpected_error_in_a_view_listener_answers_with_the_trace_id(sender
         BlockId.COMPUTE: {ActionId.COMPUTE: {"type": "external_select", "selected_option": {"value": "cpu"}}},
         BlockId.INSTANCES: {ActionId.NUMBER: {"type": "number_input", "value": "many"}},
     }
+    answer = sender.view_submission(view, values).json()
+    assert answer["response_action"] == "errors" and list(answer["errors"]) == [BlockId.INSTANCES]
+    assert "integer" in answer["errors"][BlockId.INSTANCES]
+
+    def broken(*args, **kwargs):
+        raise RuntimeError("the quota service fell over")
+
+    monkeypatch.setattr(bot.runtime.platform, "check_quota", broken)
+    values[BlockId.INSTANCES] = {ActionId.NUMBER: {"type": "number_input", "value": "1"}}
     response = sender.view_submission(view, values)
     assert response.status_code == 200
     answer = response.json()

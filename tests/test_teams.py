@@ -110,17 +110,14 @@ def _start_job(bot: TeamsBotServer, sender: TeamsSender, model: str, **request) 
     """A fine-tune recorded and announced for the sender's conversation, as the dialog's last step does."""
     from bot.demo import DATA as DEMO
     from handlers.finetune import FinetuneRequest, start_finetune
-    from platforms.base import DataRef
-    from platforms.datasets import ColumnMapping
+    from platforms.base import DataRef, FinetuneSpec
     from platforms.tasks import Task
     from workers.ledger import ReplyTarget
 
-    task = Task.TEXT_CLASSIFICATION
-    record = start_finetune(bot.runtime, FinetuneRequest(
-        model=model, task=task, train=DataRef(path=str(DEMO / "train.jsonl"), name="train.jsonl"),
-        mapping=ColumnMapping.build({"sentence1": "review", "label": "sentiment"}, task),
-        requester=sender.user.aad_object_id,
-        reply_to=ReplyTarget(channel=sender.conversation, surface="teams"), **request))
+    record = start_finetune(bot.runtime, FinetuneRequest(spec=FinetuneSpec(
+        model=model, task=Task.TEXT_CLASSIFICATION, train=DataRef(path=str(DEMO / "train.jsonl"), name="train.jsonl"),
+        mapping={"sentence1": "review", "label": "sentiment"}, **request),
+        requester=sender.user.aad_object_id, reply_to=ReplyTarget(channel=sender.conversation, surface="teams")))
     return record.id
 
 

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 from typing import Any
 
-from pydantic import ValidationError
 from slack_bolt import App
 
 from bot.slack.context import SlackContext, SlashCommand
@@ -21,7 +20,8 @@ from bot.slack.views.forms import read_values
 from handlers import deploy as deploy_handlers
 from handlers.errors import UserError
 from handlers.registry import Surface, usage_hint
-from platforms.base import check_endpoint_name
+from platforms.base import DeploySpec
+from platforms.errors import FmbotError
 from workers.ledger import ReplyTarget
 
 
@@ -45,36 +45,37 @@ def command_endpoints(cmd: SlashCommand) -> None:
     cmd.ack(response_type="ephemeral", **endpoint_list(deploy_handlers.list_endpoints(cmd.ctx.rt)))
 
 
+# Which block of the deploy form shows an error about each DeploySpec field.
+DEPLOY_BLOCKS = {"endpoint": BlockId.ENDPOINT_NAME, "instances": BlockId.INSTANCES, "compute": BlockId.COMPUTE}
+
+
 def on_deploy(ack, view, client, context):
     ctx: SlackContext = context["fm"]
     rt = ctx.rt
     state = load_state(view["private_metadata"], rt.redis)
     values = read_values(view)
-    name = (values.get(BlockId.ENDPOINT_NAME) or "").strip()
-    try:
-        check_endpoint_name(name)
-    except ValueError as exc:
-        ack(response_action="errors", errors={BlockId.ENDPOINT_NAME: str(exc)[:150]})
-        return
     serverless = values.get(BlockId.DEPLOY_KIND) == SERVERLESS
-    compute = values.get(BlockId.COMPUTE)
-    instances = int(values.get(BlockId.INSTANCES) or 1)
+    try:
+        spec = DeploySpec(model=state.model, endpoint=(values.get(BlockId.ENDPOINT_NAME) or "").strip(),
+                          instances=values.get(BlockId.INSTANCES) or 1, compute=values.get(BlockId.COMPUTE),
+                          serverless=serverless, content_filtering=bool(values.get(BlockId.CONTENT_FILTER)))
+        if not serverless and not spec.compute:
+            raise UserError("Choose a VM size for managed compute", field="compute")
+    except FmbotError as exc:
+        ack(response_action="errors", errors={DEPLOY_BLOCKS.get(exc.field, BlockId.ENDPOINT_NAME): str(exc)[:150]})
+        return
     if not serverless:
-        if not compute:
-            ack(response_action="errors", errors={BlockId.COMPUTE: "Choose a VM size for managed compute."})
-            return
-        quota = rt.platform.check_quota(compute, instances, model=rt.platform.get_model(state.model),
+        quota = rt.platform.check_quota(spec.compute, spec.instances, model=rt.platform.get_model(state.model),
                                         deployment=True)
         if not quota.ok:
             ack(response_action="errors", errors=quota_errors(quota))
             return
     try:
         deploy_handlers.start_deploy(rt, deploy_handlers.DeployRequest(
-            model=state.model, endpoint=name, instances=instances, compute=compute, serverless=serverless,
-            content_filtering=bool(values.get(BlockId.CONTENT_FILTER)), requester=state.user,
-            reply_to=ReplyTarget(channel=state.channel)))
-    except (UserError, ValidationError) as exc:
-        ack(response_action="errors", errors={BlockId.ENDPOINT_NAME: ctx.explain(exc)[:150]})
+            spec=spec, requester=state.user, reply_to=ReplyTarget(channel=state.channel)))
+    except FmbotError as exc:
+        ack(response_action="errors",
+            errors={DEPLOY_BLOCKS.get(exc.field, BlockId.ENDPOINT_NAME): ctx.explain(exc)[:150]})
         return
     ack()
 

@@ -5,16 +5,14 @@ from __future__ import annotations
 from bot.slack.context import SlackContext
 from bot.slack.state import ComputeChoice, FormState
 from handlers.evaluate import EvaluateRequest, start_evaluation
-from platforms.datasets import ColumnMapping
+from platforms.base import EvaluateSpec
 from platforms.tasks import Task
 from workers.ledger import JobRecord, ReplyTarget
 
 
 def start_from_form(ctx: SlackContext, state: FormState, choice: ComputeChoice) -> JobRecord:
     """Evaluation runs on one instance, so the compute step's instance count is not read."""
-    task = Task(state.task)
-    return start_evaluation(ctx.rt, EvaluateRequest(
-        model=state.model, task=task, test=state.test, mapping=ColumnMapping.build(state.mapping, task),
-        compute=choice.compute, batch_size=choice.hyper.batch_size, requester=state.user,
-        reply_to=ReplyTarget(channel=state.channel),
-    ), max_bytes=ctx.settings.max_upload_bytes)
+    return start_evaluation(ctx.rt, EvaluateRequest(spec=EvaluateSpec(
+        model=state.model, task=Task(state.task), test=state.test, mapping=state.mapping, compute=choice.compute,
+        batch_size=choice.hyper.batch_size,
+    ), requester=state.user, reply_to=ReplyTarget(channel=state.channel)), max_bytes=ctx.settings.max_upload_bytes)

@@ -15,7 +15,6 @@ from pathlib import Path
 from collections.abc import Callable
 from typing import Any
 
-from pydantic import ValidationError
 from slack_bolt import App
 
 from bot.slack import compare, evaluate, finetune
@@ -25,8 +24,8 @@ from bot.slack.ids import ActionId, BlockId, CallbackId
 from bot.slack.state import ComputeChoice, FormState, dump_state, load_state
 from bot.slack.views.forms import NONE_VALUE, checking_step, compute_step, data_step, mapping_step, read_values
 from handlers.data import check_data
-from handlers.errors import UserError
-from platforms.base import Hyperparameters, PlatformError, QuotaCheck
+from platforms.base import Hyperparameters, PlatformError, QuotaCheck, SpecError
+from platforms.errors import FmbotError
 from platforms.datasets import ColumnMapping, DatasetError, SplitPlan, guess_mapping, read_columns
 from platforms.tasks import TASKS, Task
 
@@ -35,6 +34,10 @@ _HYPER_BLOCKS = {"epochs": BlockId.EPOCHS, "learning_rate": BlockId.LEARNING_RAT
 
 
 QUOTA_BLOCKS = {"compute": BlockId.COMPUTE, "instances": BlockId.INSTANCES}
+# Which block of the compute step shows an error about each field of the spec it submits.
+COMPUTE_STEP_BLOCKS = {**_HYPER_BLOCKS, **QUOTA_BLOCKS, "hyperparameters.epochs": BlockId.EPOCHS,
+                       "hyperparameters.learning_rate": BlockId.LEARNING_RATE,
+                       "hyperparameters.batch_size": BlockId.BATCH_SIZE}
 
 
 INLINE_ERROR_CHARS = 150
@@ -158,14 +161,12 @@ def on_compute(ack, view, client, context):
     state = load_state(view["private_metadata"], rt.redis)
     values = read_values(view)
     compute = values.get(BlockId.COMPUTE) or ""
+    instances = int(values.get(BlockId.INSTANCES) or 1)
     try:
-        instances = int(values.get(BlockId.INSTANCES) or 1)
         hyper = Hyperparameters(**{name: values[block] for name, block in _HYPER_BLOCKS.items()
                                    if values.get(block) not in (None, "")})
-    except ValidationError as exc:
-        field = str(exc.errors()[0]["loc"][0])
-        ack(response_action="errors", errors={_HYPER_BLOCKS.get(field, BlockId.BATCH_SIZE):
-                                              exc.errors()[0]["msg"][:150]})
+    except SpecError as exc:
+        ack(response_action="errors", errors={COMPUTE_STEP_BLOCKS.get(exc.field, BlockId.BATCH_SIZE): str(exc)[:150]})
         return
     quota = rt.platform.check_quota(compute, instances, model=rt.platform.get_model(state.model or state.models[0]))
     if not quota.ok:
@@ -179,9 +180,9 @@ def on_compute(ack, view, client, context):
         ack()
         ctx.after_ack(report_late, ctx, client, state, future)
         return
-    except (DatasetError, UserError, PlatformError) as exc:
-        block = BlockId.COMPUTE if isinstance(exc, PlatformError) else BlockId.BATCH_SIZE
-        ack(response_action="errors", errors={block: str(exc)[:150]})
+    except FmbotError as exc:
+        fallback = BlockId.COMPUTE if isinstance(exc, PlatformError) else BlockId.BATCH_SIZE
+        ack(response_action="errors", errors={COMPUTE_STEP_BLOCKS.get(exc.field, fallback): str(exc)[:150]})
         return
     except Exception as exc:
         ack()

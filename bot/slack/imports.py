@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-
-from pydantic import ValidationError
 from slack_bolt import App
 
 from bot.slack.context import SlackContext, SlashCommand
@@ -11,9 +9,9 @@ from bot.slack.ids import BlockId, CallbackId
 from bot.slack.state import FormState, dump_state, load_state
 from bot.slack.views.deploy import import_modal
 from bot.slack.views.forms import read_values
-from handlers.errors import UserError
 from handlers.imports import ImportRequest, start_import
 from platforms.base import ImportSpec
+from platforms.errors import FmbotError
 from workers.ledger import ReplyTarget
 
 
@@ -21,7 +19,7 @@ def command_import(cmd: SlashCommand) -> None:
     rt = cmd.ctx.rt
     model_id, _, task = cmd.rest.partition(" ")
     if model_id and task.strip():
-        record = start_import(rt, ImportRequest(model_id=model_id, task=task.strip(), requester=cmd.user,
+        record = start_import(rt, ImportRequest(spec=ImportSpec(model_id=model_id, task=task), requester=cmd.user,
                                                 reply_to=ReplyTarget(channel=cmd.channel)))
         cmd.ack(response_type="ephemeral", text=f"Importing `{model_id}` as job `{record.id}`; follow it in the channel.")
         return
@@ -31,23 +29,21 @@ def command_import(cmd: SlashCommand) -> None:
                                                     view=import_modal(dump_state(state, rt.redis), model_id=model_id)))
 
 
+# Which block of the import form shows an error about each ImportSpec field.
+IMPORT_BLOCKS = {"model_id": BlockId.MODEL_ID, "task": BlockId.TASK, "license": BlockId.LICENSE}
+
+
 def on_import(ack, view, context):
     ctx: SlackContext = context["fm"]
     state = load_state(view["private_metadata"], ctx.rt.redis)
     values = read_values(view)
-    model_id, task = (values.get(BlockId.MODEL_ID) or "").strip(), values.get(BlockId.TASK) or ""
     try:
-        ImportSpec(model_id=model_id, task=task)
-    except ValidationError as exc:
-        field = str(exc.errors()[0]["loc"][0])
-        message = exc.errors()[0]["msg"].removeprefix("Value error, ")
-        ack(response_action="errors", errors={BlockId.TASK if field == "task" else BlockId.MODEL_ID: message[:150]})
-        return
-    try:
-        start_import(ctx.rt, ImportRequest(model_id=model_id, task=task, license=values.get(BlockId.LICENSE),
-                                           requester=state.user, reply_to=ReplyTarget(channel=state.channel)))
-    except UserError as exc:
-        ack(response_action="errors", errors={BlockId.MODEL_ID: str(exc)[:150]})
+        start_import(ctx.rt, ImportRequest(
+            spec=ImportSpec(model_id=(values.get(BlockId.MODEL_ID) or "").strip(), task=values.get(BlockId.TASK) or "",
+                            license=values.get(BlockId.LICENSE)),
+            requester=state.user, reply_to=ReplyTarget(channel=state.channel)))
+    except FmbotError as exc:
+        ack(response_action="errors", errors={IMPORT_BLOCKS.get(exc.field, BlockId.MODEL_ID): str(exc)[:150]})
         return
     ack()
 

@@ -24,6 +24,7 @@ from bot.teams.views.jobs import deployed_card
 from handlers import catalog, deploy, jobs
 from handlers.errors import UserError
 from handlers.actions import Action
+from platforms.base import DeploySpec
 
 MESSAGE_TYPE = "application/vnd.microsoft.activity.message"
 
@@ -62,7 +63,7 @@ def _deploy(ctx: TeamsContext, activity: Activity, data: dict[str, Any]) -> Adap
     if not endpoint:
         raise UserError("name the endpoint", hint="3-32 characters: a letter, then letters, digits, hyphens")
     record = deploy.start_deploy(ctx.rt, deploy.DeployRequest(
-        model=str(data.get("model", "")), endpoint=endpoint, requester=requester(activity),
+        spec=DeploySpec(model=str(data.get("model", "")), endpoint=endpoint), requester=requester(activity),
         reply_to=reply_target(activity)))
     return message(f"Deploying to {endpoint}: follow {record.id} on its card.")
 

@@ -23,6 +23,7 @@ from bot.teams.views.jobs import title
 from handlers import catalog, deploy, imports, jobs, tryout
 from handlers.errors import UserError
 from handlers.registry import COMMANDS, Surface, closest_command, lookup, on, usage_hint
+from platforms.base import DeploySpec, ImportSpec
 from platforms.tasks import parse_task
 
 MAX_COMMAND_CHARS = 2000
@@ -120,7 +121,8 @@ def start_deploy(ctx: TeamsContext, activity: Activity, rest: str) -> Answer:
     if not endpoint.strip():
         raise UserError("name the endpoint too", hint="In Teams: deploy <model> <endpoint-name>")
     record = deploy.start_deploy(ctx.rt, deploy.DeployRequest(
-        model=model, endpoint=endpoint.strip(), requester=requester(activity), reply_to=reply_target(activity)))
+        spec=DeploySpec(model=model, endpoint=endpoint.strip()), requester=requester(activity),
+        reply_to=reply_target(activity)))
     return f"Deploying {record.model} to {endpoint.strip()}: follow {record.id} on its card."
 
 
@@ -129,7 +131,7 @@ def start_import(ctx: TeamsContext, activity: Activity, rest: str) -> Answer:
     if not task.strip():
         raise UserError("name the task too", hint=_usage("import"))
     record = imports.start_import(ctx.rt, imports.ImportRequest(
-        model_id=model_id, task=task.strip(), requester=requester(activity), reply_to=reply_target(activity)))
+        spec=ImportSpec(model_id=model_id, task=task), requester=requester(activity), reply_to=reply_target(activity)))
     return f"Importing {model_id} as job {record.id}: follow it on its card."
 
 

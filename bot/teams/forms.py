@@ -13,7 +13,6 @@ from pathlib import Path
 from typing import Any
 
 from microsoft_agents.hosting.core import TurnContext
-from pydantic import ValidationError
 
 from bot.teams import conversations, files
 from bot.teams.context import TeamsContext, reply_target, require, requester
@@ -28,7 +27,8 @@ from handlers.evaluate import EvaluateRequest, start_evaluation
 from handlers.finetune import FinetuneRequest, start_finetune
 from handlers.jobs import gpu_hours
 from handlers.actions import Action
-from platforms.base import DataRef, Hyperparameters, PlatformError
+from platforms.base import DataRef, EvaluateSpec, FinetuneSpec, Hyperparameters, PlatformError, SpecError
+from platforms.errors import FmbotError
 from platforms.datasets import ColumnMapping, DatasetError, SplitPlan, guess_mapping, read_columns
 from platforms.tasks import TASKS, Task
 
@@ -154,30 +154,28 @@ def compute_submitted(ctx: TeamsContext, context: TurnContext, state: FormState,
         instances = int(float(values.get(Input.INSTANCES) or 1))
         hyper = Hyperparameters(**{name: values[key] for name, key in _HYPER_INPUTS.items()
                                    if values.get(key) not in (None, "")})
-    except ValidationError as exc:
-        field = str(exc.errors()[0]["loc"][0])
-        return _compute(ctx, state, {_HYPER_INPUTS.get(field, Input.BATCH_SIZE): exc.errors()[0]["msg"]})
+    except SpecError as exc:
+        return _compute(ctx, state, {_HYPER_INPUTS.get(exc.field, Input.BATCH_SIZE): str(exc)})
     except ValueError:
         return _compute(ctx, state, {Input.INSTANCES: "Give a whole number of instances"})
     check = rt.platform.check_quota(compute, instances, model=rt.platform.get_model(state.model))
     if not check.ok:
-        key = Input.INSTANCES if "instance" in check.message else Input.COMPUTE
+        key = Input.INSTANCES if check.field == "instances" else Input.COMPUTE
         return _compute(ctx, state, {key: f"{check.message}. {'; '.join(check.suggestions)}"})
     task, who, target = Task(state.task), requester(context.activity), reply_target(context.activity)
     try:
-        mapping = ColumnMapping.build(state.mapping, task)
         if state.kind == "finetune":
-            record = start_finetune(rt, FinetuneRequest(
+            record = start_finetune(rt, FinetuneRequest(spec=FinetuneSpec(
                 model=state.model, task=task, train=state.train, validation=state.validation, test=state.test,
                 split=SplitPlan(validation=0 if state.validation else state.validation_split / 100,
                                 test=0 if state.test else state.test_split / 100),
-                mapping=mapping, hyperparameters=hyper, compute=compute, instances=instances,
-                requester=who, reply_to=target), max_bytes=ctx.settings.max_upload_bytes)
+                mapping=state.mapping, hyperparameters=hyper, compute=compute, instances=instances,
+            ), requester=who, reply_to=target), max_bytes=ctx.settings.max_upload_bytes)
         else:
-            record = start_evaluation(rt, EvaluateRequest(
-                model=state.model, task=task, test=state.test, mapping=mapping, compute=compute,
-                batch_size=hyper.batch_size, requester=who, reply_to=target), max_bytes=ctx.settings.max_upload_bytes)
-    except (DatasetError, UserError, PlatformError) as exc:
+            record = start_evaluation(rt, EvaluateRequest(spec=EvaluateSpec(
+                model=state.model, task=task, test=state.test, mapping=state.mapping, compute=compute,
+                batch_size=hyper.batch_size), requester=who, reply_to=target), max_bytes=ctx.settings.max_upload_bytes)
+    except FmbotError as exc:
         return _compute(ctx, state, {"form": str(exc)})
     return record.id
 

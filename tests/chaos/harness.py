@@ -12,8 +12,7 @@ from pathlib import Path
 from bot.bootstrap import build_runtime
 from bot.settings import Settings
 from handlers.finetune import FinetuneRequest, start_finetune
-from platforms.base import DataRef, Hyperparameters
-from platforms.datasets import ColumnMapping
+from platforms.base import DataRef, FinetuneSpec, Hyperparameters
 from platforms.tasks import Task
 from tests.conftest import DATA
 from tests.slack_standin import SlackStandIn
@@ -25,13 +24,12 @@ FINAL_REPLY_MARKS = ("*Metrics*", "failed:", "canceled")
 
 def submit_finetune(rt: Runtime, model: str, *, epochs: int, channel: str = "C0CHAN") -> JobRecord:
     task = Task.TEXT_CLASSIFICATION
-    return start_finetune(rt, FinetuneRequest(
+    return start_finetune(rt, FinetuneRequest(spec=FinetuneSpec(
         model=model, task=task,
         train=DataRef(path=str(DATA / "sst2_small_validation.jsonl"), name="sst2.jsonl"),
-        mapping=ColumnMapping.parse("sentence1=input_string,label=label", task),
-        hyperparameters=Hyperparameters(epochs=epochs, batch_size=8), requester="U0USER",
-        reply_to=ReplyTarget(channel=channel),
-    ))
+        mapping={"sentence1": "input_string", "label": "label"},
+        hyperparameters=Hyperparameters(epochs=epochs, batch_size=8),
+    ), requester="U0USER", reply_to=ReplyTarget(channel=channel)))
 
 
 def slack_runtime(settings: Settings) -> Runtime:

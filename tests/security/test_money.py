@@ -34,10 +34,11 @@ def test_a_gpu_cluster_named_like_a_cpu_one_is_priced_by_its_size(azure, tmp_pat
 def test_a_costly_serverless_deploy_waits_for_approval(azure, worker_runtime):
     """A pay-per-token endpoint has no VM size to price, so it counts as costly and waits, queued nowhere."""
     from handlers.deploy import DeployRequest, start_deploy
+    from platforms.base import DeploySpec
 
     rt, _ = worker_runtime
     rt.approval_gpu_hours = 4.0
-    record = start_deploy(rt, DeployRequest(model="Phi-4", endpoint="phi-api", serverless=True,
+    record = start_deploy(rt, DeployRequest(spec=DeploySpec(model="Phi-4", endpoint="phi-api", serverless=True),
                                             requester="U0USER", reply_to={"channel": "C0CHAN"}))
     assert record.approval == "pending" and record.id not in rt.queue.job_ids
     assert not azure.calls("PUT", "/serverlessEndpoints/phi-api")

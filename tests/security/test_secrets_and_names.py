@@ -14,11 +14,9 @@ import pytest
 from redis import Redis
 
 from bot.redis_server import free_port, server_binary
-from handlers.errors import UserError
-from handlers.finetune import FinetuneRequest, start_finetune
 from handlers.imports import ImportRequest, start_import
-from platforms.base import DataRef, Hyperparameters, ModelRef, PlatformError
-from platforms.datasets import ColumnMapping, SplitPlan
+from platforms.base import DataRef, FinetuneSpec, Hyperparameters, ImportSpec, ModelRef, PlatformError, SpecError
+from platforms.datasets import SplitPlan
 from platforms.tasks import Task
 from tests.conftest import DATA
 from tests.test_ops import fmbot
@@ -62,21 +60,20 @@ def test_the_redis_password_is_masked_when_redis_is_unreachable(settings):
 
 @pytest.mark.parametrize("name", ["../escaped", "team/model", "..", "a..b", "/etc/passwd", "x" * 300])
 def test_an_import_name_cannot_leave_the_catalog(bot, name):
-    with pytest.raises(UserError, match="not a valid model name"):
-        start_import(bot.runtime, ImportRequest(model_id="google-bert/bert-base-uncased", task="fill-mask", name=name,
-                                                requester="U0USER"))
+    with pytest.raises(SpecError, match="not a valid model name"):
+        start_import(bot.runtime, ImportRequest(spec=ImportSpec(model_id="google-bert/bert-base-uncased",
+                                                                task="fill-mask", name=name), requester="U0USER"))
     assert not bot.runtime.ledger.recent()
 
 
 def test_an_output_name_cannot_leave_the_catalog(bot, tiny_model):
-    request = FinetuneRequest(
-        model=tiny_model, task=Task.TEXT_CLASSIFICATION,
-        train=DataRef(path=str(DATA / "sst2_small_validation.jsonl"), name="sst2.jsonl"),
-        split=SplitPlan(validation=0, test=0.2),
-        mapping=ColumnMapping.parse("sentence1=input_string,label=label_string", Task.TEXT_CLASSIFICATION),
-        hyperparameters=Hyperparameters(epochs=1), compute="cpu", requester="U0USER", output_name="../../outside")
-    with pytest.raises(UserError, match="not a valid model name"):
-        start_finetune(bot.runtime, request)
+    with pytest.raises(SpecError, match="not a valid model name") as refused:
+        FinetuneSpec(model=tiny_model, task=Task.TEXT_CLASSIFICATION,
+                     train=DataRef(path=str(DATA / "sst2_small_validation.jsonl"), name="sst2.jsonl"),
+                     split=SplitPlan(validation=0, test=0.2), mapping={"sentence1": "input_string", "label": "label_string"},
+                     hyperparameters=Hyperparameters(epochs=1), compute="cpu", output_name="../../outside")
+    assert refused.value.field == "output_name"
+    assert not bot.runtime.ledger.recent()
 
 
 @pytest.mark.parametrize("ref", ["a/../../etc", "ok/../../x:1", "m:../../x", "m:1/2"])
