@@ -8,6 +8,7 @@ from redis import Redis
 
 from bot.settings import Settings
 from platforms.base import Platform
+from workers import compare
 from workers.ledger import Ledger
 from workers.notifier import Notifier, NullNotifier, SurfaceNotifier
 from workers.queues import job_queue
@@ -51,9 +52,9 @@ def build_runtime(settings: Settings, *, slack: bool | None = None) -> Runtime:
         from bot.slack.client import web_client
         from bot.slack.home import user_home
         from bot.slack.notifier import SlackNotifier
-        from bot.slack.views.jobs import SlackJobRenderer
+        from bot.slack.views.compare import CompareRenderer
 
-        notifiers["slack"] = SlackNotifier(count_retries(web_client(settings), redis), SlackJobRenderer(), ledger,
+        notifiers["slack"] = SlackNotifier(count_retries(web_client(settings), redis), CompareRenderer(), ledger,
                                            home=lambda user: user_home(runtime, user))
     if settings.teams_app_id and teams_installed():
         from bot.teams.notifier import TeamsNotifier
@@ -71,6 +72,7 @@ def build_runtime(settings: Settings, *, slack: bool | None = None) -> Runtime:
         job_retries=settings.fmbot_job_retries,
         approval_gpu_hours=settings.fmbot_approval_gpu_hours,
         ledger_retention_days=settings.fmbot_ledger_retention_days,
+        observers=(compare.after_change,),
         poll_interval=settings.fmbot_poll_interval,
     )
     return runtime

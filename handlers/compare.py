@@ -43,6 +43,15 @@ class CompareRequest(BaseModel):
     left_out: dict[str, str] = {}
 
 
+def checked_count(models: list[str], hint: str = "e.g. `compare model-a model-b model-c`") -> list[str]:
+    """The models named, each once, when there are 2 to 8 of them."""
+    named = list(dict.fromkeys(m.strip() for m in models if m.strip()))
+    if not MIN_MODELS <= len(named) <= MAX_MODELS:
+        raise UserError(f"name {MIN_MODELS} to {MAX_MODELS} models to compare, not {len(named)}", field="models",
+                        hint=hint)
+    return named
+
+
 def usable_models(rt: Runtime, models: list[str], task: Task) -> tuple[list[str], dict[str, str]]:
     """The catalog references of the models that can be evaluated on `task`, and why each other
     one is left out; duplicates count once."""
@@ -62,10 +71,7 @@ def start_comparison(rt: Runtime, request: CompareRequest, *, max_bytes: int = 1
     if not TASKS[request.task].evaluate:
         raise UserError(f"{request.task} models cannot be evaluated", field="task",
                         hint="Compare supports " + ", ".join(t for t, s in TASKS.items() if s.evaluate))
-    named = list(dict.fromkeys(m for m in request.models if m.strip()))
-    if not MIN_MODELS <= len(named) <= MAX_MODELS:
-        raise UserError(f"name {MIN_MODELS} to {MAX_MODELS} models to compare, not {len(named)}", field="models",
-                        hint="e.g. `compare model-a model-b model-c`")
+    named = checked_count(request.models)
     refs, left_out = usable_models(rt, named, request.task)
     left_out = {**request.left_out, **left_out}
     if len(refs) < MIN_MODELS:

@@ -205,3 +205,71 @@ def test_compare_from_slack_three_models_one_failing(bot, slack, slack_settings,
     resorted = slack.wait_for(lambda: slack.of("response_url"), 20)[0].params
     resorted_header = [cell["text"] for cell in next(b for b in resorted["blocks"] if b["type"] == "table")["rows"][0]]
     assert resorted_header[2] == "f1_score_macro" and resorted["replace_original"] is True
+
+
+# ------------------------------------------------------------------ what Slack is shown, at its limits
+
+
+def comparison_record(models: int, *, metric_chars: int = 12, seed: int = 0):
+    """A finished comparison of `models` models as `workers.compare` stores it, with metric names
+    `metric_chars` long and ten disagreements of long texts (for the views' limits)."""
+    import random
+
+    from platforms.base import DataRef, JobState
+    from platforms.comparison import Disagreement
+    from workers.compare import ComparisonResult, CompareSpec, Member, Standing
+    from workers.ledger import JobRecord, ReplyTarget
+
+    rng = random.Random(seed)
+    names = [f"model-{'x' * 50}-{i}:1" for i in range(models)]
+    metrics = ["accuracy"] + [f"{'m' * (metric_chars - 3)}_{i:02d}" for i in range(18)]
+    standings = [Standing(model=m, job=f"ev-{i:08d}", state=JobState.COMPLETED, rank=i + 1,
+                          metrics={n: rng.random() for n in metrics}, seconds=12.5, parameters=120_000)
+                 for i, m in enumerate(names)]
+    standings.sort(key=lambda s: s.metrics["accuracy"], reverse=True)
+    for rank, s in enumerate(standings, start=1):
+        s.rank, s.primary = rank, s.metrics["accuracy"]
+        s.interval = (s.primary - 0.05, s.primary + 0.05)
+    standings[-1].rank, standings[-1].state, standings[-1].error = None, JobState.FAILED, "boom " * 200
+    result = ComparisonResult(task="text-classification", primary="accuracy", dataset="abc123-def456",
+                              dataset_name="t" * 300 + ".jsonl", rows=500, standings=standings,
+                              disagreements=[Disagreement(index=i, input="i" * 1000, reference="r" * 500,
+                                                          predictions={m: "p" * 500 for m in names})
+                                             for i in range(10)], disagreement_count=321)
+    spec = CompareSpec(task="text-classification", test=DataRef(path="/x", name="t" * 300), mapping={"a": "b"},
+                       dataset="abc123-def456", models=names, members=[s.job for s in standings])
+    return JobRecord(id=f"cmp-{seed:08d}", kind="compare", model=" vs ".join(names), task="text-classification",
+                     spec=spec.model_dump(mode="json"), requester="U0USER", state=JobState.COMPLETED,
+                     reply_to=ReplyTarget(channel="C0CHAN"), output_model=standings[0].model,
+                     result={"members": [Member(job=s.job, model=s.model, state=s.state, error=s.error).model_dump(
+                         mode="json") for s in standings], "left_out": {"y" * 200: "z" * 500},
+                         "comparison": result.model_dump(mode="json")})
+
+
+def test_eight_models_and_long_metric_names_stay_within_slack_limits(slack_settings, slack):
+    from bot.bootstrap import build_runtime
+    from workers.notifier import JobEvent
+
+    rt = build_runtime(slack_settings)
+    record = comparison_record(8, metric_chars=120)
+    rt.ledger.create(record)
+    for event in (JobEvent.QUEUED, JobEvent.PROGRESS, JobEvent.COMPLETED):
+        rt.notify(record, event)
+    reply = slack.wait_for(lambda: next((c for c in slack.of("chat.postMessage") if c.params.get("thread_ts")), None))
+    table = next(b for b in reply.params["blocks"] if b["type"] == "table")
+    assert len(table["rows"]) == 9 and max(len(row) for row in table["rows"]) == 20
+    assert len([b for b in reply.params["blocks"] if b["type"] == "section"]) >= 12
+    slack.wait_for(lambda: slack.of("files.completeUploadExternal"), 20)
+    assert slack.limit_problems() == []
+
+
+def test_the_chart_is_a_real_png_that_differs_between_comparisons():
+    from bot.slack.views.compare import attachments
+    from workers.notifier import JobEvent
+
+    first, second = (attachments(comparison_record(3, seed=seed), JobEvent.COMPLETED)[0] for seed in (1, 2))
+    for chart in (first, second):
+        assert chart.content.startswith(b"\x89PNG") and len(chart.content) > 5000
+        width, height = int.from_bytes(chart.content[16:20], "big"), int.from_bytes(chart.content[20:24], "big")
+        assert (width, height) == (700, 210), "two bars: the failed model has none"
+    assert first.content != second.content

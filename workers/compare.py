@@ -19,7 +19,7 @@ import json
 import logging
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from pydantic import BaseModel
 from redis import Redis
@@ -33,9 +33,7 @@ from workers import keys
 from workers.ledger import JobRecord
 from workers.notifier import JobEvent
 from workers.queues import RETRY_INTERVALS
-
-if TYPE_CHECKING:
-    from workers.runtime import Runtime
+from workers.runtime import Runtime
 
 log = logging.getLogger(__name__)
 LEADERBOARD_LIMIT = 500  # results kept per dataset, newest first
@@ -274,7 +272,7 @@ def leaderboard(redis: Redis, task: str, dataset: str, info: BoardInfo) -> Leade
 
 def after_change(rt: Runtime, record: JobRecord, event: JobEvent) -> None:
     """What a job's change means beyond its own thread: its comparison's status line, and a board
-    entry for a completed evaluation."""
+    entry for a completed evaluation. A `Runtime` observer (`bot/bootstrap.py` installs it)."""
     if record.kind != "evaluate":
         return
     if event == JobEvent.COMPLETED:

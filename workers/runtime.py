@@ -19,12 +19,15 @@ from rq import Queue
 from rq.job import JobStatus
 
 from platforms.base import JobState, Platform
-from workers import compare, outbox, telemetry
+from workers import outbox, telemetry
 from workers.ledger import JobRecord, Ledger
 from workers.notifier import JobEvent, Notifier
 from workers.queues import enqueue_job, host_queue
 
 log = logging.getLogger(__name__)
+# Told of every posted change after its post (a comparison refreshing its member lines, a
+# leaderboard entry): installed by whoever builds the Runtime, so this module imports none of them.
+Observer = Callable[["Runtime", JobRecord, JobEvent], None]
 
 
 @dataclass
@@ -40,6 +43,7 @@ class Runtime:
     approval_gpu_hours: float = 0.0
     ledger_retention_days: float = 90.0
     poll_interval: float = 60.0
+    observers: tuple[Observer, ...] = ()
     _platform: Platform | None = field(default=None, repr=False)
 
     @property
@@ -99,10 +103,11 @@ class Runtime:
         except Exception:
             log.exception("could not post %s for job %s (trace %s)", event, record.id, record.trace_id)
             posted = record
-        try:
-            compare.after_change(self, record, event)
-        except Exception:
-            log.exception("could not update the comparison or leaderboard of job %s", record.id)
+        for observer in self.observers:
+            try:
+                observer(self, record, event)
+            except Exception:
+                log.exception("%s failed on %s of job %s", getattr(observer, "__qualname__", observer), event, record.id)
         if event != JobEvent.PROGRESS:
             telemetry.record_job_state(self.redis, record.kind, event.value,
                                        seconds=record.elapsed_seconds if record.state.final else None)

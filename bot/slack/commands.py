@@ -13,7 +13,7 @@ from collections.abc import Callable
 from slack_bolt import App
 
 from bot import observability
-from bot.slack.compare import command_compare, command_leaderboard
+from bot.slack.compare import command_leaderboard
 from bot.slack.context import SlackContext, SlashCommand
 from bot.slack.deploy import command_deploy, command_endpoints
 from bot.slack.forms import open_form
@@ -23,7 +23,7 @@ from bot.slack.limits import clip
 from bot.slack.views import catalog as catalog_views
 from bot.slack.views.jobs import headline, progress_bar
 from bot.slack.views.mrkdwn import escape
-from handlers import catalog, jobs
+from handlers import catalog, compare, jobs
 from handlers.errors import UserError, user_message
 from handlers.registry import PREFIX, Surface, closest_command, lookup, on, usage_hint
 from platforms.tasks import parse_task
@@ -68,6 +68,14 @@ def form_command(kind: str) -> Callable[[SlashCommand], None]:
         cmd.ctx.after_ack(open_form, cmd.ctx, cmd.client, cmd.trigger_id, kind, cmd.channel, cmd.user,
                           cmd.rest or None)
     return open_kind
+
+
+def command_compare(cmd: SlashCommand) -> None:
+    """The evaluate form, once, for every model named; the form's data step checks them."""
+    models = compare.checked_count(cmd.rest.split(), hint=f"{usage_hint('compare', SLACK)}, or tick models on "
+                                                          "`/fm search` and press Compare")
+    cmd.ack()
+    cmd.ctx.after_ack(open_form, cmd.ctx, cmd.client, cmd.trigger_id, "compare", cmd.channel, cmd.user, None, models)
 
 
 def command_jobs(cmd: SlashCommand) -> None:

@@ -1,11 +1,12 @@
-"""Comparing models from Slack: `/fm compare`, `/fm leaderboard`, and the buttons around them.
+"""Comparing models from Slack: what the compare form submits, `/fm leaderboard`, and the buttons
+on comparisons.
 
-`/fm compare a b c` opens the evaluate form once (the shared steps of `bot/slack/forms.py`) with
-the models named; the data step leaves out the models that cannot be evaluated on the chosen task
-and says which. The search page's checkboxes and **Compare** button, a finished fine-tune's
-**Compare with base**, and a result's **Re-run** · **Fine-tune the best** · **Deploy the best**
-all land here. The shared form steps (`forms`) submit through this room, so this room reaches
-`forms` and `buttons` (which imports `forms`) only inside its functions, once both are loaded.
+`/fm compare a b c` (in `commands.py`, with the other commands that open a form) and the search
+page's **Compare** (in `buttons.py`) open the evaluate form once, through the shared steps of
+`forms.py`, which call back here: the data step leaves out the models that cannot be evaluated on
+the chosen task and says which, and the last step starts the comparison. A finished fine-tune's
+**Compare with base**, and a result's **Re-run** and sort menu, are answered here too; **Fine-tune
+the best** and **Deploy the best** open the usual forms (`buttons.py`).
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ from typing import Any
 
 from slack_bolt import App
 
-from bot.slack.context import SlackContext, SlashCommand
+from bot.slack.context import SlackContext, SlashCommand, later
 from bot.slack.ids import ActionId, BlockId
 from bot.slack.state import ComputeChoice, FormState
 from bot.slack.views import compare as views
@@ -25,18 +26,6 @@ from handlers.registry import Surface, usage_hint
 from platforms.datasets import ColumnMapping
 from platforms.tasks import Task
 from workers.ledger import JobRecord, ReplyTarget
-
-
-def command_compare(cmd: SlashCommand) -> None:
-    models = cmd.rest.split()
-    if not compare.MIN_MODELS <= len(dict.fromkeys(models)) <= compare.MAX_MODELS:
-        raise UserError(f"name {compare.MIN_MODELS} to {compare.MAX_MODELS} models, not {len(dict.fromkeys(models))}",
-                        hint=f"{usage_hint('compare', Surface.SLACK)}, or tick models on `/fm search` and press Compare")
-    from bot.slack.forms import open_form
-
-    cmd.ack()
-    cmd.ctx.after_ack(open_form, cmd.ctx, cmd.client, cmd.trigger_id, "compare", cmd.channel, cmd.user, None,
-                      list(dict.fromkeys(models)))
 
 
 def command_leaderboard(cmd: SlashCommand) -> None:
@@ -73,16 +62,6 @@ def picked_models(body: dict[str, Any]) -> list[str]:
             if element.get("type") == "checkboxes" for option in element.get("selected_options") or []]
 
 
-def open_from_search(ctx: SlackContext, client: Any, channel: str, user: str, body: dict[str, Any]) -> None:
-    models = list(dict.fromkeys(picked_models(body)))
-    if not compare.MIN_MODELS <= len(models) <= compare.MAX_MODELS:
-        raise UserError(f"tick {compare.MIN_MODELS} to {compare.MAX_MODELS} models, not {len(models)}",
-                        hint="Tick the boxes next to the models, then press Compare")
-    from bot.slack.forms import open_form
-
-    open_form(ctx, client, body["trigger_id"], "compare", channel, user, None, models)
-
-
 def _value(body: dict[str, Any]) -> str:
     action = body["actions"][0]
     return action.get("value") or (action.get("selected_option") or {}).get("value", "")
@@ -115,12 +94,7 @@ def on_pick(ack):
 
 
 def register(app: App) -> None:
-    from bot.slack import buttons
-
     app.action(ActionId.COMPARE_PICK)(on_pick)
-    app.action(ActionId.COMPARE_SELECTED)(buttons.later(open_from_search))
-    app.action(ActionId.COMPARE_BASE)(buttons.later(with_base, failure="Not compared: "))
-    app.action(ActionId.COMPARE_RERUN)(buttons.later(rerun, failure="Not re-run: "))
+    app.action(ActionId.COMPARE_BASE)(later(with_base, failure="Not compared: "))
+    app.action(ActionId.COMPARE_RERUN)(later(rerun, failure="Not re-run: "))
     app.action(ActionId.COMPARE_SORT)(on_sort)
-    app.action(ActionId.COMPARE_FINETUNE_BEST)(buttons.form_opener("finetune"))
-    app.action(ActionId.COMPARE_DEPLOY_BEST)(buttons.on_deploy_button)

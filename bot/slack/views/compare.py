@@ -22,7 +22,7 @@ from slack_sdk.models.blocks import (
 
 from bot.slack.ids import ActionId
 from bot.slack.limits import OPTION_TEXT, SECTION_TEXT, TABLE_CELLS, clip
-from bot.slack.views.jobs import BAR_WIDTH, duration
+from bot.slack.views.jobs import BAR_WIDTH, SlackJobRenderer, duration
 from bot.slack.views.mrkdwn import escape
 from platforms import comparison
 from platforms.base import JobState
@@ -227,3 +227,17 @@ def leaderboard_message(board: Leaderboard) -> dict[str, Any]:
     blocks.append(TableBlock(rows=[[_cell(c) for c in row] for row in rows]))
     return {"text": clip(f"Leaderboard {board.task} on {board.dataset_name}:\n```\n{_plain(rows)}\n```", 40000),
             "blocks": [b.to_dict() for b in blocks]}
+
+
+class CompareRenderer(SlackJobRenderer):
+    """Every job as `SlackJobRenderer` draws it, and comparisons (one record over several
+    evaluations) as this module does."""
+
+    def status_message(self, record: JobRecord) -> ChatMessage:
+        return status_message(record) if record.kind == "compare" else super().status_message(record)
+
+    def thread_reply(self, record: JobRecord, event: JobEvent) -> ChatMessage | None:
+        return thread_reply(record, event) if record.kind == "compare" else super().thread_reply(record, event)
+
+    def attachments(self, record: JobRecord, event: JobEvent) -> list[FileAttachment]:
+        return attachments(record, event) if record.kind == "compare" else super().attachments(record, event)

@@ -74,14 +74,7 @@ def deployed_reply(record: JobRecord) -> ChatMessage:
 
 
 class SlackJobRenderer:
-    """Comparisons (one record over several evaluations) look their own way: `views/compare.py`,
-    imported where used because it builds on this module."""
-
     def status_message(self, record: JobRecord) -> ChatMessage:
-        if record.kind == "compare":
-            from bot.slack.views import compare
-
-            return compare.status_message(record)
         lines = [headline(record)]
         if record.state == JobState.RUNNING and record.progress:
             lines.append(progress_bar(record))
@@ -112,10 +105,6 @@ class SlackJobRenderer:
         return ChatMessage(text=f"{record.kind} {record.id}: {record.state}", blocks=[b.to_dict() for b in blocks])
 
     def thread_reply(self, record: JobRecord, event: JobEvent) -> ChatMessage | None:
-        if record.kind == "compare":
-            from bot.slack.views import compare
-
-            return compare.thread_reply(record, event)
         if event == JobEvent.STARTED:
             text = f"Started `{record.id}` (attempt {record.attempts})."
         elif event == JobEvent.PROGRESS:
@@ -148,10 +137,6 @@ class SlackJobRenderer:
         return ChatMessage(text=text, blocks=[SectionBlock(text=MarkdownTextObject(text=clip(text, 3000))).to_dict()])
 
     def attachments(self, record: JobRecord, event: JobEvent) -> list[FileAttachment]:
-        if record.kind == "compare":
-            from bot.slack.views import compare
-
-            return compare.attachments(record, event)
         if event != JobEvent.COMPLETED or len(record.loss_history) < 2:
             return []
         from bot.plots import loss_curve_png
