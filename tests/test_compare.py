@@ -273,3 +273,30 @@ def test_the_chart_is_a_real_png_that_differs_between_comparisons():
         width, height = int.from_bytes(chart.content[16:20], "big"), int.from_bytes(chart.content[20:24], "big")
         assert (width, height) == (700, 210), "two bars: the failed model has none"
     assert first.content != second.content
+
+
+def test_compare_with_base_counts_flips_on_the_fine_tunes_own_test_split(settings, start_worker):
+    from bot.bootstrap import build_runtime
+    from handlers.compare import compare_with_base
+    from tests.slack_standin import wait_until
+
+    base = add_tiny_classifier(Path(settings.fmbot_models_dir), texts(), LABELS, name="tiny-base", seed=5)
+    start_worker(settings), start_worker(settings)
+    done = cli(settings, "finetune", base.ref, "--task", "text-classification", "--train", str(SST2),
+               "--map", "sentence1=input_string,label=label_string", "--validation-split", "0", "--test-split", "30",
+               "--epochs", "2", "--learning-rate", "0.01", "--wait", "--json")
+    tuned = json.loads(done.stdout.strip().splitlines()[-1])
+    assert tuned["state"] == "completed", tuned.get("error")
+
+    rt = build_runtime(settings)
+    record = compare_with_base(rt, tuned["id"], tuned["requester"])
+    record = wait_until(lambda: (r := rt.ledger.get(record.id)).state.final and r, timeout=180)
+    assert record.state == "completed", record.error
+    result = record.result["comparison"]
+    assert result["base"] == base.ref and {s["model"] for s in result["standings"]} == {base.ref, tuned["output_model"]}
+    flips = result["flips"]
+    assert flips["rows"] == result["rows"] == 26, "the 30% held out of 87 rows, kept by the fine-tune"
+    accuracy = {s["model"]: s["metrics"]["accuracy"] for s in result["standings"]}
+    assert len(flips["gained"]) - len(flips["lost"]) == round(
+        (accuracy[tuned["output_model"]] - accuracy[base.ref]) * flips["rows"])
+    assert len(result["flip_examples"]) == min(10, len(flips["gained"]) + len(flips["lost"]))
