@@ -9,7 +9,6 @@ larger than the noise of its test set.
 
 from __future__ import annotations
 
-import random
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -111,21 +110,20 @@ def bootstrap_interval(task: Task | str, rows: Sequence[dict[str, Any]], *, seed
     scored on the same rows are comparable."""
     if len(rows) < 2:
         return None
+    import numpy as np
+
     task = Task(task)
-    rng = random.Random(seed)
+    rng = np.random.default_rng(seed)
     n = len(rows)
     corpus = _corpus(task)
     if corpus is None:
-        scores = row_scores(task, rows)
-        values = []
-        for _ in range(BOOTSTRAP_RESAMPLES):
-            values.append(sum(scores[rng.randrange(n)] for _ in range(n)) / n)
+        samples = rng.integers(0, n, size=(BOOTSTRAP_RESAMPLES, n))
+        values = np.asarray(row_scores(task, rows))[samples].mean(axis=1)
     else:
-        values = [corpus([rows[rng.randrange(n)] for _ in range(n)]) for _ in range(CORPUS_RESAMPLES)]
-    values.sort()
+        samples = rng.integers(0, n, size=(CORPUS_RESAMPLES, n))
+        values = np.asarray([corpus([rows[i] for i in sample]) for sample in samples])
     tail = (1 - confidence) / 2
-    low = values[int(tail * (len(values) - 1))]
-    high = values[int(round((1 - tail) * (len(values) - 1)))]
+    low, high = np.quantile(values, [tail, 1 - tail])
     return float(low), float(high)
 
 

@@ -4,8 +4,8 @@ A task module is a plain module (`text_classification`, `translation`, ...) ente
 `task_modules.TASK_MODULES`. Every one can be tried and served (`TaskModule`); those whose task
 takes a dataset can also be scored and fine-tuned (`TrainableTaskModule`). Their `evaluate`
 functions are one skeleton, `evaluation`: seed, load the model, score the examples, and keep the
-scored rows (the first few are the samples a job card shows; up to ROW_LIMIT, clipped, are kept
-for comparisons).
+scored rows (the first few are the samples a job card shows; up to ROW_LIMIT are kept for
+comparisons).
 """
 
 from __future__ import annotations
@@ -16,13 +16,8 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from platforms.base import Hyperparameters, ProgressReport
-from platforms.local.training import TaskResult
+from platforms.local.training import ROW_LIMIT, TaskResult
 
-# Rows an evaluation keeps for comparisons (bootstrap intervals, disagreements, flips): enough for
-# intervals to mean something, small enough that a job record stays well under a megabyte.
-ROW_LIMIT = 500
-ROW_INPUT_CHARS = 200
-ROW_VALUE_CHARS = 400
 Predictor = Callable[[list[dict[str, Any]]], list[dict[str, Any]]]
 Scores = tuple[dict[str, float], list[dict[str, Any]]]
 
@@ -51,18 +46,12 @@ class TrainableTaskModule(TaskModule, Protocol):
 
 def sample_rows(examples: Sequence[dict[str, Any]], predictions: Sequence[Any],
                 show: Callable[[dict[str, Any], Any], tuple[str, Any, Any]]) -> list[dict[str, Any]]:
-    """The first ROW_LIMIT examples as a job card shows them, texts clipped; `show` gives (input,
-    reference, prediction)."""
+    """The first ROW_LIMIT examples as a job card shows them; `show` gives (input, reference, prediction)."""
     rows = []
     for example, prediction in islice(zip(examples, predictions, strict=True), ROW_LIMIT):
         shown, reference, predicted = show(example, prediction)
-        rows.append({"input": _clipped(shown, ROW_INPUT_CHARS), "reference": _clipped(reference, ROW_VALUE_CHARS),
-                     "prediction": _clipped(predicted, ROW_VALUE_CHARS)})
+        rows.append({"input": shown, "reference": reference, "prediction": predicted})
     return rows
-
-
-def _clipped(value: Any, limit: int) -> Any:
-    return value[:limit] if isinstance(value, str) else value
 
 
 def evaluation(seed: int, load: Callable[[], tuple[Any, Any, str | None]],
