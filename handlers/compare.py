@@ -112,9 +112,10 @@ def start_comparison(rt: Runtime, request: CompareRequest, *, max_bytes: int = 1
 
 
 def rerun_comparison(rt: Runtime, comparison_id: str, requester: str, reply_to: ReplyTarget | None = None,
-                     *, max_bytes: int = 100 * 1024 * 1024) -> JobRecord:
-    """The same models, data and settings again (a new comparison, with its own thread)."""
-    record = job_status(rt, comparison_id)
+                     *, channel: str | None = None, max_bytes: int = 100 * 1024 * 1024) -> JobRecord:
+    """The same models, data and settings again (a new comparison, with its own thread), for whoever
+    may see the comparison (`job_status`'s rule), so no one re-runs a test file they could not see."""
+    record = job_status(rt, comparison_id, requester, channel)
     if record.kind != "compare":
         raise UserError(f"{record.id} is not a comparison", hint="Re-run works on a comparison's results")
     spec = CompareSpec.model_validate(record.spec)

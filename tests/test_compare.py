@@ -15,6 +15,7 @@ from typing import Any
 import pytest
 
 from platforms import comparison
+from platforms.base import DataRef
 from platforms.tasks import Task
 from tests.conftest import DATA, ROOT
 from tests.tiny_models import add_tiny_bert, add_tiny_classifier
@@ -206,6 +207,17 @@ def test_compare_from_slack_three_models_one_failing(bot, slack, slack_settings,
     resorted_header = [cell["text"] for cell in next(b for b in resorted["blocks"] if b["type"] == "table")["rows"][0]]
     assert resorted_header[2] == "f1_score_macro" and resorted["replace_original"] is True
 
+    page = sender.command("search tiny").json()
+    picker = next(b for b in page["blocks"] if b["type"] == "actions" and b["elements"][0]["type"] == "checkboxes")
+    ticked = [o for o in picker["elements"][0]["options"] if o["value"] in (models["good"], models["other"])]
+    sender.interaction({"type": "block_actions", "user": {"id": "U0USER"}, "team": {"id": "T0001"},
+                        "api_app_id": "A0001", "channel": {"id": "C0CHAN"}, "trigger_id": "t.compare",
+                        "state": {"values": {picker["block_id"]: {ActionId.COMPARE_PICK: {
+                            "type": "checkboxes", "selected_options": ticked}}}},
+                        "actions": [{"action_id": ActionId.COMPARE_SELECTED, "value": "search", "type": "button"}]})
+    opened = nth_view(slack, "views.open", 1, CallbackId.FORM_DATA)
+    assert models["good"] in json.dumps(opened["blocks"]) and models["broken"] not in json.dumps(opened["blocks"])
+
 
 # ------------------------------------------------------------------ what Slack is shown, at its limits
 
@@ -300,3 +312,24 @@ def test_compare_with_base_counts_flips_on_the_fine_tunes_own_test_split(setting
     assert len(flips["gained"]) - len(flips["lost"]) == round(
         (accuracy[tuned["output_model"]] - accuracy[base.ref]) * flips["rows"])
     assert len(result["flip_examples"]) == min(10, len(flips["gained"]) + len(flips["lost"]))
+
+
+def test_the_finishing_job_looks_again_while_an_evaluation_is_still_running(settings):
+    """A remote (Azure ML) evaluation's RQ job ends once submitted, so RQ may start the finishing job
+    while the evaluation still runs: it schedules another look instead of ranking too early."""
+    from rq.registry import ScheduledJobRegistry
+
+    from bot.bootstrap import build_runtime
+    from handlers.compare import CompareRequest, start_comparison
+    from platforms.datasets import ColumnMapping
+    from workers import compare
+
+    models = add_models(Path(settings.fmbot_models_dir))
+    rt = build_runtime(settings)
+    record = start_comparison(rt, CompareRequest(
+        models=[models["good"], models["other"]], task=Task.TEXT_CLASSIFICATION,
+        test=DataRef(path=str(SST2), name=SST2.name),
+        mapping=ColumnMapping.build({"sentence1": "input_string", "label": "label_string"}, Task.TEXT_CLASSIFICATION),
+        requester="U0USER"))
+    assert compare.finish(rt, record.id)["state"] == "queued"
+    assert len(ScheduledJobRegistry(queue=rt.queue)) == 1

@@ -3,9 +3,10 @@
 A comparison record (kind `compare`) is created with its member evaluations and an RQ job of its
 own id that depends on all of them (`allow_failure`): RQ runs it once every evaluation has ended,
 however each ended — completed, failed for the user's reason, or crashed and recovered the way
-evaluations recover — so nothing here waits, polls or holds a worker. That finishing job reads the
-members' records from the ledger (the source of truth, never a copy) and is idempotent, so RQ's
-retry of a finishing job whose worker died computes the same result.
+evaluations recover — so nothing here waits or holds a worker. (A remote evaluation's RQ job ends
+once it is submitted to Azure; the finishing job then looks again at the poll interval until every
+member's record is final.) It reads the members' records from the ledger (the source of truth, never
+a copy) and is idempotent, so RQ's retry of a finishing job whose worker died computes the same result.
 
 While members run, each of their changes refreshes the comparison's status message (one line per
 model); the lines are kept on the comparison's own record so the chat views stay pure functions
@@ -17,7 +18,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -190,6 +191,12 @@ def finish(rt: Runtime, comparison_id: str) -> dict[str, Any]:
         return record.public()
     spec = CompareSpec.model_validate(record.spec)
     members = [rt.ledger.get(job) for job in spec.members]
+    if not all(member.state.final for member in members):
+        # Remote evaluations (Azure ML) end their RQ job once submitted and are polled from then on:
+        # look again at the poll interval, holding no worker in between.
+        rt.queue.enqueue_in(timedelta(seconds=rt.poll_interval), "workers.jobs.finish_comparison", comparison_id,
+                            job_timeout=600, result_ttl=3600, description=f"fmbot comparison {comparison_id}")
+        return record.public()
     result = compare_members(spec, members)
     payload = {**record.result, "comparison": result.model_dump(mode="json")}
     best = result.best

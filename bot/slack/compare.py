@@ -73,7 +73,7 @@ def with_base(ctx: SlackContext, client: Any, channel: str, user: str, body: dic
 
 
 def rerun(ctx: SlackContext, client: Any, channel: str, user: str, body: dict[str, Any]) -> None:
-    compare.rerun_comparison(ctx.rt, _value(body), user, ReplyTarget(channel=channel),
+    compare.rerun_comparison(ctx.rt, _value(body), user, ReplyTarget(channel=channel), channel=channel,
                              max_bytes=ctx.settings.max_upload_bytes)
 
 
