@@ -16,7 +16,11 @@ export HF_HUB_OFFLINE ?= 1
 export TRANSFORMERS_OFFLINE ?= 1
 export PIP_DISABLE_PIP_VERSION_CHECK = 1
 
-.PHONY: install demo test chaos bench clean
+# The suite runs on TEST_WORKERS processes (pytest-xdist), a file per process at a time: most tests
+# wait on a worker, a server or a subprocess, so three keep two cores busy.
+TEST_WORKERS ?= 3
+
+.PHONY: install demo test chaos bench bench-quick clean
 
 $(BIN)/python:
 	@command -v $(PYTHON) >/dev/null 2>&1 || { echo "Python 3.11 is needed (set PYTHON=...)"; exit 1; }
@@ -44,13 +48,16 @@ demo: $(STAMP)
 	$(BIN)/fmbot demo
 
 test: install
-	$(BIN)/python -m pytest -q -m "not chaos"
+	$(BIN)/python -m pytest -q -n $(TEST_WORKERS) --dist loadfile -m "not chaos and not bench"
 
 chaos: install
 	$(BIN)/python -m pytest -q tests/chaos
 
 bench: install
 	$(BIN)/python -m benchmarks.run_all
+
+bench-quick: install
+	$(BIN)/python -m pytest -q -m bench tests/test_benchmarks_smoke.py
 
 clean:
 	rm -rf $(VENV) $(TOOLS) var .pytest_cache

@@ -10,7 +10,7 @@ from __future__ import annotations
 from pydantic import ValidationError
 
 from handlers.registry import Surface, mention
-from platforms.errors import FmbotError
+from platforms.errors import FmbotError, describe
 
 
 class UserError(FmbotError):
@@ -23,11 +23,5 @@ def user_message(exc: BaseException, surface: Surface = Surface.CLI) -> str | No
         command = mention(*exc.remedy, surface=surface) if exc.remedy else None
         return f"{exc}: {command}" if command else str(exc)
     if isinstance(exc, ValidationError):
-        problems = []
-        for error in exc.errors()[:3]:
-            field = ".".join(str(part) for part in error["loc"]) or "input"
-            given = error.get("input")
-            shown = f" (you gave {given!r})" if isinstance(given, (int, float, str)) and len(str(given)) < 80 else ""
-            problems.append(f"{field}: {error['msg'].removeprefix('Value error, ')}{shown}")
-        return "; ".join(problems)
+        return "; ".join(describe(error) for error in exc.errors()[:3])
     return None

@@ -16,7 +16,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, Field, SecretStr, ValidationError, field_validator, model_validator
 
 from platforms.datasets import SplitPlan
-from platforms.errors import FmbotError
+from platforms.errors import FmbotError, describe
 from platforms.tasks import Task
 
 
@@ -125,8 +125,7 @@ class UserSpec(BaseModel):
             return handler(data)
         except ValidationError as exc:
             first = exc.errors()[0]
-            field = ".".join(str(part) for part in first["loc"]) or None
-            raise SpecError(first["msg"].removeprefix("Value error, "), field=field) from None
+            raise SpecError(describe(first), field=".".join(str(part) for part in first["loc"]) or None) from None
 
 
 class JobSpec(UserSpec):
@@ -423,7 +422,8 @@ class ImportSpec(JobSpec):
     def _importable(cls, value: Any) -> Any:
         task = str(value).strip().lower()
         if task not in IMPORT_TASKS:
-            raise ValueError(f'"{value}" models cannot be imported: use one of {", ".join(IMPORT_TASKS)}')
+            raise SpecError(f'"{value}" models cannot be imported', hint=f"Import supports: {', '.join(IMPORT_TASKS)}",
+                            field="task")
         return task
 
     @property

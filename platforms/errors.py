@@ -8,9 +8,20 @@ surface: message and hint, without the command.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from typing import Any
+
 
 class FmbotError(Exception):
     def __init__(self, message: str, *, hint: str | None = None, field: str | None = None,
                  remedy: tuple[str, str] | None = None):
         self.message, self.hint, self.field, self.remedy = message, hint, field, remedy
         super().__init__(f"{message}. {hint}" if hint else message)
+
+
+def describe(error: Mapping[str, Any]) -> str:
+    """One of pydantic's complaints as a person reads it: the field, what is wrong, what they gave."""
+    field = ".".join(str(part) for part in error["loc"]) or "input"
+    given = error.get("input")
+    shown = f" (you gave {given!r})" if isinstance(given, (int, float, str)) and len(str(given)) < 80 else ""
+    return f"{field}: {error['msg'].removeprefix('Value error, ')}{shown}"

@@ -33,7 +33,6 @@ import ipaddress
 import json
 import math
 import re
-import ssl
 import tempfile
 import threading
 import urllib.error
@@ -41,7 +40,7 @@ import urllib.parse
 import urllib.request
 import uuid
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 from typing import Any
 
@@ -51,6 +50,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
+from tests.helpers import LocalServer
 from tests.azure_services import AZURITE_ACCOUNT, AZURITE_KEY
 
 DATA = Path(__file__).parent / "data" / "azure"
@@ -232,7 +232,7 @@ class AzureStandIn:
     operations: dict[str, int] = field(default_factory=dict)
     _refusals: list[str] = field(default_factory=list)
     cloud_name: str = field(default_factory=lambda: f"FmbotStandIn{uuid.uuid4().hex[:8]}")
-    server: ThreadingHTTPServer | None = None
+    server: LocalServer | None = None
     _folder: tempfile.TemporaryDirectory | None = None
     _lock: threading.RLock = field(default_factory=threading.RLock)
 
@@ -241,24 +241,8 @@ class AzureStandIn:
     def start(self) -> AzureStandIn:
         self._folder = tempfile.TemporaryDirectory(prefix="azure-standin-")
         self.cert_path, self.key_path = _certificate(Path(self._folder.name))
-        standin = self
-
-        class Handler(BaseHTTPRequestHandler):
-            protocol_version = "HTTP/1.1"
-
-            def log_message(self, *args: Any) -> None:
-                return
-
-            def do_GET(self) -> None:
-                standin._handle(self)
-
-            do_PUT = do_POST = do_DELETE = do_PATCH = do_GET
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-        context.load_cert_chain(self.cert_path, self.key_path)
-        self.server.socket = context.wrap_socket(self.server.socket, server_side=True)
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+        self.server = LocalServer(dict.fromkeys(("GET", "PUT", "POST", "DELETE", "PATCH"), self._handle),
+                                  tls=(self.cert_path, self.key_path), protocol="HTTP/1.1")
         self.reset()
         return self
 
@@ -282,14 +266,13 @@ class AzureStandIn:
 
     def stop(self) -> None:
         if self.server:
-            self.server.shutdown()
-            self.server.server_close()
+            self.server.stop()
         if self._folder:
             self._folder.cleanup()
 
     @property
     def url(self) -> str:
-        return f"https://127.0.0.1:{self.server.server_address[1]}/"
+        return f"https://127.0.0.1:{self.server.port}/"
 
     def cloud_metadata(self) -> dict[str, str]:
         """`MLClient(cloud=..., cloud_metadata=...)` for this stand-in."""
@@ -484,7 +467,7 @@ class AzureStandIn:
         return 200, {"status": "Succeeded", "startTime": _now(), "endTime": _now()}, {}
 
     def _workspace(self) -> dict[str, Any]:
-        port = self.server.server_address[1]
+        port = self.server.port
         return {"id": WORKSPACE_PATH, "name": WORKSPACE, "type": "Microsoft.MachineLearningServices/workspaces",
                 "location": LOCATION, "kind": "Default", "identity": {"type": "SystemAssigned"},
                 "sku": {"name": "Basic", "tier": "Basic"}, "systemData": _system_data(),

@@ -14,11 +14,10 @@ from bot.redis_server import RedisServer, private_redis
 from bot.settings import Settings
 from tests.bot_server import BotServer
 from tests.tiny_models import add_tiny_bert
-from tests.worker_process import WorkerProcess, settings_env  # noqa: F401
-from tests.slack_standin import BOT_TOKEN, SIGNING_SECRET, SlackStandIn, wait_until  # noqa: F401
+from tests.helpers import DATA
+from tests.worker_process import WorkerProcess
+from tests.slack_standin import BOT_TOKEN, SIGNING_SECRET, SlackStandIn
 
-ROOT = Path(__file__).resolve().parent.parent
-DATA = Path(__file__).resolve().parent / "data"
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")

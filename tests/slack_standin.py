@@ -14,23 +14,16 @@ import threading
 import time
 import urllib.parse
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from typing import Any
 
 import requests
 
+from tests.helpers import LocalServer, wait_until
+
 BOT_TOKEN = "xoxb-test-token"
 
 
-def wait_until(predicate, timeout: float = 120.0, interval: float = 0.2, *, about=lambda: "") -> Any:
-    """Poll `predicate` until it returns something truthy, and return that."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(interval)
-    raise AssertionError(f"condition not met within {timeout}s {about()}")
 SIGNING_SECRET = "test-signing-secret"
 
 
@@ -54,37 +47,23 @@ class SlackStandIn:
     members: dict[str, list[str]] = field(default_factory=lambda: {"C0CHAN": ["U0USER"]})
     file_channels: dict[str, list[str]] = field(default_factory=dict)
     held: dict[str, threading.Event] = field(default_factory=dict)
-    server: ThreadingHTTPServer | None = None
+    server: LocalServer | None = None
     _ts: int = 0
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
     # ------------------------------------------------------------------ lifecycle
 
     def start(self) -> SlackStandIn:
-        standin = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def log_message(self, *args: Any) -> None:
-                return
-
-            def do_GET(self) -> None:
-                standin._serve_file(self)
-
-            def do_POST(self) -> None:
-                standin._api(self)
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+        self.server = LocalServer({"GET": self._serve_file, "POST": self._api})
         return self
 
     def stop(self) -> None:
         if self.server:
-            self.server.shutdown()
-            self.server.server_close()
+            self.server.stop()
 
     @property
     def base_url(self) -> str:
-        return f"http://127.0.0.1:{self.server.server_address[1]}"
+        return f"http://127.0.0.1:{self.server.port}"
 
     @property
     def api_url(self) -> str:
@@ -290,6 +269,19 @@ def sign(body: str, timestamp: int, secret: str = SIGNING_SECRET) -> str:
     return "v0=" + hmac.new(secret.encode(), base, hashlib.sha256).hexdigest()
 
 
+def button_payload(action_id: str, value: str, *, user: str = "U0USER", channel: str | None = "C0CHAN",
+                   action_ts: str | None = None) -> dict[str, Any]:
+    """A `block_actions` payload as Slack sends it for a click on a button in a message."""
+    action = {"action_id": action_id, "value": value, "type": "button", **({"action_ts": action_ts} if action_ts else {})}
+    payload: dict[str, Any] = {"type": "block_actions", "team": {"id": "T0001"}, "user": {"id": user},
+                               "api_app_id": "A0001", "trigger_id": f"t.{time.time_ns()}", "actions": [action],
+                               "response_url": "https://hooks.slack.invalid/1"}
+    if channel:
+        payload["channel"] = {"id": channel}
+        payload["container"] = {"type": "message", "channel_id": channel}
+    return payload
+
+
 class SlackSender:
     """Sends requests to the bot's /slack/events exactly as Slack does: form bodies, v0 signatures."""
 
@@ -319,6 +311,10 @@ class SlackSender:
 
     def interaction(self, payload: dict[str, Any], **kwargs: Any) -> requests.Response:
         return self.post(urllib.parse.urlencode({"payload": json.dumps(payload)}), **kwargs)
+
+    def button(self, action_id: str, value: str, **kwargs: Any) -> requests.Response:
+        """A click on a button in a message (`button_payload`'s arguments)."""
+        return self.interaction(button_payload(action_id, value, **kwargs))
 
     def view_submission(self, view: dict[str, Any], values: dict[str, Any], *, user: str = "U0USER",
                         **kwargs: Any) -> requests.Response:

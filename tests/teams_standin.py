@@ -22,7 +22,7 @@ import threading
 import time
 import urllib.parse
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 from typing import Any
 
@@ -32,6 +32,7 @@ import requests
 from cryptography.hazmat.primitives.asymmetric import rsa
 
 from bot.teams.limits import CARD_VERSION, MESSAGE_BYTES, message_size
+from tests.helpers import LocalServer
 
 SCHEMA_PATH = Path(__file__).resolve().parent / "data" / "teams" / "adaptive-card-1.5.schema.json"
 APP_ID = "00000000-0000-4000-8000-00000000a99f"
@@ -85,7 +86,7 @@ class TeamsStandIn:
     files: dict[str, bytes] = field(default_factory=dict)
     refused: list[tuple[int, str]] = field(default_factory=list)
     failures: list[int] = field(default_factory=list)  # statuses the next connector calls answer with
-    server: ThreadingHTTPServer | None = None
+    server: LocalServer | None = None
     _activities: dict[str, str] = field(default_factory=dict)  # activity id -> conversation
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
@@ -96,33 +97,17 @@ class TeamsStandIn:
     # ------------------------------------------------------------------ lifecycle
 
     def start(self) -> TeamsStandIn:
-        standin = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def log_message(self, *args: Any) -> None:
-                return
-
-            def do_GET(self) -> None:
-                standin._get(self)
-
-            def do_POST(self) -> None:
-                standin._connector(self, "POST")
-
-            def do_PUT(self) -> None:
-                standin._connector(self, "PUT")
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+        self.server = LocalServer({"GET": self._get, "POST": lambda request: self._connector(request, "POST"),
+                                   "PUT": lambda request: self._connector(request, "PUT")})
         return self
 
     def stop(self) -> None:
         if self.server:
-            self.server.shutdown()
-            self.server.server_close()
+            self.server.stop()
 
     @property
     def url(self) -> str:
-        return f"http://127.0.0.1:{self.server.server_address[1]}"
+        return f"http://127.0.0.1:{self.server.port}"
 
     @property
     def service_url(self) -> str:

@@ -12,7 +12,7 @@ from handlers.finetune import FinetuneRequest, start_finetune
 from platforms.base import DataRef, FinetuneSpec, Hyperparameters
 from platforms.datasets import SplitPlan
 from platforms.tasks import Task
-from tests.conftest import DATA
+from tests.helpers import DATA
 from tests.slack_standin import SlackSender, SlackStandIn
 from tests.bot_server import BotServer
 from tests.tiny_models import add_tiny_bert
@@ -40,10 +40,7 @@ def request(compute: str) -> FinetuneRequest:
     ), requester="U0USER", reply_to=ReplyTarget(channel="C0CHAN"))
 
 
-def click(sender: SlackSender, action: str, job_id: str, user: str) -> None:
-    sender.interaction({"type": "block_actions", "user": {"id": user}, "team": {"id": "T0001"},
-                        "api_app_id": "A0001", "channel": {"id": "C0CHAN"}, "trigger_id": "t.1",
-                        "actions": [{"action_id": action, "value": job_id, "type": "button"}]})
+
 
 
 def test_costly_job_waits_for_an_allowed_approver(approval_bot, slack: SlackStandIn, start_worker):
@@ -63,22 +60,22 @@ def test_costly_job_waits_for_an_allowed_approver(approval_bot, slack: SlackStan
     assert buttons == ["Approve", "Reject"]
     assert "up to 24 GPU-hours" in json.dumps(status["blocks"])
 
-    click(sender, ActionId.APPROVE_JOB, costly.id, "U0USER")
+    sender.button(ActionId.APPROVE_JOB, costly.id, user="U0USER")
     refusal = slack.wait_for(lambda: slack.of("chat.postEphemeral"), 10)[0].params
     assert refusal["user"] == "U0USER" and "not allowed to approve costly jobs" in refusal["text"]
     assert ledger.get(costly.id).approval == "pending"
 
-    click(sender, ActionId.APPROVE_JOB, costly.id, "U0APPROVER")
+    sender.button(ActionId.APPROVE_JOB, costly.id, user="U0APPROVER")
     slack.wait_for(lambda: ledger.get(costly.id).state == "completed", 120)
     assert ledger.get(costly.id).approved_by == "U0APPROVER"
     assert any("Approved by <@U0APPROVER>" in c.params.get("text", "") for c in slack.of("chat.postMessage"))
     slack.wait_for(lambda: ledger.get(cheap.id).state == "completed", 120)
 
     rejected = start_finetune(rt, request("cuda"))
-    click(sender, ActionId.REJECT_JOB, rejected.id, "U0APPROVER")
+    sender.button(ActionId.REJECT_JOB, rejected.id, user="U0APPROVER")
     slack.wait_for(lambda: ledger.get(rejected.id).state == "canceled", 10)
     assert ledger.get(rejected.id).message == "rejected by U0APPROVER"
-    click(sender, ActionId.APPROVE_JOB, rejected.id, "U0APPROVER")
+    sender.button(ActionId.APPROVE_JOB, rejected.id, user="U0APPROVER")
     late = slack.wait_for(lambda: [c for c in slack.of("chat.postEphemeral") if "not waiting for approval"
                                    in c.params.get("text", "")], 10)
     assert late[0].params["user"] == "U0APPROVER"

@@ -29,7 +29,7 @@ from tests.azure_fixtures import *  # noqa: F403  (fixtures)
 from tests.azure_fixtures import drain, log_run, make_platform
 from tests.azure_services import AzureServices
 from tests.azure_standin import SUBSCRIPTION, WORKSPACE_PATH, AzureStandIn, load_spec
-from tests.conftest import DATA
+from tests.helpers import DATA
 from workers.runtime import Runtime
 
 BERT, GPT2, PHI4 = "bert-base-uncased", "gpt2", "Phi-4"

@@ -16,7 +16,7 @@ from redis import Redis
 from bot.cli import main
 from bot.settings import Settings
 from platforms.tasks import Task
-from tests.conftest import DATA, settings_env
+from tests.helpers import DATA, settings_env
 from tests.slack_standin import SlackSender, SlackStandIn
 from tests.bot_server import BotServer
 from tests.tiny_models import add_tiny_bert

@@ -11,8 +11,9 @@ from pathlib import Path
 import pytest
 
 from benchmarks.run_all import BENCHMARKS
-from tests.conftest import ROOT
+from tests.helpers import ROOT
 
+pytestmark = pytest.mark.bench
 SLOW = {"finetune_throughput", "endpoint_throughput"}
 
 

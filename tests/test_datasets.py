@@ -21,7 +21,7 @@ from platforms.datasets import (
     split_examples,
 )
 from platforms.tasks import Task
-from tests.conftest import DATA
+from tests.helpers import DATA
 
 TC = Task.TEXT_CLASSIFICATION
 

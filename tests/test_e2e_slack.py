@@ -7,7 +7,7 @@ import time
 import pytest
 
 from bot.slack.ids import ActionId, BlockId, CallbackId
-from tests.conftest import DATA
+from tests.helpers import DATA
 from tests.slack_standin import SlackSender, SlackStandIn
 from workers.ledger import Ledger
 

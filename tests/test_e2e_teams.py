@@ -13,7 +13,8 @@ pytest.importorskip("microsoft_agents.hosting.aiohttp")
 from bot.demo import DATA as DEMO_DATA  # noqa: E402
 from bot.settings import Settings  # noqa: E402
 from bot.teams.ids import NOT_USED, Verb  # noqa: E402
-from tests.conftest import DATA, teams_fields  # noqa: E402
+from tests.helpers import DATA
+from tests.conftest import teams_fields
 from tests.slack_standin import SlackSender, SlackStandIn  # noqa: E402
 from tests.teams_bot import TeamsBotServer  # noqa: E402
 from tests.teams_standin import TeamsSender, TeamsStandIn, TeamsUser  # noqa: E402

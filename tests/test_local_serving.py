@@ -28,7 +28,7 @@ from platforms.local import LocalPlatform
 from platforms.local.endpoints import endpoint_key, predictor_module
 from platforms.tasks import Task
 from tests import tiny_models
-from tests.conftest import DATA, wait_until
+from tests.helpers import DATA, wait_until
 
 REQUESTS = DATA / "endpoint-requests"
 # Which endpoint answers each request folder (content safety is a classifier; chat is text generation).

@@ -10,8 +10,6 @@ from __future__ import annotations
 
 import json
 import math
-import subprocess
-import sys
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -32,7 +30,7 @@ from platforms.local import (
 )
 from platforms.local.catalog import LocalCatalog
 from platforms.tasks import TASKS, Task
-from tests.conftest import DATA, ROOT, settings_env
+from tests.helpers import DATA, fmbot_json
 from tests.tiny_models import add_tiny_bert, add_tiny_gpt2, add_tiny_masked_bert, add_tiny_t5
 
 TRAINING = ("--epochs", "1", "--max-length", "64", "--batch-size", "8", "--learning-rate", "1e-3")
@@ -103,13 +101,6 @@ def test_public_samples_load_as_they_are(row: Row, name: str, rows: int):
     assert set(examples[0]) == set(TASK_KEYS[row.task])
 
 
-def cli(settings: Settings, *args: str) -> dict[str, Any]:
-    done = subprocess.run([sys.executable, "-m", "bot.cli", *args, "--wait", "--json"], env=settings_env(settings),
-                          cwd=ROOT, capture_output=True, text=True, timeout=300)
-    assert done.returncode == 0, done.stderr[-3000:] + done.stdout[-2000:]
-    return json.loads(done.stdout)
-
-
 def assert_metrics(record: dict[str, Any], task: Task, worker) -> None:
     assert record["state"] == "completed", f"{record.get('error')}\n{worker.output()[-3000:]}"
     assert set(TASKS[task].metrics) <= set(record["metrics"])
@@ -121,7 +112,7 @@ def test_finetune_then_evaluate_on_the_cli(row: Row, settings: Settings, start_w
     base = row.build(Path(settings.fmbot_models_dir), row.texts(), tasks=(row.task,))
     worker = start_worker(settings)
 
-    tuned = cli(settings, "finetune", base.name, "--task", row.task, "--train", str(DATA / row.train),
+    tuned = fmbot_json(settings, "finetune", "--wait", base.name, "--task", row.task, "--train", str(DATA / row.train),
                 "--map", row.mapping, *TRAINING, *row.finetune_args)
     assert_metrics(tuned, row.task, worker)
     assert tuned["output_model"] == f"{base.name}-ft:1"
@@ -132,7 +123,7 @@ def test_finetune_then_evaluate_on_the_cli(row: Row, settings: Settings, start_w
         params = json.loads((tuned_dir / "config.json").read_text())["task_specific_params"]
         assert params["translation"]["prefix"] == "translate English to Romanian: "
 
-    scored = cli(settings, "evaluate", tuned["output_model"], "--task", row.task, "--test", str(DATA / row.test),
+    scored = fmbot_json(settings, "evaluate", "--wait", tuned["output_model"], "--task", row.task, "--test", str(DATA / row.test),
                  "--map", row.mapping, *EVALUATION, *row.evaluate_args)
     assert_metrics(scored, row.task, worker)
     assert len(scored["samples"]) == min(5, len(row.examples(row.test)))

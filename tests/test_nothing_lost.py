@@ -21,6 +21,7 @@ from bot.slack.views.jobs import SlackJobRenderer
 from handlers import policy
 from handlers.jobs import approve_job, submit
 from tests.bot_server import BotServer
+from tests.helpers import doomed_evaluation
 from tests.slack_standin import SlackSender
 from platforms.base import JobState
 from workers import keys, outbox
@@ -40,23 +41,17 @@ def ledger_only_url(redis: Redis, redis_server) -> Iterator[str]:
     redis.acl_deluser(LEDGER_ONLY)
 
 
-def a_job() -> JobRecord:
-    return JobRecord(id=new_job_id("evaluate"), kind="evaluate", model="m", task="text-classification",
-                     requester="U0USER", spec={})
-
-
 def test_a_submit_whose_enqueue_fails_records_nothing(settings, redis, ledger_only_url):
     rt = build_runtime(settings.replace(redis_url=ledger_only_url), slack=False)
-    record = a_job()
     with pytest.raises(RedisError):
-        submit(rt, record)
-    assert not redis.exists(keys.job(record.id)), "no job sits queued that no worker will ever take"
-    assert redis.zcard(keys.jobs()) == 0 and not redis.exists(keys.outbox(record.id))
+        submit(rt, doomed_evaluation())
+    assert redis.zcard(keys.jobs()) == 0 and not redis.keys(keys.job("*")) and not redis.keys(keys.outbox("*")), \
+        "no job sits queued that no worker will ever take"
 
 
 def test_a_submit_records_announces_and_queues_together(settings, redis):
     rt = build_runtime(settings, slack=False)
-    record = submit(rt, a_job())
+    record = submit(rt, doomed_evaluation())
     assert rt.ledger.get(record.id).state == "queued"
     assert job_queue(redis).job_ids == [record.id]
 
@@ -66,7 +61,7 @@ def test_an_approval_whose_enqueue_fails_stays_pending(settings, redis, ledger_o
     before = policy.current()
     policy.install(policy.Policy(admins=["U0BOSS"]))
     try:
-        record = submit(rt, a_job(), compute="Standard_NC6s_v3", instances=4)
+        record = submit(rt, doomed_evaluation(compute="Standard_NC6s_v3", instances=4))
         assert record.approval == "pending" and job_queue(redis).job_ids == []
         broken = build_runtime(settings.replace(redis_url=ledger_only_url, fmbot_approval_gpu_hours=1.0), slack=False)
         with pytest.raises(RedisError):
@@ -129,7 +124,8 @@ class RendererWithABug(SlackJobRenderer):
 
 
 def a_job_in(rt) -> JobRecord:
-    return rt.ledger.create(a_job().model_copy(update={"reply_to": ReplyTarget(channel="C0CHAN")}))
+    return rt.ledger.create(JobRecord(id=new_job_id("evaluate"), kind="evaluate", model="m", task="text-classification",
+                                      requester="U0USER", spec={}, reply_to=ReplyTarget(channel="C0CHAN")))
 
 
 def failed_replies(slack) -> list[str]:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from bot.settings_reference import markdown_table
 from handlers.registry import Surface, on
-from tests.conftest import ROOT
+from tests.helpers import ROOT
 
 
 def test_configuration_table_matches_the_settings_model():

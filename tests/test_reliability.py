@@ -17,7 +17,7 @@ from bot.bootstrap import build_runtime
 from bot.settings import Settings
 from handlers.jobs import submit
 from platforms.base import JobState
-from tests.conftest import DATA, ROOT, settings_env, wait_until
+from tests.helpers import DATA, ROOT, doomed_evaluation, fmbot, settings_env, wait_until
 from tests.slack_standin import SlackSender, SlackStandIn
 from tests.test_e2e_slack import compute_values, walk_to_compute_step
 from workers import jobs, outbox, runtime
@@ -94,7 +94,7 @@ def a_record(model: str = "no-such-model:1") -> JobRecord:
 
 def test_payload_in_redis_is_json_not_pickle(settings: Settings, redis: Redis):
     rt, _ = witness_runtime(settings)
-    record = submit(rt, a_record())
+    record = submit(rt, doomed_evaluation(requester="U1", channel="C1"))
     data = zlib.decompress(redis.hget(f"rq:job:{record.id}", "data"))  # RQ stores it compressed
     assert not data.startswith(b"\x80"), "a pickle starts with the protocol byte 0x80"
     func, _, args, kwargs = json.loads(data)
@@ -104,7 +104,7 @@ def test_payload_in_redis_is_json_not_pickle(settings: Settings, redis: Redis):
 def test_ledger_is_written_before_each_post(settings: Settings):
     rt, witness = witness_runtime(settings)
     runtime.install(rt)
-    record = submit(rt, a_record())
+    record = submit(rt, doomed_evaluation(requester="U1", channel="C1"))
     jobs.run_job(record.id)
     assert witness.seen == [(JobEvent.QUEUED, JobState.QUEUED), (JobEvent.STARTED, JobState.RUNNING),
                             (JobEvent.FAILED, JobState.FAILED)]
@@ -133,7 +133,7 @@ def test_ledger_writes_never_lose_a_change_made_elsewhere(redis: Redis):
 def test_failure_callback_announces_retry_not_failure_while_retries_remain(settings: Settings):
     rt, witness = witness_runtime(settings)
     runtime.install(rt)
-    record = submit(rt, a_record())
+    record = submit(rt, doomed_evaluation(requester="U1", channel="C1"))
 
     class Attempt:
         id, retries_left = record.id, 1
@@ -274,9 +274,7 @@ def test_a_reply_that_fails_to_render_never_reposts_the_status(slack_settings: S
 
 
 def test_start_up_warns_when_redis_has_no_persistence(settings: Settings):
-    env = settings_env(settings)
-    done = subprocess.run([sys.executable, "-m", "bot.cli", "worker", "--burst"], env=env, cwd=ROOT,
-                          capture_output=True, text=True, timeout=60)
+    done = fmbot(settings, "worker", "--burst", timeout=180)
     assert done.returncode == 0, done.stderr
     assert "will not survive a Redis restart" in done.stderr + done.stdout
 
@@ -287,9 +285,7 @@ def test_no_warning_with_append_only_file(tmp_path: Path, settings: Settings):
     server = RedisServer(tmp_path, appendonly=True)
     server.start()
     try:
-        env = settings_env(settings.replace(redis_url=server.url))
-        done = subprocess.run([sys.executable, "-m", "bot.cli", "worker", "--burst"], env=env, cwd=ROOT,
-                              capture_output=True, text=True, timeout=60)
+        done = fmbot(settings.replace(redis_url=server.url), "worker", "--burst", timeout=180)
         assert done.returncode == 0, done.stderr
         assert "will not survive" not in done.stderr + done.stdout
     finally:

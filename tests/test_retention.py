@@ -13,8 +13,8 @@ from bot.slack import middleware
 from handlers.actions import Action
 from platforms.base import JobState
 from tests.bot_server import BotServer
-from tests.conftest import wait_until
-from tests.slack_standin import SlackSender
+from tests.helpers import wait_until
+from tests.slack_standin import SlackSender, button_payload
 from workers import keys
 from workers.ledger import JobRecord, new_job_id
 
@@ -45,10 +45,7 @@ def test_workers_delete_ledger_records_past_their_retention(settings, redis, sta
 
 
 def click(action_ts: str) -> str:
-    payload = {"type": "block_actions", "user": {"id": "U0USER"}, "team": {"id": "T0001"}, "api_app_id": "A0001",
-               "channel": {"id": "C0CHAN"}, "trigger_id": "t.1",
-               "actions": [{"action_id": "test_click", "value": "v", "type": "button", "action_ts": action_ts}]}
-    return "payload=" + urllib.parse.quote(json.dumps(payload))
+    return "payload=" + urllib.parse.quote(json.dumps(button_payload("test_click", "v", action_ts=action_ts)))
 
 
 def test_a_signed_click_runs_once_and_is_never_replayed(slack_settings, slack, monkeypatch):

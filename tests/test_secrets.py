@@ -13,7 +13,7 @@ import pytest
 from bot.settings import Settings
 from handlers.deploy import DeployRequest, start_deploy
 from platforms.base import DeploySpec
-from tests.conftest import DATA, wait_until
+from tests.helpers import final_record, DATA, wait_until
 from tests.slack_standin import BOT_TOKEN, SIGNING_SECRET, SlackSender, SlackStandIn
 from tests.bot_server import BotServer
 from tests.tiny_models import add_tiny_bert
@@ -28,11 +28,7 @@ def debug_bot(slack_settings: Settings, caplog: pytest.LogCaptureFixture) -> Ite
     server.close()
 
 
-def button(action_id: str, value: str, user: str) -> dict:
-    return {"type": "block_actions", "team": {"id": "T0001"}, "user": {"id": user}, "api_app_id": "A0001",
-            "trigger_id": f"t.{user}", "channel": {"id": "C0CHAN"},
-            "container": {"type": "message", "channel_id": "C0CHAN"},
-            "actions": [{"action_id": action_id, "value": value, "type": "button"}]}
+
 
 
 def test_secrets_stay_out_of_logs_records_and_channels(debug_bot: BotServer, slack: SlackStandIn,
@@ -47,13 +43,13 @@ def test_secrets_stay_out_of_logs_records_and_channels(debug_bot: BotServer, sla
     record = start_deploy(rt, DeployRequest(spec=DeploySpec(model=model, endpoint="secret-test"), requester="U0USER",
                                             reply_to=ReplyTarget(channel="C0CHAN")))
     try:
-        final = wait_until(lambda: (r := rt.ledger.get(record.id)).state.final and r, timeout=180)
+        final = final_record(rt.ledger, record.id, timeout=180)
         assert final.state == "completed", worker.output()[-3000:]
         key = rt.platform.get_endpoint("secret-test").key.get_secret_value()
         slack.wait_for(lambda: any(":rocket:" in (c.params.get("text") or "") for c in slack.of("chat.postMessage")))
 
-        assert sender.interaction(button("endpoint_show_key", "secret-test", "U0OTHER")).status_code == 200
-        assert sender.interaction(button("endpoint_show_key", "secret-test", "U0USER")).status_code == 200
+        assert sender.button("endpoint_show_key", "secret-test", user="U0OTHER").status_code == 200
+        assert sender.button("endpoint_show_key", "secret-test", user="U0USER").status_code == 200
         notes = slack.wait_for(lambda: len(slack.of("chat.postEphemeral")) == 2 and slack.of("chat.postEphemeral"))
         given = {c.params["user"]: c.params["text"] for c in notes}
         assert key in given["U0USER"] and key not in given["U0OTHER"]

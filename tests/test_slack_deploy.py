@@ -17,10 +17,7 @@ def sender(bot, slack) -> SlackSender:
     return SlackSender(bot.url, response_url=f"{slack.base_url}/respond/1")
 
 
-def button(action: str, value: str, user: str = "U0USER") -> dict:
-    return {"type": "block_actions", "user": {"id": user}, "team": {"id": "T0001"}, "api_app_id": "A0001",
-            "channel": {"id": "C0CHAN"}, "trigger_id": f"t.{action}.{user}",
-            "actions": [{"action_id": action, "value": value, "type": "button"}]}
+
 
 
 def test_try_answers_through_the_response_url(sender, slack: SlackStandIn, tiny_model):
@@ -30,7 +27,7 @@ def test_try_answers_through_the_response_url(sender, slack: SlackStandIn, tiny_
     assert "tiny-bert:1" in answer["text"] and "what a lovely film" in answer["text"]
     assert '"label"' in answer["text"]
 
-    sender.interaction(button(ActionId.CARD_TRY, tiny_model))
+    sender.button(ActionId.CARD_TRY, tiny_model)
     sample = slack.wait_for(lambda: slack.of("chat.postEphemeral"), 60)[0].params
     assert "the task's sample input" in sample["text"]
 
@@ -66,10 +63,10 @@ def test_deploy_form_key_only_to_owner_and_delete(sender, slack: SlackStandIn, s
     url = ledger.recent()[0].result["url"]
     assert url in reply["text"] and "curl -X POST" in reply["text"]
 
-    sender.interaction(button(ActionId.SHOW_KEY, "tiny-ep", user="U0OTHER"))
+    sender.button(ActionId.SHOW_KEY, "tiny-ep", user="U0OTHER")
     refusal = slack.wait_for(lambda: slack.of("chat.postEphemeral"), 10)[0].params
     assert refusal["user"] == "U0OTHER" and "deployed by someone else" in refusal["text"]
-    sender.interaction(button(ActionId.SHOW_KEY, "tiny-ep"))
+    sender.button(ActionId.SHOW_KEY, "tiny-ep")
     shown = slack.wait_for(lambda: slack.of("chat.postEphemeral")[1:], 10)[0].params
     assert shown["user"] == "U0USER"
     key = shown["text"].split("`")[1]
@@ -85,7 +82,7 @@ def test_deploy_form_key_only_to_owner_and_delete(sender, slack: SlackStandIn, s
 
     listed = sender.command("endpoints").json()
     assert "tiny-ep" in json.dumps(listed) and key not in json.dumps(listed)
-    sender.interaction(button(ActionId.DELETE_ENDPOINT, "tiny-ep"))
+    sender.button(ActionId.DELETE_ENDPOINT, "tiny-ep")
     slack.wait_for(lambda: "No endpoints" in json.dumps(slack.of("views.publish")[-1].params["view"])
                    if slack.of("views.publish") else False, 30)
     assert bot.runtime.platform.list_endpoints() == []

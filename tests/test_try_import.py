@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import json
 import subprocess
-import sys
 import time
 import urllib.request
 from pathlib import Path
@@ -28,7 +27,7 @@ from platforms.local.endpoints import predictor_module
 from platforms.local.imports import hub_offline
 from platforms.tasks import Task
 from tests import tiny_models
-from tests.conftest import DATA, ROOT, settings_env
+from tests.helpers import DATA, fmbot, settings_env
 
 TEXTS = ["hello world i feel great", "the house is wonderful and the garden is full of flowers",
          "My name is Wolfgang and I live in Berlin", "Paris is the [MASK] of France.",
@@ -68,11 +67,6 @@ def cli(capsys: pytest.CaptureFixture, monkeypatch: pytest.MonkeyPatch, settings
     code = main(list(argv))
     out, err = capsys.readouterr()
     return code, out, err
-
-
-def fmbot(settings: Settings, *argv: str, timeout: float = 120) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "bot.cli", *argv], env=settings_env(settings), cwd=ROOT,
-                          capture_output=True, text=True, timeout=timeout, check=False)
 
 
 # ---------------------------------------------------------------------------------------------- try

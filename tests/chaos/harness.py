@@ -14,8 +14,9 @@ from bot.settings import Settings
 from handlers.finetune import FinetuneRequest, start_finetune
 from platforms.base import DataRef, FinetuneSpec, Hyperparameters
 from platforms.tasks import Task
-from tests.conftest import DATA
+from tests.helpers import DATA
 from tests.slack_standin import SlackStandIn
+from tests.worker_process import WorkerProcess
 from workers.ledger import JobRecord, ReplyTarget
 from workers.runtime import Runtime
 
@@ -75,3 +76,13 @@ def wait_running(rt: Runtime, job_id: str, timeout: float = 120) -> JobRecord:
             return record
         time.sleep(0.1)
     raise AssertionError(f"{job_id} never got going: {rt.ledger.get(job_id)}")
+
+
+def training_on_one_worker(settings: Settings, start_worker, model: str, *,
+                           epochs: int = 4) -> tuple[Runtime, WorkerProcess, JobRecord]:
+    """A fine-tune that is training on a worker of its own, which a test is about to kill."""
+    rt = slack_runtime(settings)
+    worker = start_worker(settings)
+    record = submit_finetune(rt, model, epochs=epochs)
+    wait_running(rt, record.id)
+    return rt, worker, record

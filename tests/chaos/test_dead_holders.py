@@ -14,8 +14,9 @@ import pytest
 from rq import Worker
 
 from platforms.base import JobState
-from tests.chaos.harness import final_replies, horse_of, kill, slack_runtime, submit_finetune, wait_running
-from tests.conftest import ROOT, settings_env, wait_until
+from tests.chaos.harness import (final_replies, horse_of, kill, slack_runtime, submit_finetune,
+                                 training_on_one_worker, wait_running)
+from tests.helpers import final_record, ROOT, settings_env, wait_until
 from workers import holders, keys, outbox
 from workers.ledger import JobRecord, ReplyTarget, new_job_id
 from workers.notifier import JobEvent
@@ -102,7 +103,7 @@ def test_horse_killed_mid_delivery_is_told_failed_at_once(slack_settings, slack,
         assert holders.parse(rt.redis.get(keys.outbox_lock(record.id))), "the horse holds the lock mid-call"
         kill(horse_of(worker.process.pid))
         killed_at = time.monotonic()
-        final = wait_until(lambda: (r := rt.ledger.get(record.id)).state.final and r, timeout=30)
+        final = final_record(rt.ledger, record.id, timeout=30)
     finally:
         release.set()
         slack.held.clear()
@@ -135,10 +136,7 @@ def test_work_horse_dies_with_its_worker(slack_settings, slack, tiny_model, star
 def test_killed_worker_job_is_retried_once_and_trains_once(slack_settings, slack, tiny_model, start_worker):
     """Only the worker is killed (not its horse): the retry is the only run of the job."""
     settings = slack_settings.replace(fmbot_job_retries=1)
-    rt = slack_runtime(settings)
-    doomed = start_worker(settings)
-    record = submit_finetune(rt, tiny_model, epochs=4)
-    wait_running(rt, record.id)
+    rt, doomed, record = training_on_one_worker(settings, start_worker, tiny_model, epochs=4)
     horse = horse_of(doomed.process.pid)
     kill(doomed.process.pid)
     wait_until(lambda: not alive(horse), timeout=5, interval=0.1)
@@ -146,7 +144,7 @@ def test_killed_worker_job_is_retried_once_and_trains_once(slack_settings, slack
     time.sleep(3)
     assert rt.ledger.get(record.id).progress.step == step_at_kill, "nobody trains the job after the kill"
     survivor = start_worker(settings)
-    final = wait_until(lambda: (r := rt.ledger.get(record.id)).state.final and r, timeout=300, interval=1)
+    final = final_record(rt.ledger, record.id, timeout=300)
     assert final.state == JobState.COMPLETED and final.attempts == 2, survivor.output()[-3000:]
     slack.wait_for(lambda: final_replies(slack), timeout=15)
     time.sleep(1)

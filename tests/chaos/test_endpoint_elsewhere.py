@@ -15,7 +15,7 @@ import pytest
 from bot.bootstrap import build_runtime
 from handlers.deploy import DeployRequest, delete_endpoint, start_deploy
 from platforms.base import DeploySpec
-from tests.conftest import ROOT, settings_env, wait_until
+from tests.helpers import final_record, ROOT, settings_env, wait_until
 
 WORKER_HOST = "fmbot-worker-host"
 
@@ -45,7 +45,7 @@ def test_deleting_an_endpoint_served_on_another_host_stops_it_there(slack_settin
                               env=settings_env(settings), cwd=ROOT, stdout=log, stderr=subprocess.STDOUT)
     try:
         record = start_deploy(rt, DeployRequest(spec=DeploySpec(model=tiny_model, endpoint="ep-elsewhere"), requester="U0USER"))
-        done = wait_until(lambda: (r := rt.ledger.get(record.id)).state.final and r, timeout=180,
+        done = final_record(rt.ledger, record.id, timeout=180,
                           about=lambda: (tmp_path / "worker.log").read_text()[-3000:])
         assert done.state == "completed", done.error
         info = rt.platform.get_endpoint("ep-elsewhere")

@@ -14,7 +14,7 @@ from rq import Worker
 
 from platforms.base import JobState
 from tests.chaos.harness import final_replies, horse_of, kill, slack_runtime, submit_finetune
-from tests.conftest import ROOT, settings_env, wait_until
+from tests.helpers import ROOT, settings_env, wait_until
 from workers import outbox
 
 JOBS = 4

@@ -15,7 +15,7 @@ from rq.registry import ScheduledJobRegistry, StartedJobRegistry
 
 from platforms.base import JobState
 from tests.chaos.harness import final_replies, slack_runtime, submit_finetune, wait_running
-from tests.conftest import ROOT, settings_env, wait_until
+from tests.helpers import ROOT, settings_env, wait_until
 from workers.ledger import JobRecord, new_job_id
 from workers.queues import job_queue
 

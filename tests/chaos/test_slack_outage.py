@@ -8,10 +8,10 @@ import time
 from bot.settings import Settings
 from handlers.jobs import submit
 from tests.chaos.harness import final_replies, slack_runtime
-from tests.conftest import wait_until
+from tests.helpers import doomed_evaluation, wait_until
 from tests.slack_standin import SlackStandIn
 from workers import outbox
-from workers.ledger import JobRecord, ReplyTarget, new_job_id
+from workers.ledger import JobRecord
 
 JOBS = 5
 
@@ -19,10 +19,7 @@ JOBS = 5
 def quick_job(rt) -> JobRecord:
     """An evaluation of a model that is not there: it fails within a second, so the outage, not
     the work, is what the test measures."""
-    return submit(rt, JobRecord(id=new_job_id("evaluate"), kind="evaluate", model="gone:1",
-                                task="text-classification", requester="U0USER", reply_to=ReplyTarget(channel="C0CHAN"),
-                                spec={"model": "gone:1", "task": "text-classification", "mapping": {},
-                                      "test": {"path": "/nowhere.jsonl", "name": "t.jsonl"}}))
+    return submit(rt, doomed_evaluation())
 
 
 def test_jobs_end_once_and_threads_hear_once_through_429s_and_503s(slack_settings: Settings, slack: SlackStandIn,

@@ -16,8 +16,8 @@ from bot.redis_server import RedisServer
 from bot.bootstrap import build_runtime
 from bot.settings import Settings
 from handlers.jobs import submit
-from tests.conftest import ROOT, settings_env, wait_until
-from workers.ledger import JobRecord, new_job_id
+from tests.helpers import final_record, ROOT, doomed_evaluation, settings_env, wait_until
+from workers.ledger import JobRecord
 
 
 def live_workers(redis: Redis) -> dict[str, int]:
@@ -27,10 +27,7 @@ def live_workers(redis: Redis) -> dict[str, int]:
 def failing_evaluation(settings: Settings) -> JobRecord:
     """A job that reaches a final state within a second: its model does not exist."""
     rt = build_runtime(settings, slack=False)
-    return submit(rt, JobRecord(id=new_job_id("evaluate"), kind="evaluate", model="gone:1",
-                                task="text-classification", requester="U1",
-                                spec={"model": "gone:1", "task": "text-classification", "mapping": {},
-                                      "test": {"path": "/nowhere.jsonl", "name": "t.jsonl"}}))
+    return submit(rt, doomed_evaluation(requester="U1", channel=None))
 
 
 def test_supervisor_restarts_killed_workers_and_rides_out_a_redis_restart(settings: Settings, tmp_path: Path):
@@ -57,8 +54,8 @@ def test_supervisor_restarts_killed_workers_and_rides_out_a_redis_restart(settin
         dropped_at = time.monotonic()
         record = failing_evaluation(settings)
         ledger = build_runtime(settings, slack=False).ledger
-        final = wait_until(lambda: (r := ledger.get(record.id)).state.final and r, timeout=120)
-        assert final.state == "failed" and "gone" in final.error
+        final = final_record(ledger, record.id, timeout=120)
+        assert final.state == "failed" and "no-such-model" in final.error
         recovery = time.monotonic() - dropped_at
         wait_until(lambda: len(live_workers(redis)) >= 2, timeout=60)
         print(f"\nchaos: worker kill → replacement registered in {restart_seconds:.1f}s; "

@@ -8,8 +8,9 @@ import time
 import pytest
 
 from platforms.base import JobState
-from tests.chaos.harness import final_replies, horse_of, kill, slack_runtime, submit_finetune, wait_running
-from tests.conftest import wait_until
+from tests.chaos.harness import (final_replies, horse_of, kill, slack_runtime, submit_finetune,
+                                 training_on_one_worker, wait_running)
+from tests.helpers import final_record, wait_until
 from tests.slack_standin import SlackStandIn
 
 
@@ -28,7 +29,7 @@ def test_killed_work_horse_without_retries_fails_the_job_and_says_so(slack_setti
     killed_at = time.monotonic()
     kill(horse)
     try:
-        final = wait_until(lambda: (r := rt.ledger.get(record.id)).state.final and r, timeout=30)
+        final = final_record(rt.ledger, record.id, timeout=30)
     except AssertionError:
         raise AssertionError(worker.output()[-4000:]) from None
     noticed = time.monotonic() - killed_at
@@ -44,15 +45,12 @@ def test_killed_work_horse_without_retries_fails_the_job_and_says_so(slack_setti
 @pytest.mark.chaos
 def test_killed_work_horse_is_retried_and_completes(slack_settings, slack, tiny_model, start_worker):
     settings = slack_settings.replace(fmbot_job_retries=1)
-    rt = slack_runtime(settings)
-    worker = start_worker(settings)
-    record = submit_finetune(rt, tiny_model, epochs=4)
-    wait_running(rt, record.id)
+    rt, worker, record = training_on_one_worker(settings, start_worker, tiny_model, epochs=4)
     kill(horse_of(worker.process.pid))
     killed_at = time.monotonic()
     wait_until(lambda: rt.ledger.get(record.id).attempts == 2, timeout=60)
     recovered = time.monotonic() - killed_at
-    final = wait_until(lambda: (r := rt.ledger.get(record.id)).state.final and r, timeout=240)
+    final = final_record(rt.ledger, record.id, timeout=240)
     assert final.state == JobState.COMPLETED, worker.output()[-3000:]
     slack.wait_for(lambda: final_replies(slack), timeout=15)
     assert list(final_replies(slack).values()) == [1]
@@ -66,10 +64,7 @@ def test_killed_worker_is_detected_as_abandoned_and_retried(slack_settings, slac
     """The whole worker dies with its horse: nobody runs a failure callback, so RQ's started-job
     registry must notice the expired execution; a second worker's maintenance sweeps it."""
     settings = slack_settings.replace(fmbot_job_retries=1)
-    rt = slack_runtime(settings)
-    doomed = start_worker(settings)
-    record = submit_finetune(rt, tiny_model, epochs=4)
-    wait_running(rt, record.id)
+    rt, doomed, record = training_on_one_worker(settings, start_worker, tiny_model, epochs=4)
     horse = horse_of(doomed.process.pid)
     kill(doomed.process.pid)
     kill(horse)
@@ -78,7 +73,7 @@ def test_killed_worker_is_detected_as_abandoned_and_retried(slack_settings, slac
     wait_until(lambda: rt.ledger.get(record.id).attempts == 2, timeout=180, interval=1)
     detected = time.monotonic() - killed_at
     assert detected < 120, "abandoned jobs are found within two minutes"
-    final = wait_until(lambda: (r := rt.ledger.get(record.id)).state.final and r, timeout=240)
+    final = final_record(rt.ledger, record.id, timeout=240)
     assert final.state == JobState.COMPLETED, survivor.output()[-3000:]
     slack.wait_for(lambda: final_replies(slack), timeout=15)
     assert list(final_replies(slack).values()) == [1]

@@ -16,7 +16,7 @@ from bot.slack.state import FormState, dump_state
 from handlers import policy
 from platforms.local.endpoints import EndpointRecord, endpoint_key, endpoints_key
 from tests.bot_server import BotServer
-from tests.conftest import DATA
+from tests.helpers import DATA
 from tests.tiny_models import add_tiny_bert
 
 STRICT_POLICY = """\
@@ -51,16 +51,6 @@ def tiny(strict_settings: Settings) -> str:
     texts = [json.loads(line)["input_string"] for line in (DATA / "sst2_small_validation.jsonl").open()]
     return add_tiny_bert(Path(strict_settings.fmbot_models_dir), texts).ref
 
-
-def button(action_id: str, value: str, *, user: str, channel: str | None = "C0OPEN") -> dict[str, Any]:
-    payload: dict[str, Any] = {"type": "block_actions", "team": {"id": "T0001"}, "user": {"id": user},
-                               "api_app_id": "A0001", "trigger_id": f"t.{time.time_ns()}",
-                               "actions": [{"action_id": action_id, "value": value, "type": "button"}],
-                               "response_url": "https://hooks.slack.invalid/1"}
-    if channel:
-        payload["channel"] = {"id": channel}
-        payload["container"] = {"type": "message", "channel_id": channel}
-    return payload
 
 
 def form_view(bot: BotServer, callback_id: str, state: FormState, blocks: list[str]) -> dict[str, Any]:

@@ -11,9 +11,9 @@ from bot.slack.ids import ActionId
 from handlers.errors import UserError
 from handlers.finetune import start_finetune
 from handlers.jobs import approve_job
-from tests.security.conftest import button
 from tests.test_approval import approval_bot, request as finetune  # noqa: F401  (fixture)
-from tests.slack_standin import SlackSender, SlackStandIn, wait_until
+from tests.helpers import wait_until
+from tests.slack_standin import SlackSender, SlackStandIn, button_payload
 from workers.queues import enqueue_job
 
 
@@ -29,7 +29,7 @@ def test_ten_concurrent_approve_clicks_run_the_job_once(approval_bot, slack: Sla
     start_worker(settings)
     sender = SlackSender(bot.url)
     clicks = [threading.Thread(target=sender.interaction,
-                               args=(button(ActionId.APPROVE_JOB, costly.id, user="U0APPROVER", channel="C0CHAN"),))
+                               args=(button_payload(ActionId.APPROVE_JOB, costly.id, user="U0APPROVER"),))
               for _ in range(10)]
     for click in clicks:
         click.start()

@@ -14,7 +14,7 @@ import pytest
 from bot import downloads
 from bot.slack.files import download_upload
 from handlers.errors import UserError
-from tests.test_file_download import Elsewhere, elsewhere  # noqa: F401  (a host that is not Slack)
+from tests.test_downloads import Elsewhere, elsewhere  # noqa: F401  (a host that is not Slack)
 
 
 def test_a_redirect_to_a_host_that_is_not_allowed_is_not_followed(slack_settings, slack, elsewhere, tmp_path):

@@ -18,7 +18,7 @@ from platforms.base import DeploySpec
 from platforms.datasets import DatasetError, read_columns
 from platforms.local import LocalPlatform
 from platforms.tasks import Task
-from tests.conftest import DATA
+from tests.helpers import DATA
 from tests.slack_standin import SlackSender
 from tests.test_e2e_slack import chosen_values, data_values, nth_view, open_form
 from tests.tiny_models import add_tiny_bert

@@ -8,8 +8,8 @@ import time
 
 from bot.slack.ids import ActionId, BlockId, CallbackId
 from bot.slack.state import FormState
-from tests.security.conftest import button, form_view, unowned_endpoint
-from tests.slack_standin import SlackSender, SlackStandIn
+from tests.security.conftest import form_view, unowned_endpoint
+from tests.slack_standin import SlackSender, SlackStandIn, button_payload
 from workers.ledger import JobRecord, ReplyTarget, new_job_id
 
 
@@ -23,7 +23,7 @@ def test_the_models_alias_follows_the_search_rule(strict_bot, slack):
 
 
 def test_a_pagination_button_is_checked_where_it_is_pressed(strict_bot, slack):
-    payload = button(f"{ActionId.PAGE}:2", json.dumps({"q": "", "p": 2}), user="U0USER", channel="C0ELSEWHERE")
+    payload = button_payload(f"{ActionId.PAGE}:2", json.dumps({"q": "", "p": 2}), user="U0USER", channel="C0ELSEWHERE")
     payload["response_url"] = f"{slack.base_url}/respond/1"
     SlackSender(strict_bot.url).interaction(payload)
     slack.wait_for(lambda: ephemerals(slack, "U0USER"), 10)
@@ -33,7 +33,7 @@ def test_a_pagination_button_is_checked_where_it_is_pressed(strict_bot, slack):
 
 
 def test_an_action_id_the_policy_does_not_know_is_refused(strict_bot, slack):
-    response = SlackSender(strict_bot.url).interaction(button("endpoint_delete_all", "x", user="U0ADMIN"))
+    response = SlackSender(strict_bot.url).button("endpoint_delete_all", "x", user="U0ADMIN", channel="C0OPEN")
     assert response.status_code == 200
     refusal = slack.wait_for(lambda: ephemerals(slack, "U0ADMIN"), 10)[0]
     assert "does not know that request" in refusal
@@ -103,28 +103,28 @@ def test_cancelling_others_follows_the_channel_rule_in_commands_and_buttons(stri
     assert "started by someone else" in refused
     assert strict_bot.runtime.ledger.get(first.id).state == "queued"
     assert sender.command(f"cancel {first.id}", user="U0ONCALL", channel="C0OPS").json()["text"].startswith("Canceled")
-    sender.interaction(button(ActionId.CANCEL_JOB, second.id, user="U0ONCALL", channel="C0OPS"))
+    sender.button(ActionId.CANCEL_JOB, second.id, user="U0ONCALL", channel="C0OPS")
     slack.wait_for(lambda: strict_bot.runtime.ledger.get(second.id).state == "canceled", 10)
 
 
 def test_an_endpoint_without_a_known_owner_is_for_admins_only(strict_bot, slack):
     unowned_endpoint(strict_bot, "orphan")
     sender = SlackSender(strict_bot.url)
-    sender.interaction(button(ActionId.SHOW_KEY, "orphan", user="U0USER"))
+    sender.button(ActionId.SHOW_KEY, "orphan", user="U0USER", channel="C0OPEN")
     answer = slack.wait_for(lambda: ephemerals(slack, "U0USER"), 10)[0]
     assert "cannot see its key" in answer
     assert not any("secret-key-123" in json.dumps(c.params) for c in slack.calls), "the key was posted"
-    sender.interaction(button(ActionId.SHOW_KEY, "orphan", user="U0ADMIN"))
+    sender.button(ActionId.SHOW_KEY, "orphan", user="U0ADMIN", channel="C0OPEN")
     assert "secret-key-123" in slack.wait_for(lambda: ephemerals(slack, "U0ADMIN"), 10)[0]
 
 
 def test_admins_may_delete_anyones_endpoint(strict_bot, slack):
     unowned_endpoint(strict_bot, "someones", owner="U0OWNER")
     sender = SlackSender(strict_bot.url)
-    sender.interaction(button(ActionId.DELETE_ENDPOINT, "someones", user="U0USER"))
+    sender.button(ActionId.DELETE_ENDPOINT, "someones", user="U0USER", channel="C0OPEN")
     slack.wait_for(lambda: slack.of("views.publish"), 10)
     assert [e.name for e in strict_bot.runtime.platform.list_endpoints()] == ["someones"]
-    sender.interaction(button(ActionId.DELETE_ENDPOINT, "someones", user="U0ADMIN"))
+    sender.button(ActionId.DELETE_ENDPOINT, "someones", user="U0ADMIN", channel="C0OPEN")
     slack.wait_for(lambda: not strict_bot.runtime.platform.list_endpoints(), 20)
 
 

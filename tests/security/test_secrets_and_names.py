@@ -18,8 +18,8 @@ from handlers.imports import ImportRequest, start_import
 from platforms.base import DataRef, FinetuneSpec, Hyperparameters, ImportSpec, ModelRef, PlatformError, SpecError
 from platforms.datasets import SplitPlan
 from platforms.tasks import Task
-from tests.conftest import DATA
-from tests.test_ops import fmbot
+from tests.helpers import DATA
+from tests.test_observability import fmbot
 
 
 def doctor_checks(settings) -> dict:

@@ -25,11 +25,10 @@ from bot.settings import Settings
 from bot.slack.app import create_app
 from bot.slack.client import web_client
 from handlers.jobs import submit
-from tests.conftest import ROOT, settings_env, wait_until
+from tests.helpers import ROOT, doomed_evaluation, fmbot, settings_env, wait_until
 from tests.slack_standin import BOT_TOKEN, SIGNING_SECRET, SlackSender, SlackStandIn
 from tests.bot_server import BotServer
 from workers import telemetry
-from workers.ledger import JobRecord, ReplyTarget, new_job_id
 
 DEPLOY = ROOT / "deploy"
 SETTING_NAMES = {info.env for info in settings_reference()}
@@ -196,9 +195,7 @@ def test_health_readiness_and_metrics_move_with_commands(ops_bot: OpsBot, slack:
 
     before = ops_bot.get("/metrics").text
     slack.fail_next(503)
-    record = submit(ops_bot.runtime, JobRecord(id=new_job_id("finetune"), kind="finetune", model="m:1",
-                                               task="text-classification", spec={}, requester="U0USER",
-                                               reply_to=ReplyTarget(channel="C0CHAN")))
+    record = submit(ops_bot.runtime, doomed_evaluation())
     methods = [c.method for c in slack.calls]
     assert methods.index("chat.postMessage!503") < methods.index("chat.postMessage"), methods
     sender = SlackSender(ops_bot.url)
@@ -220,10 +217,10 @@ def test_health_readiness_and_metrics_move_with_commands(ops_bot: OpsBot, slack:
     assert moved("fmbot_commands_total", command="cancel", outcome="ok") == 1
     assert moved("fmbot_ack_seconds_count") == 4
     assert metric(after, "fmbot_ack_seconds_bucket", le="3.0") == metric(after, "fmbot_ack_seconds_count")
-    assert metric(after, "fmbot_jobs_total", kind="finetune", state="queued") == 1
-    assert metric(after, "fmbot_jobs_total", kind="finetune", state="canceled") == 1
-    assert metric(after, "fmbot_job_duration_seconds_count", kind="finetune") == 1
-    assert metric(after, "fmbot_ledger_jobs", kind="finetune", state="canceled") == 1
+    assert metric(after, "fmbot_jobs_total", kind="evaluate", state="queued") == 1
+    assert metric(after, "fmbot_jobs_total", kind="evaluate", state="canceled") == 1
+    assert metric(after, "fmbot_job_duration_seconds_count", kind="evaluate") == 1
+    assert metric(after, "fmbot_ledger_jobs", kind="evaluate", state="canceled") == 1
     assert metric(after, "fmbot_queue_depth", queue="fmbot") == 0
     assert metric(after, "fmbot_redis_up") == 1
     assert moved("fmbot_notification_retries_total", reason="servererror") == 1
@@ -285,11 +282,6 @@ def test_readyz_fails_when_slack_refuses_the_token(slack_settings: Settings, sla
 
 
 # ---------------------------------------------------------------------- doctor and config
-
-
-def fmbot(settings: Settings, *args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "bot.cli", *args], env=settings_env(settings), cwd=ROOT,
-                          capture_output=True, text=True, timeout=120)
 
 
 def test_doctor_reports_missing_token_and_unreachable_redis(settings: Settings):

@@ -19,7 +19,7 @@ import pytest
 from platforms import fastscan
 from platforms.datasets import ColumnMapping, DatasetError, validate_file
 from platforms.tasks import Task
-from tests.conftest import DATA
+from tests.helpers import DATA
 
 TC = Task.TEXT_CLASSIFICATION
 Outcome = tuple[str, object, object]

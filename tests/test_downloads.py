@@ -3,10 +3,9 @@ redirect, a sign-in page is recognised, and the size limit holds while streaming
 
 from __future__ import annotations
 
-import threading
 import urllib.parse
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 
 import pytest
@@ -14,6 +13,7 @@ import pytest
 from bot.settings import Settings
 from bot.slack.files import download_upload
 from handlers.errors import UserError
+from tests.helpers import LocalServer
 from tests.slack_standin import BOT_TOKEN, SlackStandIn
 
 
@@ -22,35 +22,27 @@ class Elsewhere:
 
     def __init__(self) -> None:
         self.seen: list[dict[str, str]] = []
-        outer = self
+        self.server = LocalServer({"GET": self._csv})
 
-        class Handler(BaseHTTPRequestHandler):
-            def log_message(self, *args) -> None:
-                return
-
-            def do_GET(self) -> None:
-                outer.seen.append(dict(self.headers.items()))
-                body = b"text,label\nhi,1\n"
-                self.send_response(200)
-                self.send_header("Content-Type", "text/csv")
-                self.send_header("Content-Length", str(len(body)))
-                self.end_headers()
-                self.wfile.write(body)
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+    def _csv(self, request: BaseHTTPRequestHandler) -> None:
+        self.seen.append(dict(request.headers.items()))
+        body = b"text,label\nhi,1\n"
+        request.send_response(200)
+        request.send_header("Content-Type", "text/csv")
+        request.send_header("Content-Length", str(len(body)))
+        request.end_headers()
+        request.wfile.write(body)
 
     @property
     def url(self) -> str:
-        return f"http://localhost:{self.server.server_address[1]}/data.csv"
+        return f"http://localhost:{self.server.port}/data.csv"
 
 
 @pytest.fixture
 def elsewhere() -> Iterator[Elsewhere]:
     host = Elsewhere()
     yield host
-    host.server.shutdown()
-    host.server.server_close()
+    host.server.stop()
 
 
 def test_a_slack_upload_downloads(slack_settings: Settings, slack: SlackStandIn, tmp_path: Path):

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import ast
 
-from tests.conftest import ROOT
+from tests.helpers import ROOT
 
 PACKAGES = ("bot", "handlers", "workers", "platforms")
 BELOW_THE_SURFACES = ("handlers", "workers", "platforms")

@@ -13,7 +13,7 @@ import pytest
 from bot.slack.ids import ActionId, BlockId, CallbackId
 from bot.slack.limits import message_problems, view_problems
 from handlers.registry import COMMANDS, Surface, on
-from tests.conftest import DATA
+from tests.helpers import DATA
 from tests.slack_standin import SlackSender, SlackStandIn
 from tests.test_e2e_slack import (
     chosen_values,
