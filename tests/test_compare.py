@@ -7,8 +7,6 @@ real RQ workers: once from the CLI (`--wait --json`), once from Slack over signe
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -17,9 +15,9 @@ import pytest
 from platforms import comparison
 from platforms.base import DataRef
 from platforms.tasks import Task
-from tests.conftest import DATA, ROOT
+from tests.conftest import DATA
+from tests.helpers import final_record, fmbot, fmbot_json
 from tests.tiny_models import add_tiny_bert, add_tiny_classifier
-from tests.worker_process import settings_env
 
 SST2 = DATA / "sst2_small_validation.jsonl"
 LABELS = ["NEGATIVE", "POSITIVE"]
@@ -89,21 +87,12 @@ def test_primary_metrics_and_their_direction():
 # ------------------------------------------------------------------ end to end on the CLI
 
 
-def cli(settings, *args: str, check: bool = True) -> subprocess.CompletedProcess:
-    done = subprocess.run([sys.executable, "-m", "bot.cli", *args], env=settings_env(settings), cwd=ROOT,
-                          capture_output=True, text=True, timeout=300)
-    if check:
-        assert done.returncode in (0, 1), done.stderr[-3000:]
-    return done
-
-
 def test_compare_on_the_cli_ranks_the_models_and_fills_the_leaderboard(settings, start_worker):
     models = add_models(Path(settings.fmbot_models_dir))
     workers = [start_worker(settings), start_worker(settings)]
-    done = cli(settings, "compare", models["good"], models["other"], models["broken"], models["wrong"],
-               "--task", "text-classification", "--test", str(SST2), "--map", "sentence1=input_string,label=label_string",
-               "--wait", "--json")
-    record = json.loads(done.stdout.strip().splitlines()[-1])
+    record = fmbot_json(settings, "compare", models["good"], models["other"], models["broken"], models["wrong"],
+                        "--task", "text-classification", "--test", str(SST2),
+                        "--map", "sentence1=input_string,label=label_string", "--wait")
     assert record["state"] == "completed", record.get("error") or workers[0].output()[-3000:]
     assert list(record["result"]["left_out"]) == [models["wrong"]]
     assert "does not support text-classification" in record["result"]["left_out"][models["wrong"]]
@@ -122,11 +111,11 @@ def test_compare_on_the_cli_ranks_the_models_and_fills_the_leaderboard(settings,
     assert result["rows"] == 87 and result["primary"] == "accuracy"
     assert record["output_model"] == ranked[0]["model"]
 
-    board = json.loads(cli(settings, "leaderboard", "text-classification", "--json").stdout)
+    board = fmbot_json(settings, "leaderboard", "text-classification")
     assert board["dataset_name"] == SST2.name and board["primary"] == "accuracy"
     assert {e["model"] for e in board["entries"]} == {models["good"], models["other"]}
     assert all(e["comparison"] == record["id"] for e in board["entries"])
-    missing = cli(settings, "leaderboard", "text-classification", "nothing.jsonl", check=False)
+    missing = fmbot(settings, "leaderboard", "text-classification", "nothing.jsonl")
     assert missing.returncode == 2 and 'no text-classification board for "nothing.jsonl"' in missing.stderr
 
 
@@ -290,19 +279,17 @@ def test_the_chart_is_a_real_png_that_differs_between_comparisons():
 def test_compare_with_base_counts_flips_on_the_fine_tunes_own_test_split(settings, start_worker):
     from bot.bootstrap import build_runtime
     from handlers.compare import compare_with_base
-    from tests.slack_standin import wait_until
 
     base = add_tiny_classifier(Path(settings.fmbot_models_dir), texts(), LABELS, name="tiny-base", seed=5)
     start_worker(settings), start_worker(settings)
-    done = cli(settings, "finetune", base.ref, "--task", "text-classification", "--train", str(SST2),
-               "--map", "sentence1=input_string,label=label_string", "--validation-split", "0", "--test-split", "30",
-               "--epochs", "2", "--learning-rate", "0.01", "--wait", "--json")
-    tuned = json.loads(done.stdout.strip().splitlines()[-1])
+    tuned = fmbot_json(settings, "finetune", base.ref, "--task", "text-classification", "--train", str(SST2),
+                       "--map", "sentence1=input_string,label=label_string", "--validation-split", "0",
+                       "--test-split", "30", "--epochs", "2", "--learning-rate", "0.01", "--wait")
     assert tuned["state"] == "completed", tuned.get("error")
 
     rt = build_runtime(settings)
     record = compare_with_base(rt, tuned["id"], tuned["requester"])
-    record = wait_until(lambda: (r := rt.ledger.get(record.id)).state.final and r, timeout=180)
+    record = final_record(rt.ledger, record.id, timeout=180)
     assert record.state == "completed", record.error
     result = record.result["comparison"]
     assert result["base"] == base.ref and {s["model"] for s in result["standings"]} == {base.ref, tuned["output_model"]}
