@@ -201,7 +201,7 @@ def test_compare_from_slack_three_models_one_failing(bot, slack, slack_settings,
     ticked = [o for o in picker["elements"][0]["options"] if o["value"] in (models["good"], models["other"])]
     sender.interaction({"type": "block_actions", "user": {"id": "U0USER"}, "team": {"id": "T0001"},
                         "api_app_id": "A0001", "channel": {"id": "C0CHAN"}, "trigger_id": "t.compare",
-                        "state": {"values": {picker["block_id"]: {ActionId.COMPARE_PICK: {
+                        "state": {"values": {"slack-made-id": {ActionId.COMPARE_PICK: {
                             "type": "checkboxes", "selected_options": ticked}}}},
                         "actions": [{"action_id": ActionId.COMPARE_SELECTED, "value": "search", "type": "button"}]})
     opened = nth_view(slack, "views.open", 1, CallbackId.FORM_DATA)
