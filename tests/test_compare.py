@@ -16,7 +16,7 @@ from platforms import comparison
 from platforms.base import DataRef
 from platforms.tasks import Task
 from tests.conftest import DATA
-from tests.helpers import final_record, fmbot, fmbot_json
+from tests.helpers import final_record, fmbot_json
 from tests.tiny_models import add_tiny_bert, add_tiny_classifier
 
 SST2 = DATA / "sst2_small_validation.jsonl"
@@ -115,8 +115,13 @@ def test_compare_on_the_cli_ranks_the_models_and_fills_the_leaderboard(settings,
     assert board["dataset_name"] == SST2.name and board["primary"] == "accuracy"
     assert {e["model"] for e in board["entries"]} == {models["good"], models["other"]}
     assert all(e["comparison"] == record["id"] for e in board["entries"])
-    missing = fmbot(settings, "leaderboard", "text-classification", "nothing.jsonl")
-    assert missing.returncode == 2 and 'no text-classification board for "nothing.jsonl"' in missing.stderr
+    from bot.bootstrap import build_runtime
+    from handlers.compare import show_leaderboard
+    from handlers.errors import UserError
+
+    with pytest.raises(UserError, match='no text-classification board for "nothing.jsonl"') as refused:
+        show_leaderboard(build_runtime(settings), "text-classification", "nothing.jsonl")
+    assert refused.value.field == "dataset" and SST2.name in str(refused.value)
 
 
 # ------------------------------------------------------------------ end to end from Slack
