@@ -13,6 +13,7 @@ import time
 from pathlib import Path
 
 import requests
+from pydantic import BaseModel
 
 from bot.settings import Settings
 from handlers.errors import UserError
@@ -21,9 +22,30 @@ CHUNK = 1024 * 1024
 DOWNLOAD_SECONDS = 120.0  # the whole download, not each read
 
 
-def save_stream(settings: Settings, response: requests.Response, name: str, dest_dir: Path, *, hint: str) -> Path:
-    """Write `response`'s body under `dest_dir` with a random name (keeping the suffix); `hint`
-    says what to do instead when the file is over FMBOT_MAX_UPLOAD_MB."""
+class DownloadHints(BaseModel):
+    """What a surface tells its user to do when the host refuses the download, answers with a
+    sign-in page (a token without the right scope gets HTML, not an error), or the file is too big."""
+
+    source: str
+    refused: str
+    sign_in: str
+    too_big: str
+
+
+def save_stream(settings: Settings, response: requests.Response, name: str, dest_dir: Path,
+                hints: DownloadHints) -> Path:
+    """Check `response` is the file, then write its body under `dest_dir` with a random name
+    (keeping the suffix), within FMBOT_MAX_UPLOAD_MB and one deadline for the whole body."""
+    with response:
+        if response.status_code != 200:
+            raise UserError(f"{name}: {hints.source} answered {response.status_code} to the download",
+                            hint=hints.refused)
+        if "text/html" in response.headers.get("Content-Type", ""):
+            raise UserError(f"{name}: {hints.source} sent a sign-in page instead of the file", hint=hints.sign_in)
+        return _write(settings, response, name, dest_dir, hints.too_big)
+
+
+def _write(settings: Settings, response: requests.Response, name: str, dest_dir: Path, hint: str) -> Path:
     dest_dir.mkdir(parents=True, exist_ok=True)
     target = dest_dir / f"{secrets.token_hex(8)}{Path(name).suffix.lower()}"
     deadline = time.monotonic() + DOWNLOAD_SECONDS

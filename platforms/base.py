@@ -29,7 +29,17 @@ class ModelNotFound(PlatformError):
 
 
 class SpecError(PlatformError):
-    """A value a user gave for a spec that its rules refuse, with the field it belongs to."""
+    """A value a user gave for a spec that its rules refuse, with the field it belongs to; beside
+    that field a form shows only what is wrong (`problem`), the field's own label says which."""
+
+    def __init__(self, message: str, *, field: str | None = None, hint: str | None = None,
+                 problem: str | None = None):
+        super().__init__(message, hint=hint, field=field)
+        self.problem = problem
+
+    @property
+    def on_field(self) -> str:
+        return self.problem or str(self)
 
 
 class JobCanceled(Exception):
@@ -125,7 +135,8 @@ class UserSpec(BaseModel):
             return handler(data)
         except ValidationError as exc:
             first = exc.errors()[0]
-            raise SpecError(describe(first), field=".".join(str(part) for part in first["loc"]) or None) from None
+            raise SpecError(describe(first), field=".".join(str(part) for part in first["loc"]) or None,
+                            problem=first["msg"].removeprefix("Value error, ")) from None
 
 
 class JobSpec(UserSpec):

@@ -18,6 +18,11 @@ class FmbotError(Exception):
         self.message, self.hint, self.field, self.remedy = message, hint, field, remedy
         super().__init__(f"{message}. {hint}" if hint else message)
 
+    @property
+    def on_field(self) -> str:
+        """What a form shows beside the field the error belongs to."""
+        return str(self)
+
 
 def describe(error: Mapping[str, Any]) -> str:
     """One of pydantic's complaints as a person reads it: the field, what is wrong, what they gave."""

@@ -62,7 +62,7 @@ def on_deploy(ack, view, client, context):
         if not serverless and not spec.compute:
             raise UserError("Choose a VM size for managed compute", field="compute")
     except FmbotError as exc:
-        ack(response_action="errors", errors={DEPLOY_BLOCKS.get(exc.field, BlockId.ENDPOINT_NAME): str(exc)[:150]})
+        ack(response_action="errors", errors={DEPLOY_BLOCKS.get(exc.field, BlockId.ENDPOINT_NAME): exc.on_field[:150]})
         return
     if not serverless:
         quota = rt.platform.check_quota(spec.compute, spec.instances, model=rt.platform.get_model(state.model),

@@ -16,7 +16,7 @@ from urllib.parse import urljoin, urlsplit
 
 import requests
 
-from bot.downloads import CHUNK, save_stream
+from bot.downloads import CHUNK, DownloadHints, save_stream
 from bot.settings import Settings
 from bot.slack.views.mrkdwn import escape
 from handlers.data import check_data_asset
@@ -60,18 +60,13 @@ def download_upload(settings: Settings, file: dict[str, Any], dest_dir: Path) ->
         moved_to = _checked_link(settings, urljoin(url, response.headers.get("Location", "")), name)
         response.close()
         response = requests.get(moved_to, stream=True, timeout=30, allow_redirects=False)
-    return _save(settings, response, name, dest_dir)
+    return save_stream(settings, response, name, dest_dir, SLACK_DOWNLOADS)
 
 
-def _save(settings: Settings, response: requests.Response, name: str, dest_dir: Path) -> Path:
-    with response:
-        if response.status_code != 200:
-            raise UserError(f"{name}: Slack answered {response.status_code} to the download",
-                            hint="Check the bot has the files:read scope, then upload again")
-        if "text/html" in response.headers.get("Content-Type", ""):
-            raise UserError(f"{name}: Slack sent a sign-in page instead of the file",
-                            hint="The bot token lacks files:read or the file is not shared with the bot; reinstall the app")
-        return save_stream(settings, response, name, dest_dir, hint="Upload a smaller file or register it as a data asset")
+SLACK_DOWNLOADS = DownloadHints(
+    source="Slack", refused="Check the bot has the files:read scope, then upload again",
+    sign_in="The bot token lacks files:read or the file is not shared with the bot; reinstall the app",
+    too_big="Upload a smaller file or register it as a data asset")
 
 
 _FILE_ID = re.compile(r"\b(F[A-Z0-9]{6,})\b")

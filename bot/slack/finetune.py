@@ -6,7 +6,6 @@ from bot.slack.context import SlackContext
 from bot.slack.state import ComputeChoice, FormState
 from handlers.finetune import FinetuneRequest, start_finetune
 from platforms.base import FinetuneSpec
-from platforms.datasets import SplitPlan
 from platforms.tasks import Task
 from workers.ledger import JobRecord, ReplyTarget
 
@@ -14,7 +13,6 @@ from workers.ledger import JobRecord, ReplyTarget
 def start_from_form(ctx: SlackContext, state: FormState, choice: ComputeChoice) -> JobRecord:
     return start_finetune(ctx.rt, FinetuneRequest(spec=FinetuneSpec(
         model=state.model, task=Task(state.task), train=state.train, validation=state.validation, test=state.test,
-        split=SplitPlan(validation=0 if state.validation else state.validation_split / 100,
-                        test=0 if state.test else state.test_split / 100),
+        split=state.split(own_validation=state.validation is not None, own_test=state.test is not None),
         mapping=state.mapping, hyperparameters=choice.hyper, compute=choice.compute, instances=choice.instances,
     ), requester=state.user, reply_to=ReplyTarget(channel=state.channel)), max_bytes=ctx.settings.max_upload_bytes)

@@ -26,7 +26,7 @@ from bot.slack.views.forms import NONE_VALUE, checking_step, compute_step, data_
 from handlers.data import check_data
 from platforms.base import Hyperparameters, PlatformError, QuotaCheck, SpecError
 from platforms.errors import FmbotError
-from platforms.datasets import ColumnMapping, DatasetError, SplitPlan, guess_mapping, read_columns
+from platforms.datasets import ColumnMapping, DatasetError, guess_mapping, read_columns
 from platforms.tasks import TASKS, Task
 
 ACK_BUDGET_SECONDS = 2.0
@@ -81,8 +81,7 @@ def on_data(ack, view, client, context):
         state.test_split = float(values.get(BlockId.TEST_SPLIT) or 0)
         own = {"validation": bool(values.get(BlockId.VALIDATION_FILE)), "test": bool(values.get(BlockId.TEST_FILE))}
         try:
-            SplitPlan(validation=0 if own["validation"] else state.validation_split / 100,
-                      test=0 if own["test"] else state.test_split / 100).check()
+            state.split(own_validation=own["validation"], own_test=own["test"]).check()
         except DatasetError as exc:
             errors[BlockId.TEST_SPLIT] = str(exc)
         if not values.get(BlockId.TRAIN_FILE) and not values.get(BlockId.TRAIN_SOURCE):
@@ -166,7 +165,7 @@ def on_compute(ack, view, client, context):
         hyper = Hyperparameters(**{name: values[block] for name, block in _HYPER_BLOCKS.items()
                                    if values.get(block) not in (None, "")})
     except SpecError as exc:
-        ack(response_action="errors", errors={COMPUTE_STEP_BLOCKS.get(exc.field, BlockId.BATCH_SIZE): str(exc)[:150]})
+        ack(response_action="errors", errors={COMPUTE_STEP_BLOCKS.get(exc.field, BlockId.BATCH_SIZE): exc.on_field[:150]})
         return
     quota = rt.platform.check_quota(compute, instances, model=rt.platform.get_model(state.model or state.models[0]))
     if not quota.ok:
@@ -182,7 +181,7 @@ def on_compute(ack, view, client, context):
         return
     except FmbotError as exc:
         fallback = BlockId.COMPUTE if isinstance(exc, PlatformError) else BlockId.BATCH_SIZE
-        ack(response_action="errors", errors={COMPUTE_STEP_BLOCKS.get(exc.field, fallback): str(exc)[:150]})
+        ack(response_action="errors", errors={COMPUTE_STEP_BLOCKS.get(exc.field, fallback): exc.on_field[:150]})
         return
     except Exception as exc:
         ack()

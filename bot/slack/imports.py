@@ -43,7 +43,7 @@ def on_import(ack, view, context):
                             license=values.get(BlockId.LICENSE)),
             requester=state.user, reply_to=ReplyTarget(channel=state.channel)))
     except FmbotError as exc:
-        ack(response_action="errors", errors={IMPORT_BLOCKS.get(exc.field, BlockId.MODEL_ID): str(exc)[:150]})
+        ack(response_action="errors", errors={IMPORT_BLOCKS.get(exc.field, BlockId.MODEL_ID): exc.on_field[:150]})
         return
     ack()
 

@@ -13,12 +13,12 @@ import secrets
 from pydantic import BaseModel
 from redis import Redis
 
+from bot.forms import FORM_TTL_SECONDS, FormAnswers
 from bot.slack.limits import PRIVATE_METADATA
-from platforms.base import DataRef, Hyperparameters
+from platforms.base import Hyperparameters
 from workers import keys
 from workers.ledger import JobKind
 
-FORM_TTL_SECONDS = 24 * 3600
 _REDIS_PREFIX = "redis:"
 
 
@@ -31,22 +31,13 @@ class ComputeChoice(BaseModel):
     hyper: Hyperparameters
 
 
-class FormState(BaseModel):
+class FormState(FormAnswers):
     kind: JobKind
     channel: str
     user: str
-    model: str | None = None
     # A comparison's models, and those left out (with why) once the task is known.
     models: list[str] = []
     left_out: dict[str, str] = {}
-    task: str | None = None
-    train: DataRef | None = None
-    validation: DataRef | None = None
-    test: DataRef | None = None
-    validation_split: float = 10.0
-    test_split: float = 10.0
-    columns: list[str] = []
-    mapping: dict[str, str] = {}
     error: str | None = None
     form_id: str | None = None
 

@@ -13,7 +13,7 @@ from urllib.parse import urljoin, urlsplit
 
 import requests
 
-from bot.downloads import CHUNK, save_stream
+from bot.downloads import CHUNK, DownloadHints, save_stream
 from bot.settings import Settings
 from bot.teams.state import SharedFile
 from handlers.errors import UserError
@@ -41,13 +41,9 @@ def download(settings: Settings, shared: SharedFile, dest_dir: Path) -> DataRef:
             break
         url = urljoin(url, response.headers["Location"])
         response.close()
-    with response:
-        if response.status_code != 200:
-            raise UserError(f"{shared.name}: the download answered {response.status_code}",
-                            hint="Download links expire; share the file again in this chat")
-        if "text/html" in response.headers.get("Content-Type", ""):
-            raise UserError(f"{shared.name}: a sign-in page came instead of the file",
-                            hint="Share the file again in this chat")
-        target = save_stream(settings, response, shared.name, dest_dir,
-                             hint="Share a smaller file or register it as a data asset")
-    return DataRef(path=str(target), name=shared.name)
+    return DataRef(path=str(save_stream(settings, response, shared.name, dest_dir, TEAMS_DOWNLOADS)), name=shared.name)
+
+
+TEAMS_DOWNLOADS = DownloadHints(
+    source="the file's host", refused="Download links expire; share the file again in this chat",
+    sign_in="Share the file again in this chat", too_big="Share a smaller file or register it as a data asset")

@@ -29,7 +29,7 @@ from handlers.jobs import gpu_hours
 from handlers.actions import Action
 from platforms.base import DataRef, EvaluateSpec, FinetuneSpec, Hyperparameters, PlatformError, SpecError
 from platforms.errors import FmbotError
-from platforms.datasets import ColumnMapping, DatasetError, SplitPlan, guess_mapping, read_columns
+from platforms.datasets import ColumnMapping, DatasetError, guess_mapping, read_columns
 from platforms.tasks import TASKS, Task
 
 _HYPER_INPUTS = {"epochs": Input.EPOCHS, "learning_rate": Input.LEARNING_RATE, "batch_size": Input.BATCH_SIZE}
@@ -97,8 +97,7 @@ def data_submitted(ctx: TeamsContext, context: TurnContext, state: FormState, va
             state.test_split = float(values.get(Input.TEST_SPLIT) or 0)
             own_validation = values.get(Input.VALIDATION) not in (None, "", NOT_USED)
             own_test = values.get(Input.TEST) not in (None, "", NOT_USED)
-            SplitPlan(validation=0 if own_validation else state.validation_split / 100,
-                      test=0 if own_test else state.test_split / 100).check()
+            state.split(own_validation=own_validation, own_test=own_test).check()
     except (DatasetError, ValueError) as exc:
         errors[Input.TEST_SPLIT] = str(exc)
     if not values.get(primary) and not str(values.get(f"{primary}_asset") or "").strip():
@@ -155,7 +154,7 @@ def compute_submitted(ctx: TeamsContext, context: TurnContext, state: FormState,
         hyper = Hyperparameters(**{name: values[key] for name, key in _HYPER_INPUTS.items()
                                    if values.get(key) not in (None, "")})
     except SpecError as exc:
-        return _compute(ctx, state, {_HYPER_INPUTS.get(exc.field, Input.BATCH_SIZE): str(exc)})
+        return _compute(ctx, state, {_HYPER_INPUTS.get(exc.field, Input.BATCH_SIZE): exc.on_field})
     except ValueError:
         return _compute(ctx, state, {Input.INSTANCES: "Give a whole number of instances"})
     check = rt.platform.check_quota(compute, instances, model=rt.platform.get_model(state.model))
@@ -167,8 +166,7 @@ def compute_submitted(ctx: TeamsContext, context: TurnContext, state: FormState,
         if state.kind == "finetune":
             record = start_finetune(rt, FinetuneRequest(spec=FinetuneSpec(
                 model=state.model, task=task, train=state.train, validation=state.validation, test=state.test,
-                split=SplitPlan(validation=0 if state.validation else state.validation_split / 100,
-                                test=0 if state.test else state.test_split / 100),
+                split=state.split(own_validation=state.validation is not None, own_test=state.test is not None),
                 mapping=state.mapping, hyperparameters=hyper, compute=compute, instances=instances,
             ), requester=who, reply_to=target), max_bytes=ctx.settings.max_upload_bytes)
         else:

@@ -16,25 +16,15 @@ from pydantic import BaseModel
 from redis import Redis
 
 from handlers.errors import UserError
-from platforms.base import DataRef
+from bot.forms import FORM_TTL_SECONDS, FormAnswers
 from workers import keys
 
-FORM_TTL_SECONDS = 24 * 3600
 
 
-class FormState(BaseModel):
+class FormState(FormAnswers):
     id: str = ""
     owner: str = ""  # the Entra id of whoever opened the form
     kind: Literal["finetune", "evaluate"]
-    model: str | None = None
-    task: str | None = None
-    train: DataRef | None = None
-    validation: DataRef | None = None
-    test: DataRef | None = None
-    validation_split: float = 10.0
-    test_split: float = 10.0
-    columns: list[str] = []
-    mapping: dict[str, str] = {}
 
 
 class SharedFile(BaseModel):
