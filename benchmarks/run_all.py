@@ -63,8 +63,8 @@ WHY = {
         "Two workers only help when each gets a core. Measured on the 2-core machine at load average 11 (other "
         "processes running): one tiny evaluation took 4-7 s alone and 11-14 s with a second running beside it, "
         "so two at once finished no sooner than two in a row, and the comparison's finishing job (a fork, the "
-        "scikit-learn import, 1,000 bootstrap resamples per model) came on top. With a core free per worker "
-        "the two run side by side."),
+        "scikit-learn import, 1,000 bootstrap resamples per model) came on top. No run on an idle machine "
+        "(a core free per worker) has been recorded yet."),
 }
 
 
