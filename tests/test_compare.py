@@ -325,3 +325,29 @@ def test_the_finishing_job_looks_again_while_an_evaluation_is_still_running(sett
         requester="U0USER"))
     assert compare.finish(rt, record.id)["state"] == "queued"
     assert len(ScheduledJobRegistry(queue=rt.queue)) == 1
+
+
+def test_cancelling_a_comparison_cancels_its_evaluations_and_its_finishing_job(settings):
+    from rq.job import Job, JobStatus
+
+    from bot.bootstrap import build_runtime
+    from handlers.compare import CompareRequest, start_comparison
+    from handlers.jobs import cancel_job
+    from platforms.datasets import ColumnMapping
+
+    models = add_models(Path(settings.fmbot_models_dir))
+    rt = build_runtime(settings)
+    record = start_comparison(rt, CompareRequest(
+        models=[models["good"], models["other"]], task=Task.TEXT_CLASSIFICATION,
+        test=DataRef(path=str(SST2), name=SST2.name),
+        mapping=ColumnMapping.build({"sentence1": "input_string", "label": "label_string"}, Task.TEXT_CLASSIFICATION),
+        requester="U0USER"))
+    assert Job.fetch(record.id, connection=rt.redis, serializer=rt.queue.serializer).get_status() == JobStatus.DEFERRED
+    canceled = cancel_job(rt, record.id, "U0USER")
+    assert canceled.state == "canceled"
+    for job in [record.id, *record.spec["members"]]:
+        assert Job.fetch(job, connection=rt.redis, serializer=rt.queue.serializer).get_status() == JobStatus.CANCELED, job
+    for member in record.spec["members"]:
+        stored = rt.ledger.get(member)
+        assert stored.state == "canceled" and record.id in stored.message
+    assert rt.queue.count == 0
