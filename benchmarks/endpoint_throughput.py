@@ -115,7 +115,7 @@ def run(quick: bool) -> list[Result]:
         try:
             for name, spec in kinds.items():
                 info = platform.deploy(spec)
-                endpoints[name] = (info.url, info.key.get_secret_value())
+                endpoints[name] = (info.url, platform.pick_up_endpoint_key(info.name).get_secret_value())
             log(f"{NAME}: deployed {', '.join(endpoints)} on {device()}")
             with multiprocessing.get_context("spawn").Pool(1) as pool:
                 for url, key in endpoints.values():

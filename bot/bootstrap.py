@@ -30,7 +30,8 @@ def build_platform(settings: Settings) -> Platform:
     from platforms.local import LocalPlatform
 
     return LocalPlatform(settings.fmbot_models_dir, max_upload_bytes=settings.max_upload_bytes,
-                         seed=settings.fmbot_seed_models, redis=Redis.from_url(settings.redis_url))
+                         seed=settings.fmbot_seed_models, redis=Redis.from_url(settings.redis_url),
+                         datasets_dir=settings.fmbot_data_dir / "datasets")
 
 
 def teams_installed() -> bool:

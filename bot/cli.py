@@ -15,6 +15,7 @@ from bot import console
 from bot.observability import configure_logging
 from bot.settings import Settings
 from bot.settings_reference import mask_url
+from handlers.data import REGISTERED
 from handlers.errors import UserError, user_message
 from handlers.registry import Argument, Surface, on
 from platforms.base import DataRef, DeploySpec, EvaluateSpec, FinetuneSpec, Hyperparameters, ImportSpec
@@ -33,9 +34,10 @@ def _fraction(text: str) -> float:
 
 
 def _data(path: str | None) -> DataRef | None:
+    """A file, or a reference the handlers resolve: `data:NAME[:VERSION]`, `azureml:NAME:VERSION`."""
     if path is None:
         return None
-    if path.startswith("azureml:"):
+    if path.startswith(("azureml:", REGISTERED)):
         return DataRef(path=path, name=path)
     resolved = Path(path).expanduser().resolve()
     return DataRef(path=str(resolved), name=Path(path).name)
@@ -99,7 +101,8 @@ def cmd_card(args: argparse.Namespace, settings: Settings, rt: Runtime) -> int:
 
 
 def cmd_finetune(args: argparse.Namespace, settings: Settings, rt: Runtime) -> int:
-    from handlers.finetune import FinetuneRequest, check_finetunable, start_finetune
+    from handlers.finetune import FinetuneRequest, check_finetunable, prepare_finetune
+    from handlers.jobs import submit
 
     if args.validation and args.validation_split is not None:
         raise UserError("give --validation or --validation-split, not both")
@@ -128,19 +131,89 @@ def cmd_finetune(args: argparse.Namespace, settings: Settings, rt: Runtime) -> i
         output_name=args.output_name,
         source_lang=args.source_lang,
         target_lang=args.target_lang,
+        rows=settings.row_policy(args.skip_bad_rows),
     ), requester=_requester())
-    return _submit(args, rt, start_finetune(rt, request, max_bytes=settings.max_upload_bytes))
+    request = prepare_finetune(rt, request, max_bytes=settings.max_upload_bytes)
+    if args.dry_run:
+        spec = request.spec
+        parts = sum(1 for fraction, own in ((spec.split.validation, spec.validation), (spec.split.test, spec.test))
+                    if fraction > 0 and own is None)
+        return _previews(args, settings, request.spec, [(spec.train, True, parts, spec.test),
+                                                        (spec.validation, True, 0, None), (spec.test, True, 0, None)],
+                         spec.hyperparameters.max_length)
+    return _submit(args, rt, submit(rt, request))
+
+
+def _previews(args: argparse.Namespace, settings: Settings, spec: FinetuneSpec | EvaluateSpec,
+              files: list[tuple[DataRef | None, bool, int, DataRef | None]], max_length: int) -> int:
+    """`--dry-run`: the preview of each file a job would read, nothing queued."""
+    from handlers.data import preview
+
+    mapping = ColumnMapping.build(spec.mapping, spec.task)
+    shown = [preview(ref, mapping, max_bytes=settings.max_upload_bytes, training=training, rows=spec.rows,
+                     max_length=max_length, split_parts=parts, test=test)
+             for ref, training, parts, test in files if ref is not None and not ref.path.startswith("azureml:")]
+    if args.json:
+        console.emit_json([p.model_dump(mode="json") for p in shown])
+    else:
+        print("\n".join(console.preview(p) for p in shown) + "\nDry run: nothing was queued.")
+    return 0
 
 
 def cmd_evaluate(args: argparse.Namespace, settings: Settings, rt: Runtime) -> int:
-    from handlers.evaluate import EvaluateRequest, start_evaluation
+    from handlers.evaluate import EvaluateRequest, prepare_evaluation
+    from handlers.jobs import submit
 
     task = parse_task(args.task)
     request = EvaluateRequest(spec=EvaluateSpec(
         model=args.model, task=task, test=_data(args.test), mapping=ColumnMapping.parse(args.map, task).columns,
-        source_lang=args.source_lang, target_lang=args.target_lang,
+        source_lang=args.source_lang, target_lang=args.target_lang, rows=settings.row_policy(args.skip_bad_rows),
         **({"max_length": args.max_length} if args.max_length is not None else {})), requester=_requester())
-    return _submit(args, rt, start_evaluation(rt, request, max_bytes=settings.max_upload_bytes))
+    request = prepare_evaluation(rt, request, max_bytes=settings.max_upload_bytes)
+    if args.dry_run:
+        return _previews(args, settings, request.spec, [(request.spec.test, False, 0, None)], request.spec.max_length)
+    return _submit(args, rt, submit(rt, request))
+
+
+def cmd_data(args: argparse.Namespace, settings: Settings, rt: Runtime) -> int:
+    from handlers import data
+
+    action, names = args.action, args.names
+    wanted = {"list": 0, "show": 1, "register": 2, "delete": 1}
+    if action not in wanted:
+        raise UserError(f'"{action}" is not a data action', hint="Use list, show, register or delete")
+    if len(names) != wanted[action]:
+        raise UserError(f"data {action} takes {wanted[action] or 'no'} name{'s' if wanted[action] != 1 else ''}",
+                        hint="fmbot data register NAME FILE · data show NAME[:VERSION] · data delete NAME:VERSION")
+    if action == "list":
+        infos = data.list_datasets(rt)
+        console.emit_json([i.model_dump(mode="json") for i in infos]) if args.json else print(console.dataset_table(infos))
+        return 0
+    if action == "register":
+        path = Path(names[1]).expanduser().resolve()
+        info = data.register_dataset(rt, names[0], path, file_name=Path(names[1]).name,
+                                     description=args.description or "", requester=_requester(),
+                                     max_bytes=settings.max_upload_bytes)
+    elif action == "delete":
+        info = data.delete_dataset(rt, names[0], _requester(), admin=True)
+    else:
+        info = data.show_dataset(rt, names[0])
+    if action == "show" and (args.task or args.map):
+        if not (args.task and args.map):
+            raise UserError("a preview needs both --task and --map")
+        task = parse_task(args.task)
+        shown = data.preview(rt.platform.dataset_input(info), ColumnMapping.parse(args.map, task),
+                             max_bytes=settings.max_upload_bytes, max_length=args.max_length)
+        if args.json:
+            console.emit_json({"dataset": info.model_dump(mode="json"), "preview": shown.model_dump(mode="json")})
+        else:
+            print(console.dataset_details(info) + "\n" + console.preview(shown))
+        return 0
+    if args.json:
+        console.emit_json(info.model_dump(mode="json"))
+    else:
+        print(("Deleted " if action == "delete" else "") + console.dataset_details(info))
+    return 0
 
 
 def cmd_compare(args: argparse.Namespace, settings: Settings, rt: Runtime) -> int:
@@ -233,15 +306,29 @@ def cmd_deploy(args: argparse.Namespace, settings: Settings, rt: Runtime) -> int
 
 
 def cmd_endpoints(args: argparse.Namespace, settings: Settings, rt: Runtime) -> int:
-    from handlers.deploy import list_endpoints
+    from handlers.deploy import endpoint_for_owner, list_endpoints
 
     infos = list_endpoints(rt, owner=_requester() if args.show_keys else None)
+    if args.show_keys:
+        infos = [endpoint_for_owner(rt, e.name, _requester()) for e in infos]
     if args.json:
         console.emit_json([console.endpoint_json(e, with_key=args.show_keys) for e in infos])
     elif args.show_keys:
         print("\n".join(console.endpoint_details(e, with_key=True) for e in infos) or "You have no endpoints.")
     else:
         print(console.endpoint_table(infos))
+    return 0
+
+
+def cmd_rotate_key(args: argparse.Namespace, settings: Settings, rt: Runtime) -> int:
+    from handlers.deploy import rotate_endpoint_key
+
+    info = rotate_endpoint_key(rt, args.name, _requester())
+    if args.json:
+        console.emit_json(console.endpoint_json(info, with_key=True))
+    else:
+        print(f"New key for {info.name}; the old one no longer works.")
+        print(console.endpoint_details(info, with_key=True))
     return 0
 
 
@@ -311,10 +398,10 @@ def cmd_demo(args: argparse.Namespace, settings: Settings, rt: Runtime | None) -
 
 # How the CLI runs each command of the registry it offers; `test_registry` keeps the two equal.
 RUNNERS = {
-    "search": cmd_models, "card": cmd_card, "finetune": cmd_finetune, "evaluate": cmd_evaluate, "jobs": cmd_jobs,
-    "compare": cmd_compare, "leaderboard": cmd_leaderboard,
+    "search": cmd_models, "card": cmd_card, "finetune": cmd_finetune, "evaluate": cmd_evaluate, "data": cmd_data,
+    "jobs": cmd_jobs, "compare": cmd_compare, "leaderboard": cmd_leaderboard,
     "status": cmd_status, "cancel": cmd_cancel, "try": cmd_try, "deploy": cmd_deploy, "endpoints": cmd_endpoints,
-    "delete-endpoint": cmd_delete_endpoint, "import": cmd_import, "worker": cmd_worker, "serve": cmd_serve,
+    "rotate-key": cmd_rotate_key, "delete-endpoint": cmd_delete_endpoint, "import": cmd_import, "worker": cmd_worker, "serve": cmd_serve,
     "demo": cmd_demo, "doctor": cmd_doctor, "config": cmd_config,
 }
 WITHOUT_RUNTIME = {"demo", "doctor", "config"}

@@ -7,7 +7,8 @@ import sys
 from typing import Any
 
 from handlers.tryout import TryResult
-from platforms.base import EndpointInfo, ModelCard
+from platforms.base import DatasetInfo, EndpointInfo, ModelCard
+from platforms.datasets import Preview
 from workers.compare import ComparisonResult, Leaderboard, Member
 from workers.ledger import JobRecord
 
@@ -71,6 +72,9 @@ def job_details(record: JobRecord) -> str:
         lines.append(f"  error: {record.error}")
     if record.message:
         lines.append(f"  note: {record.message}")
+    for use in record.data:
+        lines.append(f"  {use.role} data: {use.dataset or use.name}, {use.rows} rows"
+                     + (f", {use.skipped} bad rows skipped ({'; '.join(use.skipped_rows)})" if use.skipped else ""))
     if record.metrics:
         lines.append(metrics_table({"value": record.metrics}))
     return "\n".join(lines)
@@ -81,10 +85,11 @@ def error(message: str) -> None:
 
 
 def endpoint_json(info: EndpointInfo, *, with_key: bool = False) -> dict[str, Any]:
-    """The endpoint as JSON; the key only when asked for (it is shown to its owner only)."""
+    """The endpoint as JSON; the key only when asked for (it is shown to its owner only), null once
+    it was picked up (`rotate-key` gives a new one)."""
     data = info.model_dump(mode="json", exclude={"key"})
-    if with_key and info.key is not None:
-        data["key"] = info.key.get_secret_value()
+    if with_key:
+        data["key"] = info.key.get_secret_value() if info.key is not None else None
     return data
 
 
@@ -107,6 +112,8 @@ def endpoint_details(info: EndpointInfo, *, with_key: bool = False) -> str:
         lines.append(f"  key:         {key}")
         lines.append(f"  try it:      curl -s {info.url} -H 'Authorization: Bearer {key}' "
                      """-H 'Content-Type: application/json' -d '{"input_data": ["hello"]}'""")
+    elif with_key:
+        lines.append(f"  key:         shown once already; get a new one with: fmbot rotate-key {info.name}")
     if info.message:
         lines.append(f"  note:        {info.message}")
     return "\n".join(lines)
@@ -120,12 +127,57 @@ def try_result(result: TryResult) -> str:
     return "\n".join(lines)
 
 
+def dataset_table(infos: list[DatasetInfo]) -> str:
+    if not infos:
+        return "No registered datasets. Register one with: fmbot data register NAME FILE"
+    rows = [("NAME", "VERSION", "ROWS", "COLUMNS", "SIZE", "BY", "FILE")]
+    rows += [(d.name, d.version, str(d.rows if d.rows is not None else "-"), str(len(d.columns) or "-"),
+              _size(d.size_bytes), d.registered_by or "-", d.file_name) for d in infos]
+    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
+    return "\n".join("  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)).rstrip() for row in rows)
+
+
+def _size(size: int | None) -> str:
+    if size is None:
+        return "-"
+    return f"{size / 1024:.1f} KB" if size < 1024 * 1024 else f"{size / (1024 * 1024):.1f} MB"
+
+
+def dataset_details(info: DatasetInfo) -> str:
+    lines = [info.ref, f"  file:     {info.file_name} ({_size(info.size_bytes)})",
+             f"  rows:     {info.rows if info.rows is not None else '-'}",
+             f"  columns:  {', '.join(info.columns) or '-'}",
+             f"  by:       {info.registered_by or '-'}" + (f" on {info.created_at:%Y-%m-%d %H:%M} UTC" if info.created_at else "")]
+    if info.sha256:
+        lines.append(f"  sha256:   {info.sha256}")
+    if info.description:
+        lines.append(f"  about:    {info.description}")
+    lines.append(f"  use it:   --train data:{info.ref}")
+    return "\n".join(lines)
+
+
+def preview(result: Preview) -> str:
+    """The mapped file as the model sees it: first rows, distribution, warnings."""
+    lines = [f"{result.file}: {result.rows} rows for {result.task}"
+             + (f", {result.skipped} bad rows skipped" if result.skipped else "")]
+    lines += [f"  skipped {row.text()}" for row in result.bad_rows]
+    for number, row in enumerate(result.first, start=1):
+        lines.append(f"  row {number} input:  {row.input}")
+        lines.append(f"  row {number} target: {row.target}")
+    if result.distribution:
+        shown = list(result.distribution.items())
+        text = ", ".join(f"{name} {count}" for name, count in shown[:20])
+        lines.append(f"  {result.distribution_of}: {text}" + (f" and {len(shown) - 20} more" if len(shown) > 20 else ""))
+    lines += [f"  warning: {warning}" for warning in result.warnings]
+    return "\n".join(lines)
+
+
 def _table(rows: list[tuple[str, ...]]) -> str:
     widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
     return "\n".join("  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)).rstrip() for row in rows)
 
 
-def _size(parameters: int | None) -> str:
+def _parameters(parameters: int | None) -> str:
     if not parameters:
         return "-"
     return f"{parameters / 1e6:.1f}M" if parameters >= 1e5 else f"{parameters / 1e3:.0f}k"
@@ -142,7 +194,7 @@ def comparison_table(result: ComparisonResult) -> str:
             continue
         interval = f"{s.interval[0]:.3f}-{s.interval[1]:.3f}" if s.interval else "-"
         rows.append((str(s.rank), s.model, *(f"{s.metrics[n]:.4f}" if n in s.metrics else "-" for n in names),
-                     interval, f"{s.seconds:.0f}s", _size(s.parameters)))
+                     interval, f"{s.seconds:.0f}s", _parameters(s.parameters)))
     return _table(rows)
 
 

@@ -7,10 +7,13 @@ the README's table and `fmbot config` are all generated from or checked against 
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+if TYPE_CHECKING:
+    from platforms.datasets import RowPolicy
 
 
 class Settings(BaseSettings):
@@ -53,6 +56,11 @@ class Settings(BaseSettings):
     fmbot_seed_models: bool = Field(True, description="Local platform: copy MiniLM-L6 into an empty catalog.")
     fmbot_data_dir: Path = Field(Path("var/data"), description="Where uploaded datasets are kept for the workers.")
     fmbot_max_upload_mb: int = Field(100, ge=1, description="Largest dataset accepted, in MB.")
+    fmbot_max_bad_rows_percent: float = Field(
+        5.0, ge=0, le=100,
+        description="Bad rows a user may skip (--skip-bad-rows, the form's Skip button), in percent of a file's rows; "
+                    "above it the file is refused.",
+    )
     fmbot_progress_interval: float = Field(
         10.0, ge=0, description="Seconds between progress updates posted to Slack."
     )
@@ -98,6 +106,13 @@ class Settings(BaseSettings):
     @property
     def max_upload_bytes(self) -> int:
         return self.fmbot_max_upload_mb * 1024 * 1024
+
+    def row_policy(self, skip: bool) -> RowPolicy:
+        """Whether bad rows are skipped, under this deployment's limit (imported here: the settings load
+        in every process, the dataset readers only where data is read)."""
+        from platforms.datasets import RowPolicy
+
+        return RowPolicy(skip=skip, max_fraction=self.fmbot_max_bad_rows_percent / 100)
 
     @staticmethod
     def secret(value: SecretStr | None) -> str | None:

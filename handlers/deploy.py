@@ -1,10 +1,11 @@
-"""`deploy`, `endpoints` and `delete-endpoint`: model endpoints and who may see their keys.
+"""`deploy`, `endpoints`, `rotate-key` and `delete-endpoint`: model endpoints and who may see their keys.
 
 A deploy is a queued job (JobRecord kind "deploy"): loading a model into serving processes takes
 seconds on the local platform and many minutes on Azure ML, and the ledger gives both the same
 `status` and Slack thread updates. Everything checkable up front (model, task, name rule, instance
 count, serverless only for models offered so, name already taken) is refused here, before anything is recorded. A key is shown only to
-whoever deployed the endpoint; the ledger never holds it.
+whoever deployed the endpoint (or an admin); the ledger never holds it. A local endpoint's key is
+handed over once (`Platform.pick_up_endpoint_key`); after that its owner rotates it to get a new one.
 """
 
 from __future__ import annotations
@@ -70,8 +71,39 @@ def _own(info: EndpointInfo, user: str, action: str) -> EndpointInfo:
 
 
 def endpoint_for_owner(rt: Runtime, name: str, user: str) -> EndpointInfo:
-    """The endpoint with its key, for the person who deployed it."""
-    return _own(rt.platform.get_endpoint(name.strip()), user, "see its key")
+    """The endpoint with its key, for the person who deployed it; `key` is None once a key kept
+    only as a hash has been picked up (the surface then offers `rotate-key`)."""
+    info = _own(rt.platform.get_endpoint(name.strip()), user, "see its key")
+    return info.model_copy(update={"key": rt.platform.pick_up_endpoint_key(info.name)})
+
+
+def _on_its_host(rt: Runtime, info: EndpointInfo, function: str, doing: str) -> dict | None:
+    """Run `workers.jobs.<function>` on the host that serves `info` and wait for it: None when it
+    has not finished in time, its result otherwise."""
+    try:
+        return rt.run_on_host(info.host, f"workers.jobs.{function}", info.name, wait=REMOTE_DELETE_WAIT_SECONDS)
+    except RuntimeError as exc:
+        raise UserError(f"{info.name} could not be {doing} on {info.host}: {exc}",
+                        hint="See `endpoints`; try again, or ask an admin to look at that host's worker") from None
+
+
+def _here(info: EndpointInfo) -> bool:
+    return info.host is None or info.host == socket.gethostname()
+
+
+def rotate_endpoint_key(rt: Runtime, name: str, user: str, *, pick_up: bool = True) -> EndpointInfo:
+    """A new key for the owner (or an admin), the old one void at once; like a delete it runs where
+    the endpoint is served, since only that host can replace the hash its processes read. The new
+    key travels through the pickup slot, never through the job's result; `pick_up=False` leaves it
+    there for a surface that hands it over privately later (Teams' owner-only card refresh)."""
+    info = _own(rt.platform.get_endpoint(name.strip()), user, "rotate its key")
+    if _here(info):
+        rt.platform.rotate_endpoint_key(info.name)
+    elif _on_its_host(rt, info, "rotate_endpoint_key", "rotated") is None:
+        raise UserError(f"the worker on {info.host} has not rotated the key of {info.name} yet",
+                        hint="The old key works until it has; then Show key (or `endpoints --show-keys`) gives "
+                             "you the new one")
+    return info.model_copy(update={"key": rt.platform.pick_up_endpoint_key(info.name) if pick_up else None})
 
 
 def delete_endpoint(rt: Runtime, name: str, user: str) -> EndpointInfo:
@@ -79,13 +111,9 @@ def delete_endpoint(rt: Runtime, name: str, user: str) -> EndpointInfo:
     the bot runs in its own) is deleted by a job on that host's queue, since its processes can be
     signalled only from there; forgetting it here would leave it serving with a valid key."""
     info = _own(rt.platform.get_endpoint(name.strip()), user, "delete it")
-    if info.host is None or info.host == socket.gethostname():
+    if _here(info):
         return rt.platform.delete_endpoint(info.name)
-    try:
-        done = rt.run_on_host(info.host, "workers.jobs.delete_endpoint", info.name, wait=REMOTE_DELETE_WAIT_SECONDS)
-    except RuntimeError as exc:
-        raise UserError(f"{info.name} could not be deleted on {info.host}: {exc}",
-                        hint="See `endpoints`; try again, or ask an admin to look at that host's worker") from None
+    done = _on_its_host(rt, info, "delete_endpoint", "deleted")
     if done is None:
         return info.model_copy(update={"message": f"its worker on {info.host} is stopping it"})
     return EndpointInfo.model_validate(done)

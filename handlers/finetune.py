@@ -10,7 +10,7 @@ from __future__ import annotations
 from typing import ClassVar
 
 from platforms.base import FinetuneSpec, Platform, PlatformError
-from handlers.data import check_data
+from handlers.data import check_data, data_use, resolve_registered
 from handlers.jobs import JobRequest, submit
 from platforms.datasets import ColumnMapping
 from platforms.tasks import LORA_TASKS, TASKS, Task
@@ -33,15 +33,23 @@ def check_finetunable(task: Task, *, lora: bool = False, platform: Platform | No
                             hint="Drop --lora: small encoder models are fine-tuned in full")
 
 
-def start_finetune(rt: Runtime, request: FinetuneRequest, *, max_bytes: int = 100 * 1024 * 1024) -> JobRecord:
+def prepare_finetune(rt: Runtime, request: FinetuneRequest, *,
+                     max_bytes: int = 100 * 1024 * 1024) -> FinetuneRequest:
+    """Every check a fine-tune gets before it is recorded, and the request as it will be recorded:
+    registered datasets pinned to their version, each file's rows and skipped rows noted."""
     spec = request.spec
     check_finetunable(spec.task, lora=spec.hyperparameters.lora, platform=rt.platform)
     card = rt.platform.finetune_card(spec.model, spec.task)
     spec.split.check()
     mapping = ColumnMapping.build(spec.mapping, spec.task)
-    for ref in (spec.train, spec.validation, spec.test):
-        if ref is not None:
-            check_data(ref, mapping, max_bytes=max_bytes)
+    spec = resolve_registered(rt, spec)
+    uses = [data_use(role, ref, check_data(ref, mapping, max_bytes=max_bytes, rows=spec.rows))
+            for role, ref in (("train", spec.train), ("validation", spec.validation), ("test", spec.test))
+            if ref is not None]
     if card:
-        request = request.model_copy(update={"spec": spec.model_copy(update={"model": card.ref})})
-    return submit(rt, request)
+        spec = spec.model_copy(update={"model": card.ref})
+    return request.model_copy(update={"spec": spec, "data": uses})
+
+
+def start_finetune(rt: Runtime, request: FinetuneRequest, *, max_bytes: int = 100 * 1024 * 1024) -> JobRecord:
+    return submit(rt, prepare_finetune(rt, request, max_bytes=max_bytes))

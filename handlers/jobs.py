@@ -10,7 +10,7 @@ from handlers import policy
 from handlers.errors import UserError
 from handlers.policy import Action
 from platforms.base import DeploySpec, JobSpec, JobState
-from workers.ledger import JobKind, JobNotFound, JobRecord, ReplyTarget, new_job_id
+from workers.ledger import DataUse, JobKind, JobNotFound, JobRecord, ReplyTarget, new_job_id
 from workers.notifier import JobEvent
 from workers.queues import withdraw_job
 from workers.runtime import Runtime
@@ -40,6 +40,7 @@ class JobRequest(BaseModel):
     spec: JobSpec
     requester: str
     reply_to: ReplyTarget | None = None
+    data: list[DataUse] = []
 
 
 def submit(rt: Runtime, request: JobRequest) -> JobRecord:
@@ -50,7 +51,8 @@ def submit(rt: Runtime, request: JobRequest) -> JobRecord:
     approved."""
     spec = request.spec
     record = JobRecord(id=new_job_id(request.kind), kind=request.kind, model=spec.model, task=spec.task,
-                       spec=spec.model_dump(mode="json"), requester=request.requester, reply_to=request.reply_to)
+                       spec=spec.model_dump(mode="json"), requester=request.requester, reply_to=request.reply_to,
+                       data=request.data)
     record.gpu_hours = gpu_hours(rt, record.kind, spec.compute, spec.instances,
                                  serverless=isinstance(spec, DeploySpec) and spec.serverless)
     if rt.approval_gpu_hours and record.gpu_hours > rt.approval_gpu_hours:

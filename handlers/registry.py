@@ -76,6 +76,9 @@ class Command(BaseModel):
 JSON = Argument(flag="--json", kind="switch", help="print JSON")
 WAIT = Argument(flag="--wait", kind="switch", help="follow the job and print its final record")
 MODEL = Argument(flag="model", help="NAME or NAME:VERSION")
+SKIP = Argument(flag="--skip-bad-rows", kind="switch",
+                help="leave out rows that cannot be used (refused above FMBOT_MAX_BAD_ROWS_PERCENT)")
+DRY_RUN = Argument(flag="--dry-run", kind="switch", help="check the data and print its preview; queue nothing")
 LANGS = (Argument(flag="--source-lang", help="translation: source language code, e.g. en"),
          Argument(flag="--target-lang", help="translation: target language code, e.g. ro"))
 
@@ -102,11 +105,12 @@ COMMANDS: dict[str, Command] = {
                 example="evaluate all-MiniLM-L6-v2", permission=Action.EVALUATE,
                 handler="handlers.evaluate.start_evaluation",
                 arguments=(JSON, MODEL, Argument(flag="--task", required=True),
-                           Argument(flag="--test", required=True, help="test data file"),
+                           Argument(flag="--test", required=True,
+                                    help="test data: a file, data:NAME[:VERSION] or azureml:NAME:VERSION"),
                            Argument(flag="--map", required=True, help="KEY=COLUMN[,KEY=COLUMN...]"), *LANGS,
                            Argument(flag="--max-length", kind="int", help="tokens per input (default 256); generated "
                                     "text is capped at the same or 128"),
-                           Argument(flag="--wait", kind="switch"))),
+                           SKIP, DRY_RUN, Argument(flag="--wait", kind="switch"))),
         Command(name="compare", usage="compare <model> <model> [<model> ...]",
                 summary="Rank 2 to 8 models on your test data, in one thread (opens the evaluate form)",
                 example="compare all-MiniLM-L6-v2 tiny-bert tiny-bert-ft", permission=Action.EVALUATE,
@@ -129,7 +133,8 @@ COMMANDS: dict[str, Command] = {
                 example="finetune all-MiniLM-L6-v2", permission=Action.FINETUNE,
                 handler="handlers.finetune.start_finetune",
                 arguments=(JSON, MODEL, Argument(flag="--task", required=True, help="e.g. text-classification"),
-                           Argument(flag="--train", required=True, help="training data: JSONL, JSON, CSV or TSV file"),
+                           Argument(flag="--train", required=True, help="training data: a JSONL, JSON, CSV or TSV file, "
+                                    "data:NAME[:VERSION] (a registered dataset) or azureml:NAME:VERSION"),
                            Argument(flag="--validation", help="validation file (default: split off the training data)"),
                            Argument(flag="--validation-split", help="fraction or percent of training data for "
                                     "validation (default 0.1)"),
@@ -145,7 +150,7 @@ COMMANDS: dict[str, Command] = {
                                     "text-generation, summarization and translation"),
                            *LANGS,
                            Argument(flag="--output-name", help="catalog name of the fine-tuned model (default NAME-ft)"),
-                           WAIT)),
+                           SKIP, DRY_RUN, WAIT)),
         Command(name="deploy", usage="deploy [model]", summary="Deploy a model to an endpoint (opens a form)",
                 example="deploy all-MiniLM-L6-v2-ft", permission=Action.DEPLOY, handler="handlers.deploy.start_deploy",
                 arguments=(JSON, MODEL,
@@ -172,6 +177,18 @@ COMMANDS: dict[str, Command] = {
                                     "matter)"),
                            Argument(flag="--name", help="catalog name (default: MODEL_ID with / replaced by -)"),
                            WAIT)),
+        Command(name="data", usage="data [show <name>[:<version>] | delete <name>:<version>]",
+                summary="Registered datasets: list, show, register a file, delete a version",
+                example="data show reviews", permission=Action.EVALUATE, surfaces=frozenset({Surface.SLACK, Surface.CLI}),
+                handler="handlers.data.list_datasets",
+                arguments=(JSON, Argument(flag="action", help="list, show, register or delete", metavar="ACTION"),
+                           Argument(flag="names", many=True, metavar="NAME [FILE]",
+                                    help="register NAME FILE · show NAME[:VERSION] · delete NAME:VERSION"),
+                           Argument(flag="--description", help="register: what the data is"),
+                           Argument(flag="--task", help="show: preview the data for this task (with --map)"),
+                           Argument(flag="--map", help="show: KEY=COLUMN[,KEY=COLUMN...] for the preview"),
+                           Argument(flag="--max-length", kind="int", default=128,
+                                    help="show: tokens per input the preview warns about (default 128)"))),
         Command(name="jobs", usage="jobs", summary="Your recent jobs", example="jobs", repeatable=True,
                 handler="handlers.jobs.list_jobs",
                 arguments=(JSON, Argument(flag="--limit", kind="int", default=20))),
@@ -183,6 +200,10 @@ COMMANDS: dict[str, Command] = {
                 example="endpoints", repeatable=True, handler="handlers.deploy.list_endpoints",
                 arguments=(JSON, Argument(flag="--show-keys", kind="switch",
                                           help="show the URL and key of the endpoints you deployed"))),
+        Command(name="rotate-key", usage="rotate-key <endpoint>",
+                summary="A new key for an endpoint you deployed (shown once, to you only); the old one stops working",
+                example="rotate-key my-endpoint", handler="handlers.deploy.rotate_endpoint_key",
+                arguments=(JSON, Argument(flag="name", help="the endpoint"))),
         Command(name="delete-endpoint", usage="delete-endpoint <name>", summary="Stop an endpoint and remove it",
                 example="delete-endpoint my-endpoint", surfaces=CLI_ONLY, permission=None, handler="handlers.deploy.delete_endpoint",
                 arguments=(JSON, Argument(flag="name"))),

@@ -19,6 +19,7 @@ from workers.runtime import Runtime
 
 HINTS = {
     Task.TEXT_CLASSIFICATION: 'Give a text, a pair as "FIRST ||| SECOND", or JSON {"sentence1": ..., "sentence2": ...}',
+    Task.TEXT_CLASSIFICATION_MULTILABEL: 'Give a text, a pair as "FIRST ||| SECOND", or JSON {"sentence1": ...}',
     Task.QUESTION_ANSWERING: 'Give "QUESTION ||| CONTEXT", or JSON {"question": ..., "context": ...}',
     Task.TOKEN_CLASSIFICATION: 'Give a sentence, or JSON {"tokens": [...]}',
     Task.TEXT_GENERATION: 'Give a prompt, or JSON {"messages": [{"role": "user", "content": ...}]}',

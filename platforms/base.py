@@ -10,12 +10,13 @@ import re
 from abc import ABC, abstractmethod
 from collections.abc import Callable
 from datetime import datetime
+from pathlib import Path
 from enum import StrEnum
 from typing import Any, Literal
 
 from pydantic import BaseModel, Field, SecretStr, ValidationError, field_validator, model_validator
 
-from platforms.datasets import SplitPlan
+from platforms.datasets import RowPolicy, SplitPlan
 from platforms.errors import FmbotError, describe
 from platforms.tasks import Task
 
@@ -74,9 +75,12 @@ class ModelCard(BaseModel):
     def supports(self, task: Task, *, served: bool = False, tunable: bool = False) -> bool:
         """The one answer to "does this model do this task"; `served` (try, endpoints) lets a
         text-generation model answer chat-completion; `tunable` (evaluate) counts the tasks it can be
-        fine-tuned for, so a base model is scored on the task before it is trained for it."""
+        fine-tuned for, so a base model is scored on the task before it is trained for it. A text
+        classifier's encoder takes a multi-label head as well as a single-label one."""
         return (task in self.tasks or (tunable and task in self.finetune_tasks)
-                or (served and task == Task.CHAT_COMPLETION and Task.TEXT_GENERATION in self.tasks))
+                or (served and task == Task.CHAT_COMPLETION and Task.TEXT_GENERATION in self.tasks)
+                or (task == Task.TEXT_CLASSIFICATION_MULTILABEL and not served
+                    and self.supports(Task.TEXT_CLASSIFICATION, tunable=tunable)))
 
     def unsupported(self, task: Task) -> str:
         return f"{self.ref} does not support {task}"
@@ -117,10 +121,36 @@ class ModelRef(BaseModel):
 
 
 class DataRef(BaseModel):
-    """A dataset as the worker reads it (`path`) and as the user knows it (`name`)."""
+    """A dataset as the worker reads it (`path`) and as the user knows it (`name`); `dataset` is the
+    registered dataset version it is (`NAME:VERSION`), so a job's record can name it."""
 
     path: str
     name: str
+    dataset: str | None = None
+
+
+class DatasetInfo(BaseModel):
+    """A registered dataset version: where the platform keeps it and what it holds."""
+
+    name: str
+    version: str
+    path: str
+    file_name: str
+    rows: int | None = None
+    columns: list[str] = []
+    size_bytes: int | None = None
+    sha256: str | None = None
+    registered_by: str | None = None
+    description: str = ""
+    created_at: datetime | None = None
+
+    @property
+    def ref(self) -> str:
+        return f"{self.name}:{self.version}"
+
+
+class DatasetNotFound(PlatformError):
+    pass
 
 
 class UserSpec(BaseModel):
@@ -167,6 +197,7 @@ class FinetuneSpec(JobSpec):
     output_name: str | None = None
     source_lang: str | None = None
     target_lang: str | None = None
+    rows: RowPolicy = RowPolicy()
 
     @field_validator("output_name")
     @classmethod
@@ -183,6 +214,7 @@ class EvaluateSpec(JobSpec):
     batch_size: int = Field(16, ge=1, le=1024)
     source_lang: str | None = None
     target_lang: str | None = None
+    rows: RowPolicy = RowPolicy()
 
 
 class JobState(StrEnum):
@@ -338,8 +370,41 @@ class Platform(ABC):
     def delete_endpoint(self, name: str) -> EndpointInfo:
         raise PlatformError(f"endpoints are not supported on the {self.name} platform")
 
+    def pick_up_endpoint_key(self, name: str) -> SecretStr | None:
+        """The endpoint's key for its owner: a platform that keeps only a hash hands a key over once
+        (None afterwards, until it is rotated); one that keeps keys itself (Azure) reads them."""
+        raise PlatformError(f"endpoints are not supported on the {self.name} platform")
+
+    def rotate_endpoint_key(self, name: str) -> EndpointInfo:
+        """Replace the endpoint's key: the old one stops working, the new one waits for
+        `pick_up_endpoint_key`."""
+        raise PlatformError(f"rotating endpoint keys is not supported on the {self.name} platform")
+
     def import_model(self, spec: ImportSpec, report: ProgressReport) -> JobOutcome:
         raise PlatformError(f"importing models is not supported on the {self.name} platform")
+
+    # Registered datasets: a checked file kept as a named, versioned copy that forms and `data:` refer to.
+
+    def register_dataset(self, name: str, path: Path, info: DatasetInfo) -> DatasetInfo:
+        """Keep `path` as the next version of `name` (or return the version already holding the same
+        bytes); `info` carries what the caller counted: rows, columns, who, description."""
+        raise PlatformError(f"registered datasets are not supported on the {self.name} platform")
+
+    def list_datasets(self) -> list[DatasetInfo]:
+        raise PlatformError(f"registered datasets are not supported on the {self.name} platform")
+
+    def get_dataset(self, ref: str) -> DatasetInfo:
+        """`NAME` (latest version) or `NAME:VERSION`; DatasetNotFound names what exists."""
+        raise PlatformError(f"registered datasets are not supported on the {self.name} platform")
+
+    def delete_dataset(self, ref: str) -> DatasetInfo:
+        """Remove (Azure: archive) one version, `NAME:VERSION`."""
+        raise PlatformError(f"registered datasets are not supported on the {self.name} platform")
+
+    def dataset_input(self, info: DatasetInfo) -> DataRef:
+        """How a job reads a registered dataset version; named `data:NAME:VERSION/FILE`, so messages
+        name both and the file's suffix still tells its format."""
+        return DataRef(path=info.path, name=f"data:{info.ref}/{info.file_name}", dataset=info.ref)
 
 
 ENDPOINT_NAME_RULE = "3 to 32 characters: a letter first, then letters, digits or hyphens"

@@ -21,12 +21,13 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from platforms.tasks import Task
+from platforms.tasks import CLASSIFICATION_TASKS, Task
 
 MAX_ROWS = 1024
 
 INPUT_KEYS: dict[Task, tuple[str, ...]] = {
     Task.TEXT_CLASSIFICATION: ("sentence1", "sentence2"),
+    Task.TEXT_CLASSIFICATION_MULTILABEL: ("sentence1", "sentence2"),
     Task.TOKEN_CLASSIFICATION: ("text", "tokens"),
     Task.QUESTION_ANSWERING: ("question", "context"),
     Task.SUMMARIZATION: ("document",),
@@ -38,6 +39,7 @@ INPUT_KEYS: dict[Task, tuple[str, ...]] = {
 # Tasks whose input is two texts, and the keys they go to (in order).
 PAIRS: dict[Task, tuple[str, str]] = {
     Task.TEXT_CLASSIFICATION: ("sentence1", "sentence2"),
+    Task.TEXT_CLASSIFICATION_MULTILABEL: ("sentence1", "sentence2"),
     Task.QUESTION_ANSWERING: ("question", "context"),
 }
 # Column names clients commonly send, read as the task's first (or second) input.
@@ -82,7 +84,7 @@ def _from_text(task: Task, text: str) -> dict[str, Any]:
     pair = _bert_pair(text)
     if pair and task in PAIRS:
         return dict(zip(PAIRS[task], pair, strict=True))
-    if task in PAIRS and task != Task.TEXT_CLASSIFICATION:
+    if task in PAIRS and task not in CLASSIFICATION_TASKS:
         first, second = PAIRS[task]
         raise InputError(f"{task} needs a {first} and a {second}, not one text")
     if task == Task.CHAT_COMPLETION:
@@ -104,7 +106,7 @@ def _from_mapping(task: Task, row: dict[str, Any]) -> dict[str, Any]:
         return normalize_row(task, list(row.values()) if len(row) == 2 else next(iter(row.values())))
     if not known:
         raise InputError(f"{task} rows need the keys {' / '.join(keys)}; got {', '.join(map(str, row)) or 'none'}")
-    if task in PAIRS and task != Task.TEXT_CLASSIFICATION and not all(k in known for k in PAIRS[task]):
+    if task in PAIRS and task not in CLASSIFICATION_TASKS and not all(k in known for k in PAIRS[task]):
         raise InputError(f"{task} rows need both {' and '.join(PAIRS[task])}")
     return known
 

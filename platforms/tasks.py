@@ -16,6 +16,7 @@ from platforms.errors import FmbotError
 
 class Task(StrEnum):
     TEXT_CLASSIFICATION = "text-classification"
+    TEXT_CLASSIFICATION_MULTILABEL = "text-classification-multilabel"
     TOKEN_CLASSIFICATION = "token-classification"
     QUESTION_ANSWERING = "question-answering"
     SUMMARIZATION = "summarization"
@@ -69,6 +70,31 @@ TASKS: dict[Task, TaskSpec] = {
             },
         ),
         TaskSpec(
+            task=Task.TEXT_CLASSIFICATION_MULTILABEL,
+            required_keys=("sentence1", "label"),
+            optional_keys=("sentence2",),
+            metrics=(
+                "accuracy",
+                "f1_score_macro",
+                "f1_score_micro",
+                "f1_score_weighted",
+                "precision_score_macro",
+                "precision_score_micro",
+                "precision_score_weighted",
+                "recall_score_macro",
+                "recall_score_micro",
+                "recall_score_weighted",
+                "hamming_loss",
+            ),
+            finetune=True,
+            evaluate=True,
+            guesses={
+                "sentence1": ("sentence1", "text", "sentence", "input_string", "comment_text", "abstract"),
+                "sentence2": ("sentence2",),
+                "label": ("labels", "label", "categories", "tags", "target", "emotions"),
+            },
+        ),
+        TaskSpec(
             task=Task.TOKEN_CLASSIFICATION,
             required_keys=("tokens", "tags"),
             metrics=(
@@ -91,7 +117,7 @@ TASKS: dict[Task, TaskSpec] = {
             task=Task.QUESTION_ANSWERING,
             required_keys=("question", "context"),
             optional_keys=("answers", "answer_text", "answer_start"),
-            alternatives=(("answers",), ("answer_text", "answer_start")),
+            alternatives=(("answers",), ("answer_text",)),
             metrics=("exact_match", "f1_score"),
             finetune=True,
             evaluate=True,
@@ -148,6 +174,13 @@ TASKS: dict[Task, TaskSpec] = {
 class UnknownTask(FmbotError, ValueError):
     """A task name no platform knows; the message lists the ones that exist."""
 
+
+# Tasks whose label column holds one class per row (stratified splits, a two-class minimum).
+SINGLE_LABEL_TASKS = (Task.TEXT_CLASSIFICATION,)
+# Tasks a sequence classifier does: a model that classifies texts can be given either head.
+CLASSIFICATION_TASKS = (Task.TEXT_CLASSIFICATION, Task.TEXT_CLASSIFICATION_MULTILABEL)
+# The score above which a multi-label model says a label applies (try, endpoints, evaluation).
+MULTILABEL_THRESHOLD = 0.5
 
 # Tasks whose (larger, generative) models may be fine-tuned with LoRA adapters.
 LORA_TASKS = (Task.SUMMARIZATION, Task.TRANSLATION, Task.TEXT_GENERATION)

@@ -230,6 +230,7 @@ class AzureStandIn:
     vm_sizes: list[dict[str, Any]] = field(default_factory=list)
     failures: list[Failure] = field(default_factory=list)
     operations: dict[str, int] = field(default_factory=dict)
+    endpoint_keys: dict[str, dict[str, str]] = field(default_factory=dict)  # endpoint path -> its keys
     _refusals: list[str] = field(default_factory=list)
     cloud_name: str = field(default_factory=lambda: f"FmbotStandIn{uuid.uuid4().hex[:8]}")
     server: LocalServer | None = None
@@ -256,6 +257,7 @@ class AzureStandIn:
             self.registry_components.clear()
             self.failures.clear()
             self.operations.clear()
+            self.endpoint_keys.clear()
             self._refusals.clear()
             self.lro_polls, self.marketplace_status = 2, "Subscribed"
             for name in COMPONENTS:
@@ -527,7 +529,9 @@ class AzureStandIn:
         if rest.endswith("/listkeys") and r.method == "POST":
             if path[: -len("/listkeys")] not in self.resources:
                 return 404, {"error": {"code": "NotFound", "message": "no such endpoint"}}, {}
-            return 200, {"primaryKey": "standin-primary-key", "secondaryKey": "standin-secondary-key"}, {}
+            return 200, self._keys(path[: -len("/listkeys")]), {}
+        if rest.endswith("/regeneratekeys") and r.method == "POST" and "/onlineendpoints/" in rest:
+            return self._regenerate_keys(r, path[: -len("/regeneratekeys")])
         if rest.endswith("/listsecrets") and r.method == "POST":
             return 200, {"secretsType": "AccountKey", "key": AZURITE_KEY}, {}
         if rest.endswith("/cancel") and r.method == "POST":
@@ -547,15 +551,41 @@ class AzureStandIn:
         if r.method == "GET":
             if path in self.resources:
                 return 200, self.resources[path], {}
+            if parts == ["data"]:
+                return 200, {"value": self._data_containers(path, r.query)}, {}
             if len(parts) % 2 == 1:
                 prefix = path + "/"
                 children = [v for k, v in self.resources.items()
                             if k.startswith(prefix) and "/" not in k[len(prefix):]]
+                if r.query.get("listViewType") == "ActiveOnly":
+                    children = [c for c in children if not c["properties"].get("isArchived")]
                 if parts[-1] == "versions" and r.query.get("$orderBy", "").startswith("createdtime desc"):
                     children = list(reversed(children))[: int(r.query.get("$top", len(children)))]
                 return 200, {"value": children}, {}
             return 404, {"error": {"code": "UserError", "message": f"{parts[-2]} {parts[-1]} not found"}}, {}
         return 405, {"error": {"code": "MethodNotAllowed", "message": r.method}}, {}
+
+    def _keys(self, endpoint: str) -> dict[str, str]:
+        """An endpoint's keys: the same pair for every endpoint until one is regenerated."""
+        return self.endpoint_keys.setdefault(endpoint, {"primaryKey": "standin-primary-key",
+                                                        "secondaryKey": "standin-secondary-key"})
+
+    def _regenerate_keys(self, r: Request, endpoint: str) -> tuple[int, Any, dict[str, str]]:
+        """`OnlineEndpoint/regenerateKeys.json`: a body of its fields, `keyType` Primary or Secondary
+        (the swagger's enum), answered with its 202 and both its headers, then polled. The named key
+        gets a new value: what the operation is for (the example says nothing of `keyValue`'s effect)."""
+        example = json.loads((DATA / "rest" / "OnlineEndpoint_regenerateKeys.json").read_text())
+        body = r.body if isinstance(r.body, dict) else {}
+        unknown = set(body) - set(example["parameters"]["body"])
+        if unknown or body.get("keyType") not in ("Primary", "Secondary"):
+            raise Refusal(400, "UserError", f"regenerateKeys takes keyType Primary or Secondary, not {body}")
+        if endpoint not in self.resources:
+            raise Refusal(404, "NotFound", "no such endpoint")
+        self._keys(endpoint)[f"{body['keyType'].lower()}Key"] = f"standin-{body['keyType'].lower()}-{uuid.uuid4().hex}"
+        headers = self._lro("Location")  # the SDK reads this operation's Retry-After as an integer, as a delete's
+        headers["Azure-AsyncOperation"] = headers["Location"]
+        assert set(headers) - {"Retry-After"} == set(example["responses"]["202"]["headers"])
+        return 202, None, headers
 
     def _put(self, r: Request, path: str, parts: list[str]) -> tuple[int, Any, dict[str, str]]:
         body = dict(r.body or {})
@@ -584,6 +614,9 @@ class AzureStandIn:
                                        "endpointState": "Online", "marketplaceSubscriptionId": None}
         if collection == "deployments":
             resource = self._shaped("ManagedOnlineDeployment_get", resource)
+        if collection == "versions" and parts[0] == "data":
+            resource = self._shaped("DataVersion_createOrUpdate", resource)
+            resource["type"] = "Microsoft.MachineLearningServices/workspaces/data/versions"
         if collection == "marketplacesubscriptions":
             resource = self._shaped("MarketplaceSubscription_createOrUpdate", resource)
             refused = self.marketplace_status in ("Suspended", "Unsubscribed")
@@ -603,6 +636,25 @@ class AzureStandIn:
         if collection in LRO_COLLECTIONS:
             return 201, resource, self._lro()
         return (201 if created else 200), resource, {}
+
+    def _data_containers(self, path: str, query: dict[str, str]) -> list[dict[str, Any]]:
+        """`GET W/data`: one container per data asset name with a version, shaped on
+        `DataContainer_list.json` (its documented fields only: no latest or next version)."""
+        names: dict[str, list[dict[str, Any]]] = {}
+        for key, version in self.resources.items():
+            rest = key[len(path) + 1:].split("/") if key.startswith(path + "/") else []
+            if len(rest) == 3 and rest[1] == "versions":
+                names.setdefault(rest[0], []).append(version)
+        containers = []
+        for name, versions in names.items():
+            if query.get("listViewType") == "ActiveOnly" and all(v["properties"].get("isArchived") for v in versions):
+                continue
+            container = rest_example("DataContainer_list")["value"][0]
+            container.update(id=f"{path}/{name}", name=name, systemData=versions[0]["systemData"])
+            container["properties"] = {"dataType": versions[0]["properties"].get("dataType"), "tags": {},
+                                       "properties": {}}
+            containers.append(container)
+        return containers
 
     def _shaped(self, example: str, resource: dict[str, Any]) -> dict[str, Any]:
         """The REST example's body with what this request set: fields the example has and the request

@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 from redis import Redis
 
-from handlers.deploy import DeployRequest, delete_endpoint, endpoint_for_owner, start_deploy
+from handlers.deploy import DeployRequest, delete_endpoint, endpoint_for_owner, rotate_endpoint_key, start_deploy
 from handlers.errors import UserError
 from handlers.evaluate import EvaluateRequest, start_evaluation
 from handlers.finetune import FinetuneRequest, start_finetune
@@ -260,6 +260,13 @@ def test_finetuned_model_is_registered_once_tagged_evaluated_and_deployed(
     assert endpoint_for_owner(rt, "bert-ft-ep", "U1").key.get_secret_value() == "standin-primary-key"
     with pytest.raises(UserError, match="someone else"):
         endpoint_for_owner(rt, "bert-ft-ep", "U2")
+    with pytest.raises(UserError, match="someone else"):
+        rotate_endpoint_key(rt, "bert-ft-ep", "U2")
+    rotated = rotate_endpoint_key(rt, "bert-ft-ep", "U1").key.get_secret_value()
+    (regenerate,) = azure.calls("POST", "/onlineEndpoints/bert-ft-ep/regenerateKeys")
+    assert regenerate.body["keyType"] == "Primary" and not azure.refusals()
+    assert rotated.startswith("standin-primary-") and rotated != "standin-primary-key"
+    assert endpoint_for_owner(rt, "bert-ft-ep", "U1").key.get_secret_value() == rotated, "Azure keeps it, fmbot reads it"
     delete_endpoint(rt, "bert-ft-ep", "U1")
     assert azure.calls("DELETE", "/onlineEndpoints/bert-ft-ep")
 
@@ -274,6 +281,8 @@ def test_finetuned_model_is_registered_once_tagged_evaluated_and_deployed(
      None, ("context,question", "answer_text")),
     (Task.TEXT_CLASSIFICATION, "mrpc_dev.csv", {"sentence1": "sentence1", "sentence2": "sentence2", "label": "label"},
      None, ("input_string", "label")),
+    (Task.TEXT_CLASSIFICATION_MULTILABEL, "goemotions_dev_head.tsv", {"sentence1": "text", "label": "labels"},
+     {"input_string": "I've never been this sad in my life!", "labels": '["25"]'}, ("input_string", "labels")),
 ])
 def test_evaluation_data_takes_the_shapes_azure_reads(azure: AzureStandIn, services: AzureServices,
                                                       platform: AzureMLPlatform, tmp_path: Path, task: Task,
@@ -293,6 +302,10 @@ def test_evaluation_data_takes_the_shapes_azure_reads(azure: AzureStandIn, servi
         assert isinstance(rows[0]["answer_text"], str) and set(rows[0]) == {"context", "question", "answer_text"}
     if task == Task.TEXT_CLASSIFICATION:
         assert rows[0]["input_string"].startswith("[CLS] ") and " [SEP] " in rows[0]["input_string"]
+    if task == Task.TEXT_CLASSIFICATION_MULTILABEL:  # the evaluation component's own multi-label task name
+        assert literal(node, "task") == "text-classification-multilabel"
+        with pytest.raises(PlatformError, match="learns one label per row.*Fine-tune it on the local platform"):
+            platform.finetune_card(f"{BERT}:30", task)
 
 
 def test_evaluation_two_step_path_and_refusals(azure: AzureStandIn, platform: AzureMLPlatform) -> None:
@@ -413,7 +426,11 @@ def test_serverless_only_for_maas_models_in_one_polled_request(azure: AzureStand
     assert not azure.calls("PUT", "/marketplaceSubscriptions/"), "Microsoft's own registry needs no subscription"
     assert endpoint.url == "https://phi-api.eastus.models.ai.azure.com" and endpoint.key.get_secret_value()
     assert "phi-api" in [e.name for e in platform.list_endpoints()]
-    assert platform.get_endpoint("phi-api").key.get_secret_value() == "standin-primary-key"
+    assert platform.get_endpoint("phi-api").key is None, "looking an endpoint up reads no key"
+    assert platform.pick_up_endpoint_key("phi-api").get_secret_value() == "standin-primary-key"
+    with pytest.raises(PlatformError, match="cannot rotate the key of serverless endpoint phi-api") as refused:
+        platform.rotate_endpoint_key("phi-api")
+    assert "Azure ML studio" in refused.value.hint and not azure.calls("POST", "/regenerateKeys")
     platform.delete_endpoint("phi-api")
     assert azure.calls("DELETE", "/serverlessEndpoints/phi-api")
 

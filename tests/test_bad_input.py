@@ -214,7 +214,7 @@ def taken_endpoint(redis: Redis) -> None:
     from datetime import UTC, datetime
 
     record = EndpointRecord(name="taken-name", model="tiny-bert:1", task="text-classification", instances=1,
-                            key="k" * 32, owner="U0SOMEONE", log_file="/dev/null", state_file="/dev/null",
+                            key_hash="0" * 64, owner="U0SOMEONE", log_file="/dev/null", state_file="/dev/null",
                             created_at=datetime.now(UTC))
     redis.set(endpoint_key("taken-name"), record.model_dump_json())
     redis.sadd(endpoints_key(), "taken-name")

@@ -26,7 +26,7 @@ def test_counts_rows_and_labels_like_load_examples(tmp_path: Path):
     summary = validate_file(path, MAPPING)
     assert summary.rows == 30 and summary.labels == {"pos": 20, "neg": 10}
     assert list(iter_examples(path, MAPPING)) == load_examples(path, MAPPING)
-    assert check_data(DataRef(path=str(path), name="train.jsonl"), MAPPING, max_bytes=1 << 20) == 30
+    assert check_data(DataRef(path=str(path), name="train.jsonl"), MAPPING, max_bytes=1 << 20).rows == 30
 
 
 def test_csv_rows_are_counted_and_a_bad_row_is_named(tmp_path: Path):

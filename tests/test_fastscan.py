@@ -185,7 +185,8 @@ def test_other_text_tasks(both, tmp_path):
     blank = write(tmp_path, "blank.jsonl", lines(*rows, {"doc": "d", "sum": "s", "p": "p", "c": " "}))
     result, fast = both(blank, ColumnMapping.build({"prompt": "p", "completion": "c"}, Task.TEXT_GENERATION))
     assert not fast
-    assert result[1] == 'blank.jsonl line 6: column "c" is empty. Give every row a value for completion, or remove the row'
+    assert result[1] == ('blank.jsonl line 6: column "c" is empty. Give every row a value for completion, or remove the '
+                         'row. 1 of 6 rows are bad (line 6 "c": column "c" is empty): fix them, or skip them')
 
 
 def test_two_keys_mapped_to_one_column(both, tmp_path):

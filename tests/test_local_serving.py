@@ -99,7 +99,9 @@ def served(redis_server, tmp_path_factory: pytest.TempPathFactory):
     started = time.monotonic()
     with ThreadPoolExecutor(len(specs)) as pool:
         futures = {task: pool.submit(platform.deploy, spec) for task, spec in specs.items()}
-        served.endpoints = {task: future.result() for task, future in futures.items()}
+        deployed = {task: future.result() for task, future in futures.items()}
+    served.endpoints = {task: info.model_copy(update={"key": platform.pick_up_endpoint_key(info.name)})
+                        for task, info in deployed.items()}
     print(f"\ndeployed {len(specs)} endpoints in {time.monotonic() - started:.1f}s")
     yield served
     for info in platform.list_endpoints():

@@ -196,6 +196,20 @@ def test_deploy_from_a_card_and_the_key_only_for_its_owner(teams_bot, teams: Tea
         others_view = bob.execute(Verb.SHOW_KEY, {"endpoint": "tiny-teams"}, trigger="automatic").json()
         assert key not in json.dumps(others_view)
         assert "Only whoever deployed" in bob.execute(Verb.SHOW_KEY, {"endpoint": "tiny-teams"}).json()["value"]
+
+        again = alice.execute(Verb.SHOW_KEY, {"endpoint": "tiny-teams"}, trigger="automatic").json()
+        assert key not in json.dumps(again) and "rotate-key tiny-teams" in json.dumps(again), "a key is handed over once"
+        alice.message("rotate-key tiny-teams")
+        rotated_card = teams.wait_for(lambda: [c for c in teams.of("reply") if c.cards and "Endpoint tiny-teams"
+                                               in card_text(c.cards)][1:], timeout=60)[0].cards[0]
+        assert rotated_card["refresh"]["userIds"] == [ALICE.mri]
+        new_view = alice.execute(Verb.SHOW_KEY, {"endpoint": "tiny-teams"}, trigger="automatic").json()
+        new_key = next(f["value"] for e in new_view["value"]["body"] if e["type"] == "FactSet" for f in e["facts"])
+        assert new_key != key and new_key not in json.dumps([c.activity for c in teams.calls])
+        assert requests.post(url, json={"input_data": ["fine"]}, headers={"Authorization": f"Bearer {key}"},
+                             timeout=30).status_code == 401
+        assert requests.post(url, json={"input_data": ["fine"]}, headers={"Authorization": f"Bearer {new_key}"},
+                             timeout=30).status_code == 200
     finally:
         delete_endpoint(teams_bot.runtime, "tiny-teams", ALICE.aad_object_id)
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import subprocess
 import time
+import urllib.error
 import urllib.request
 from pathlib import Path
 
@@ -241,7 +242,20 @@ def test_deploy_and_import_through_the_queue_and_endpoints_survive_the_worker(
     with urllib.request.urlopen(request, timeout=60) as response:
         assert len(json.loads(response.read())) == 10
     code, out, _ = cli(capsys, monkeypatch, settings, "endpoints", "--show-keys", "--json")
-    assert json.loads(out)[0]["key"] == endpoint["key"]
+    assert json.loads(out)[0]["key"] is None, "`deploy --wait` picked the key up; it is shown once"
+    code, out, _ = cli(capsys, monkeypatch, settings, "endpoints", "--show-keys")
+    assert "shown once already; get a new one with: fmbot rotate-key cli-endpoint" in out
+    code, out, _ = cli(capsys, monkeypatch, settings, "rotate-key", "cli-endpoint", "--json")
+    rotated = json.loads(out)["key"]
+    assert code == 0 and rotated and rotated != endpoint["key"]
+    for key, status in ((endpoint["key"], 401), (rotated, 200)):
+        request = urllib.request.Request(endpoint["url"], data=b'{"input_data": ["hi"]}',
+                                         headers={"Authorization": f"Bearer {key}"})
+        try:
+            with urllib.request.urlopen(request, timeout=60) as response:
+                assert response.status == status
+        except urllib.error.HTTPError as error:
+            assert error.code == status
 
     code, out, _ = cli(capsys, monkeypatch, settings, "delete-endpoint", "cli-endpoint")
     assert code == 0 and "Deleted endpoint cli-endpoint" in out

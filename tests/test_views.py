@@ -6,6 +6,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 
 import pytest
+from pydantic import SecretStr
 
 from bot.slack.limits import message_problems, view_problems
 from bot.slack.state import FormState
@@ -74,6 +75,11 @@ def test_deploy_and_import_modals_endpoint_lists_and_keys():
     assert view_problems(deploy.import_modal(METADATA, model_id="o" * 300, task="fill-mask")) == []
     for endpoints in ([], [endpoint(n) for n in range(300)]):
         assert message_problems(deploy.endpoint_list(endpoints)) == []
+    with_key = endpoint().model_copy(update={"key": SecretStr("k" * 43), "name": "e" * 32})
+    for message in (deploy.key_message(with_key), deploy.key_message(with_key, rotated=True),
+                    deploy.key_message(endpoint())):
+        assert message_problems(message) == []
+    assert "Rotate key" in str(deploy.key_message(endpoint())["blocks"]), "a key shown once offers rotation"
 
 
 def test_home_tab():

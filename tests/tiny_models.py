@@ -6,7 +6,11 @@ well under a second per step; nothing is downloaded.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+import hashlib
+import json
+import shutil
+import tempfile
+from collections.abc import Callable, Iterable
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -15,6 +19,8 @@ from platforms.local.catalog import LocalCatalog
 from platforms.tasks import Task
 
 SPECIAL = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
+# Built files, keyed by this module's own text: a change to a builder builds afresh.
+BUILT = Path(tempfile.gettempdir()) / f"fmbot-tiny-models-{hashlib.sha256(Path(__file__).read_bytes()).hexdigest()[:12]}"
 
 
 def wordpiece_tokenizer(texts: Iterable[str], vocab_size: int = 400):
@@ -40,21 +46,19 @@ def wordpiece_tokenizer(texts: Iterable[str], vocab_size: int = 400):
 def add_tiny_bert(root: Path, texts: Iterable[str], *, name: str = "tiny-bert",
                   tasks: tuple[Task, ...] = (Task.TEXT_CLASSIFICATION,), seed: int = 0) -> ModelCard:
     """Save a 2-layer, 32-wide BERT with a locally trained WordPiece tokenizer into the catalog."""
-    import torch
-    from transformers import BertConfig, BertModel
+    texts = list(texts)
 
-    torch.manual_seed(seed)
-    tokenizer = wordpiece_tokenizer(texts)
-    config = BertConfig(vocab_size=len(tokenizer), hidden_size=32, num_hidden_layers=2, num_attention_heads=2,
-                        intermediate_size=64, max_position_embeddings=128, pad_token_id=tokenizer.pad_token_id)
-    catalog = LocalCatalog(root)
-    version, folder = catalog.new_version_dir(name)
-    BertModel(config).save_pretrained(folder)
-    tokenizer.save_pretrained(folder)
-    return catalog.register(folder, ModelCard(
-        name=name, version=version, tasks=list(tasks), license="mit", description="A tiny BERT for tests.",
-        source="test", created_at=datetime.now(UTC),
-    ))
+    def build():
+        import torch
+        from transformers import BertConfig, BertModel
+
+        torch.manual_seed(seed)
+        tokenizer = wordpiece_tokenizer(texts)
+        config = BertConfig(vocab_size=len(tokenizer), hidden_size=32, num_hidden_layers=2, num_attention_heads=2,
+                            intermediate_size=64, max_position_embeddings=128, pad_token_id=tokenizer.pad_token_id)
+        return BertModel(config), tokenizer
+
+    return _save(root, name, build, ["bert", seed, texts], tasks, "A tiny BERT for tests.")
 
 
 def add_tiny_classifier(root: Path, texts: Iterable[str], labels: list[str], *, name: str = "tiny-classifier",
@@ -95,15 +99,20 @@ def unigram_tokenizer(texts: Iterable[str], vocab_size: int = 600):
 def add_tiny_t5(root: Path, texts: Iterable[str], *, name: str = "tiny-t5",
                 tasks: tuple[Task, ...] = (Task.SUMMARIZATION, Task.TRANSLATION), seed: int = 0) -> ModelCard:
     """Save a 2-layer, 32-wide T5 (encoder-decoder) with a locally trained Unigram tokenizer."""
-    import torch
-    from transformers import T5Config, T5ForConditionalGeneration
+    texts = list(texts)
 
-    torch.manual_seed(seed)
-    tokenizer = unigram_tokenizer(texts)
-    config = T5Config(vocab_size=len(tokenizer), d_model=32, d_kv=16, d_ff=64, num_layers=2, num_heads=2,
-                      pad_token_id=tokenizer.pad_token_id, eos_token_id=tokenizer.eos_token_id,
-                      bos_token_id=tokenizer.bos_token_id, decoder_start_token_id=tokenizer.pad_token_id)
-    return _save(root, name, T5ForConditionalGeneration(config), tokenizer, tasks, "A tiny T5 for tests.")
+    def build():
+        import torch
+        from transformers import T5Config, T5ForConditionalGeneration
+
+        torch.manual_seed(seed)
+        tokenizer = unigram_tokenizer(texts)
+        config = T5Config(vocab_size=len(tokenizer), d_model=32, d_kv=16, d_ff=64, num_layers=2, num_heads=2,
+                          pad_token_id=tokenizer.pad_token_id, eos_token_id=tokenizer.eos_token_id,
+                          bos_token_id=tokenizer.bos_token_id, decoder_start_token_id=tokenizer.pad_token_id)
+        return T5ForConditionalGeneration(config), tokenizer
+
+    return _save(root, name, build, ["t5", seed, texts], tasks, "A tiny T5 for tests.")
 
 
 CHAT_TEMPLATE = (
@@ -130,34 +139,57 @@ def byte_bpe_tokenizer(texts: Iterable[str], vocab_size: int = 600):
 def add_tiny_gpt2(root: Path, texts: Iterable[str], *, name: str = "tiny-gpt2",
                   tasks: tuple[Task, ...] = (Task.TEXT_GENERATION, Task.CHAT_COMPLETION), seed: int = 0) -> ModelCard:
     """Save a 2-layer, 32-wide GPT-2 with a locally trained byte-level BPE tokenizer and chat template."""
-    import torch
-    from transformers import GPT2Config, GPT2LMHeadModel
+    texts = list(texts)
 
-    torch.manual_seed(seed)
-    tokenizer = byte_bpe_tokenizer(texts)
-    config = GPT2Config(vocab_size=len(tokenizer), n_embd=32, n_layer=2, n_head=2, n_positions=256,
-                        bos_token_id=tokenizer.bos_token_id, eos_token_id=tokenizer.eos_token_id,
-                        pad_token_id=tokenizer.pad_token_id)
-    return _save(root, name, GPT2LMHeadModel(config), tokenizer, tasks, "A tiny GPT-2 for tests.")
+    def build():
+        import torch
+        from transformers import GPT2Config, GPT2LMHeadModel
+
+        torch.manual_seed(seed)
+        tokenizer = byte_bpe_tokenizer(texts)
+        config = GPT2Config(vocab_size=len(tokenizer), n_embd=32, n_layer=2, n_head=2, n_positions=256,
+                            bos_token_id=tokenizer.bos_token_id, eos_token_id=tokenizer.eos_token_id,
+                            pad_token_id=tokenizer.pad_token_id)
+        return GPT2LMHeadModel(config), tokenizer
+
+    return _save(root, name, build, ["gpt2", seed, texts], tasks, "A tiny GPT-2 for tests.")
 
 
 def add_tiny_masked_bert(root: Path, texts: Iterable[str], *, name: str = "tiny-bert-mlm", seed: int = 0) -> ModelCard:
     """Save a 2-layer, 32-wide BERT with a masked-LM head, for fill-mask."""
-    import torch
-    from transformers import BertConfig, BertForMaskedLM
+    texts = list(texts)
 
-    torch.manual_seed(seed)
-    tokenizer = wordpiece_tokenizer(texts)
-    config = BertConfig(vocab_size=len(tokenizer), hidden_size=32, num_hidden_layers=2, num_attention_heads=2,
-                        intermediate_size=64, max_position_embeddings=128, pad_token_id=tokenizer.pad_token_id)
-    return _save(root, name, BertForMaskedLM(config), tokenizer, (Task.FILL_MASK,), "A tiny masked-LM BERT for tests.")
+    def build():
+        import torch
+        from transformers import BertConfig, BertForMaskedLM
+
+        torch.manual_seed(seed)
+        tokenizer = wordpiece_tokenizer(texts)
+        config = BertConfig(vocab_size=len(tokenizer), hidden_size=32, num_hidden_layers=2, num_attention_heads=2,
+                            intermediate_size=64, max_position_embeddings=128, pad_token_id=tokenizer.pad_token_id)
+        return BertForMaskedLM(config), tokenizer
+
+    return _save(root, name, build, ["bert-mlm", seed, texts], (Task.FILL_MASK,), "A tiny masked-LM BERT for tests.")
 
 
-def _save(root: Path, name: str, model, tokenizer, tasks: tuple[Task, ...], description: str) -> ModelCard:
+def _save(root: Path, name: str, build: Callable[[], tuple], key: list, tasks: tuple[Task, ...],
+          description: str) -> ModelCard:
+    """Register a tiny model in the catalog at `root`. Its files are built once (the same builder,
+    texts and seed give the same weights) and copied for each test, which may train or delete them."""
+    built = BUILT / hashlib.sha256(json.dumps(key).encode()).hexdigest()[:16]
+    if not built.is_dir():
+        BUILT.mkdir(parents=True, exist_ok=True)
+        staging = Path(tempfile.mkdtemp(dir=BUILT))
+        model, tokenizer = build()
+        model.save_pretrained(staging)
+        tokenizer.save_pretrained(staging)
+        try:
+            staging.rename(built)
+        except OSError:  # another test process built it first
+            shutil.rmtree(staging)
     catalog = LocalCatalog(root)
     version, folder = catalog.new_version_dir(name)
-    model.save_pretrained(folder)
-    tokenizer.save_pretrained(folder)
+    shutil.copytree(built, folder, dirs_exist_ok=True)
     return catalog.register(folder, ModelCard(
         name=name, version=version, tasks=list(tasks), license="mit", description=description,
         source="test", created_at=datetime.now(UTC),

@@ -191,6 +191,12 @@ def delete_endpoint(name: str) -> dict[str, Any]:
     return runtime.current().platform.delete_endpoint(name).model_dump(mode="json", exclude={"key"})
 
 
+def rotate_endpoint_key(name: str) -> dict[str, Any]:
+    """RQ job on a host's queue: a new key for a local endpoint served on this host. The result
+    (kept in Redis by RQ) carries no key: the new one waits in the endpoint's pickup slot."""
+    return runtime.current().platform.rotate_endpoint_key(name).model_dump(mode="json", exclude={"key"})
+
+
 def deliver_pending(job_id: str) -> bool:
     """RQ job on the outbox queue: a later attempt at a job's notifications."""
     rt = runtime.current()

@@ -6,8 +6,9 @@
     fmbot:idem:{key}            claim of one Slack delivery or submission (SET NX, expires; workers/idempotency.py)
     fmbot:outbox:{job}          list of JSON notifications of one job not yet taken by Slack, oldest first
     fmbot:outbox:lock:{job}     JSON holder (workers/holders.py) of the one process delivering that list (SET NX, expires)
-    fmbot:endpoint:{name}       JSON record of one local endpoint (SET NX claims the name)
+    fmbot:endpoint:{name}       JSON record of one local endpoint, its key only as a hash (SET NX claims the name)
     fmbot:endpoints             set of local endpoint names
+    fmbot:endpoint:key:{name}   a local endpoint's new key until its owner picks it up (GETDEL, expires)
     fmbot:form:{id}             a Slack form's state too large for private_metadata (expires)
     fmbot:teams:form:{id}       JSON state of one Teams dialog, bound to whoever opened it (expires)
     fmbot:teams:conversation:{id}  JSON conversation reference of one Teams conversation, for proactive posts
@@ -22,7 +23,7 @@
                                 platforms/azureml/catalog.py, which may not import this module)
     fmbot:azure:catalog:refresh lock (SET NX, expires) held while one process refreshes that listing
 
-The two endpoint keys are built in `platforms/local/endpoints.py`, since platforms import nothing
+The three endpoint keys are built in `platforms/local/endpoints.py`, since platforms import nothing
 from workers.
 """
 

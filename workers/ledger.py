@@ -27,6 +27,18 @@ _PREFIX = {"finetune": "ft", "evaluate": "ev", "deploy": "dp", "import": "im", "
 SEEN_LIMIT = 64  # records a Ledger remembers as last seen; a worker needs the one job it runs
 
 
+class DataUse(BaseModel):
+    """A dataset a job reads, as checked when it was submitted: which file or registered dataset
+    version, its good rows, and the bad rows skipped (how many, the first few with why)."""
+
+    role: Literal["train", "validation", "test"]
+    name: str
+    dataset: str | None = None
+    rows: int = 0
+    skipped: int = 0
+    skipped_rows: list[str] = []
+
+
 class ReplyTarget(BaseModel):
     """Where the job was asked for: the surface, the channel (a Teams conversation id), and the
     message its updates go to (Slack: the thread's ts; Teams: the job card's activity id)."""
@@ -64,6 +76,7 @@ class JobRecord(BaseModel):
     approval: Literal["pending", "approved"] | None = None
     approved_by: str | None = None
     gpu_hours: float = 0.0
+    data: list[DataUse] = []
     created_at: datetime = Field(default_factory=lambda: datetime.now(UTC))
     started_at: datetime | None = None
     finished_at: datetime | None = None

@@ -15,7 +15,8 @@ from slack_bolt import App
 from bot import observability
 from bot.slack.compare import command_leaderboard
 from bot.slack.context import SlackContext, SlashCommand
-from bot.slack.deploy import command_deploy, command_endpoints
+from bot.slack.data import command_data
+from bot.slack.deploy import command_deploy, command_endpoints, command_rotate_key
 from bot.slack.forms import open_form
 from bot.slack.imports import command_import
 from bot.slack.tryout import command_try
@@ -115,8 +116,8 @@ LISTENERS: dict[str, Callable[[SlashCommand], None]] = {
     "help": command_help, "search": command_search, "card": command_card, "try": command_try,
     "evaluate": form_command("evaluate"), "finetune": form_command("finetune"), "deploy": command_deploy,
     "import": command_import, "jobs": command_jobs, "status": command_status, "cancel": command_cancel,
-    "endpoints": command_endpoints, "quota": command_quota, "compare": command_compare,
-    "leaderboard": command_leaderboard,
+    "endpoints": command_endpoints, "rotate-key": command_rotate_key, "quota": command_quota, "data": command_data,
+    "compare": command_compare, "leaderboard": command_leaderboard,
 }
 
 

@@ -78,9 +78,9 @@ class SlackContext:
             raise
 
     @staticmethod
-    def tell(client: Any, channel: str, user: str, text: str) -> None:
-        """An ephemeral note only `user` sees, for refusals and problems found after an ack."""
-        client.chat_postEphemeral(channel=channel, user=user, text=text[:3000])
+    def tell(client: Any, channel: str, user: str, text: str, blocks: list[dict[str, Any]] | None = None) -> None:
+        """An ephemeral note only `user` sees, for refusals, problems found after an ack and keys."""
+        client.chat_postEphemeral(channel=channel, user=user, text=text[:3000], blocks=blocks)
 
 
 @dataclass

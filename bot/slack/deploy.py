@@ -1,11 +1,13 @@
-"""Deploying from Slack: the deploy form, `/fm endpoints`, keys shown only to their owner, deletes.
+"""Deploying from Slack: the deploy form, `/fm endpoints`, keys shown only to their owner, rotation, deletes.
 
 The channel sees an endpoint's URL and a ready-to-paste curl example; the key goes only to the
-person who deployed it, as an ephemeral message when they press **Show key**.
+person who deployed it, as an ephemeral message when they press **Show key** (once: then the
+message offers **Rotate key**); `/fm rotate-key` and that button send the new key the same way.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from slack_bolt import App
@@ -79,25 +81,55 @@ def on_deploy(ack, view, client, context):
         return
     ack()
 
-def on_show_key(ack, body, client, context):
-    ctx: SlackContext = context["fm"]
-    rt = ctx.rt
-    ack()
+def _answer_owner(ctx: SlackContext, client: Any, body: dict[str, Any],
+                  answer: Callable[[str, str], dict[str, Any]]) -> None:
+    """After the ack, `answer(endpoint, user)` goes to the clicker alone: ephemeral next to the
+    button, or in their DM when the button has no channel (the App Home), never to a channel."""
     channel = (body.get("channel") or {}).get("id") or (body.get("container") or {}).get("channel_id")
     user = body["user"]["id"]
 
-    def show() -> None:
+    def run() -> None:
         try:
-            endpoint = deploy_handlers.endpoint_for_owner(rt, body["actions"][0]["value"], user)
-            text = key_message(endpoint)
+            message = answer(body["actions"][0]["value"], user)
         except Exception as exc:
-            text = f":warning: {ctx.explain(exc)}"
+            message = {"text": f":warning: {ctx.explain(exc)}"}
         if channel:
-            ctx.tell(client, channel, user, text)
+            ctx.tell(client, channel, user, message["text"], message.get("blocks"))
         else:
             dm = client.conversations_open(users=user)["channel"]["id"]
-            client.chat_postMessage(channel=dm, text=text)
-    ctx.after_ack(show)
+            client.chat_postMessage(channel=dm, **message)
+    ctx.after_ack(run)
+
+
+def on_show_key(ack, body, client, context):
+    ctx: SlackContext = context["fm"]
+    ack()
+    _answer_owner(ctx, client, body, lambda name, user: key_message(
+        deploy_handlers.endpoint_for_owner(ctx.rt, name, user)))
+
+
+def on_rotate_key(ack, body, client, context):
+    ctx: SlackContext = context["fm"]
+    ack()
+    _answer_owner(ctx, client, body, lambda name, user: key_message(
+        deploy_handlers.rotate_endpoint_key(ctx.rt, name, user), rotated=True))
+
+
+def command_rotate_key(cmd: SlashCommand) -> None:
+    """Rotating may wait on the endpoint's host (up to a minute), so the ack only says it started."""
+    if not cmd.rest:
+        raise UserError("say which endpoint", hint=usage_hint("rotate-key", Surface.SLACK))
+    name, ctx = cmd.rest.split()[0], cmd.ctx
+    cmd.ack(response_type="ephemeral", text=f":key: Rotating the key of {name}; the new one comes only to you.")
+
+    def rotate() -> None:
+        try:
+            message = key_message(deploy_handlers.rotate_endpoint_key(ctx.rt, name, cmd.user), rotated=True)
+        except Exception as exc:
+            message = {"text": f":warning: {ctx.explain(exc)}"}
+        ctx.tell(cmd.client, cmd.channel, cmd.user, message["text"], message.get("blocks"))
+    ctx.after_ack(rotate)
+
 
 def on_delete(ack, body, client, context):
     ctx: SlackContext = context["fm"]
@@ -118,4 +150,5 @@ def on_delete(ack, body, client, context):
 def register(app: App) -> None:
     app.view(CallbackId.DEPLOY)(on_deploy)
     app.action(ActionId.SHOW_KEY)(on_show_key)
+    app.action(ActionId.ROTATE_KEY)(on_rotate_key)
     app.action(ActionId.DELETE_ENDPOINT)(on_delete)

@@ -15,4 +15,5 @@ def start_from_form(ctx: SlackContext, state: FormState, choice: ComputeChoice) 
         model=state.model, task=Task(state.task), train=state.train, validation=state.validation, test=state.test,
         split=state.split(own_validation=state.validation is not None, own_test=state.test is not None),
         mapping=state.mapping, hyperparameters=choice.hyper, compute=choice.compute, instances=choice.instances,
+        rows=ctx.settings.row_policy(state.skip_bad_rows),
     ), requester=state.user, reply_to=ReplyTarget(channel=state.channel)), max_bytes=ctx.settings.max_upload_bytes)

@@ -23,10 +23,13 @@ from bot.slack.files import resolve_data
 from bot.slack.ids import ActionId, BlockId, CallbackId
 from bot.slack.state import ComputeChoice, FormState, dump_state, load_state
 from bot.slack.views.forms import NONE_VALUE, checking_step, compute_step, data_step, mapping_step, read_values
-from handlers.data import check_data
-from platforms.base import Hyperparameters, PlatformError, QuotaCheck, SpecError
+from bot.slack.limits import SELECT_OPTIONS
+from bot.slack.views.data import preview_text
+from bot.slack.views.mrkdwn import escape
+from handlers.data import REGISTERED, check_data, list_datasets, preview, register_dataset, registered_ref
+from platforms.base import DataRef, Hyperparameters, PlatformError, QuotaCheck, SpecError
 from platforms.errors import FmbotError
-from platforms.datasets import ColumnMapping, DatasetError, guess_mapping, read_columns
+from platforms.datasets import BadRowsError, ColumnMapping, DatasetError, guess_mapping, read_columns
 from platforms.tasks import TASKS, Task
 
 ACK_BUDGET_SECONDS = 2.0
@@ -84,10 +87,10 @@ def on_data(ack, view, client, context):
             state.split(own_validation=own["validation"], own_test=own["test"]).check()
         except DatasetError as exc:
             errors[BlockId.TEST_SPLIT] = str(exc)
-        if not values.get(BlockId.TRAIN_FILE) and not values.get(BlockId.TRAIN_SOURCE):
-            errors[BlockId.TRAIN_FILE] = "Upload a training file, or give a file link or data asset below."
-    elif not values.get(BlockId.TEST_FILE) and not values.get(BlockId.TEST_SOURCE):
-        errors[BlockId.TEST_FILE] = "Upload a test file, or give a file link or data asset below."
+        if not any(values.get(b) for b in (BlockId.TRAIN_FILE, BlockId.TRAIN_DATASET, BlockId.TRAIN_SOURCE)):
+            errors[BlockId.TRAIN_FILE] = "Upload a training file, or choose a registered dataset, a file link or data asset below."
+    elif not any(values.get(b) for b in (BlockId.TEST_FILE, BlockId.TEST_DATASET, BlockId.TEST_SOURCE)):
+        errors[BlockId.TEST_FILE] = "Upload a test file, or choose a registered dataset, a file link or data asset below."
     if errors:
         ack(response_action="errors", errors={k: v[:150] for k, v in errors.items()})
         return
@@ -99,18 +102,21 @@ def read_data(ctx: SlackContext, client: Any, view_id: str, state: FormState, va
     dest = Path(settings.fmbot_data_dir)
     try:
         if state.kind == "finetune":
-            state.train = resolve_data(settings, client, values.get(BlockId.TRAIN_FILE),
-                                       values.get(BlockId.TRAIN_SOURCE), dest, label="training data",
-                                       channel=state.channel, user=state.user)
+            state.train = registered_ref(rt, _dataset(values.get(BlockId.TRAIN_DATASET))) or resolve_data(
+                settings, client, values.get(BlockId.TRAIN_FILE), values.get(BlockId.TRAIN_SOURCE), dest,
+                label="training data", channel=state.channel, user=state.user)
             state.validation = resolve_data(settings, client, values.get(BlockId.VALIDATION_FILE), None, dest,
                                             label="validation data", channel=state.channel, user=state.user)
-        state.test = resolve_data(settings, client, values.get(BlockId.TEST_FILE),
-                                  values.get(BlockId.TEST_SOURCE), dest, label="test data",
-                                  channel=state.channel, user=state.user)
+        state.test = (registered_ref(rt, _dataset(values.get(BlockId.TEST_DATASET))) if state.kind == "evaluate"
+                      else None) or resolve_data(settings, client, values.get(BlockId.TEST_FILE),
+                                                 values.get(BlockId.TEST_SOURCE), dest, label="test data",
+                                                 channel=state.channel, user=state.user)
         primary = state.train or state.test
         state.columns = [] if primary.path.startswith("azureml:") else read_columns(Path(primary.path),
                                                                                     primary.name)
-        view = mapping_step(state, dump_state(state, rt.redis), guess_mapping(state.columns, Task(state.task)))
+        guesses = guess_mapping(state.columns, Task(state.task))
+        state.preview = _preview(state, settings, guesses)
+        view = mapping_step(state, dump_state(state, rt.redis), guesses)
     except Exception as exc:
         state.error = ctx.explain(exc)
         view = data_step(state, rt.platform.list_models(), dump_state(state, rt.redis))
@@ -135,17 +141,97 @@ def on_mapping(ack, view, client, context):
     ctx.after_ack(check_rows, ctx, client, view["id"], state)
 
 def check_rows(ctx: SlackContext, client: Any, view_id: str, state: FormState) -> None:
+    """Every row of every file; bad rows come back with a Skip button while skipping is allowed."""
     rt, settings = ctx.rt, ctx.settings
     mapping = ColumnMapping.build(state.mapping, Task(state.task))
+    rows = settings.row_policy(state.skip_bad_rows)
     try:
+        skipped = 0
         for ref in (state.train, state.validation, state.test):
             if ref is not None:
-                check_data(ref, mapping, max_bytes=settings.max_upload_bytes)
+                skipped += check_data(ref, mapping, max_bytes=settings.max_upload_bytes,
+                                      training=state.kind == "finetune", rows=rows).skipped
+        state.bad_rows = skipped
+        state.preview = _preview(state, settings, state.mapping)
         view = compute_step(state, dump_state(state, rt.redis))
+    except BadRowsError as exc:
+        within = exc.bad.count <= rows.max_fraction * exc.total
+        state.bad_rows = exc.bad.count if within and not state.skip_bad_rows else 0
+        state.error = ctx.explain(exc)
+        view = mapping_step(state, dump_state(state, rt.redis), state.mapping)
     except Exception as exc:
         state.error = ctx.explain(exc)
         view = mapping_step(state, dump_state(state, rt.redis), state.mapping)
     ctx.update_view(client, view_id, view)
+
+
+def _dataset(value: str | None) -> DataRef | None:
+    return DataRef(path=f"{REGISTERED}{value}", name=value) if value else None
+
+
+def _preview(state: FormState, settings: Any, mapping: dict[str, str]) -> str | None:
+    """The preview of the form's main file under `mapping`, or None while the mapping is incomplete
+    or the file cannot be previewed yet (its problems are reported when the mapping is submitted)."""
+    primary = state.train or state.test
+    if primary is None or primary.path.startswith("azureml:"):
+        return None
+    try:
+        columns = ColumnMapping.build(mapping, Task(state.task))
+        parts = sum(1 for split, own in ((state.validation_split, state.validation), (state.test_split, state.test))
+                    if split and own is None) if state.kind == "finetune" else 0
+        shown = preview(primary, columns, max_bytes=settings.max_upload_bytes, training=state.kind == "finetune",
+                        rows=settings.row_policy(state.skip_bad_rows), split_parts=parts,
+                        test=state.test if state.train else None)
+    except FmbotError:
+        return None
+    return preview_text(shown)
+
+
+def on_dataset_options(ack, body, context):
+    """The registered datasets whose `name:version` contains what the user typed (at most 100)."""
+    query = (body.get("value") or "").strip().lower()
+    try:
+        infos = list_datasets(context["fm"].rt)
+    except PlatformError:
+        infos = []
+    found = [i for i in reversed(infos) if query in i.ref.lower()][:SELECT_OPTIONS]
+    ack(options=[{"text": {"type": "plain_text", "text": f"{i.ref} · {i.rows or 0:,} rows · {i.file_name}"[:75]},
+                  "value": i.ref[:150]} for i in found])
+
+
+def on_skip_bad_rows(ack, body, client, context):
+    """"Skip N rows and continue": check again with skipping on, then on to the compute step."""
+    ack()
+    ctx: SlackContext = context["fm"]
+    state = load_state(body["view"]["private_metadata"], ctx.rt.redis)
+    state.skip_bad_rows, state.error = True, None
+    view_id = body["view"]["id"]
+
+    def recheck() -> None:
+        ctx.update_view(client, view_id, checking_step(state, dump_state(state, ctx.rt.redis),
+                                                       "your data without its bad rows"))
+        check_rows(ctx, client, view_id, state)
+
+    ctx.after_ack(recheck)
+
+
+def on_register_dataset(ack, body, client, context):
+    """"Register as dataset": the form's uploaded file kept as the next version of a dataset named
+    after the file, for later forms and `--train data:NAME`."""
+    ack()
+    ctx: SlackContext = context["fm"]
+    state = load_state(body["view"]["private_metadata"], ctx.rt.redis)
+    ref = state.train or state.test
+    name = re.sub(r"[^A-Za-z0-9._-]+", "-", Path(ref.name).stem).strip("-._") or "dataset"
+
+    def register() -> None:
+        info = register_dataset(ctx.rt, name, Path(ref.path), file_name=ref.name, requester=state.user,
+                                max_bytes=ctx.settings.max_upload_bytes)
+        ctx.tell(client, state.channel, state.user,
+                 f":white_check_mark: Registered *{escape(ref.name)}* as dataset `{escape(info.ref)}` "
+                 f"({info.rows or 0:,} rows). Forms offer it under *Registered dataset*.")
+
+    ctx.after_ack_telling(client, state.channel, state.user, register)
 
 def on_compute_options(ack, body, context):
     rt = context["fm"].rt
@@ -207,4 +293,7 @@ def register(app: App) -> None:
     app.view(CallbackId.FORM_DATA)(on_data)
     app.view(CallbackId.FORM_MAPPING)(on_mapping)
     app.options(ActionId.COMPUTE)(on_compute_options)
+    app.options(ActionId.DATASET)(on_dataset_options)
+    app.action(ActionId.SKIP_BAD_ROWS)(on_skip_bad_rows)
+    app.action(ActionId.REGISTER_DATASET)(on_register_dataset)
     app.view(CallbackId.FORM_COMPUTE)(on_compute)

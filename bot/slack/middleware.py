@@ -115,14 +115,14 @@ def once_per_delivery(redis: Redis) -> Callable[..., BoltResponse | None]:
 
 # Every action id fmbot's messages and forms carry, and the policy action each needs; an id not
 # here is refused, so a crafted payload cannot reach a listener the policy never heard of.
-# Show key, Delete and Cancel need only the right to use fmbot here; their handlers then check
-# that the clicker owns the endpoint or job (or is an admin).
+# Show key, Rotate key, Delete and Cancel need only the right to use fmbot here; their handlers
+# then check that the clicker owns the endpoint or job (or is an admin).
 BUTTON_ACTIONS = {
     ActionId.CARD_TRY: Action.TRY, ActionId.CARD_EVALUATE: Action.EVALUATE, ActionId.JOB_EVALUATE: Action.EVALUATE,
     ActionId.APPROVE_JOB: Action.APPROVE, ActionId.REJECT_JOB: Action.APPROVE,
     ActionId.CARD_FINETUNE: Action.FINETUNE, ActionId.CARD_DEPLOY: Action.DEPLOY, ActionId.JOB_DEPLOY: Action.DEPLOY,
     ActionId.PAGE: Action.SEARCH, ActionId.JOB_REGISTER: Action.SEARCH, ActionId.SHOW_KEY: Action.SEARCH,
-    ActionId.DELETE_ENDPOINT: Action.SEARCH, ActionId.CANCEL_JOB: Action.SEARCH,
+    ActionId.DELETE_ENDPOINT: Action.SEARCH, ActionId.ROTATE_KEY: Action.SEARCH, ActionId.CANCEL_JOB: Action.SEARCH,
     ActionId.COMPARE_PICK: Action.SEARCH, ActionId.COMPARE_SORT: Action.SEARCH,
     ActionId.COMPARE_SELECTED: Action.EVALUATE, ActionId.COMPARE_BASE: Action.EVALUATE,
     ActionId.COMPARE_RERUN: Action.EVALUATE, ActionId.COMPARE_FINETUNE_BEST: Action.FINETUNE,
@@ -132,7 +132,8 @@ BUTTON_ACTIONS = {
 FORM_ACTIONS = {"compare": Action.EVALUATE}
 # Elements inside a form: they act for the form, so the form's own action and channel apply.
 FORM_ELEMENTS = {ActionId.MODEL, ActionId.TASK, ActionId.FILE, ActionId.SOURCE, ActionId.SPLIT, ActionId.COLUMN,
-                 ActionId.COMPUTE, ActionId.NUMBER, ActionId.DEPLOY_KIND, ActionId.TEXT}
+                 ActionId.COMPUTE, ActionId.NUMBER, ActionId.DEPLOY_KIND, ActionId.TEXT, ActionId.DATASET,
+                 ActionId.SKIP_BAD_ROWS, ActionId.REGISTER_DATASET}
 FORM_CALLBACKS = {CallbackId.FORM_DATA, CallbackId.FORM_MAPPING, CallbackId.FORM_COMPUTE, CallbackId.FORM_CHECKING,
                   CallbackId.DEPLOY, CallbackId.IMPORT}
 UNKNOWN = "fmbot does not know that request, so it did nothing"

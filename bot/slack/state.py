@@ -39,6 +39,10 @@ class FormState(FormAnswers):
     models: list[str] = []
     left_out: dict[str, str] = {}
     error: str | None = None
+    # The data preview shown with the mapping (mrkdwn), the bad rows found, whether to skip them.
+    preview: str | None = None
+    bad_rows: int = 0
+    skip_bad_rows: bool = False
     form_id: str | None = None
 
 

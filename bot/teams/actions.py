@@ -69,7 +69,8 @@ def _deploy(ctx: TeamsContext, activity: Activity, data: dict[str, Any]) -> Adap
 
 
 def _show_key(ctx: TeamsContext, activity: Activity, data: dict[str, Any]) -> AdaptiveCardInvokeResponse:
-    """The owner's refresh (or click) gets the card with the key; anyone else the card without it."""
+    """The owner's refresh (or click) gets the card with the key, once (then the card says how to
+    rotate it); anyone else the card without it."""
     name, user = str(data.get("endpoint", "")), requester(activity)
     owner = conversations.user(ctx.rt.redis, user)
     info = ctx.rt.platform.get_endpoint(name)
@@ -78,8 +79,9 @@ def _show_key(ctx: TeamsContext, activity: Activity, data: dict[str, Any]) -> Ad
             return card_for_clicker(deployed_card(name, info.model, info.url or "", None))
         return message(f"Only whoever deployed {name} may see its key.")
     info = deploy.endpoint_for_owner(ctx.rt, name, user)
-    key = info.key.get_secret_value() if info.key else "(none)"
-    return card_for_clicker(deployed_card(name, info.model, info.url or "", owner["mri"] if owner else None, key))
+    key = info.key.get_secret_value() if info.key else None
+    return card_for_clicker(deployed_card(name, info.model, info.url or "", owner["mri"] if owner else None, key,
+                                          picked_up=key is None))
 
 
 VERBS: dict[str, Callable[[TeamsContext, Activity, dict[str, Any]], Any]] = {

@@ -19,7 +19,7 @@ from bot.teams import conversations
 from bot.teams.context import TeamsContext, card_message, reply_target, require, requester
 from bot.teams.views import catalog as catalog_views
 from bot.teams.views.cards import Element, card, heading, open_dialog, text
-from bot.teams.views.jobs import title
+from bot.teams.views.jobs import deployed_card, title
 from handlers import catalog, deploy, imports, jobs, tryout
 from handlers.errors import UserError
 from handlers.registry import COMMANDS, Surface, closest_command, lookup, on, usage_hint
@@ -116,6 +116,15 @@ def endpoints(ctx: TeamsContext, activity: Activity, rest: str) -> Answer:
     return "\n\n".join(f"**{e.name}** — {e.model} · {e.state}" for e in infos) or "There are no endpoints."
 
 
+def rotate_key(ctx: TeamsContext, activity: Activity, rest: str) -> Answer:
+    """The answer is posted in the conversation, so it carries no key: the new one waits in its
+    pickup slot, and the card's refresh, which Teams runs for the requester alone, hands it over."""
+    user = requester(activity)
+    info = deploy.rotate_endpoint_key(ctx.rt, _needs(rest, "rotate-key", "endpoint").split()[0], user, pick_up=False)
+    who = conversations.user(ctx.rt.redis, user)
+    return deployed_card(info.name, info.model, info.url or "", who["mri"] if who else None)
+
+
 def start_deploy(ctx: TeamsContext, activity: Activity, rest: str) -> Answer:
     model, _, endpoint = _needs(rest, "deploy", "model").partition(" ")
     if not endpoint.strip():
@@ -140,7 +149,7 @@ def start_import(ctx: TeamsContext, activity: Activity, rest: str) -> Answer:
 ROOMS: dict[str, Callable[[TeamsContext, Activity, str], Answer]] = {
     "help": lambda ctx, activity, rest: help_card(), "search": search, "card": model_card, "try": try_model, "finetune": form("finetune"), "evaluate": form("evaluate"),
     "deploy": start_deploy, "import": start_import, "jobs": job_list, "status": status, "cancel": cancel, "endpoints": endpoints,
-    "quota": quota,
+    "rotate-key": rotate_key, "quota": quota,
 }
 
 

@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from azure.core.credentials import TokenCredential
+from pydantic import SecretStr
 from redis import Redis
 
 from platforms.azureml import deploy as endpoints
@@ -25,7 +26,7 @@ from platforms.azureml.catalog import (
     read_model,
 )
 from platforms.azureml.clients import AzureClients, AzureTarget
-from platforms.azureml.data import DataUploader
+from platforms.azureml.data import AzureDatasets, DataUploader
 from platforms.azureml.errors import AzureNotFound, call
 from platforms.azureml.evaluation import refuse_task, submit_evaluation
 from platforms.azureml.finetune import PIPELINES, submit_finetune
@@ -34,6 +35,8 @@ from platforms.azureml.register import register_finetuned
 from platforms.azureml.metrics import job_metrics
 from platforms.base import (
     ComputeOption,
+    DataRef,
+    DatasetInfo,
     DeploySpec,
     EndpointInfo,
     EvaluateSpec,
@@ -66,6 +69,7 @@ class AzureMLPlatform(Platform):
         self.catalog = CatalogCache(lambda previous: fetch_cards(clients.registry, clients.target.registry,
                                                                  clients.capture.metadata_of, previous), redis)
         self.uploader = DataUploader(clients, self.data_dir / "azureml")
+        self.datasets = AzureDatasets(clients)
 
     @classmethod
     def from_settings(cls, *, subscription_id: str | None, resource_group: str | None, workspace: str | None,
@@ -126,6 +130,11 @@ class AzureMLPlatform(Platform):
     def finetune_card(self, model: str, task: Task) -> ModelCard | None:
         """The registry publishes fine-tuning tasks apart from inference ones; a Hugging Face id
         (`owner/name`) is fine-tuned without a card, by the pipeline's `huggingface_id` input."""
+        if task == Task.TEXT_CLASSIFICATION_MULTILABEL:
+            raise PlatformError("Azure ML's text_classification_pipeline learns one label per row, so it cannot "
+                                "fine-tune text-classification-multilabel",
+                                hint="Fine-tune it on the local platform (FMBOT_PLATFORM=local); Azure ML can "
+                                     "evaluate multi-label models")
         if task not in PIPELINES:
             raise PlatformError(f"Azure ML has no fine-tune pipeline for {task}",
                                 hint="Fine-tune supports " + ", ".join(PIPELINES))
@@ -154,6 +163,22 @@ class AzureMLPlatform(Platform):
     def run_evaluation(self, spec: EvaluateSpec, report: ProgressReport) -> JobOutcome:
         job = submit_evaluation(self.clients, self.uploader, spec, self.get_model(spec.model))
         return JobOutcome(state=JobState.RUNNING, external_id=job.name, message=job.studio_url)
+
+    def register_dataset(self, name: str, path: Path, info: DatasetInfo) -> DatasetInfo:
+        return self.datasets.register(name, path, info)
+
+    def list_datasets(self) -> list[DatasetInfo]:
+        return self.datasets.list()
+
+    def get_dataset(self, ref: str) -> DatasetInfo:
+        return self.datasets.get(ref)
+
+    def delete_dataset(self, ref: str) -> DatasetInfo:
+        return self.datasets.delete(ref)
+
+    def dataset_input(self, info: DatasetInfo) -> DataRef:
+        """A registered dataset is a data asset: the job reads it where it is, as `azureml:NAME:VERSION`."""
+        return DataRef(path=info.path, name=info.path, dataset=info.ref)
 
     def import_model(self, spec: ImportSpec, report: ProgressReport) -> JobOutcome:
         job = submit_import(self.clients, spec)
@@ -259,7 +284,13 @@ class AzureMLPlatform(Platform):
         return endpoints.deploy_managed(self.clients, spec, card, size)
 
     def get_endpoint(self, name: str) -> EndpointInfo:
+        return endpoints.get_endpoint(self.clients, name)
+
+    def pick_up_endpoint_key(self, name: str) -> SecretStr | None:
         return endpoints.endpoint_key(self.clients, name)
+
+    def rotate_endpoint_key(self, name: str) -> EndpointInfo:
+        return endpoints.rotate_key(self.clients, name)
 
     def list_endpoints(self) -> list[EndpointInfo]:
         return endpoints.list_endpoints(self.clients)

@@ -181,12 +181,33 @@ def _find(clients: AzureClients, name: str) -> tuple[Any, Any, bool]:
     raise PlatformError(f'there is no endpoint named "{name}"', hint="See `endpoints`")
 
 
-def endpoint_key(clients: AzureClients, name: str) -> EndpointInfo:
-    """An endpoint with its primary key, managed or serverless (the caller shows it to its owner only)."""
+def get_endpoint(clients: AzureClients, name: str) -> EndpointInfo:
     operations, found, serverless = _find(clients, name)
+    return _info(name, found.tags or {}, found.provisioning_state, found.scoring_uri, 1, serverless=serverless)
+
+
+def endpoint_key(clients: AzureClients, name: str) -> SecretStr | None:
+    """The primary key, managed or serverless, read from Azure whenever its owner asks: Azure keeps
+    the keys, fmbot stores them nowhere (the caller shows it to the owner only)."""
+    operations, _, _ = _find(clients, name)
     keys = call(lambda: operations.get_keys(name), what=f"read the keys of {name}", scope="endpoint")
-    return _info(name, found.tags or {}, found.provisioning_state, found.scoring_uri, 1, keys.primary_key,
-                 serverless=serverless)
+    return SecretStr(keys.primary_key) if keys.primary_key else None
+
+
+def rotate_key(clients: AzureClients, name: str) -> EndpointInfo:
+    """A new primary key for a managed endpoint (`regenerateKeys`, polled to the end, so the old key
+    is void once this returns). Serverless endpoints are refused: their regeneration is not checked
+    against Azure's contract here (the stand-in serves only `OnlineEndpoint/regenerateKeys.json`),
+    so fmbot does not claim to do it."""
+    operations, found, serverless = _find(clients, name)
+    if serverless:
+        raise PlatformError(f"fmbot cannot rotate the key of serverless endpoint {name}",
+                            hint=f"Regenerate its primary key on {name}'s page in Azure ML studio, or with "
+                                 "the REST API (ServerlessEndpoints regenerateKeys); fmbot then shows the new "
+                                 "key to you with Show key")
+    call(lambda: operations.begin_regenerate_keys(name=name, key_type="primary").result(),
+         what=f"regenerate the key of {name}", scope="endpoint")
+    return _info(name, found.tags or {}, found.provisioning_state, found.scoring_uri, 1)
 
 
 def delete_endpoint(clients: AzureClients, name: str) -> EndpointInfo:

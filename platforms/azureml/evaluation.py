@@ -34,6 +34,7 @@ PREDICTION, METRICS = "model_prediction", "compute_metrics"
 PREDICTIONS_COLUMN = "predictions"
 AZURE_TASKS = {
     Task.TEXT_CLASSIFICATION: "text-classification",
+    Task.TEXT_CLASSIFICATION_MULTILABEL: "text-classification-multilabel",
     Task.TOKEN_CLASSIFICATION: "text-named-entity-recognition",
     Task.QUESTION_ANSWERING: "question-answering",
     Task.SUMMARIZATION: "text-summarization",
@@ -43,6 +44,8 @@ AZURE_TASKS = {
 AZURE_METRICS = {
     Task.TEXT_CLASSIFICATION: ["accuracy", "f1_score_macro", "f1_score_micro", "f1_score_weighted",
                                "precision_score_macro", "recall_score_macro", "matthews_correlation"],
+    Task.TEXT_CLASSIFICATION_MULTILABEL: ["accuracy", "f1_score_macro", "f1_score_micro", "f1_score_weighted",
+                                          "precision_score_macro", "recall_score_macro"],
     Task.TOKEN_CLASSIFICATION: ["accuracy", "f1_score_macro", "f1_score_micro"],
     Task.QUESTION_ANSWERING: ["exact_match", "f1_score"],
     Task.SUMMARIZATION: ["rouge1", "rouge2", "rougeL", "rougeLsum"],
@@ -59,6 +62,10 @@ def shape_row(task: Task, row: dict[str, Any]) -> dict[str, Any]:
     if task == Task.QUESTION_ANSWERING:
         texts = (row.get("answers") or {}).get("text") or [""]
         return {"context": row["context"], "question": row["question"], "answer_text": texts[0]}
+    if task == Task.TEXT_CLASSIFICATION_MULTILABEL:
+        text = (f"[CLS] {row['sentence1']} [SEP] {row['sentence2']} [SEP]" if row.get("sentence2")
+                else row["sentence1"])
+        return {"input_string": text, "labels": json.dumps(row["labels"])}
     if task == Task.TEXT_CLASSIFICATION and row.get("sentence2"):
         return {"input_string": f"[CLS] {row['sentence1']} [SEP] {row['sentence2']} [SEP]", "label": row["label"]}
     if task == Task.TEXT_CLASSIFICATION:
@@ -71,6 +78,7 @@ def columns(task: Task, mapping: ColumnMapping, uploaded: bool) -> tuple[str, st
     if uploaded:
         return {
             Task.TEXT_CLASSIFICATION: ("input_string", "label"), Task.TOKEN_CLASSIFICATION: ("tokens", "tags"),
+            Task.TEXT_CLASSIFICATION_MULTILABEL: ("input_string", "labels"),
             Task.QUESTION_ANSWERING: ("context,question", "answer_text"), Task.SUMMARIZATION: ("document", "summary"),
             Task.TRANSLATION: ("source", "target"), Task.TEXT_GENERATION: ("prompt", "completion"),
         }[task]
@@ -81,8 +89,10 @@ def columns(task: Task, mapping: ColumnMapping, uploaded: bool) -> tuple[str, st
                                 hint="Map answer_text, or give the data as a file so fmbot flattens the answers")
         return f"{c['context']},{c['question']}", c["answer_text"]
     inputs = {Task.TEXT_CLASSIFICATION: ("sentence1", "sentence2"), Task.TOKEN_CLASSIFICATION: ("tokens",),
+              Task.TEXT_CLASSIFICATION_MULTILABEL: ("sentence1", "sentence2"),
               Task.SUMMARIZATION: ("document",), Task.TRANSLATION: ("source",), Task.TEXT_GENERATION: ("prompt",)}[task]
-    label = {Task.TEXT_CLASSIFICATION: "label", Task.TOKEN_CLASSIFICATION: "tags", Task.SUMMARIZATION: "summary",
+    label = {Task.TEXT_CLASSIFICATION: "label", Task.TEXT_CLASSIFICATION_MULTILABEL: "label",
+             Task.TOKEN_CLASSIFICATION: "tags", Task.SUMMARIZATION: "summary",
              Task.TRANSLATION: "target", Task.TEXT_GENERATION: "completion"}[task]
     if label not in c:
         raise PlatformError(f"evaluating {task} needs the {label} column mapped")
@@ -99,7 +109,7 @@ def submit_evaluation(clients: AzureClients, uploader: DataUploader, spec: Evalu
     refuse_task(spec.task)
     mapping = ColumnMapping.build(spec.mapping, spec.task)
     data, uploaded = uploader.inputs({"test_data": spec.test}, mapping, prefix="fmbot-ev",
-                                     shape=lambda row: shape_row(spec.task, row))
+                                     shape=lambda row: shape_row(spec.task, row), training=False, rows=spec.rows)
     input_columns, label = columns(spec.task, mapping, uploaded)
     common = {"task": AZURE_TASKS[spec.task], "test_data": data["test_data"],
               "mlflow_model": Input(type=AssetTypes.MLFLOW_MODEL, path=card.source),

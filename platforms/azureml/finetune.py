@@ -147,7 +147,7 @@ def submit_finetune(clients: AzureClients, uploader: DataUploader, spec: Finetun
     data, uploaded = uploader.inputs(
         dict(zip(DATA_INPUTS, (spec.train, spec.validation, spec.test))), mapping,
         split={"validation_file_path": spec.split.validation, "test_file_path": spec.split.test},
-        seed=spec.hyperparameters.seed, prefix="fmbot-ft", rename=rename,
+        seed=spec.hyperparameters.seed, prefix="fmbot-ft", rename=rename, rows=spec.rows,
     )
     placement = place(clients, spec.compute, allowed=card.finetune_compute if card else [],
                       recommended=(card.properties.get("recommended") or {}).get("finetune", []) if card else [],

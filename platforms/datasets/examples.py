@@ -6,6 +6,7 @@ the user verbatim.
 
 from __future__ import annotations
 
+import ast
 import math
 from collections.abc import Iterator
 from pathlib import Path
@@ -16,10 +17,32 @@ import orjson
 from platforms.datasets.errors import DatasetError
 from platforms.datasets.mapping import ColumnMapping
 from platforms.datasets.reading import Row, lookup, read_rows
+from platforms.datasets.skipping import BadRows, RowPolicy
 from platforms.tasks import Task
 
 _BLANK_WORDS = ("nan", "null", "none")
 _ABSENT = object()
+MAX_LITERAL_CHARS = 100_000  # a cell parsed as a list or object; literal_eval's work grows with it
+
+
+def parse_structured(value: Any) -> Any:
+    """A cell that holds a list or an object written as text: JSON, or a Python literal
+    (`"['25']"`, `"{'text': [...]}"`) as pandas and `datasets` exports write them. Python literals are
+    read with `ast.literal_eval`, which builds only constants, never calls anything; any other text
+    comes back unchanged."""
+    if not isinstance(value, str):
+        return value
+    stripped = value.strip()
+    if not stripped or stripped[0] not in "[{" or len(stripped) > MAX_LITERAL_CHARS:
+        return value
+    try:
+        return orjson.loads(stripped)
+    except orjson.JSONDecodeError:
+        pass
+    try:
+        return ast.literal_eval(stripped)
+    except (ValueError, SyntaxError, TypeError, MemoryError, RecursionError):
+        return value
 
 
 def is_blank(value: Any) -> bool:
@@ -76,10 +99,8 @@ def _list(row: Row, mapping: ColumnMapping, key: str, label: str) -> list[Any]:
         raise DatasetError(f'column "{column}" is missing', file=label, where=row.where, column=column,
                            hint=f'Every row needs "{column}" (mapped to {key})')
     if isinstance(value, str):
-        try:
-            value = orjson.loads(value)
-        except orjson.JSONDecodeError:
-            value = value.split()
+        parsed = parse_structured(value)
+        value = parsed if parsed is not value else value.split()
     if not isinstance(value, list) or not value:
         raise DatasetError(
             f'column "{column}" must be a non-empty list',
@@ -91,8 +112,55 @@ def _list(row: Row, mapping: ColumnMapping, key: str, label: str) -> list[Any]:
     return value
 
 
+def _single_label(row: Row, mapping: ColumnMapping, label: str) -> str:
+    """One class per row; a one-item list written as text (`"['25']"`) is that item, a longer one is
+    a multi-label row, which this task cannot learn."""
+    value = _text(row, mapping, "label", label)
+    parsed = parse_structured(value)
+    if isinstance(parsed, list) and len(parsed) == 1 and not isinstance(parsed[0], (list, dict)):
+        return str(parsed[0])
+    if isinstance(parsed, list):
+        column = mapping.columns["label"]
+        raise DatasetError(f'column "{column}" holds a list of {len(parsed)} labels where one label is expected',
+                           file=label, where=row.where, column=column,
+                           hint="Give one label per row, or use the task text-classification-multilabel")
+    return value
+
+
 def _example_text_classification(row: Row, mapping: ColumnMapping, label: str) -> dict[str, Any]:
-    example = {"sentence1": _text(row, mapping, "sentence1", label), "label": _text(row, mapping, "label", label)}
+    example = {"sentence1": _text(row, mapping, "sentence1", label), "label": _single_label(row, mapping, label)}
+    if "sentence2" in mapping.columns:
+        example["sentence2"] = _text(row, mapping, "sentence2", label)
+    return example
+
+
+def _labels(row: Row, mapping: ColumnMapping, label: str) -> list[str]:
+    """The labels of a multi-label row: a list (JSON, a Python literal, or in the record itself) or a
+    comma-separated string (`4,27`), deduplicated in order; an empty list means none applies."""
+    column = mapping.columns["label"]
+    found, value = lookup(row.values, column)
+    if not found:
+        raise DatasetError(f'column "{column}" is missing', file=label, where=row.where, column=column,
+                           hint=f'Every row needs "{column}" (mapped to label); fix the row or map another column')
+    if is_blank(value):
+        raise DatasetError(f'column "{column}" is empty', file=label, where=row.where, column=column,
+                           hint="Give every row its labels, e.g. [\"sports\", \"politics\"] or sports,politics; "
+                                "[] for a row no label applies to")
+    value = parse_structured(value)
+    if isinstance(value, str):
+        value = value.split(",")
+    elif not isinstance(value, list):
+        value = [value]
+    labels = [str(v).strip() for v in value]
+    if any(isinstance(v, (list, dict)) or is_blank(v) for v in value) or not all(labels):
+        raise DatasetError(f'column "{column}" holds an empty or nested label', file=label, where=row.where,
+                           column=column, hint="Write each label as text, e.g. [\"sports\", \"politics\"]")
+    return list(dict.fromkeys(labels))
+
+
+def _example_multilabel(row: Row, mapping: ColumnMapping, label: str) -> dict[str, Any]:
+    example: dict[str, Any] = {"sentence1": _text(row, mapping, "sentence1", label),
+                               "labels": _labels(row, mapping, label)}
     if "sentence2" in mapping.columns:
         example["sentence2"] = _text(row, mapping, "sentence2", label)
     return example
@@ -112,37 +180,67 @@ def _example_token_classification(row: Row, mapping: ColumnMapping, label: str) 
     return {"tokens": tokens, "tags": tags}
 
 
-def _example_question_answering(row: Row, mapping: ColumnMapping, label: str) -> dict[str, Any]:
-    question = _text(row, mapping, "question", label)
-    context = _text(row, mapping, "context", label)
+def _answers(row: Row, mapping: ColumnMapping, label: str) -> tuple[list[str], list[int] | None]:
+    """The answer texts and, where the data gives them, their offsets (None: not given)."""
     if "answers" in mapping.columns:
         column = mapping.columns["answers"]
         found, answers = lookup(row.values, column)
-        if isinstance(answers, str):
-            try:
-                answers = orjson.loads(answers)
-            except orjson.JSONDecodeError:
-                answers = None
+        answers = parse_structured(answers)
         if not found or not isinstance(answers, dict) or not isinstance(answers.get("text"), list):
             raise DatasetError(
                 f'column "{column}" is not a SQuAD answers object',
                 file=label,
                 where=row.where,
                 column=column,
-                hint='Write answers as {"text": ["..."], "answer_start": [12]}',
+                hint='Write answers as {"text": ["..."], "answer_start": [12]} (answer_start may be left out)',
             )
         texts = [str(t) for t in answers["text"]]
-        starts = [int(s) for s in answers.get("answer_start", [])]
-    else:
-        texts = [_text(row, mapping, "answer_text", label)]
-        raw_start = _text(row, mapping, "answer_start", label)
+        if any(is_blank(t) for t in texts):
+            raise DatasetError(f'column "{column}" holds an empty answer', file=label, where=row.where, column=column,
+                               hint="Give every answer its text, or remove the row")
+        given = answers.get("answer_start")
         try:
-            starts = [int(float(raw_start))]
-        except ValueError:
-            raise DatasetError(
-                f'column "{mapping.columns["answer_start"]}" is not a number ("{raw_start}")',
-                file=label, where=row.where, hint="answer_start is the character offset of the answer in the context",
-            ) from None
+            starts = [int(s) for s in given] if isinstance(given, list) and given else None
+        except (TypeError, ValueError):
+            raise DatasetError(f'column "{column}" has an answer_start that is not a number', file=label,
+                               where=row.where, column=column,
+                               hint="answer_start is the character offset of the answer in the context") from None
+        return texts, starts
+    texts = [_text(row, mapping, "answer_text", label)]
+    raw_start = _text(row, mapping, "answer_start", label, required=False) if "answer_start" in mapping.columns else None
+    if raw_start is None:
+        return texts, None
+    try:
+        return texts, [int(float(raw_start))]
+    except ValueError:
+        raise DatasetError(
+            f'column "{mapping.columns["answer_start"]}" is not a number ("{raw_start}")', file=label,
+            where=row.where, column=mapping.columns["answer_start"],
+            hint="answer_start is the character offset of the answer in the context",
+        ) from None
+
+
+def _locate(texts: list[str], context: str, row: Row, label: str) -> list[int]:
+    """Training needs each answer's offset: found in the context when the text occurs exactly once."""
+    starts = []
+    for text in texts:
+        first = context.find(text)
+        if first < 0:
+            raise DatasetError(f'answer "{text[:60]}" is not in the context', file=label, where=row.where,
+                               hint="The answer must be a span of the context; fix the answer or the context")
+        if context.find(text, first + 1) >= 0:
+            raise DatasetError(f'answer "{text[:60]}" occurs more than once in the context, so its place is unknown',
+                               file=label, where=row.where, hint="Give answer_start for this row")
+        starts.append(first)
+    return starts
+
+
+def _question_answering(row: Row, mapping: ColumnMapping, label: str, *, training: bool) -> dict[str, Any]:
+    question = _text(row, mapping, "question", label)
+    context = _text(row, mapping, "context", label)
+    texts, starts = _answers(row, mapping, label)
+    if starts is None:
+        starts = _locate(texts, context, row, label) if training else []
     for text, start in zip(texts, starts, strict=False):
         if context[start:start + len(text)] != text:
             where_found = context.find(text)
@@ -151,6 +249,16 @@ def _example_question_answering(row: Row, mapping: ColumnMapping, label: str) ->
             raise DatasetError(f'answer "{text[:60]}" is not in the context at offset {start}',
                                file=label, where=row.where, hint=hint)
     return {"question": question, "context": context, "answers": {"text": texts, "answer_start": starts}}
+
+
+def _example_question_answering(row: Row, mapping: ColumnMapping, label: str) -> dict[str, Any]:
+    return _question_answering(row, mapping, label, training=True)
+
+
+def _evaluation_question_answering(row: Row, mapping: ColumnMapping, label: str) -> dict[str, Any]:
+    """Scoring compares answer texts only, so offsets may be missing (as Azure's QA evaluation maps
+    columns: context, question, answer text)."""
+    return _question_answering(row, mapping, label, training=False)
 
 
 def _example_summarization(row: Row, mapping: ColumnMapping, label: str) -> dict[str, Any]:
@@ -165,11 +273,7 @@ def _example_text_generation(row: Row, mapping: ColumnMapping, label: str) -> di
     if "messages" in mapping.columns:
         column = mapping.columns["messages"]
         found, messages = lookup(row.values, column)
-        if isinstance(messages, str):
-            try:
-                messages = orjson.loads(messages)
-            except orjson.JSONDecodeError:
-                messages = None
+        messages = parse_structured(messages)
         valid = isinstance(messages, list) and messages and all(
             isinstance(m, dict) and isinstance(m.get("role"), str) and isinstance(m.get("content"), str) for m in messages
         )
@@ -185,8 +289,11 @@ def _example_text_generation(row: Row, mapping: ColumnMapping, label: str) -> di
     return {"prompt": _text(row, mapping, "prompt", label), "completion": _text(row, mapping, "completion", label)}
 
 
+# Where evaluation reads less than training does.
+_EVALUATION_BUILDERS = {Task.QUESTION_ANSWERING: _evaluation_question_answering}
 _EXAMPLE_BUILDERS = {
     Task.TEXT_CLASSIFICATION: _example_text_classification,
+    Task.TEXT_CLASSIFICATION_MULTILABEL: _example_multilabel,
     Task.TOKEN_CLASSIFICATION: _example_token_classification,
     Task.QUESTION_ANSWERING: _example_question_answering,
     Task.SUMMARIZATION: _example_summarization,
@@ -215,14 +322,23 @@ def text_columns(mapping: ColumnMapping) -> list[str] | None:
 
 
 def iter_examples(path: Path, mapping: ColumnMapping, name: str | None = None, *,
-                  max_bytes: int = 100 * 1024 * 1024) -> Iterator[dict[str, Any]]:
-    """Yield a file's examples keyed by the task's column keys, one at a time, or raise DatasetError."""
+                  max_bytes: int = 100 * 1024 * 1024, training: bool = True,
+                  bad: BadRows | None = None) -> Iterator[dict[str, Any]]:
+    """Yield a file's examples keyed by the task's column keys, one at a time, or raise DatasetError.
+    With `bad`, rows that read but make no example are counted there and left out instead."""
     label = name or path.name
-    builder = _EXAMPLE_BUILDERS.get(mapping.task)
+    builder = (None if training else _EVALUATION_BUILDERS.get(mapping.task)) or _EXAMPLE_BUILDERS.get(mapping.task)
     if builder is None:
         raise DatasetError(f"{mapping.task} takes no dataset", hint="Use try, import or deploy with this task")
     for row in read_rows(path, label, max_bytes=max_bytes):
-        yield builder(row, mapping, label)
+        try:
+            example = builder(row, mapping, label)
+        except DatasetError as exc:
+            if bad is None:
+                raise
+            bad.add(exc)
+            continue
+        yield example
 
 
 def no_records(label: str) -> DatasetError:
@@ -230,9 +346,15 @@ def no_records(label: str) -> DatasetError:
 
 
 def load_examples(path: Path, mapping: ColumnMapping, name: str | None = None, *,
-                  max_bytes: int = 100 * 1024 * 1024) -> list[dict[str, Any]]:
-    """Read a file and return its examples keyed by the task's column keys, or raise DatasetError."""
-    examples = list(iter_examples(path, mapping, name, max_bytes=max_bytes))
+                  max_bytes: int = 100 * 1024 * 1024, training: bool = True,
+                  rows: RowPolicy | None = None) -> list[dict[str, Any]]:
+    """Read a file and return its examples keyed by the task's column keys, or raise DatasetError.
+    With a `rows` policy bad rows are all counted before the file is refused, or skipped if it says so."""
+    label = name or path.name
+    bad = BadRows() if rows is not None else None
+    examples = list(iter_examples(path, mapping, name, max_bytes=max_bytes, training=training, bad=bad))
+    if bad is not None and rows is not None:
+        bad.check(len(examples), rows, label)
     if not examples:
-        raise no_records(name or path.name)
+        raise no_records(label)
     return examples

@@ -13,18 +13,23 @@ from platforms.datasets.errors import DatasetError
 from platforms.datasets.examples import is_blank, iter_examples, no_records, text_columns
 from platforms.datasets.mapping import ColumnMapping
 from platforms.datasets.reading import checked_format
+from platforms.datasets.skipping import BadRow, BadRows, RowPolicy
 from platforms.tasks import Task
 
 
 class DatasetSummary(BaseModel):
-    """What a validated file holds, counted without keeping its rows."""
+    """What a validated file holds, counted without keeping its rows: the good rows, the label
+    counts, and the bad rows skipped (how many, the first few)."""
 
     rows: int
     labels: dict[str, int] = {}
+    skipped: int = 0
+    bad_rows: list[BadRow] = []
 
 
 def validate_file(path: Path, mapping: ColumnMapping, name: str | None = None, *,
-                  max_bytes: int = 100 * 1024 * 1024) -> DatasetSummary:
+                  max_bytes: int = 100 * 1024 * 1024, training: bool = True,
+                  rows: RowPolicy = RowPolicy()) -> DatasetSummary:
     """Check every row of a file as `load_examples` would, keeping none, so memory stays flat in the
     file size; this is what runs before a job is recorded, on files of any size up to `max_bytes`.
 
@@ -38,25 +43,35 @@ def validate_file(path: Path, mapping: ColumnMapping, name: str | None = None, *
     scanned = None
     if columns is not None and fmt != "json":
         scanned = fastscan.scan(path, fmt, columns, mapping.columns["label"] if classify else None, is_blank)
+    if scanned is not None and classify and any(_looks_like_list(value) for value in scanned.labels):
+        scanned = None  # labels written as lists: the row reader unwraps or refuses them
+    bad = BadRows()
     if scanned is not None:
-        rows, labels = scanned.rows, scanned.labels
+        good, labels = scanned.rows, scanned.labels
     else:
-        rows, labels = _count_examples(path, mapping, label, max_bytes, classify)
-    if not rows:
+        good, labels = _count_examples(path, mapping, label, max_bytes, training, bad)
+    bad.check(good, rows, label)
+    if not good:
         raise no_records(label)
     if classify:
         _require_classes(sorted(labels), label)
-    return DatasetSummary(rows=rows, labels=dict(labels))
+    return DatasetSummary(rows=good, labels=dict(labels), skipped=bad.count, bad_rows=bad.first)
 
 
-def _count_examples(path: Path, mapping: ColumnMapping, label: str, max_bytes: int,
-                    classify: bool) -> tuple[int, Counter[str]]:
+def _looks_like_list(value: str) -> bool:
+    return value.lstrip().startswith("[")
+
+
+def _count_examples(path: Path, mapping: ColumnMapping, label: str, max_bytes: int, training: bool,
+                    bad: BadRows) -> tuple[int, Counter[str]]:
+    """Good rows and label counts (a multi-label row counts once per label)."""
     rows = 0
     labels: Counter[str] = Counter()
-    for example in iter_examples(path, mapping, label, max_bytes=max_bytes):
+    for example in iter_examples(path, mapping, label, max_bytes=max_bytes, training=training, bad=bad):
         rows += 1
-        if classify:
+        if "label" in example:
             labels[example["label"]] += 1
+        labels.update(example.get("labels", ()))
     return rows, labels
 
 

@@ -12,11 +12,13 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from pydantic import SecretStr
 from redis import Redis
 
 from platforms.base import (
     ComputeOption,
     DataRef,
+    DatasetInfo,
     DeploySpec,
     EndpointInfo,
     EvaluateSpec,
@@ -30,15 +32,16 @@ from platforms.base import (
     ProgressReport,
     QuotaCheck,
 )
-from platforms.datasets import ColumnMapping, check_labels, load_examples, split_examples
+from platforms.datasets import ColumnMapping, RowPolicy, check_labels, load_examples, split_examples
 from platforms.local import training
 from platforms.local.catalog import LocalCatalog
+from platforms.local.datasets import LocalDatasets
 from platforms.local.endpoints import LocalEndpoints, input_limit, predictor_module
 from platforms.local.imports import import_model
 from platforms.local.library_logs import route_library_logs
 from platforms.local.task_contract import TrainableTaskModule
 from platforms.local.task_modules import TASK_MODULES
-from platforms.tasks import TASKS, Task
+from platforms.tasks import SINGLE_LABEL_TASKS, TASKS, Task
 
 def _language_options(task: Task, source_lang: str | None, target_lang: str | None) -> dict[str, str | None]:
     """Only translation takes language codes (T5-style models need them for their prompt prefix)."""
@@ -49,10 +52,12 @@ class LocalPlatform(Platform):
     name = "local"
 
     def __init__(self, models_dir: Path, *, max_upload_bytes: int = 100 * 1024 * 1024, seed: bool = True,
-                 redis: Redis | None = None, endpoints_dir: Path | None = None):
+                 redis: Redis | None = None, endpoints_dir: Path | None = None, datasets_dir: Path | None = None):
         """`redis` keeps endpoint records (endpoints need it); their logs go to `endpoints_dir`
-        (default: `endpoints/` next to the models folder)."""
+        (default: `endpoints/` next to the models folder); registered datasets to `datasets_dir`
+        (default: `datasets/` next to it)."""
         self.catalog = LocalCatalog(Path(models_dir))
+        self.datasets = LocalDatasets(Path(datasets_dir) if datasets_dir else Path(models_dir).parent / "datasets")
         self.max_upload_bytes = max_upload_bytes
         self.redis = redis
         self.endpoints_dir = Path(endpoints_dir) if endpoints_dir else Path(models_dir).parent / "endpoints"
@@ -84,21 +89,22 @@ class LocalPlatform(Platform):
             )
         return module
 
-    def _load(self, ref: DataRef, mapping: ColumnMapping) -> list[dict[str, Any]]:
-        return load_examples(Path(ref.path), mapping, ref.name, max_bytes=self.max_upload_bytes)
+    def _load(self, ref: DataRef, mapping: ColumnMapping, rows: RowPolicy, *, training: bool = True) -> list[dict[str, Any]]:
+        return load_examples(Path(ref.path), mapping, ref.name, max_bytes=self.max_upload_bytes, training=training,
+                             rows=rows)
 
     def run_finetune(self, spec: FinetuneSpec, report: ProgressReport) -> JobOutcome:
         card = self.catalog.get(spec.model)
         module = self._module(spec.task, card, "fine-tune")
         mapping = ColumnMapping.build(spec.mapping, spec.task)
         spec.split.check()
-        train = self._load(spec.train, mapping)
-        stratify = "label" if spec.task == Task.TEXT_CLASSIFICATION else None
+        train = self._load(spec.train, mapping, spec.rows)
+        stratify = "label" if spec.task in SINGLE_LABEL_TASKS else None
         if stratify:
             check_labels(train, spec.train.name)
         fractions = [f for f, own in ((spec.split.validation, spec.validation), (spec.split.test, spec.test)) if own is None]
         train, *held_out = split_examples(train, fractions, seed=spec.hyperparameters.seed, stratify_key=stratify)
-        test = self._load(spec.test, mapping) if spec.test else held_out[-1]
+        test = self._load(spec.test, mapping, spec.rows) if spec.test else held_out[-1]
         if not test:
             raise PlatformError(
                 f"{spec.train.name} has too few rows to set a test split aside",
@@ -152,7 +158,7 @@ class LocalPlatform(Platform):
         card = self.catalog.get(spec.model)
         module = self._module(spec.task, card, "evaluate")
         mapping = ColumnMapping.build(spec.mapping, spec.task)
-        examples = self._load(spec.test, mapping)
+        examples = self._load(spec.test, mapping, spec.rows, training=False)
         result = module.evaluate(self.catalog.path(card.ref), examples, max_length=spec.max_length,
                                  batch_size=spec.batch_size,
                                  **_language_options(spec.task, spec.source_lang, spec.target_lang))
@@ -238,8 +244,29 @@ class LocalPlatform(Platform):
     def delete_endpoint(self, name: str) -> EndpointInfo:
         return self._endpoints().delete(name)
 
+    def pick_up_endpoint_key(self, name: str) -> SecretStr | None:
+        key = self._endpoints().pick_up_key(name)
+        return SecretStr(key) if key is not None else None
+
+    def rotate_endpoint_key(self, name: str) -> EndpointInfo:
+        return self._endpoints().rotate_key(name)
+
     def import_model(self, spec: ImportSpec, report: ProgressReport) -> JobOutcome:
         return import_model(self.catalog, spec, report)
+
+    # ------------------------------------------------------------------ registered datasets
+
+    def register_dataset(self, name: str, path: Path, info: DatasetInfo) -> DatasetInfo:
+        return self.datasets.register(name, path, info)
+
+    def list_datasets(self) -> list[DatasetInfo]:
+        return self.datasets.list()
+
+    def get_dataset(self, ref: str) -> DatasetInfo:
+        return self.datasets.get(ref)
+
+    def delete_dataset(self, ref: str) -> DatasetInfo:
+        return self.datasets.delete(ref)
 
 
 __all__ = ["LocalPlatform", "TASKS"]

@@ -3,8 +3,9 @@
 Redis keys (platforms import nothing from workers, so they are built here; `workers/keys.py` lists
 them with every other key fmbot writes):
 
-    fmbot:endpoint:{name}       JSON EndpointRecord of one local endpoint (holds its key)
+    fmbot:endpoint:{name}       JSON EndpointRecord of one local endpoint (its key's hash, never the key)
     fmbot:endpoints             set of local endpoint names
+    fmbot:endpoint:key:{name}   the key of a new (or rotated) endpoint until its owner picks it up (GETDEL; expires)
 
 The record, not the process that deployed it, is the source of truth: a worker that restarts finds
 its endpoints again, and an endpoint whose process is gone (or stops answering) is reported as
@@ -12,10 +13,18 @@ stopped (or unhealthy) until someone deletes it, never silently dropped. The nam
 SET NX before anything starts, so two deploys of one name cannot both win. The record names the host
 its processes run on: only a process on that host can stop them, so deleting one from elsewhere is a
 job on that host's queue (`workers.queues.host_queue`).
+
+Keys: the plaintext key exists once, in a pickup slot its owner reads and deletes in one GETDEL
+(rotating writes a new one). The record and the serving processes hold only its SHA-256 hash, the
+processes in a 0600 file next to the endpoint's state that they re-read when it changes, so a
+rotation takes effect at once without a restart and a Redis dump or a process's environment
+gives nobody a working key.
 """
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import json
 import logging
 import os
@@ -31,7 +40,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel
+from pydantic import BaseModel, model_validator
 from redis import Redis
 
 from platforms.base import DeploySpec, EndpointInfo, EndpointState, ModelCard, PlatformError
@@ -42,7 +51,7 @@ from platforms.tasks import Task
 
 log = logging.getLogger(__name__)
 PREFIX = "fmbot"
-KEY_ENV = "FMBOT_ENDPOINT_KEY"  # how the key reaches the serving processes: never argv, never logged
+KEY_PICKUP_SECONDS = 24 * 3600  # an owner who misses the pickup rotates the key to get one
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
 HEALTH_TIMEOUT_S = 2.0
 STOP_TIMEOUT_S = 15.0
@@ -54,6 +63,45 @@ def endpoint_key(name: str) -> str:
 
 def endpoints_key() -> str:
     return f"{PREFIX}:endpoints"
+
+
+def key_pickup_key(name: str) -> str:
+    return f"{PREFIX}:endpoint:key:{name}"
+
+
+def hash_key(key: str) -> str:
+    """SHA-256 of an endpoint key, unsalted and fast on purpose: a key is 32 random bytes
+    (`secrets.token_urlsafe(32)`), so there is nothing to guess and nothing for a slow or salted
+    password hash to protect; what matters is that the stored hash opens nothing."""
+    return hashlib.sha256(key.encode()).hexdigest()
+
+
+def write_key_hash(path: Path, key_hash: str) -> None:
+    """Replace the hash file atomically (a reader sees the old hash or the new, never half of one),
+    readable by this user only."""
+    tmp = path.with_name(f".{path.name}.{secrets.token_hex(4)}")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "w") as out:
+        out.write(key_hash)
+    tmp.replace(path)
+
+
+class KeyHashFile:
+    """The serving processes' view of an endpoint's key: its hash file, re-read whenever it was
+    replaced (its inode or mtime changed), so a rotated key works, and the old one fails, from the
+    next request on. One `stat` per request is the cost."""
+
+    def __init__(self, path: Path):
+        self.path, self.seen, self.key_hash = Path(path), None, ""
+
+    def matches(self, key: str) -> bool:
+        try:
+            stat = self.path.stat()
+            if (stat.st_ino, stat.st_mtime_ns) != self.seen:
+                self.key_hash, self.seen = self.path.read_text().strip(), (stat.st_ino, stat.st_mtime_ns)
+        except FileNotFoundError:
+            self.key_hash, self.seen = "", None
+        return bool(self.key_hash) and hmac.compare_digest(hash_key(key).encode(), self.key_hash.encode())
 
 
 def predictor_module(task: Task) -> TaskModule:
@@ -83,7 +131,7 @@ class EndpointRecord(BaseModel):
     model: str
     task: Task
     instances: int
-    key: str
+    key_hash: str
     owner: str | None = None
     host: str | None = None  # where its processes run: their pids mean nothing on another host
     phase: Literal["creating", "running"] = "creating"
@@ -92,6 +140,19 @@ class EndpointRecord(BaseModel):
     log_file: str
     state_file: str
     created_at: datetime
+
+    @model_validator(mode="before")
+    @classmethod
+    def _hash_a_stored_key(cls, data: Any) -> Any:
+        """A record written before keys were hashed holds the key itself: it is read as its hash
+        (and `LocalEndpoints._load` writes it back so)."""
+        if isinstance(data, dict) and "key" in data and "key_hash" not in data:
+            data = {**data, "key_hash": hash_key(data.pop("key"))}
+        return data
+
+    @property
+    def key_file(self) -> Path:
+        return Path(self.state_file).with_suffix(".key")
 
 
 # What a serving process needs from the worker's environment: the system's, Python's, the model
@@ -179,14 +240,21 @@ class LocalEndpoints:
             names = sorted(n.decode() for n in self.redis.smembers(endpoints_key()))
             raise PlatformError(f'there is no endpoint "{name}"',
                                 hint=f"Endpoints: {', '.join(names)}" if names else "No endpoints are deployed")
-        return EndpointRecord.model_validate_json(raw)
+        return self._load(raw)
+
+    def _load(self, raw: bytes) -> EndpointRecord:
+        record = EndpointRecord.model_validate_json(raw)
+        if b'"key_hash"' not in raw:
+            self.redis.set(endpoint_key(record.name), record.model_dump_json(), xx=True)
+        return record
 
     def deploy(self, spec: DeploySpec, card: ModelCard, task: Task, model_dir: Path) -> EndpointInfo:
         predictor_module(task)
         token = secrets.token_hex(4)
         self.run_dir.mkdir(parents=True, exist_ok=True)
+        key = secrets.token_urlsafe(32)
         record = EndpointRecord(
-            name=spec.endpoint, model=card.ref, task=task, instances=spec.instances, key=secrets.token_urlsafe(32),
+            name=spec.endpoint, model=card.ref, task=task, instances=spec.instances, key_hash=hash_key(key),
             owner=spec.owner, host=socket.gethostname(), log_file=str(self.run_dir / f"{spec.endpoint}-{token}.log"),
             state_file=str(self.run_dir / f"{spec.endpoint}-{token}.json"), created_at=datetime.now(UTC),
         )
@@ -198,10 +266,11 @@ class LocalEndpoints:
             sys.executable, "-m", "platforms.local.serving", "--model-dir", str(model_dir), "--model", card.ref,
             "--task", task, "--instances", str(spec.instances), "--max-batch-size", str(spec.max_batch_size),
             "--max-wait-ms", str(spec.max_wait_ms), "--state-file", record.state_file,
-            "--start-timeout", str(self.start_timeout),
+            "--start-timeout", str(self.start_timeout), "--key-file", str(record.key_file),
         ]
+        write_key_hash(record.key_file, record.key_hash)
         path = os.pathsep.join(filter(None, [str(PROJECT_ROOT), os.environ.get("PYTHONPATH")]))
-        env = {**serving_environment(os.environ), KEY_ENV: record.key, "PYTHONPATH": path}
+        env = {**serving_environment(os.environ), "PYTHONPATH": path}
         with open(record.log_file, "ab") as output:
             process = subprocess.Popen(command, env=env, stdin=subprocess.DEVNULL, stdout=output, stderr=subprocess.STDOUT,
                                        start_new_session=True)
@@ -222,6 +291,7 @@ class LocalEndpoints:
         record.port = json.loads(state_file.read_text())["port"]
         record.phase = "running"
         self._save(record)
+        self.redis.set(key_pickup_key(record.name), key, ex=KEY_PICKUP_SECONDS)
         return self._info(record)
 
     def _pids(self, record: EndpointRecord) -> list[int]:
@@ -248,7 +318,7 @@ class LocalEndpoints:
             message = f"pid {record.pid} runs but /health does not answer; see {record.log_file}"
         return EndpointInfo(
             name=record.name, model=record.model, task=record.task,
-            url=f"http://127.0.0.1:{record.port}/score" if record.port else None, key=record.key, state=state,
+            url=f"http://127.0.0.1:{record.port}/score" if record.port else None, state=state,
             instances=record.instances, pid=record.pid, pids=self._pids(record) if alive else [], owner=record.owner,
             created_at=record.created_at, message=message, host=record.host,
         )
@@ -264,7 +334,7 @@ class LocalEndpoints:
             if raw is None:
                 self.redis.srem(endpoints_key(), name)
                 continue
-            infos.append(self._info(EndpointRecord.model_validate_json(raw)))
+            infos.append(self._info(self._load(raw)))
         return infos
 
     def _stop(self, record: EndpointRecord) -> None:
@@ -277,9 +347,34 @@ class LocalEndpoints:
             _signal([record.pid, *self._pids(record)], sig)
 
     def _forget(self, record: EndpointRecord) -> None:
-        self.redis.delete(endpoint_key(record.name))
+        self.redis.delete(endpoint_key(record.name), key_pickup_key(record.name))
         self.redis.srem(endpoints_key(), record.name)
         Path(record.state_file).unlink(missing_ok=True)
+        record.key_file.unlink(missing_ok=True)
+
+    def pick_up_key(self, name: str) -> str | None:
+        """The endpoint's key if nobody has picked it up yet (read and deleted at once: a second
+        pickup, a retried click included, gets None)."""
+        self._record(name)
+        key = self.redis.getdel(key_pickup_key(name))
+        return key.decode() if key is not None else None
+
+    def rotate_key(self, name: str) -> EndpointInfo:
+        """A new key, waiting for its owner in the pickup slot; the old one stops working as the hash
+        file is replaced, before the record says so, so no moment accepts both or neither. Only a
+        process on the endpoint's host can reach that file."""
+        record = self._record(name)
+        if record.host not in (None, socket.gethostname()):
+            raise PlatformError(f"{name} runs on {record.host}; its key can be rotated only there")
+        if not record.key_file.exists():
+            raise PlatformError(f"{name} was deployed before fmbot kept keys hashed, so its processes cannot take "
+                                "a new key", hint="Delete it and deploy it again; the new endpoint's key can be rotated")
+        key = secrets.token_urlsafe(32)
+        record.key_hash = hash_key(key)
+        write_key_hash(record.key_file, record.key_hash)
+        self.redis.set(endpoint_key(name), record.model_dump_json(), xx=True)
+        self.redis.set(key_pickup_key(name), key, ex=KEY_PICKUP_SECONDS)
+        return self._info(record)
 
     def delete(self, name: str) -> EndpointInfo:
         record = self._record(name)

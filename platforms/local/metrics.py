@@ -99,3 +99,21 @@ def bleu_metrics(references: Sequence[str], predictions: Sequence[str]) -> dict[
 
 def perplexity(mean_loss: float) -> float:
     return float(math.exp(min(mean_loss, 50.0)))
+
+
+def multilabel_metrics(references: Sequence[Sequence[str]], predictions: Sequence[Sequence[str]],
+                       classes: Sequence[str]) -> dict[str, float]:
+    """Azure's multi-label names: accuracy is the exact match of the label sets (scikit-learn's
+    subset accuracy), the averaged scores are over label indicators, hamming loss over every cell."""
+    from sklearn.metrics import accuracy_score, f1_score, hamming_loss, precision_score, recall_score
+    from sklearn.preprocessing import MultiLabelBinarizer
+
+    binarizer = MultiLabelBinarizer(classes=list(classes))
+    refs = binarizer.fit_transform(references)
+    preds = binarizer.transform(predictions)
+    metrics = {"accuracy": accuracy_score(refs, preds)}
+    for name, score in (("f1_score", f1_score), ("precision_score", precision_score), ("recall_score", recall_score)):
+        for average in ("macro", "micro", "weighted"):
+            metrics[f"{name}_{average}"] = score(refs, preds, average=average, zero_division=0)
+    metrics["hamming_loss"] = hamming_loss(refs, preds)
+    return {name: float(value) for name, value in metrics.items()}

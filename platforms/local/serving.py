@@ -12,8 +12,9 @@ client) go to the predictor as one call, which is what makes concurrent load che
 The supervisor starts in its own session (the platform detaches it), so it outlives the worker or
 CLI that deployed it; it restarts a serving process that dies, and the serving processes exit when
 the supervisor goes. Readiness is written to `--state-file` (port and pids) once every serving
-process has loaded the model. The key comes in the `FMBOT_ENDPOINT_KEY` environment variable, never
-on the command line, and is never logged.
+process has loaded the model. The key never reaches these processes: they read its SHA-256 hash
+from `--key-file` (see `KeyHashFile`), again whenever that file is replaced, so a rotated key is
+checked from the next request on.
 
 HTTP: `POST /score` (Azure ML request shapes, see `platforms.inputs`; `Authorization: Bearer KEY`),
 `GET /health` (no key, like a liveness probe), `GET /stats` (key; predictor calls and batch sizes).
@@ -22,7 +23,6 @@ HTTP: `POST /score` (Azure ML request shapes, see `platforms.inputs`; `Authoriza
 from __future__ import annotations
 
 import argparse
-import hmac
 import json
 import logging
 import os
@@ -43,7 +43,7 @@ from typing import Any
 
 from platforms.base import PlatformError
 from platforms.inputs import InputError, parse_request
-from platforms.local.endpoints import KEY_ENV, input_limit, predictor_module
+from platforms.local.endpoints import KeyHashFile, input_limit, predictor_module
 from platforms.tasks import Task
 
 log = logging.getLogger("fmbot.endpoint")
@@ -153,13 +153,14 @@ class EndpointApp:
     """`parameter_keys`: request `parameters` the task module reads from each row (its
     GENERATION_KEYS, e.g. max_new_tokens); other parameters are accepted and ignored."""
 
-    def __init__(self, *, key: str, task: Task, model: str, batcher: MicroBatcher, parameter_keys: tuple[str, ...] = ()):
-        self.key, self.task, self.model, self.batcher = key, task, model, batcher
+    def __init__(self, *, key_hash: KeyHashFile, task: Task, model: str, batcher: MicroBatcher,
+                 parameter_keys: tuple[str, ...] = ()):
+        self.key_hash, self.task, self.model, self.batcher = key_hash, task, model, batcher
         self.parameter_keys = parameter_keys
 
     def authorized(self, header: str | None) -> bool:
         scheme, _, token = (header or "").partition(" ")
-        return scheme.lower() == "bearer" and hmac.compare_digest(token.strip().encode(), self.key.encode())
+        return scheme.lower() == "bearer" and self.key_hash.matches(token.strip())
 
 
 def _handler(app: EndpointApp) -> type[BaseHTTPRequestHandler]:
@@ -250,7 +251,7 @@ def _serve(args: argparse.Namespace) -> int:
     module = predictor_module(task)
     predict = module.load_predictor(Path(args.model_dir), max_length=input_limit(Path(args.model_dir), args.max_length))
     batcher = MicroBatcher(predict, max_rows=args.max_batch_size, max_wait=args.max_wait_ms / 1000)
-    app = EndpointApp(key=os.environ[KEY_ENV], task=task, model=args.model, batcher=batcher,
+    app = EndpointApp(key_hash=KeyHashFile(args.key_file), task=task, model=args.model, batcher=batcher,
                       parameter_keys=tuple(getattr(module, "GENERATION_KEYS", ())))
     server = ThreadingHTTPServer(("127.0.0.1", 0), _handler(app), bind_and_activate=False)
     server.socket.close()
@@ -346,6 +347,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--max-length", type=int, default=256)
     parser.add_argument("--port", type=int, default=0)
     parser.add_argument("--state-file", type=Path)
+    parser.add_argument("--key-file", type=Path, required=True, help="the file holding the key's SHA-256 hash")
     parser.add_argument("--start-timeout", type=float, default=600.0)
     parser.add_argument("--listen-fd", type=int, help=argparse.SUPPRESS)
     parser.add_argument("--ready-fd", type=int, help=argparse.SUPPRESS)
@@ -358,6 +360,7 @@ def main(argv: list[str] | None = None) -> int:
         "--model-dir", args.model_dir, "--model", args.model, "--task", args.task,
         "--instances", str(args.instances), "--max-batch-size", str(args.max_batch_size),
         "--max-wait-ms", str(args.max_wait_ms), "--max-length", str(args.max_length),
+        "--key-file", str(args.key_file),
     ]
     return _supervise(args)
 

@@ -10,6 +10,7 @@ from platforms.local import (
     question_answering,
     summarization,
     text_classification,
+    text_classification_multilabel,
     text_generation,
     token_classification,
     translation,
@@ -19,6 +20,7 @@ from platforms.tasks import Task
 
 TASK_MODULES: dict[Task, TaskModule] = {
     Task.TEXT_CLASSIFICATION: text_classification,
+    Task.TEXT_CLASSIFICATION_MULTILABEL: text_classification_multilabel,
     Task.TOKEN_CLASSIFICATION: token_classification,
     Task.QUESTION_ANSWERING: question_answering,
     Task.SUMMARIZATION: summarization,

@@ -14,7 +14,7 @@ import pytest
 from bot.settings import Settings
 from bot.slack.state import FormState, dump_state
 from handlers import policy
-from platforms.local.endpoints import EndpointRecord, endpoint_key, endpoints_key
+from platforms.local.endpoints import EndpointRecord, endpoint_key, endpoints_key, hash_key, key_pickup_key
 from tests.bot_server import BotServer
 from tests.helpers import DATA
 from tests.tiny_models import add_tiny_bert
@@ -60,9 +60,12 @@ def form_view(bot: BotServer, callback_id: str, state: FormState, blocks: list[s
 
 
 def unowned_endpoint(bot: BotServer, name: str, owner: str | None = None) -> None:
-    """An endpoint record as one made outside fmbot (or before owners were kept) looks: no owner."""
-    record = EndpointRecord(name=name, model="m:1", task="text-classification", instances=1, key="secret-key-123",
+    """An endpoint record as one made outside fmbot (or before owners were kept) looks: no owner;
+    its key `secret-key-123` not picked up yet."""
+    record = EndpointRecord(name=name, model="m:1", task="text-classification", instances=1,
+                            key_hash=hash_key("secret-key-123"),
                             owner=owner, phase="running", log_file="/nonexistent.log", state_file="/nonexistent.json",
                             created_at=datetime.now(UTC))
     bot.runtime.redis.set(endpoint_key(name), record.model_dump_json())
+    bot.runtime.redis.set(key_pickup_key(name), "secret-key-123")
     bot.runtime.redis.sadd(endpoints_key(), name)

@@ -104,7 +104,7 @@ def endpoint(redis_server, tmp_path_factory):
     ref = add_tiny_bert(root, texts).ref
     platform = LocalPlatform(root, seed=False, redis=Redis.from_url(redis_server.url))
     info = platform.deploy(DeploySpec(model=ref, endpoint="ep-hostile", task=Task.TEXT_CLASSIFICATION))
-    yield info
+    yield info.model_copy(update={"key": platform.pick_up_endpoint_key(info.name)})
     platform.delete_endpoint(info.name)
 
 

@@ -9,6 +9,7 @@ from slack_sdk.models.blocks import (
     ActionsBlock,
     ButtonElement,
     CheckboxesElement,
+    ConfirmObject,
     ContextBlock,
     ExternalDataSelectElement,
     InputBlock,
@@ -87,9 +88,26 @@ def endpoint_list(endpoints: list[EndpointInfo]) -> dict[str, Any]:
     return {"text": f"{len(endpoints)} endpoints", "blocks": [b.to_dict() for b in blocks]}
 
 
-def key_message(endpoint: EndpointInfo) -> str:
-    key = endpoint.key.get_secret_value() if endpoint.key else "(none)"
-    return f"Key of *{endpoint.name}* (only you see this): `{key}`\nScoring URL: {endpoint.url}"
+def key_message(endpoint: EndpointInfo, *, rotated: bool = False) -> dict[str, Any]:
+    """The key for its owner's eyes only (an ephemeral message); once it was picked up, the offer
+    to rotate it instead, since fmbot keeps only its hash."""
+    if endpoint.key is None:
+        text = (f"The key of *{endpoint.name}* was shown once already; fmbot keeps only its hash, so it cannot "
+                "show it again. Rotate it to get a new one: the old key stops working at once.")
+        return {"text": text, "blocks": [SectionBlock(text=MarkdownTextObject(text=text)).to_dict(),
+                                         rotate_key_button(endpoint.name)]}
+    what = "New key" if rotated else "Key"
+    after = " The old key no longer works." if rotated else ""
+    text = (f"{what} of *{endpoint.name}* (only you see this, and only now): `{endpoint.key.get_secret_value()}`"
+            f"\nScoring URL: {endpoint.url}.{after}")
+    return {"text": text, "blocks": [SectionBlock(text=MarkdownTextObject(text=text)).to_dict()]}
+
+
+def rotate_key_button(endpoint_name: str) -> dict[str, Any]:
+    confirm = ConfirmObject(title="Rotate the key?", text=f"Whoever calls {endpoint_name} with the old key gets "
+                            "401 from now on.", confirm="Rotate", deny="Keep it")
+    return ActionsBlock(elements=[ButtonElement(text="Rotate key", action_id=ActionId.ROTATE_KEY, value=endpoint_name,
+                                                style="danger", confirm=confirm)]).to_dict()
 
 
 def try_result(result: Any) -> dict[str, Any]:

@@ -9,6 +9,8 @@ from __future__ import annotations
 from typing import Any
 
 from slack_sdk.models.blocks import (
+    ActionsBlock,
+    ButtonElement,
     ContextBlock,
     ExternalDataSelectElement,
     InputBlock,
@@ -58,6 +60,14 @@ def _percent_block(block: BlockId, label: str, value: float) -> InputBlock:
         max_value="90"))
 
 
+def _dataset_block(block: BlockId, label: str) -> InputBlock:
+    """Registered datasets in a searchable select (options come from `block_suggestion`)."""
+    return InputBlock(block_id=block, label=label, optional=True,
+                      hint="Registered with `fmbot data register` or a form's Register as dataset button.",
+                      element=ExternalDataSelectElement(action_id=ActionId.DATASET, min_query_length=0,
+                                                        placeholder="Search registered datasets"))
+
+
 def data_step(state: FormState, models: list[ModelCard], metadata: str) -> dict:
     """Step 1: model, task and data."""
     kind = state.kind
@@ -87,6 +97,7 @@ def data_step(state: FormState, models: list[ModelCard], metadata: str) -> dict:
     if kind == "finetune":
         blocks += [
             _file_block(BlockId.TRAIN_FILE, "Training data", "JSONL, JSON, CSV or TSV, up to 100 MB.", optional=True),
+            _dataset_block(BlockId.TRAIN_DATASET, "…or a registered dataset"),
             InputBlock(block_id=BlockId.TRAIN_SOURCE, label="…or training data from", optional=True, hint=source_hint,
                        element=PlainTextInputElement(action_id=ActionId.SOURCE,
                                                      placeholder="https://…/files/U…/F…/train.csv")),
@@ -100,6 +111,7 @@ def data_step(state: FormState, models: list[ModelCard], metadata: str) -> dict:
     else:
         blocks += [
             _file_block(BlockId.TEST_FILE, "Test data", "JSONL, JSON, CSV or TSV, up to 100 MB.", optional=True),
+            _dataset_block(BlockId.TEST_DATASET, "…or a registered dataset"),
             InputBlock(block_id=BlockId.TEST_SOURCE, label="…or test data from", optional=True, hint=source_hint,
                        element=PlainTextInputElement(action_id=ActionId.SOURCE)),
         ]
@@ -137,7 +149,27 @@ def mapping_step(state: FormState, metadata: str, guesses: dict[str, str]) -> di
     if spec.alternatives:
         groups = " or ".join(" + ".join(group) for group in spec.alternatives)
         blocks.append(ContextBlock(elements=[MarkdownTextObject(text=f"Map {groups}.")]))
+    blocks += data_blocks(state)
     return _modal(CallbackId.FORM_MAPPING, state, metadata, blocks, submit="Next")
+
+
+def data_blocks(state: FormState) -> list[Any]:
+    """The preview of the mapped data, and its buttons: skip the bad rows found, register an upload."""
+    blocks: list[Any] = []
+    if state.preview:
+        blocks.append(SectionBlock(block_id=BlockId.PREVIEW, text=MarkdownTextObject(text=clip(state.preview, 3000))))
+    buttons = []
+    if state.bad_rows and not state.skip_bad_rows:
+        rows = f"{state.bad_rows} row{'s' if state.bad_rows != 1 else ''}"
+        buttons.append(ButtonElement(text=f"Skip {rows} and continue", action_id=ActionId.SKIP_BAD_ROWS,
+                                     value=str(state.bad_rows), style="primary"))
+    primary = state.train or state.test
+    if primary is not None and primary.dataset is None and not primary.path.startswith("azureml:"):
+        buttons.append(ButtonElement(text="Register as dataset", action_id=ActionId.REGISTER_DATASET,
+                                     value="register"))
+    if buttons:
+        blocks.append(ActionsBlock(block_id=BlockId.BAD_ROWS, elements=buttons))
+    return blocks
 
 
 def compute_step(state: FormState, metadata: str) -> dict:
@@ -162,8 +194,11 @@ def compute_step(state: FormState, metadata: str) -> dict:
     mapping = ", ".join(f"{k}={v}" for k, v in state.mapping.items())
     models = state.model or " vs ".join(state.models)
     left_out = "".join(f" · left out `{escape(m)}`: {escape(why)}" for m, why in state.left_out.items())
+    skipped = f" · {state.bad_rows} bad rows skipped" if state.skip_bad_rows and state.bad_rows else ""
     blocks.append(ContextBlock(elements=[MarkdownTextObject(
-        text=clip(f"`{models}` · {state.task} · mapping {mapping}{left_out}", 3000))]))
+        text=clip(f"`{models}` · {state.task} · mapping {mapping}{skipped}{left_out}", 3000))]))
+    if state.preview:
+        blocks.append(SectionBlock(block_id=BlockId.PREVIEW, text=MarkdownTextObject(text=clip(state.preview, 3000))))
     return _modal(CallbackId.FORM_COMPUTE, state, metadata, blocks, submit="Start")
 
 

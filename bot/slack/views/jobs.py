@@ -73,6 +73,19 @@ def deployed_reply(record: JobRecord) -> ChatMessage:
     return ChatMessage(text=text, blocks=blocks)
 
 
+def data_note(record: JobRecord) -> str:
+    """Which data the job read (a registered dataset's version) and the bad rows it skipped, and why."""
+    lines = []
+    for use in record.data:
+        line = f"{use.role} data `{escape(use.dataset or use.name)}`"
+        if use.skipped:
+            line += (f": {use.skipped} bad row{'s' if use.skipped != 1 else ''} skipped ("
+                     f"{escape('; '.join(use.skipped_rows))}{' …' if use.skipped > len(use.skipped_rows) else ''})")
+        if use.dataset or use.skipped:
+            lines.append(line)
+    return "".join(f"\n{line}" for line in lines)
+
+
 class SlackJobRenderer:
     def status_message(self, record: JobRecord) -> ChatMessage:
         lines = [headline(record)]
@@ -106,7 +119,7 @@ class SlackJobRenderer:
 
     def thread_reply(self, record: JobRecord, event: JobEvent) -> ChatMessage | None:
         if event == JobEvent.STARTED:
-            text = f"Started `{record.id}` (attempt {record.attempts})."
+            text = f"Started `{record.id}` (attempt {record.attempts})." + data_note(record)
         elif event == JobEvent.PROGRESS:
             text = progress_bar(record) or None
         elif event == JobEvent.APPROVED:
@@ -126,6 +139,7 @@ class SlackJobRenderer:
                          f"expected `{escape(str(sample.get('reference'))[:200])}`")
             if record.message:
                 text += f"\n_{escape(record.message)}_"
+            text += data_note(record)
         elif event == JobEvent.FAILED:
             text = f":x: `{record.id}` failed: {escape(record.error)}"
         elif event == JobEvent.CANCELED:

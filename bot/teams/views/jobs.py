@@ -123,14 +123,19 @@ def reply_text(record: JobRecord, event: JobEvent) -> str | None:
     return None
 
 
-def deployed_card(endpoint: str, model: str, url: str, owner_mri: str | None, key: str | None = None) -> Element:
+def deployed_card(endpoint: str, model: str, url: str, owner_mri: str | None, key: str | None = None, *,
+                  picked_up: bool = False) -> Element:
     """URL and a curl example for everyone. The key is never in the posted card: Teams runs the
     card's refresh for the owner alone (`refresh.userIds`) and the bot answers that one person with
-    this card plus the key (`key`), which nobody else's client ever receives."""
+    this card plus the key (`key`), which nobody else's client ever receives. The key is handed over
+    once: a later refresh gets the card `picked_up`, which says how to get a new one."""
     body = [heading(f"🚀 Endpoint {endpoint} serves {model}"), text(url, fontType="Monospace"),
             text(f"curl -X POST '{url}' -H \"Authorization: Bearer $FMBOT_KEY\" -H 'Content-Type: application/json' "
                  "-d '{\"input_data\": [\"I loved it\"]}'", fontType="Monospace", size="Small")]
-    if key is None:
+    if picked_up:
+        body.append(text(f"You were shown this endpoint's key once; fmbot keeps only its hash. Send `rotate-key "
+                         f"{endpoint}` for a new one (the old one then stops working).", isSubtle=True, size="Small"))
+    elif key is None:
         body.append(text("The key is never posted in the conversation: its owner sees it on this card, nobody else.",
                          isSubtle=True, size="Small"))
     else:
