@@ -22,7 +22,7 @@ from pathlib import Path
 from benchmarks.common import Result, table
 
 BENCHMARKS = ("ack_latency", "dataset_validation", "notify_latency", "finetune_throughput", "endpoint_throughput",
-              "parallel_evaluations")
+              "try_latency", "parallel_evaluations")
 HERE = Path(__file__).resolve().parent
 README = HERE.parent / "README.md"
 START, END = "<!-- bench:start -->", "<!-- bench:end -->"

@@ -31,7 +31,7 @@ def build_platform(settings: Settings) -> Platform:
 
     return LocalPlatform(settings.fmbot_models_dir, max_upload_bytes=settings.max_upload_bytes,
                          seed=settings.fmbot_seed_models, redis=Redis.from_url(settings.redis_url),
-                         datasets_dir=settings.fmbot_data_dir / "datasets")
+                         datasets_dir=settings.fmbot_data_dir / "datasets", warm_models=settings.fmbot_warm_models)
 
 
 def teams_installed() -> bool:
@@ -73,6 +73,7 @@ def build_runtime(settings: Settings, *, slack: bool | None = None) -> Runtime:
         job_retries=settings.fmbot_job_retries,
         approval_gpu_hours=settings.fmbot_approval_gpu_hours,
         ledger_retention_days=settings.fmbot_ledger_retention_days,
+        upload_retention_hours=settings.fmbot_upload_retention_hours,
         observers=(compare.after_change,),
         poll_interval=settings.fmbot_poll_interval,
     )

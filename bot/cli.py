@@ -277,7 +277,8 @@ def cmd_cancel(args: argparse.Namespace, settings: Settings, rt: Runtime) -> int
 def cmd_try(args: argparse.Namespace, settings: Settings, rt: Runtime) -> int:
     from handlers.tryout import try_model
 
-    result = try_model(rt, args.model, " ".join(args.text), parse_task(args.task) if args.task else None)
+    result = try_model(rt, args.model, " ".join(args.text), parse_task(args.task) if args.task else None,
+                       in_process=True)
     console.emit_json(result.model_dump(mode="json")) if args.json else print(console.try_result(result))
     return 0
 

@@ -21,6 +21,7 @@ from redis.exceptions import RedisError, ResponseError
 from bot.settings import Settings
 
 REQUIRED_SCOPES = ("commands", "chat:write", "files:read", "files:write", "im:write")
+GROUPS_SCOPE = "usergroups:read"  # needed only when the access policy names Slack user groups
 NETWORK_TIMEOUT_SECONDS = 5
 AZURE_TIMEOUT_SECONDS = 30
 Status = Literal["ok", "problem", "skipped"]
@@ -75,14 +76,28 @@ def check_slack(settings: Settings) -> list[Check]:
         checks.append(Check(name="slack scopes", status="skipped", detail="Slack did not report the token's scopes"))
         return checks
     granted = {s.strip() for s in (header[0] if isinstance(header, list) else header).split(",")}
-    missing = [s for s in REQUIRED_SCOPES if s not in granted]
+    required = [*REQUIRED_SCOPES, *([GROUPS_SCOPE] if _policy_names_groups(settings) else [])]
+    missing = [s for s in required if s not in granted]
     if missing:
-        checks.append(_problem("slack scopes", f"missing {', '.join(missing)}",
+        why = (f" ({GROUPS_SCOPE}: the access policy {settings.fmbot_policy} names user groups, and without it "
+               "their rules match nobody)") if GROUPS_SCOPE in missing else ""
+        checks.append(_problem("slack scopes", f"missing {', '.join(missing)}{why}",
                                "Add them under OAuth & Permissions (or use deploy/slack-app-manifest.yaml) and "
                                "reinstall the app"))
     else:
-        checks.append(_ok("slack scopes", ", ".join(REQUIRED_SCOPES)))
+        checks.append(_ok("slack scopes", ", ".join(required)))
     return checks
+
+
+def _policy_names_groups(settings: Settings) -> bool:
+    """Whether the access policy has group rules; a policy that does not load is the policy check's problem."""
+    from handlers.errors import UserError
+    from handlers.policy import load_policy
+
+    try:
+        return load_policy(settings.fmbot_policy).mentions_groups
+    except UserError:
+        return False
 
 
 def check_redis(settings: Settings) -> tuple[list[Check], Redis | None]:

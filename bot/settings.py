@@ -93,6 +93,15 @@ class Settings(BaseSettings):
     fmbot_ledger_retention_days: float = Field(
         90.0, gt=0, description="Days a finished job's ledger record is kept; workers delete older ones (and their outbox).",
     )
+    fmbot_upload_retention_hours: float = Field(
+        24.0, gt=0, description="Hours a dataset uploaded from chat is kept when no job reads it (one that a job reads "
+                                "is deleted when the job ends); also how long a stopped endpoint's log is kept.",
+    )
+    fmbot_try_service: bool = Field(
+        True, description="Run a warm try service beside each `fmbot worker`: /fm try and `fmbot try` are answered "
+                          "there, with the models kept loaded, never in the bot.",
+    )
+    fmbot_warm_models: int = Field(2, ge=1, le=16, description="Models each try service keeps loaded.")
 
     azure_subscription_id: str | None = Field(None, description="Azure ML: subscription id.")
     azure_resource_group: str | None = Field(None, description="Azure ML: resource group of the workspace.")

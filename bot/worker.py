@@ -22,11 +22,14 @@ import time
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from redis import Redis
 from rq import Worker
 from rq.serializers import JSONSerializer
 
 from bot.settings import Settings
-from workers import holders, keys, runtime
+from bot.try_service import TryService
+from platforms.local import LocalPlatform
+from workers import holders, keys, runtime, storage
 from workers.jobs import on_job_failure
 from workers.queues import host_queue, outbox_queue, persistence_warning
 from workers.runtime import Runtime
@@ -64,6 +67,7 @@ class FmbotWorker(Worker):
     def run_maintenance_tasks(self) -> None:
         super().run_maintenance_tasks()
         sweep_ledger(runtime.current())
+        sweep_storage(runtime.current())
 
 
 def sweep_ledger(rt: Runtime) -> None:
@@ -79,6 +83,21 @@ def sweep_ledger(rt: Runtime) -> None:
         log.exception("could not sweep the ledger; trying again at a later maintenance")
 
 
+def sweep_storage(rt: Runtime) -> None:
+    """Delete uploads no job will read and stopped endpoints' logs, past FMBOT_UPLOAD_RETENTION_HOURS:
+    one worker at a time, at most once per SWEEP_INTERVAL_SECONDS."""
+    try:
+        if not rt.redis.set(keys.storage_sweep(), "1", nx=True, ex=SWEEP_INTERVAL_SECONDS):
+            return
+        logs_dir, live = rt.platform.endpoint_logs() if isinstance(rt.platform, LocalPlatform) else (None, set())
+        uploads, logs = storage.sweep(rt.redis, retention_hours=rt.upload_retention_hours, is_final=rt.ledger.ended,
+                                      logs_dir=logs_dir, live_logs=live)
+        if uploads or logs:
+            log.info("deleted %d uploads and %d endpoint logs past their retention", uploads, logs)
+    except Exception:
+        log.exception("could not sweep uploads and endpoint logs; trying again at a later maintenance")
+
+
 def die_with_parent(parent: int | None) -> None:
     """Ask for SIGKILL when the parent dies, and die at once if it already has (it may have died
     between the fork and this call, leaving the process orphaned already)."""
@@ -90,6 +109,27 @@ def die_with_parent(parent: int | None) -> None:
     except (OSError, AttributeError):
         return
     if parent is not None and os.getppid() != parent:
+        os._exit(1)
+
+
+def start_beside_worker(settings: Settings) -> int | None:
+    """Fork the warm try service (bot/try_service.py) from the worker, after the preload and before
+    the worker starts any thread; returns its pid, or None when FMBOT_TRY_SERVICE is off. The child
+    dies with the worker and never returns."""
+    if not settings.fmbot_try_service:
+        return None
+    parent = os.getpid()
+    pid = os.fork()
+    if pid:
+        return pid
+    try:
+        from bot.bootstrap import build_platform
+
+        die_with_parent(parent)
+        TryService(Redis.from_url(settings.redis_url), build_platform(settings)).serve()
+    except BaseException:
+        log.exception("the try service stopped")
+    finally:
         os._exit(1)
 
 
@@ -108,6 +148,7 @@ def preload_local_platform(settings: Settings) -> None:
 def run_worker(settings: Settings, rt: Runtime, *, burst: bool = False) -> int:
     runtime.install(rt)
     preload_local_platform(settings)
+    try_service = start_beside_worker(settings)
     warning = persistence_warning(rt.redis)
     if warning:
         log.warning(warning)
@@ -121,7 +162,12 @@ def run_worker(settings: Settings, rt: Runtime, *, burst: bool = False) -> int:
         work_horse_killed_handler=on_horse_killed,
     )
     holders.install_worker(worker.name)
-    worker.work(with_scheduler=True, burst=burst, logging_level=settings.fmbot_log_level.upper())
+    try:
+        worker.work(with_scheduler=True, burst=burst, logging_level=settings.fmbot_log_level.upper())
+    finally:
+        if try_service is not None:
+            os.kill(try_service, signal.SIGKILL)
+            os.waitpid(try_service, 0)
     return 0
 
 

@@ -11,6 +11,7 @@ from pathlib import Path
 
 from typing import ClassVar
 
+from handlers import limits
 from handlers.errors import UserError
 from handlers.jobs import JobRequest, submit
 from platforms.base import ImportSpec
@@ -25,10 +26,14 @@ class ImportRequest(JobRequest):
 
 def start_import(rt: Runtime, request: ImportRequest) -> JobRecord:
     spec = request.spec
+    folder = None
     if spec.source:
         folder = Path(spec.source).expanduser().resolve()
         if not folder.is_dir():
             raise UserError(f"{spec.source} is not a folder",
                             hint="Give --from the folder of a Hugging Face-format model", field="source")
-        request = request.model_copy(update={"spec": spec.model_copy(update={"source": str(folder)})})
+    channel = request.reply_to.channel if request.reply_to else None
+    max_bytes = limits.check_import(request.requester, channel, folder)
+    update = {"max_bytes": max_bytes} | ({"source": str(folder)} if folder else {})
+    request = request.model_copy(update={"spec": spec.model_copy(update=update)})
     return submit(rt, request)

@@ -6,7 +6,7 @@ from typing import ClassVar
 
 from pydantic import BaseModel
 
-from handlers import policy
+from handlers import limits, policy
 from handlers.errors import UserError
 from handlers.policy import Action
 from platforms.base import DeploySpec, JobSpec, JobState
@@ -48,7 +48,7 @@ def submit(rt: Runtime, request: JobRequest) -> JobRecord:
     a job the ledger lacks, no recorded job misses its place in the queue, and the QUEUED notice is
     first in the job's outbox, so the worker's updates land in the thread it starts. Work above the
     approval threshold is recorded and announced with Approve/Reject buttons, and queued only once
-    approved."""
+    approved. The requester's and the channel's fair-use limits are checked first."""
     spec = request.spec
     record = JobRecord(id=new_job_id(request.kind), kind=request.kind, model=spec.model, task=spec.task,
                        spec=spec.model_dump(mode="json"), requester=request.requester, reply_to=request.reply_to,
@@ -57,6 +57,7 @@ def submit(rt: Runtime, request: JobRequest) -> JobRecord:
                                  serverless=isinstance(spec, DeploySpec) and spec.serverless)
     if rt.approval_gpu_hours and record.gpu_hours > rt.approval_gpu_hours:
         record.approval = "pending"
+    limits.check_submit(rt, record)
     return rt.create(record, enqueue=record.approval is None)
 
 

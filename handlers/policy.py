@@ -19,15 +19,26 @@ admins from the environment:
 
 `data_assets` lists the Azure ML data assets (`name`, or `name:version`) a form may read; any other
 asset of the workspace is refused, so nobody reads a dataset by guessing its name.
+
+`limits` is fair use: what one user, and one channel, may hold at once, so nobody starves the rest
+(handlers/limits.py checks them; a refusal says the limit and how to raise it). A limit left out
+is unlimited, but `tries_per_minute`, 20 unless set; `raised` gives a user or channel id its own value of any limit:
+
+    limits:
+      user: {concurrent_jobs: 2, queued_jobs: 5, endpoints: 2, upload_mb_per_day: 500,
+             storage_mb: 2000, import_gb: 5, tries_per_minute: 20}
+      channel: {concurrent_jobs: 4, queued_jobs: 10, endpoints: 4, upload_mb_per_day: 2000}
+      raised: {U0RESEARCH: {concurrent_jobs: 6}, C0ML: {queued_jobs: 40}}
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable
 from pathlib import Path
+from typing import Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from handlers.actions import Action
 from handlers.errors import UserError
@@ -69,12 +80,43 @@ class AccessDenied(UserError):
     pass
 
 
+class Limits(BaseModel):
+    """One user's or one channel's share; None is unlimited."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    concurrent_jobs: int | None = Field(None, ge=0, description="jobs running at once")
+    queued_jobs: int | None = Field(None, ge=0, description="jobs waiting to run (queued or awaiting approval)")
+    endpoints: int | None = Field(None, ge=0, description="endpoints up at once")
+    upload_mb_per_day: float | None = Field(None, ge=0, description="MB of datasets uploaded per UTC day")
+    storage_mb: float | None = Field(None, ge=0, description="MB of uploaded datasets kept at once")
+    import_gb: float | None = Field(None, ge=0, description="GB of one model imported from the Hugging Face hub")
+    tries_per_minute: int | None = Field(20, ge=0, description="tries per minute (users only; null: unlimited)")
+
+
+class FairUse(BaseModel):
+    """The policy's `limits` section: per user, per channel, and raised for named ids."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    user: Limits = Limits()
+    channel: Limits = Limits()
+    raised: dict[str, Limits] = {}
+
+    def of(self, scope: Literal["user", "channel"], who: str) -> Limits:
+        """`scope`'s defaults with `who`'s raised values over them."""
+        own = self.raised.get(who)
+        base = getattr(self, scope)
+        return base.model_copy(update=own.model_dump(exclude_unset=True)) if own else base
+
+
 class Policy(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     admins: list[str] = []
     allow: dict[Action, Rule] = {}
     data_assets: list[str] = []
+    limits: FairUse = FairUse()
 
     def allows_data_asset(self, name: str, version: str | None) -> bool:
         return name in self.data_assets or (version is not None and f"{name}:{version}" in self.data_assets)

@@ -479,6 +479,7 @@ class ImportSpec(JobSpec):
     source: str | None = None
     license: str | None = None
     name: str | None = None
+    max_bytes: int | None = None  # the largest model the requester may import from the hub (fair use)
 
     @field_validator("model_id")
     @classmethod

@@ -13,10 +13,10 @@ from bot.teams.app import create_app
 
 
 class TeamsBotServer:
-    def __init__(self, settings: Settings, *, dev: bool = False):
+    def __init__(self, settings: Settings, *, dev: bool = False, **options):
         self.runtime = build_runtime(settings)
         self.loop = asyncio.new_event_loop()
-        self.runner = web.AppRunner(create_app(settings, self.runtime, dev=dev))
+        self.runner = web.AppRunner(create_app(settings, self.runtime, dev=dev, **options))
         started = threading.Event()
 
         def run() -> None:

@@ -9,6 +9,7 @@ is one a vendored file defines.
 
 from __future__ import annotations
 
+import fnmatch
 import json
 from pathlib import Path
 
@@ -166,6 +167,18 @@ def test_finetune_every_task_through_handler_and_worker(
     assert services.proxy.hosts, "the data went to blob storage (Azurite) through Azure's own URLs"
 
 
+def uploaded_text(services: AzureServices, pattern: str) -> str:
+    """What the SDK last uploaded to the workspace's datastore (Azurite, shared by the session's
+    tests) for a file named like `pattern`: fmbot deletes its local copy once it is there."""
+    client = services.blob_service()
+    found = [(blob.last_modified, container.name, blob.name) for container in client.list_containers()
+             for blob in client.get_container_client(container.name).list_blobs()
+             if fnmatch.fnmatch(Path(blob.name).name, pattern)]
+    assert found, f"nothing named {pattern} was uploaded"
+    _, container, name = max(found)
+    return client.get_blob_client(container, name).download_blob().readall().decode()
+
+
 def test_question_answering_flat_answers_are_converted_and_refused_for_assets(
         azure: AzureStandIn, services: AzureServices, platform: AzureMLPlatform, tmp_path: Path) -> None:
     services.require("azurite")
@@ -176,7 +189,8 @@ def test_question_answering_flat_answers_are_converted_and_refused_for_assets(
                                                  train=DataRef(path=str(flat), name="flat.jsonl"), mapping=mapping),
                                     lambda progress: None)
     node = node_of(azure.job_body(outcome.external_id))
-    uploaded = next((tmp_path / "azureml").glob("fmbot-ft-train-file-path-*.jsonl")).read_text()
+    uploaded = uploaded_text(services, "fmbot-ft-train-file-path-*.jsonl")
+    assert not list((tmp_path / "azureml").glob("*.jsonl")), "the local copy is deleted once it is uploaded"
     assert json.loads(uploaded)["answers"] == {"text": ["Ada"], "answer_start": [0]}, "nested as SQuAD nests it"
     assert literal(node, "answers_key") == "answers"
 
@@ -295,7 +309,7 @@ def test_evaluation_data_takes_the_shapes_azure_reads(azure: AzureStandIn, servi
     assert literal(node, "instance_type") == "Standard_DS4_v2" and literal(node, "compute_name") == "serverless"
     config = json.loads(literal(node, "evaluation_config_params"))
     assert config["metrics"][0] in {"accuracy", "exact_match"}
-    rows = [json.loads(line) for line in next((tmp_path / "azureml").glob("fmbot-ev-*.jsonl")).read_text().splitlines()]
+    rows = [json.loads(line) for line in uploaded_text(services, "fmbot-ev-*.jsonl").splitlines()]
     if row:
         assert row in rows
     if task == Task.QUESTION_ANSWERING:

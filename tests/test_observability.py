@@ -250,8 +250,8 @@ def test_job_duration_histogram_is_cumulative_on_metrics(redis):
 
 def test_unexpected_error_names_the_trace(ops_bot: OpsBot, slack: SlackStandIn, json_logs):
     ops_bot.runtime.platform_factory = lambda: 1 / 0
-    response = SlackSender(ops_bot.url).command("quota")
-    text = response.json()["text"]
+    SlackSender(ops_bot.url, response_url=f"{slack.base_url}/respond/1").command("quota")
+    text = slack.wait_for(lambda: slack.of("response_url"), 30)[0].params["text"]
     trace = re.search(r"trace id ([0-9a-f]{16})", text)
     assert trace, text
     logged = [json.loads(line) for line in json_logs.getvalue().splitlines()]

@@ -87,13 +87,15 @@ def test_search_paginates_with_next_and_previous(sender, slack: SlackStandIn, sl
     assert [e["text"]["text"] for e in page["blocks"][-1]["elements"]] == ["Previous"]
 
 
-def test_jobs_status_cancel_and_quota(sender, tiny_model, bot):
+def test_jobs_status_cancel_and_quota(sender, tiny_model, bot, slack):
     assert ephemeral(sender.command("jobs"))["text"] == "You have no jobs yet."
     assert 'there is no job "ft-nope"' in ephemeral(sender.command("status ft-nope"))["text"]
     assert "Usage: `/fm cancel <job>`" in ephemeral(sender.command("cancel"))["text"]
-    quota = ephemeral(sender.command("quota"))["text"]
+    assert "Checking compute and quota" in ephemeral(sender.command("quota"))["text"]
+    quota = slack.wait_for(lambda: slack.of("response_url"), 30)[0].params["text"]
     assert "`cpu`" in quota and "cores on this machine" in quota
-    assert 'no compute named "tpu"' in ephemeral(sender.command("quota tpu"))["text"]
+    sender.command("quota tpu")
+    assert 'no compute named "tpu"' in slack.wait_for(lambda: slack.of("response_url")[1:], 30)[0].params["text"]
 
 
 def test_long_command_is_refused_politely(sender):

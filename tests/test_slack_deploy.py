@@ -6,9 +6,12 @@ import json
 
 import pytest
 import requests
+from redis import Redis
 
 from bot.slack.ids import ActionId, BlockId, CallbackId
+from tests.helpers import wait_until
 from tests.slack_standin import SlackSender, SlackStandIn
+from workers import keys
 from workers.ledger import Ledger
 
 
@@ -20,7 +23,9 @@ def sender(bot, slack) -> SlackSender:
 
 
 
-def test_try_answers_through_the_response_url(sender, slack: SlackStandIn, tiny_model):
+def test_try_answers_through_the_response_url(sender, slack: SlackStandIn, tiny_model, slack_settings, start_worker):
+    start_worker(slack_settings)  # its try service answers the try
+    assert wait_until(lambda: Redis.from_url(slack_settings.redis_url).exists(keys.try_alive()), 60)
     response = sender.command("try tiny-bert what a lovely film")
     assert response.json()["text"].startswith(":hourglass_flowing_sand: Trying")
     answer = slack.wait_for(lambda: slack.of("response_url"), 60)[0].params
@@ -80,7 +85,9 @@ def test_deploy_form_key_only_to_owner_and_delete(sender, slack: SlackStandIn, s
     assert requests.post(url, json={"input_data": ["great"]}, headers={"Authorization": "Bearer nope"},
                          timeout=30).status_code == 401
 
-    listed = sender.command("endpoints").json()
+    sender.command("endpoints")
+    listed = [c.params for c in slack.wait_for(
+        lambda: [c for c in slack.of("response_url") if "Endpoints" in json.dumps(c.params)], 30)][0]
     assert "tiny-ep" in json.dumps(listed) and key not in json.dumps(listed)
     sender.button(ActionId.DELETE_ENDPOINT, "tiny-ep")
     slack.wait_for(lambda: "No endpoints" in json.dumps(slack.of("views.publish")[-1].params["view"])

@@ -18,6 +18,7 @@ pytest.importorskip("microsoft_agents.hosting.aiohttp")
 from bot.settings import Settings  # noqa: E402
 from bot.teams.ids import Verb  # noqa: E402
 from tests.teams_bot import TeamsBotServer  # noqa: E402
+from tests.helpers import wait_until  # noqa: E402
 from tests.teams_standin import APP_ID, TeamsSender, TeamsStandIn, TeamsUser  # noqa: E402
 from workers import keys  # noqa: E402
 from workers.ledger import Ledger  # noqa: E402
@@ -178,8 +179,10 @@ def test_deploy_from_a_card_and_the_key_only_for_its_owner(teams_bot, teams: Tea
     alice.message("help")
     bob.message("help")
     teams.wait_for(lambda: teams.of("reply")[1:])
-    started = alice.execute(Verb.JOB_DEPLOY, {"model": tiny_model, "endpoint": "tiny-teams"}).json()
-    assert started["value"].startswith("Deploying to tiny-teams")
+    dialog = alice.task_fetch({"verb": Verb.OPEN_FORM, "kind": "deploy", "model": tiny_model}).json()
+    started = alice.task_submit(dialog["task"]["value"]["card"]["content"],
+                                {"deploy_kind": "managed", "endpoint": "tiny-teams", "compute": "cpu", "instances": 1})
+    assert started.json()["task"]["value"].startswith(f"Deploying {tiny_model} to tiny-teams")
     try:
         deployed = teams.wait_for(lambda: [c for c in teams.of("reply") if "Endpoint tiny-teams" in card_text(c.cards)],
                                   timeout=120)[0].cards[0]
@@ -259,17 +262,26 @@ def test_a_teams_outage_delays_the_card_and_a_refusal_drops_it(teams_bot, teams:
     assert len(teams.of("send")) == 1, "the refused card is not retried"
 
 
-def test_try_and_import_answer_as_messages(teams_bot, teams: TeamsStandIn, tiny_model):
+def test_try_and_import_answer_as_messages(teams_bot, teams: TeamsStandIn, tiny_model, teams_settings, start_worker):
+    worker = start_worker(teams_settings)  # its try service answers the try
+    assert wait_until(lambda: teams_bot.runtime.redis.exists(keys.try_alive()), 60)
     alice = TeamsSender(teams_bot.url, teams, ALICE)
     alice.message("try tiny-bert what a lovely film")
-    answer = teams.wait_for(lambda: teams.of("reply"), timeout=60)[0].activity["text"]
+
+    def messages() -> list:
+        """Replies, without the typing indicator the SDK sends while a slow turn (a cold load) runs."""
+        return [call for call in teams.of("reply") if call.activity.get("type") == "message"]
+
+    answer = teams.wait_for(messages, timeout=60)[0].activity["text"]
     assert answer.startswith("**tiny-bert:1** (text-classification) on your text") and '"label"' in answer
+    worker.stop()  # the import below stays queued
 
     alice.message("import google-bert/bert-base-uncased")
-    refused = teams.wait_for(lambda: teams.of("reply")[1:])[0].activity["text"]
-    assert "name the task too" in refused and "import <hf-model-id> [task]" in refused
+    offer = teams.wait_for(lambda: messages()[1:])[0].cards[0]
+    assert "import <hf-model-id> [task]" in card_text(offer)
+    assert offer["actions"][0]["data"]["kind"] == "import", "without a task, the import dialog is offered"
     alice.message("import google-bert/bert-base-uncased fill-mask")
-    started = teams.wait_for(lambda: teams.of("reply")[2:])[0].activity["text"]
+    started = teams.wait_for(lambda: messages()[2:])[0].activity["text"]
     job = started.split(" as job ")[1].split(":")[0]
     card = teams.wait_for(lambda: teams.of("send"))[0]
     assert f"Import {job} — queued" in card_text(card.cards[0])

@@ -1,8 +1,8 @@
 """`try`, `import` and the deploy commands from the `fmbot` command line, through the real queue.
 
-`try` runs in the caller, so most of it is tested through the handler in this process (after the
-first model load it answers in milliseconds); one real `fmbot try` subprocess checks the command
-end to end. Deploy and import are queued jobs: a real worker runs them, a real endpoint answers, and
+`try` runs in a warm try service, or in the operator's CLI when none runs (tests/test_try_service.py
+covers the service); most of it is tested through the handler in this process (after the first
+model load it answers in milliseconds); one real `fmbot try` subprocess checks the command end to end. Deploy and import are queued jobs: a real worker runs them, a real endpoint answers, and
 the endpoint is still there after that worker stops.
 """
 
@@ -77,23 +77,23 @@ def cli(capsys: pytest.CaptureFixture, monkeypatch: pytest.MonkeyPatch, settings
 def test_try_answers_for_every_task_with_and_without_text(settings: Settings, task: Task):
     ref = _tiny(settings.fmbot_models_dir, task)
     rt = build_runtime(settings, slack=False)
-    sample = try_model(rt, ref, "", task)
+    sample = try_model(rt, ref, "", task, in_process=True)
     assert sample.sample_input and sample.inputs == [rt.platform.sample_input(task)]
     assert len(sample.outputs) == 1 and isinstance(sample.outputs[0], dict) and sample.outputs[0]
-    typed = try_model(rt, ref, TRIES[task][2], task)
+    typed = try_model(rt, ref, TRIES[task][2], task, in_process=True)
     assert not typed.sample_input and len(typed.outputs) == 1 and typed.seconds < 10
 
 
 def test_try_reads_pairs_and_refuses_what_it_cannot_read(settings: Settings):
     qa = _tiny(settings.fmbot_models_dir, Task.QUESTION_ANSWERING)
     rt = build_runtime(settings, slack=False)
-    pair = try_model(rt, qa, "Who? ||| Wolfgang lives in Berlin", Task.QUESTION_ANSWERING)
+    pair = try_model(rt, qa, "Who? ||| Wolfgang lives in Berlin", Task.QUESTION_ANSWERING, in_process=True)
     assert pair.inputs == [{"question": "Who?", "context": "Wolfgang lives in Berlin"}]
     with pytest.raises(UserError, match="needs a question and a context") as refused:
-        try_model(rt, qa, "just a question", Task.QUESTION_ANSWERING)
+        try_model(rt, qa, "just a question", Task.QUESTION_ANSWERING, in_process=True)
     assert "QUESTION ||| CONTEXT" in str(refused.value)
     with pytest.raises(UserError, match="does not support text-classification"):
-        try_model(rt, qa, "hello", Task.TEXT_CLASSIFICATION)
+        try_model(rt, qa, "hello", Task.TEXT_CLASSIFICATION, in_process=True)
 
 
 def test_fmbot_try_command_prints_json(settings: Settings):

@@ -14,6 +14,14 @@
     fmbot:teams:conversation:{id}  JSON conversation reference of one Teams conversation, for proactive posts
     fmbot:teams:files:{id}      list of JSON files shared in one Teams conversation, newest first (expires)
     fmbot:teams:user:{aad}      JSON {mri, name} of one Teams user, for mentions and per-user card refreshes
+    fmbot:uploads               hash: path of a dataset a chat user uploaded → JSON {user, bytes, at, job} (workers/storage.py)
+    fmbot:uploads:user:{user}   set of the paths in fmbot:uploads one user uploaded
+    fmbot:uploaded:{user}:{day} bytes one user uploaded on one UTC day (expires after two days)
+    fmbot:storage:sweep         lock (SET NX, expires) of the one worker deleting uploads and endpoint logs past their retention
+    fmbot:try:requests          list of JSON try requests, oldest first, taken by the warm try services (bot/try_service.py)
+    fmbot:try:reply:{id}        list of JSON answers to one try request: claimed, then the result (expires)
+    fmbot:try:alive             set while at least one try service runs (expires unless refreshed)
+    fmbot:try:rate:{user}:{min} tries of one user in one minute (expires)
     fmbot:ledger:sweep          lock (SET NX, expires) of the one worker deleting records past their retention
     fmbot:leaderboard:{task}:{dataset}  list of JSON evaluation results on one dataset (content hash +
                                 mapping), newest first, trimmed (workers/compare.py)
@@ -88,3 +96,38 @@ def teams_user(aad_object_id: str) -> str:
 
 def teams_form(form_id: str) -> str:
     return f"{PREFIX}:teams:form:{form_id}"
+
+
+def uploads() -> str:
+    return f"{PREFIX}:uploads"
+
+
+def user_uploads(user: str) -> str:
+    return f"{PREFIX}:uploads:user:{user}"
+
+
+def uploaded_on(user: str, day: str) -> str:
+    return f"{PREFIX}:uploaded:{user}:{day}"
+
+
+def storage_sweep() -> str:
+    return f"{PREFIX}:storage:sweep"
+
+
+def try_requests() -> str:
+    return f"{PREFIX}:try:requests"
+
+
+def try_reply(request_id: str) -> str:
+    return f"{PREFIX}:try:reply:{request_id}"
+
+
+def try_alive() -> str:
+    return f"{PREFIX}:try:alive"
+
+
+def try_rate(user: str, minute: int) -> str:
+    return f"{PREFIX}:try:rate:{user}:{minute}"
+def teams_form_answer(form_id: str) -> str:
+    """A dialog step's answer that was still being worked out when its invoke had to be answered."""
+    return f"{PREFIX}:teams:form:{form_id}:answer"

@@ -295,6 +295,13 @@ class Ledger:
             pipe.execute()
         return deleted
 
+    def ended(self, job_id: str) -> bool:
+        """Whether a job has reached a final state, or is gone (deleted past its retention)."""
+        try:
+            return self.get(job_id).state.final
+        except JobNotFound:
+            return True
+
     def recent(self, *, user: str | None = None, limit: int = 20) -> list[JobRecord]:
         ids = self.redis.zrevrange(keys.user_jobs(user) if user else keys.jobs(), 0, limit - 1)
         if not ids:

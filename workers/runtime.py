@@ -19,7 +19,7 @@ from rq import Queue
 from rq.job import JobStatus
 
 from platforms.base import JobState, Platform
-from workers import outbox, telemetry
+from workers import outbox, storage, telemetry
 from workers.ledger import JobRecord, Ledger
 from workers.notifier import JobEvent, Notifier
 from workers.queues import enqueue_job, host_queue
@@ -42,6 +42,7 @@ class Runtime:
     job_retries: int = 1
     approval_gpu_hours: float = 0.0
     ledger_retention_days: float = 90.0
+    upload_retention_hours: float = 24.0
     poll_interval: float = 60.0
     observers: tuple[Observer, ...] = ()
     _platform: Platform | None = field(default=None, repr=False)
@@ -72,6 +73,7 @@ class Runtime:
         """`Ledger.create` with the QUEUED notice and, when `enqueue`, the RQ job, in one atomic
         write; the notice is posted after it as `notify` posts."""
         notice = outbox.Notice(JobEvent.QUEUED)
+        storage.pin(self.redis, record.id, record.spec)
         queue_it = (lambda pipe: self.enqueue(record.id, pipeline=pipe)) if enqueue else None
         record = self.ledger.create(record, along=notice, then=queue_it)
         return self._posted(lambda: outbox.deliver(self.redis, self.notifier, notice), record, JobEvent.QUEUED)
@@ -108,10 +110,23 @@ class Runtime:
                 observer(self, record, event)
             except Exception:
                 log.exception("%s failed on %s of job %s", getattr(observer, "__qualname__", observer), event, record.id)
+        # A comparison's evaluations share its test upload, and Re-run reads it again: theirs is left to
+        # the retention sweep.
+        if posted.state.final and posted.parent is None and posted.kind != "compare":
+            self._release(posted)
         if event != JobEvent.PROGRESS:
             telemetry.record_job_state(self.redis, record.kind, event.value,
                                        seconds=record.elapsed_seconds if record.state.final else None)
         return posted
+
+
+    def _release(self, record: JobRecord) -> None:
+        """A finished job's uploaded datasets are deleted: nothing reads them any more (a retry
+        is never coming once the state is final)."""
+        try:
+            storage.release(self.redis, record.spec)
+        except Exception:
+            log.exception("could not delete the uploads of job %s; the retention sweep will", record.id)
 
 
 _current: Runtime | None = None

@@ -103,12 +103,16 @@ def command_cancel(cmd: SlashCommand) -> None:
 
 
 def command_quota(cmd: SlashCommand) -> None:
-    options = cmd.ctx.rt.platform.compute_options("any")
-    if cmd.rest:
-        options = [o for o in options if cmd.rest.lower() in o.name.lower()]
-        if not options:
-            raise UserError(f'no compute named "{cmd.rest}"', hint="See `/fm quota` for what exists")
-    cmd.ack(response_type="ephemeral", text="\n".join(f"• `{o.name}` — {o.label}" for o in options))
+    """Reading compute and quota is a remote call on Azure ML (and a torch import locally): after the ack."""
+    def answer() -> dict[str, str]:
+        options = cmd.ctx.rt.platform.compute_options("any")
+        if cmd.rest:
+            options = [o for o in options if cmd.rest.lower() in o.name.lower()]
+            if not options:
+                raise UserError(f'no compute named "{cmd.rest}"', hint="See `/fm quota` for what exists")
+        return {"text": "\n".join(f"• `{o.name}` — {o.label}" for o in options)}
+
+    cmd.answer_after_ack("Checking compute and quota…", answer)
 
 
 # How Slack answers each command of the registry that Slack offers; `test_registry` keeps the two equal.

@@ -19,6 +19,7 @@ from slack_sdk.errors import SlackApiError
 
 from bot.settings import Settings
 from handlers.errors import user_message
+from workers import telemetry
 from handlers.registry import Surface
 from workers.runtime import Runtime
 
@@ -93,6 +94,21 @@ class SlashCommand:
     rest: str
     client: Any
     respond: Callable[..., Any]
+
+    def answer_after_ack(self, checking: str, answer: Callable[[], dict[str, Any]]) -> None:
+        """Ack with `checking` at once and replace it with `answer()` (message fields) once that is
+        ready: for answers that call a remote platform or probe endpoints, which may take longer
+        than Slack's 3 seconds. A refusal replaces it the same way."""
+        self.ack(response_type="ephemeral", text=f":hourglass_flowing_sand: {checking}")
+
+        def run() -> None:
+            try:
+                fields = answer()
+            except Exception as exc:
+                fields = {"text": f":warning: {self.ctx.explain(exc, telemetry.trace_id.get())}"}
+            self.respond(response_type="ephemeral", replace_original=True, **fields)
+
+        self.ctx.after_ack(run)
 
     @property
     def user(self) -> str:

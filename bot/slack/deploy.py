@@ -44,7 +44,8 @@ def command_deploy(cmd: SlashCommand) -> None:
 
 
 def command_endpoints(cmd: SlashCommand) -> None:
-    cmd.ack(response_type="ephemeral", **endpoint_list(deploy_handlers.list_endpoints(cmd.ctx.rt)))
+    """Listing probes each endpoint's health (and is a remote call on Azure ML): after the ack."""
+    cmd.answer_after_ack("Checking your endpoints…", lambda: endpoint_list(deploy_handlers.list_endpoints(cmd.ctx.rt)))
 
 
 # Which block of the deploy form shows an error about each DeploySpec field.

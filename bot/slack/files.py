@@ -16,7 +16,7 @@ from urllib.parse import urljoin, urlsplit
 
 import requests
 
-from bot.downloads import CHUNK, DownloadHints, save_stream
+from bot.downloads import CHUNK, DownloadHints, Uploader, save_stream
 from bot.settings import Settings
 from bot.slack.views.mrkdwn import escape
 from handlers.data import check_data_asset
@@ -42,7 +42,7 @@ def _checked_link(settings: Settings, url: str, name: str) -> str:
     return url
 
 
-def download_upload(settings: Settings, file: dict[str, Any], dest_dir: Path) -> Path:
+def download_upload(settings: Settings, file: dict[str, Any], dest_dir: Path, uploader: Uploader | None = None) -> Path:
     name = file.get("name") or file.get("title") or "upload"
     url = file.get("url_private_download") or file.get("url_private")
     if not url:
@@ -60,7 +60,7 @@ def download_upload(settings: Settings, file: dict[str, Any], dest_dir: Path) ->
         moved_to = _checked_link(settings, urljoin(url, response.headers.get("Location", "")), name)
         response.close()
         response = requests.get(moved_to, stream=True, timeout=30, allow_redirects=False)
-    return save_stream(settings, response, name, dest_dir, SLACK_DOWNLOADS)
+    return save_stream(settings, response, name, dest_dir, SLACK_DOWNLOADS, uploader)
 
 
 SLACK_DOWNLOADS = DownloadHints(
@@ -95,12 +95,13 @@ def shared_with(client: Any, info: dict[str, Any], channel: str, user: str, labe
 
 
 def resolve_data(settings: Settings, client: Any, upload: list[dict[str, Any]] | None, source: str | None,
-                 dest_dir: Path, *, label: str, channel: str, user: str) -> DataRef | None:
+                 dest_dir: Path, *, label: str, channel: str, user: str,
+                 uploader: Uploader | None = None) -> DataRef | None:
     """The dataset a form names: an upload, a file already shared in the form's channel (link or
-    id), or a data asset the policy lists."""
+    id), or a data asset the policy lists; a download counts against `uploader`'s limits."""
     if upload:
         file = upload[0]
-        return DataRef(path=str(download_upload(settings, file, dest_dir)), name=file.get("name") or "upload")
+        return DataRef(path=str(download_upload(settings, file, dest_dir, uploader)), name=file.get("name") or "upload")
     text = (source or "").strip()
     if not text:
         return None
@@ -115,4 +116,4 @@ def resolve_data(settings: Settings, client: Any, upload: list[dict[str, Any]] |
                         hint="Paste the file's link (More actions → Copy link) or azureml:<name>:<version>")
     info = client.files_info(file=match.group(1))["file"]
     shared_with(client, info, channel, user, label)
-    return DataRef(path=str(download_upload(settings, info, dest_dir)), name=info.get("name") or match.group(1))
+    return DataRef(path=str(download_upload(settings, info, dest_dir, uploader)), name=info.get("name") or match.group(1))

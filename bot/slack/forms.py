@@ -17,6 +17,7 @@ from typing import Any
 
 from slack_bolt import App
 
+from bot.downloads import Uploader
 from bot.slack import compare, evaluate, finetune
 from bot.slack.context import SlackContext
 from bot.slack.files import resolve_data
@@ -100,17 +101,19 @@ def on_data(ack, view, client, context):
 def read_data(ctx: SlackContext, client: Any, view_id: str, state: FormState, values: dict[str, Any]) -> None:
     rt, settings = ctx.rt, ctx.settings
     dest = Path(settings.fmbot_data_dir)
+    uploader = Uploader(rt, state.user, state.channel)
     try:
         if state.kind == "finetune":
             state.train = registered_ref(rt, _dataset(values.get(BlockId.TRAIN_DATASET))) or resolve_data(
                 settings, client, values.get(BlockId.TRAIN_FILE), values.get(BlockId.TRAIN_SOURCE), dest,
-                label="training data", channel=state.channel, user=state.user)
+                label="training data", channel=state.channel, user=state.user, uploader=uploader)
             state.validation = resolve_data(settings, client, values.get(BlockId.VALIDATION_FILE), None, dest,
-                                            label="validation data", channel=state.channel, user=state.user)
+                                            label="validation data", channel=state.channel, user=state.user,
+                                            uploader=uploader)
         state.test = (registered_ref(rt, _dataset(values.get(BlockId.TEST_DATASET))) if state.kind == "evaluate"
                       else None) or resolve_data(settings, client, values.get(BlockId.TEST_FILE),
                                                  values.get(BlockId.TEST_SOURCE), dest, label="test data",
-                                                 channel=state.channel, user=state.user)
+                                                 channel=state.channel, user=state.user, uploader=uploader)
         primary = state.train or state.test
         state.columns = [] if primary.path.startswith("azureml:") else read_columns(Path(primary.path),
                                                                                     primary.name)

@@ -1,7 +1,8 @@
 """`/fm try` and the Try button: one prediction, answered only to the person who asked.
 
-Loading a model can take longer than Slack's 3 seconds, so the command acks at once and the
-answer follows through the command's response URL (or as an ephemeral message for a button).
+The command acks at once, reading nothing (on Azure ML even the catalog is a remote call), and
+the answer follows through the command's response URL (or as an ephemeral message for a button)
+from the warm try service (handlers/tryout.py); no model is ever loaded in the bot.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ from slack_bolt import App
 from bot.slack.context import SlackContext, SlashCommand
 from bot.slack.ids import ActionId
 from bot.slack.views.deploy import try_result
+from bot.slack.views.mrkdwn import escape
 from handlers.errors import UserError
 from handlers.registry import Surface, usage_hint
 from handlers.tryout import try_model
@@ -22,12 +24,12 @@ def command_try(cmd: SlashCommand) -> None:
     model, _, text = cmd.rest.partition(" ")
     if not model:
         raise UserError("say which model to try", hint=usage_hint("try", Surface.SLACK))
-    ctx.rt.platform.get_model(model)
-    cmd.ack(response_type="ephemeral", text=f":hourglass_flowing_sand: Trying `{model}`…")
+    cmd.ack(response_type="ephemeral", text=f":hourglass_flowing_sand: Trying `{escape(model)}`…")
 
     def run() -> None:
         try:
-            respond(response_type="ephemeral", replace_original=True, **try_result(try_model(ctx.rt, model, text)))
+            result = try_model(ctx.rt, model, text, requester=cmd.user)
+            respond(response_type="ephemeral", replace_original=True, **try_result(result))
         except Exception as exc:
             respond(response_type="ephemeral", replace_original=True, text=f":warning: {ctx.explain(exc)}")
 
@@ -40,7 +42,7 @@ def on_try(ack, body, client, context):
     channel = (body.get("channel") or {}).get("id") or (body.get("container") or {}).get("channel_id")
     user = body["user"]["id"]
     ctx.after_ack_telling(client, channel, user, lambda: client.chat_postEphemeral(
-        channel=channel, user=user, **try_result(try_model(ctx.rt, body["actions"][0]["value"]))))
+        channel=channel, user=user, **try_result(try_model(ctx.rt, body["actions"][0]["value"], requester=user))))
 
 
 def register(app: App) -> None:

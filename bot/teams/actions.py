@@ -16,15 +16,12 @@ from microsoft_agents.activity import Activity, AdaptiveCardInvokeResponse
 from microsoft_agents.hosting.core import TurnContext
 
 from bot.teams import conversations
-from bot.teams.context import TeamsContext, card_message, reply_target, require, requester
+from bot.teams.context import TeamsContext, card_message, requester
 from bot.teams.ids import Verb
 from bot.teams.views import catalog as catalog_views
 from bot.teams.views.cards import CARD_TYPE, Element
 from bot.teams.views.jobs import deployed_card
 from handlers import catalog, deploy, jobs
-from handlers.errors import UserError
-from handlers.actions import Action
-from platforms.base import DeploySpec
 
 MESSAGE_TYPE = "application/vnd.microsoft.activity.message"
 
@@ -57,17 +54,6 @@ def _register(ctx: TeamsContext, activity: Activity, data: dict[str, Any]) -> El
     return catalog_views.model_card(catalog.model_card(ctx.rt, str(data.get("model", ""))))
 
 
-def _deploy(ctx: TeamsContext, activity: Activity, data: dict[str, Any]) -> AdaptiveCardInvokeResponse:
-    require(activity, Action.DEPLOY)
-    endpoint = str(data.get("endpoint") or "").strip()
-    if not endpoint:
-        raise UserError("name the endpoint", hint="3-32 characters: a letter, then letters, digits, hyphens")
-    record = deploy.start_deploy(ctx.rt, deploy.DeployRequest(
-        spec=DeploySpec(model=str(data.get("model", "")), endpoint=endpoint), requester=requester(activity),
-        reply_to=reply_target(activity)))
-    return message(f"Deploying to {endpoint}: follow {record.id} on its card.")
-
-
 def _show_key(ctx: TeamsContext, activity: Activity, data: dict[str, Any]) -> AdaptiveCardInvokeResponse:
     """The owner's refresh (or click) gets the card with the key, once (then the card says how to
     rotate it); anyone else the card without it."""
@@ -86,7 +72,7 @@ def _show_key(ctx: TeamsContext, activity: Activity, data: dict[str, Any]) -> Ad
 
 VERBS: dict[str, Callable[[TeamsContext, Activity, dict[str, Any]], Any]] = {
     Verb.CANCEL_JOB: _cancel, Verb.APPROVE_JOB: _approve, Verb.REJECT_JOB: _reject,
-    Verb.JOB_REGISTER: _register, Verb.JOB_DEPLOY: _deploy, Verb.SHOW_KEY: _show_key,
+    Verb.JOB_REGISTER: _register, Verb.SHOW_KEY: _show_key,
 }
 
 

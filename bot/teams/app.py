@@ -16,9 +16,11 @@ from microsoft_agents.hosting.core import AgentApplication, MemoryStorage, TurnC
 from microsoft_agents.hosting.msteams.task_module import TaskModule
 
 from bot.settings import Settings
-from bot.teams import actions, auth, commands, conversations, forms
+from bot.teams import actions, auth, commands, conversations, deploy, forms, imports
 from bot.teams.connections import cloud_adapter, connection_manager
 from bot.teams.context import TeamsContext
+from bot.teams.ids import Verb
+from bot.teams.limits import INVOKE_BUDGET_SECONDS
 from handlers import policy
 from handlers.policy import load_policy
 from workers.runtime import Runtime
@@ -26,13 +28,21 @@ from workers.runtime import Runtime
 log = logging.getLogger(__name__)
 
 
-def create_app(settings: Settings, rt: Runtime, *, dev: bool = False) -> web.Application:
-    """`dev` runs without token checks (the SDK's anonymous mode); otherwise the app id is required."""
+# Dialogs other than the step-by-step job forms (`forms`): by the `kind` a button opens, and by the
+# verb their card submits.
+OPENERS = {"deploy": deploy.open_dialog, "import": imports.open_dialog}
+SUBMITS = {Verb.DEPLOY: deploy.submit, Verb.IMPORT: imports.submit}
+
+
+def create_app(settings: Settings, rt: Runtime, *, dev: bool = False,
+               invoke_budget: float = INVOKE_BUDGET_SECONDS) -> web.Application:
+    """`dev` runs without token checks (the SDK's anonymous mode); otherwise the app id is required.
+    `invoke_budget`: how long a dialog step may take before it answers "checking…" instead."""
     policy.install(load_policy(settings.fmbot_policy, settings.fmbot_admins.split(",")))
     manager = connection_manager(settings)
     adapter = cloud_adapter(manager)
     agent = AgentApplication[TurnState](storage=MemoryStorage(), connection_manager=manager)
-    ctx = TeamsContext(settings, rt)
+    ctx = TeamsContext(settings, rt, invoke_budget=invoke_budget)
 
     @agent.before_turn
     async def remember(context: TurnContext, state: TurnState) -> bool:
@@ -51,10 +61,16 @@ def create_app(settings: Settings, rt: Runtime, *, dev: bool = False) -> web.App
 
     @dialogs.fetch()
     async def on_fetch(context: TurnContext, state: TurnState, request):
+        kind = ((context.activity.value or {}).get("data") or {}).get("kind")
+        if kind in OPENERS:
+            return await ctx.blocking(OPENERS[kind], ctx, context)
         return await forms.on_fetch(ctx, context)
 
     @dialogs.submit()
     async def on_submit(context: TurnContext, state: TurnState, request):
+        verb = ((context.activity.value or {}).get("data") or {}).get("verb")
+        if verb in SUBMITS:
+            return await ctx.blocking(SUBMITS[verb], ctx, context)
         return await forms.on_submit(ctx, context)
 
     @agent.error

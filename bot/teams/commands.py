@@ -81,7 +81,7 @@ def form(kind: str) -> Callable[[TeamsContext, Activity, str], Answer]:
 
 def try_model(ctx: TeamsContext, activity: Activity, rest: str) -> Answer:
     model, _, words = _needs(rest, "try", "model").partition(" ")
-    result = tryout.try_model(ctx.rt, model, words)
+    result = tryout.try_model(ctx.rt, model, words, requester=requester(activity))
     shown = json.dumps(result.outputs[0] if len(result.outputs) == 1 else result.outputs, ensure_ascii=False)
     source = "the task's sample input" if result.sample_input else "your text"
     return f"**{result.model}** ({result.task}) on {source}, in {result.seconds:.2f} s:\n\n{shown[:1500]}"
@@ -128,7 +128,9 @@ def rotate_key(ctx: TeamsContext, activity: Activity, rest: str) -> Answer:
 def start_deploy(ctx: TeamsContext, activity: Activity, rest: str) -> Answer:
     model, _, endpoint = _needs(rest, "deploy", "model").partition(" ")
     if not endpoint.strip():
-        raise UserError("name the endpoint too", hint="In Teams: deploy <model> <endpoint-name>")
+        ref = ctx.rt.platform.get_model(model).ref
+        return card([heading(f"Deploy {ref}"), text("The form asks for the endpoint's name and its compute.")],
+                    [open_dialog("Open the deploy form", {"kind": "deploy", "model": ref})])
     record = deploy.start_deploy(ctx.rt, deploy.DeployRequest(
         spec=DeploySpec(model=model, endpoint=endpoint.strip()), requester=requester(activity),
         reply_to=reply_target(activity)))
@@ -136,9 +138,11 @@ def start_deploy(ctx: TeamsContext, activity: Activity, rest: str) -> Answer:
 
 
 def start_import(ctx: TeamsContext, activity: Activity, rest: str) -> Answer:
-    model_id, _, task = _needs(rest, "import", "model").partition(" ")
+    model_id, _, task = rest.partition(" ")
     if not task.strip():
-        raise UserError("name the task too", hint=_usage("import"))
+        return card([heading(f"Import {model_id or 'a model'} from Hugging Face"),
+                     text(f"The form asks for the task and license, or send `{_usage('import')}`.")],
+                    [open_dialog("Open the import form", {"kind": "import", "model_id": model_id})])
     record = imports.start_import(ctx.rt, imports.ImportRequest(
         spec=ImportSpec(model_id=model_id, task=task), requester=requester(activity), reply_to=reply_target(activity)))
     return f"Importing {model_id} as job {record.id}: follow it on its card."

@@ -15,6 +15,7 @@ from typing import Any, TypeVar
 from microsoft_agents.activity import Activity, ActivityTypes, Attachment
 
 from bot.settings import Settings
+from bot.teams.limits import INVOKE_BUDGET_SECONDS
 from bot.teams.views.cards import Element, attachment
 from handlers import policy
 from handlers.errors import UserError, user_message
@@ -32,6 +33,7 @@ T = TypeVar("T")
 class TeamsContext:
     settings: Settings
     rt: Runtime
+    invoke_budget: float = INVOKE_BUDGET_SECONDS  # seconds a dialog step may take before "checking…"
 
     @staticmethod
     async def blocking(work: Callable[..., T], *args: Any, **kwargs: Any) -> T:

@@ -13,6 +13,8 @@ import json
 from typing import Any
 
 from microsoft_agents.activity import Activity, ConversationReference
+from microsoft_agents.activity.teams import FileDownloadInfo
+from pydantic import ValidationError
 from redis import Redis
 
 from bot.teams.state import SharedFile
@@ -42,13 +44,23 @@ def remember(redis: Redis, activity: Activity) -> None:
 
 
 def shared_files(activity: Activity) -> list[SharedFile]:
-    """Files in a message, as Teams describes them (`file.download.info`: a pre-authorised link)."""
+    """Files in a message, as Teams describes them (`file.download.info`: a pre-authorised link).
+
+    Teams sends these in personal chats with a bot whose manifest says `supportsFiles`; an
+    attachment missing its link or id is not a file the bot can read, and is left out. The SDK's
+    model requires an `etag` that not every client sends, so a missing one reads as none."""
     found = []
     for item in activity.attachments or []:
-        content: Any = item.content or {}
-        if item.content_type == DOWNLOAD_INFO and isinstance(content, dict) and content.get("downloadUrl"):
-            found.append(SharedFile(id=str(content.get("uniqueId") or item.name), name=item.name or "file",
-                                    url=content["downloadUrl"], size=content.get("fileSize")))
+        content: Any = item.content
+        if item.content_type != DOWNLOAD_INFO or not isinstance(content, dict):
+            continue
+        try:
+            info = FileDownloadInfo.model_validate({"etag": None, "fileType": "", "uniqueId": item.name or "",
+                                                    **content})
+        except ValidationError:
+            continue
+        found.append(SharedFile(id=info.unique_id, name=item.name or "file", url=info.download_url,
+                                size=content.get("fileSize")))
     return found
 
 

@@ -13,7 +13,7 @@ from urllib.parse import urljoin, urlsplit
 
 import requests
 
-from bot.downloads import CHUNK, DownloadHints, save_stream
+from bot.downloads import CHUNK, DownloadHints, Uploader, save_stream
 from bot.settings import Settings
 from bot.teams.state import SharedFile
 from handlers.errors import UserError
@@ -26,7 +26,7 @@ def _host_allowed(settings: Settings, url: str) -> bool:
     return any(host == h or host.endswith("." + h) for h in allowed)
 
 
-def download(settings: Settings, shared: SharedFile, dest_dir: Path) -> DataRef:
+def download(settings: Settings, shared: SharedFile, dest_dir: Path, uploader: Uploader | None = None) -> DataRef:
     limit, limit_mb = settings.max_upload_bytes, settings.fmbot_max_upload_mb
     if shared.size and shared.size > limit:
         raise UserError(f"{shared.name} is {shared.size / CHUNK:.1f} MB; the limit is {limit_mb} MB",
@@ -41,7 +41,8 @@ def download(settings: Settings, shared: SharedFile, dest_dir: Path) -> DataRef:
             break
         url = urljoin(url, response.headers["Location"])
         response.close()
-    return DataRef(path=str(save_stream(settings, response, shared.name, dest_dir, TEAMS_DOWNLOADS)), name=shared.name)
+    target = save_stream(settings, response, shared.name, dest_dir, TEAMS_DOWNLOADS, uploader)
+    return DataRef(path=str(target), name=shared.name)
 
 
 TEAMS_DOWNLOADS = DownloadHints(

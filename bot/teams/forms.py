@@ -3,23 +3,31 @@
 A dialog (task module) opens on `task/fetch` and moves on with each `task/submit`: the answer is
 the next step's card, the same step again with the problem next to its input, or, once the job is
 recorded and queued, a closing message (the job's own card is posted in the conversation).
-Teams waits for each answer, so a step does its checks (downloading the file, reading every row)
-before it answers, as the Slack form does after its ack.
+A step does its checks (downloading the file, reading every row) before it answers, as the Slack
+form does after its ack; but Teams gives up on an invoke after about 15 seconds, so a step that
+outlives the budget answers a "checking…" card at once and finishes in the background, leaving its
+answer in Redis for the card's Continue button.
 """
 
 from __future__ import annotations
 
+import asyncio
+import json
+import threading
 from pathlib import Path
 from typing import Any
 
 from microsoft_agents.hosting.core import TurnContext
 
+from bot.downloads import Uploader
 from bot.teams import conversations, files
 from bot.teams.context import TeamsContext, reply_target, require, requester
 from bot.teams.ids import NOT_USED, Input, Verb
 from bot.teams.state import FormState, discard, load, save
 from bot.teams.views.cards import Element, attachment
-from bot.teams.views.forms import TITLES, Errors, compute_step, data_step, mapping_step, submitted_values
+from bot.forms import FORM_TTL_SECONDS
+from bot.teams.views.forms import (TITLES, Errors, checking_step, compute_step, data_step, mapping_step,
+                                     submitted_values)
 from handlers.catalog import require_task
 from handlers.data import check_data
 from handlers.errors import UserError
@@ -27,17 +35,25 @@ from handlers.evaluate import EvaluateRequest, start_evaluation
 from handlers.finetune import FinetuneRequest, start_finetune
 from handlers.jobs import gpu_hours
 from handlers.actions import Action
-from platforms.base import DataRef, EvaluateSpec, FinetuneSpec, Hyperparameters, PlatformError, SpecError
+from platforms.base import (DataRef, EvaluateSpec, FinetuneSpec, Hyperparameters, PlatformError, QuotaCheck,
+                            SpecError)
 from platforms.errors import FmbotError
 from platforms.datasets import ColumnMapping, DatasetError, guess_mapping, read_columns
 from platforms.tasks import TASKS, Task
+from workers import keys
 
 _HYPER_INPUTS = {"epochs": Input.EPOCHS, "learning_rate": Input.LEARNING_RATE, "batch_size": Input.BATCH_SIZE}
 
 
-def dialog(state: FormState, content: Element) -> dict[str, Any]:
-    return {"task": {"type": "continue", "value": {"title": TITLES[state.kind], "height": "large", "width": "medium",
+def dialog(title: str, content: Element) -> dict[str, Any]:
+    return {"task": {"type": "continue", "value": {"title": title, "height": "large", "width": "medium",
                                                     "card": attachment(content)}}}
+
+
+def quota_error(check: QuotaCheck) -> dict[str, str]:
+    """A quota refusal on the input it is about (instances or compute), with its advice."""
+    key = Input.INSTANCES if check.field == "instances" else Input.COMPUTE
+    return {key: f"{check.message}. {'; '.join(check.suggestions)}" if check.suggestions else check.message}
 
 
 def closing(message: str) -> dict[str, Any]:
@@ -55,12 +71,13 @@ def open_form(ctx: TeamsContext, context: TurnContext) -> dict[str, Any]:
         return closing(f"⛔ {exc}")
     state = save(ctx.rt.redis, FormState(kind=kind, model=data.get("model") or None,
                                          owner=requester(context.activity)))
-    return dialog(state, data_step(state, ctx.rt.platform.list_models(),
+    return dialog(TITLES[state.kind], data_step(state, ctx.rt.platform.list_models(),
                                    conversations.files(ctx.rt.redis, context.activity.conversation.id), {}))
 
 
-def _data(ctx: TeamsContext, conversation_id: str, chosen: Any, asset: Any, label: str) -> DataRef | None:
-    """The dataset an input names: a file shared in this conversation, or a data asset."""
+def _data(ctx: TeamsContext, conversation_id: str, chosen: Any, asset: Any, label: str, owner: str) -> DataRef | None:
+    """The dataset an input names: a file shared in this conversation (counted against `owner`'s
+    upload limits), or a data asset."""
     asset_name = str(asset or "").strip()
     if asset_name:
         if not asset_name.startswith("azureml:"):
@@ -74,7 +91,8 @@ def _data(ctx: TeamsContext, conversation_id: str, chosen: Any, asset: Any, labe
     shared = next((f for f in conversations.files(ctx.rt.redis, conversation_id) if f.id == chosen), None)
     if shared is None:
         raise UserError(f"{label}: that file is no longer offered here", hint="Share it in this chat again")
-    return files.download(ctx.settings, shared, Path(ctx.settings.fmbot_data_dir))
+    return files.download(ctx.settings, shared, Path(ctx.settings.fmbot_data_dir),
+                          Uploader(ctx.rt, owner, conversation_id))
 
 
 def data_submitted(ctx: TeamsContext, context: TurnContext, state: FormState, values: dict[str, Any]) -> Element:
@@ -108,9 +126,11 @@ def data_submitted(ctx: TeamsContext, context: TurnContext, state: FormState, va
     try:
         if state.kind == "finetune":
             state.train = _data(ctx, conversation, values.get(Input.TRAIN), values.get(f"{Input.TRAIN}_asset"),
-                                "training data")
-            state.validation = _data(ctx, conversation, values.get(Input.VALIDATION), None, "validation data")
-        state.test = _data(ctx, conversation, values.get(Input.TEST), values.get(f"{Input.TEST}_asset"), "test data")
+                                "training data", state.owner)
+            state.validation = _data(ctx, conversation, values.get(Input.VALIDATION), None, "validation data",
+                                     state.owner)
+        state.test = _data(ctx, conversation, values.get(Input.TEST), values.get(f"{Input.TEST}_asset"), "test data",
+                           state.owner)
         data = state.train or state.test
         state.columns = [] if data.path.startswith("azureml:") else read_columns(Path(data.path), data.name)
     except Exception as exc:
@@ -159,8 +179,7 @@ def compute_submitted(ctx: TeamsContext, context: TurnContext, state: FormState,
         return _compute(ctx, state, {Input.INSTANCES: "Give a whole number of instances"})
     check = rt.platform.check_quota(compute, instances, model=rt.platform.get_model(state.model))
     if not check.ok:
-        key = Input.INSTANCES if check.field == "instances" else Input.COMPUTE
-        return _compute(ctx, state, {key: f"{check.message}. {'; '.join(check.suggestions)}"})
+        return _compute(ctx, state, quota_error(check))
     task, who, target = Task(state.task), requester(context.activity), reply_target(context.activity)
     try:
         if state.kind == "finetune":
@@ -204,12 +223,72 @@ def submit(ctx: TeamsContext, context: TurnContext) -> dict[str, Any]:
     except Exception as exc:
         return closing(f"⚠️ {ctx.explain(exc)}")
     save(ctx.rt.redis, state)
-    return dialog(state, step)
+    return dialog(TITLES[state.kind], step)
 
 
 async def on_fetch(ctx: TeamsContext, context: TurnContext) -> dict[str, Any]:
     return await ctx.blocking(open_form, ctx, context)
 
 
+CHECKING = "checking"  # the answer key's value while the step is still working
+
+
+class Handoff:
+    """One step's answer, handed to Redis if the invoke was answered "checking…" before it was ready.
+
+    The lock orders the two sides: either the answer is ready before the invoke gives up waiting
+    (and goes back in the invoke response), or the pending mark is set first and the answer
+    replaces it when ready, so an answer is never lost between them."""
+
+    def __init__(self, ctx: TeamsContext, form_id: str):
+        self.redis, self.key = ctx.rt.redis, keys.teams_form_answer(form_id)
+        self.lock, self.ready, self.handed_off = threading.Lock(), False, False
+
+    def run(self, ctx: TeamsContext, context: TurnContext) -> dict[str, Any]:
+        answer = submit(ctx, context)
+        with self.lock:
+            self.ready = True
+            if self.handed_off:
+                self.redis.set(self.key, json.dumps(answer), ex=FORM_TTL_SECONDS)
+        return answer
+
+    def hand_off(self) -> bool:
+        """Whether the answer is left to the background (False: it is ready now)."""
+        with self.lock:
+            if self.ready:
+                return False
+            self.handed_off = True
+            self.redis.set(self.key, CHECKING, ex=FORM_TTL_SECONDS)
+            return True
+
+
+def resume(ctx: TeamsContext, context: TurnContext) -> dict[str, Any]:
+    """The Continue button of a "checking…" card: the finished step, or the same card while it works."""
+    try:
+        form_id, _ = submitted_values(context.activity.value or {})
+        state = load(ctx.rt.redis, form_id, requester(context.activity))
+    except UserError as exc:
+        return closing(f"⚠️ {ctx.explain(exc)}")
+    raw = ctx.rt.redis.get(keys.teams_form_answer(form_id))
+    if raw is None:
+        return closing("Nothing is being checked for this form any more; open it again.")
+    if raw in (CHECKING, CHECKING.encode()):
+        return dialog(TITLES[state.kind], checking_step(state, still=True))
+    ctx.rt.redis.delete(keys.teams_form_answer(form_id))
+    return json.loads(raw)
+
+
 async def on_submit(ctx: TeamsContext, context: TurnContext) -> dict[str, Any]:
-    return await ctx.blocking(submit, ctx, context)
+    data = (context.activity.value or {}).get("data") or {}
+    if data.get("verb") == Verb.FORM_RESUME:
+        return await ctx.blocking(resume, ctx, context)
+    handoff = Handoff(ctx, str(data.get("form") or ""))
+    work = asyncio.ensure_future(ctx.blocking(handoff.run, ctx, context))
+    done, _ = await asyncio.wait({work}, timeout=ctx.invoke_budget)
+    if not done and await ctx.blocking(handoff.hand_off):
+        try:
+            state = await ctx.blocking(load, ctx.rt.redis, str(data.get("form") or ""), requester(context.activity))
+        except UserError as exc:
+            return closing(f"⚠️ {ctx.explain(exc)}")
+        return dialog(TITLES[state.kind], checking_step(state, still=False))
+    return await work

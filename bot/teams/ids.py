@@ -15,12 +15,14 @@ class Verb(StrEnum):
     FORM_DATA = "fmbot.form.data"  # task/submit of step 1: model, task and data
     FORM_MAPPING = "fmbot.form.mapping"  # task/submit of step 2: column mapping
     FORM_COMPUTE = "fmbot.form.compute"  # task/submit of step 3: compute and settings
+    FORM_RESUME = "fmbot.form.resume"  # task/submit: the step that was still being checked, once ready
+    DEPLOY = "fmbot.deploy"  # task/submit of the deploy dialog
+    IMPORT = "fmbot.import"  # task/submit of the import dialog
     CANCEL_JOB = "fmbot.job.cancel"
     APPROVE_JOB = "fmbot.job.approve"
     REJECT_JOB = "fmbot.job.reject"
     JOB_EVALUATE = "fmbot.job.evaluate"
     JOB_REGISTER = "fmbot.job.register"
-    JOB_DEPLOY = "fmbot.job.deploy"
     SHOW_KEY = "fmbot.endpoint.showKey"  # also the refresh action of the deployed card
 
 
@@ -38,6 +40,11 @@ class Input(StrEnum):
     EPOCHS = "epochs"
     LEARNING_RATE = "learning_rate"
     BATCH_SIZE = "batch_size"
+    DEPLOY_KIND = "deploy_kind"
+    ENDPOINT = "endpoint"
+    CONTENT_FILTER = "content_filter"
+    MODEL_ID = "model_id"
+    LICENSE = "license"
 
 
 NOT_USED = "__none__"

@@ -15,6 +15,9 @@ from typing import Any
 MESSAGE_BYTES = 40 * 1024
 CARD_VERSION = "1.5"  # the newest Adaptive Card schema Teams renders on every client
 TEXT_CHARS = 2000  # longest text one TextBlock gets; a metrics table or an error stays readable
+# How long a dialog step may work before it answers: Teams shows an error when an invoke goes
+# unanswered for about 15 seconds, so a step still reading a big file answers "checking…" well before.
+INVOKE_BUDGET_SECONDS = 8.0
 CHOICES = 100  # choices in one Input.ChoiceSet before the list is cut (and says so)
 _BASE64_IMAGE = re.compile(r"data:image/[a-z]+;base64,[A-Za-z0-9+/=]+")
 

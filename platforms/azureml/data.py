@@ -61,7 +61,8 @@ def prepare_rows(refs: dict[str, DataRef | None], mapping: ColumnMapping, *, spl
 
 
 class DataUploader:
-    """Writes normalized JSONL under `data_dir` and registers it as a workspace data asset."""
+    """Writes normalized JSONL under `data_dir`, registers it as a workspace data asset, and deletes
+    the local copy once the SDK has uploaded it."""
 
     def __init__(self, clients: AzureClients, data_dir: Path):
         self.clients, self.data_dir = clients, data_dir
@@ -91,8 +92,12 @@ class DataUploader:
         path.write_bytes(b"".join(orjson.dumps(row) + b"\n" for row in rows))
         asset = Data(name=asset_name, version="1", type=AssetTypes.URI_FILE, path=str(path),
                      description="uploaded by fmbot")
-        created = call(lambda: self.clients.workspace.data.create_or_update(asset),
-                       what=f"upload {path.name} as a data asset")
+        try:
+            created = call(lambda: self.clients.workspace.data.create_or_update(asset),
+                           what=f"upload {path.name} as a data asset")
+        finally:
+            # The SDK has copied it to the workspace's datastore (or failed): the local copy is spent.
+            path.unlink(missing_ok=True)
         return Input(type=AssetTypes.URI_FILE, path=f"{ASSET_PREFIX}{created.name}:{created.version}")
 
 

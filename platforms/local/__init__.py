@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import json
 import shutil
+import threading
+from collections import OrderedDict
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -48,20 +50,29 @@ def _language_options(task: Task, source_lang: str | None, target_lang: str | No
     return {"source_lang": source_lang, "target_lang": target_lang} if task == Task.TRANSLATION else {}
 
 
+class _WarmModel:
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+        self.predict: Any = None
+
+
 class LocalPlatform(Platform):
     name = "local"
 
     def __init__(self, models_dir: Path, *, max_upload_bytes: int = 100 * 1024 * 1024, seed: bool = True,
-                 redis: Redis | None = None, endpoints_dir: Path | None = None, datasets_dir: Path | None = None):
+                 redis: Redis | None = None, endpoints_dir: Path | None = None, datasets_dir: Path | None = None,
+                 warm_models: int = 2):
         """`redis` keeps endpoint records (endpoints need it); their logs go to `endpoints_dir`
         (default: `endpoints/` next to the models folder); registered datasets to `datasets_dir`
-        (default: `datasets/` next to it)."""
+        (default: `datasets/` next to it); `try_model` keeps the last `warm_models` models tried loaded."""
         self.catalog = LocalCatalog(Path(models_dir))
         self.datasets = LocalDatasets(Path(datasets_dir) if datasets_dir else Path(models_dir).parent / "datasets")
         self.max_upload_bytes = max_upload_bytes
         self.redis = redis
         self.endpoints_dir = Path(endpoints_dir) if endpoints_dir else Path(models_dir).parent / "endpoints"
-        self._predictor: tuple[tuple[str, Task], Any] | None = None
+        self.warm_models = max(1, warm_models)
+        self._predictors: OrderedDict[tuple[str, Task], _WarmModel] = OrderedDict()
+        self._predictors_lock = threading.Lock()
         self.catalog.root.mkdir(parents=True, exist_ok=True)
         if seed:
             self.catalog.ensure_seeded()
@@ -178,13 +189,14 @@ class LocalPlatform(Platform):
         return options
 
     def compute_gpus(self, compute: str | None) -> int | None:
-        """`cpu` has none; `cuda` (and no choice, which trains where it can) the GPUs torch sees."""
-        if compute == "cpu" or (compute is None and training.device() != "cuda"):
+        """`cpu` has none; `cuda` (and no choice, which trains where it can) the GPUs this machine has."""
+        if compute == "cpu":
+            return 0
+        gpus = training.gpu_count()
+        if compute is None and not gpus:
             return 0
         if compute in ("cuda", None):
-            import torch
-
-            return max(torch.cuda.device_count(), 1)
+            return max(gpus, 1)
         return None
 
     def check_quota(self, compute: str, instances: int, *, model: ModelCard | None = None,
@@ -216,15 +228,30 @@ class LocalPlatform(Platform):
         return dict(predictor_module(task).SAMPLE_INPUT)
 
     def try_model(self, ref: str, task: Task, inputs: list[dict[str, Any]]) -> list[dict[str, Any]]:
-        """Keeps the last model tried loaded, so a user trying several inputs waits for loading once."""
+        """Keeps the last `warm_models` models tried loaded, so trying several inputs waits for loading
+        once. Each model has its own lock, held while it loads and while it predicts: concurrent
+        tries of one model load it once and never interleave, and tries of different models never
+        share a slot (one slot shared by all once answered one model's try with another's output)."""
         card = self.catalog.get(ref)
         task = self._task_for(card, task)
-        key = (card.ref, task)
-        if self._predictor is None or self._predictor[0] != key:
-            self._predictor = None
-            path = self.catalog.path(card.ref)
-            self._predictor = (key, predictor_module(task).load_predictor(path, max_length=input_limit(path)))
-        return self._predictor[1](inputs)
+        warm = self._warm(card.ref, task)
+        with warm.lock:
+            if warm.predict is None:
+                path = self.catalog.path(card.ref)
+                warm.predict = predictor_module(task).load_predictor(path, max_length=input_limit(path))
+            return warm.predict(inputs)
+
+    def _warm(self, ref: str, task: Task) -> _WarmModel:
+        """The slot of `(ref, task)`, most recently used last; the least recently used beyond
+        `warm_models` is dropped (a try still holding it finishes with it)."""
+        with self._predictors_lock:
+            warm = self._predictors.get((ref, task))
+            if warm is None:
+                warm = self._predictors[(ref, task)] = _WarmModel()
+            self._predictors.move_to_end((ref, task))
+            while len(self._predictors) > self.warm_models:
+                self._predictors.popitem(last=False)
+            return warm
 
     def _endpoints(self) -> LocalEndpoints:
         if self.redis is None:
@@ -243,6 +270,10 @@ class LocalPlatform(Platform):
 
     def delete_endpoint(self, name: str) -> EndpointInfo:
         return self._endpoints().delete(name)
+
+    def endpoint_logs(self) -> tuple[Path, set[str]]:
+        """Where endpoint logs are written, and those of endpoints still recorded (kept)."""
+        return self.endpoints_dir, self._endpoints().log_files() if self.redis is not None else set()
 
     def pick_up_endpoint_key(self, name: str) -> SecretStr | None:
         key = self._endpoints().pick_up_key(name)

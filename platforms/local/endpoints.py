@@ -326,6 +326,12 @@ class LocalEndpoints:
     def get(self, name: str) -> EndpointInfo:
         return self._info(self._record(name))
 
+    def log_files(self) -> set[str]:
+        """The logs live endpoints write to (read from their records, without probing them)."""
+        names = [n.decode() for n in self.redis.smembers(endpoints_key())]
+        raws = self.redis.mget([endpoint_key(n) for n in names]) if names else []
+        return {EndpointRecord.model_validate_json(raw).log_file for raw in raws if raw}
+
     def list(self) -> list[EndpointInfo]:
         infos = []
         for raw_name in sorted(self.redis.smembers(endpoints_key())):

@@ -46,15 +46,26 @@ def hub_offline() -> bool:
     return flag or constants.HF_HUB_OFFLINE
 
 
-def _download(model_id: str, target: Path) -> None:
-    from huggingface_hub import snapshot_download
+def _download(model_id: str, target: Path, max_bytes: int | None = None) -> None:
+    """`max_bytes` (the requester's fair-use limit) is checked against the hub's file sizes before
+    anything is downloaded."""
+    from huggingface_hub import HfApi, snapshot_download
     from huggingface_hub.errors import GatedRepoError, RepositoryNotFoundError
 
     if hub_offline():
         raise PlatformError(f"the Hugging Face hub is unreachable: HF_HUB_OFFLINE is set, so {model_id} cannot be "
                             "downloaded", hint="Import a downloaded copy with `--from PATH`, or unset HF_HUB_OFFLINE")
     try:
+        if max_bytes is not None:
+            info = HfApi().model_info(model_id, files_metadata=True)
+            size = sum(f.size or 0 for f in info.siblings or [])
+            if size > max_bytes:
+                raise PlatformError(f"{model_id} is {size / 2**30:.2f} GB; the limit is {max_bytes / 2**30:g} GB a model",
+                                    hint="Import a smaller model, or ask an admin to raise `limits.user.import_gb` "
+                                         "in the access policy (FMBOT_POLICY)", field="import_gb")
         snapshot_download(model_id, local_dir=target)
+    except PlatformError:
+        raise
     except GatedRepoError:
         raise PlatformError(f"{model_id} is gated on the Hugging Face hub",
                             hint="Accept its terms on huggingface.co and set HF_TOKEN, or import with `--from PATH`") from None
@@ -83,7 +94,7 @@ def import_model(catalog: LocalCatalog, spec: ImportSpec, report: ProgressReport
         if folder is not None:
             shutil.copytree(folder, target, dirs_exist_ok=True, ignore=shutil.ignore_patterns(*SKIPPED))
         else:
-            _download(spec.model_id, target)
+            _download(spec.model_id, target, spec.max_bytes)
         for planted in target.rglob(CARD_FILE):
             planted.unlink()  # only fmbot writes cards: a repository's own would add catalog entries
         if not any((target / name).is_file() for name in MODEL_FILES):

@@ -90,8 +90,16 @@ def number(input_id: str, label: str, value: float, *, minimum: float | None = N
 
 
 def text_input(input_id: str, label: str, *, placeholder: str = "", value: str = "",
-               error: str | None = None) -> list[Element]:
+               error: str | None = None, max_length: int | None = None) -> list[Element]:
     element: Element = {"type": "Input.Text", "id": input_id, "label": label, "placeholder": placeholder}
     if value:
         element["value"] = value
+    if max_length:
+        element["maxLength"] = max_length
     return [element] + ([text(error, color="Attention", size="Small")] if error else [])
+
+
+def toggle(input_id: str, title: str, *, on: bool) -> list[Element]:
+    """A checkbox; Teams sends its value back as the string "true" or "false"."""
+    return [{"type": "Input.Toggle", "id": input_id, "title": title, "value": "true" if on else "false",
+             "valueOn": "true", "valueOff": "false"}]

@@ -23,7 +23,7 @@ def model_card(model: ModelCard) -> Element:
     body = [heading(model.ref), text(model.description or "No description."), facts(pairs),
             text(f"Try it: `try {model.name} <text>` · deploy it: `deploy {model.name} <endpoint-name>`",
                  isSubtle=True, size="Small")]
-    return card(body, _buttons(model.ref))
+    return card(body, _buttons(model.ref) + [open_dialog("Deploy", {"kind": "deploy", "model": model.ref})])
 
 
 def search_results(models: list[ModelCard], query: str, task: str | None) -> Element:

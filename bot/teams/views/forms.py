@@ -145,6 +145,16 @@ def _compute_step(state: FormState, options: list[ComputeOption], max_gpu_hours:
     return _form(state, body, _submit("Start", Verb.FORM_COMPUTE, state), errors)
 
 
+def checking_step(state: FormState, *, still: bool) -> Element:
+    """What a step that is still reading the data answers; Continue shows the next step once it is ready."""
+    data = state.train or state.test
+    lines = [text(f"Checking {data.name if data else 'your data'}: a big file takes a while to read "
+                  "through. Press Continue in a moment.")]
+    if still:
+        lines.append(text("Still checking…", isSubtle=True))
+    return _form(state, lines, _submit("Continue", Verb.FORM_RESUME, state), {})
+
+
 def submitted_values(value: dict[str, Any]) -> tuple[str, dict[str, Any]]:
     """The form id and the inputs of a `task/submit` (Teams merges them into `data`)."""
     data = dict(value.get("data") or {})

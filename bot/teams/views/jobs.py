@@ -10,7 +10,7 @@ import base64
 
 from bot.teams.ids import Verb
 from bot.teams.limits import clip
-from bot.teams.views.cards import Element, card, execute, facts, heading, open_dialog, table, text, text_input
+from bot.teams.views.cards import Element, card, execute, facts, heading, open_dialog, table, text
 from platforms.base import JobState
 from workers.ledger import JobRecord
 from workers.notifier import JobEvent
@@ -74,15 +74,10 @@ def status_card(record: JobRecord, requester_name: str | None = None) -> Element
 
 
 def result_actions(model: str) -> list[Element]:
-    """Evaluate opens the evaluate dialog; Register shows the model's catalog card; Deploy asks for
-    an endpoint name right on the card and starts the deployment."""
-    deploy_form = card([text_input("endpoint", "Endpoint name", placeholder="3-32 characters: a letter, then "
-                                   "letters, digits, hyphens")[0]],
-                       [execute("Deploy", Verb.JOB_DEPLOY, {"model": model}, style="positive")])
-    deploy_form.pop("$schema")
+    """Evaluate and Deploy open their dialogs; Register shows the model's catalog card."""
     return [open_dialog("Evaluate", {"kind": "evaluate", "model": model}),
             execute("Register", Verb.JOB_REGISTER, {"model": model}),
-            {"type": "Action.ShowCard", "title": "Deploy", "card": deploy_form}]
+            open_dialog("Deploy", {"kind": "deploy", "model": model})]
 
 
 def metrics_card(record: JobRecord, loss_curve_png: bytes | None = None) -> Element:
