@@ -9,6 +9,7 @@ from redis import Redis
 from bot.settings import Settings
 from platforms.base import Platform
 from platforms.prices import load_prices
+from workers import compare
 from workers.costs import CostConfig
 from workers.ledger import Ledger
 from workers.notifier import Notifier, NullNotifier, SurfaceNotifier
@@ -54,9 +55,9 @@ def build_runtime(settings: Settings, *, slack: bool | None = None) -> Runtime:
         from bot.slack.client import web_client
         from bot.slack.home import user_home
         from bot.slack.notifier import SlackNotifier
-        from bot.slack.views.jobs import SlackJobRenderer
+        from bot.slack.views.compare import CompareRenderer
 
-        notifiers["slack"] = SlackNotifier(count_retries(web_client(settings), redis), SlackJobRenderer(), ledger,
+        notifiers["slack"] = SlackNotifier(count_retries(web_client(settings), redis), CompareRenderer(), ledger,
                                            home=lambda user: user_home(runtime, user))
     if settings.teams_app_id and teams_installed():
         from bot.teams.notifier import TeamsNotifier
@@ -75,6 +76,7 @@ def build_runtime(settings: Settings, *, slack: bool | None = None) -> Runtime:
         approval_gpu_hours=settings.fmbot_approval_gpu_hours,
         ledger_retention_days=settings.fmbot_ledger_retention_days,
         upload_retention_hours=settings.fmbot_upload_retention_hours,
+        observers=(compare.after_change,),
         poll_interval=settings.fmbot_poll_interval,
         costs=cost_config(settings),
     )

@@ -217,6 +217,34 @@ def cmd_data(args: argparse.Namespace, settings: Settings, rt: Runtime) -> int:
     return 0
 
 
+def cmd_compare(args: argparse.Namespace, settings: Settings, rt: Runtime) -> int:
+    from handlers.compare import CompareRequest, start_comparison
+
+    task = parse_task(args.task)
+    request = CompareRequest(models=args.models, task=task, test=_data(args.test),
+                             mapping=ColumnMapping.parse(args.map, task), source_lang=args.source_lang,
+                             target_lang=args.target_lang, requester=_requester(),
+                             **({"max_length": args.max_length} if args.max_length is not None else {}))
+    record = start_comparison(rt, request, max_bytes=settings.max_upload_bytes)
+    if args.wait:
+        record = _wait(rt, record, quiet=args.json)
+    if args.json:
+        console.emit_json(record.public())
+    else:
+        print(console.comparison(record))
+        if not args.wait:
+            print(f"Follow it with: fmbot status {record.id}")
+    return 0 if record.state in ("queued", "running", "completed") else 1
+
+
+def cmd_leaderboard(args: argparse.Namespace, settings: Settings, rt: Runtime) -> int:
+    from handlers.compare import show_leaderboard
+
+    board = show_leaderboard(rt, args.task, " ".join(args.dataset) or None)
+    console.emit_json(board.model_dump(mode="json")) if args.json else print(console.leaderboard(board))
+    return 0
+
+
 def cmd_jobs(args: argparse.Namespace, settings: Settings, rt: Runtime) -> int:
     from handlers.jobs import list_jobs
 
@@ -385,7 +413,7 @@ def cmd_demo(args: argparse.Namespace, settings: Settings, rt: Runtime | None) -
 # How the CLI runs each command of the registry it offers; `test_registry` keeps the two equal.
 RUNNERS = {
     "search": cmd_models, "card": cmd_card, "finetune": cmd_finetune, "evaluate": cmd_evaluate, "data": cmd_data,
-    "jobs": cmd_jobs,
+    "jobs": cmd_jobs, "compare": cmd_compare, "leaderboard": cmd_leaderboard,
     "status": cmd_status, "cancel": cmd_cancel, "try": cmd_try, "deploy": cmd_deploy, "endpoints": cmd_endpoints, "costs": cmd_costs,
     "rotate-key": cmd_rotate_key, "delete-endpoint": cmd_delete_endpoint, "import": cmd_import, "worker": cmd_worker,
     "serve": cmd_serve,

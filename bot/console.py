@@ -10,6 +10,7 @@ from handlers.costs import CostReport
 from handlers.tryout import TryResult
 from platforms.base import DatasetInfo, EndpointInfo, ModelCard
 from platforms.datasets import Preview
+from workers.compare import ComparisonResult, Leaderboard, Member
 from workers.ledger import JobRecord
 
 
@@ -186,3 +187,60 @@ def cost_report(report: CostReport) -> str:
     lines += ["By channel:"] + [f"  {who}  {money(usd)}" for who, usd in report.channels.items()]
     lines.append(f"Prices: {report.price_source}, read {report.prices_read}")
     return "\n".join(lines)
+
+
+def _table(rows: list[tuple[str, ...]]) -> str:
+    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
+    return "\n".join("  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)).rstrip() for row in rows)
+
+
+def _parameters(parameters: int | None) -> str:
+    if not parameters:
+        return "-"
+    return f"{parameters / 1e6:.1f}M" if parameters >= 1e5 else f"{parameters / 1e3:.0f}k"
+
+
+def comparison_table(result: ComparisonResult) -> str:
+    """Ranked: rank, model, the primary metric with its 95% interval, every other metric, time, size;
+    failed models last with their reason."""
+    names = [result.primary] + sorted({n for s in result.standings for n in s.metrics} - {result.primary})
+    rows = [("#", "MODEL", *names, "95% CI", "TIME", "SIZE")]
+    for s in result.standings:
+        if s.rank is None:
+            rows.append(("-", s.model, *([""] * len(names)), f"{s.state}: {s.error or ''}"[:80], "", ""))
+            continue
+        interval = f"{s.interval[0]:.3f}-{s.interval[1]:.3f}" if s.interval else "-"
+        rows.append((str(s.rank), s.model, *(f"{s.metrics[n]:.4f}" if n in s.metrics else "-" for n in names),
+                     interval, f"{s.seconds:.0f}s", _parameters(s.parameters)))
+    return _table(rows)
+
+
+def comparison(record: JobRecord) -> str:
+    lines = [job_line(record)]
+    if record.error:
+        lines.append(f"  error: {record.error}")
+    for model, why in record.result.get("left_out", {}).items():
+        lines.append(f"  left out {model}: {why}")
+    if "comparison" in record.result:
+        result = ComparisonResult.model_validate(record.result["comparison"])
+        lines.append(f"on {result.dataset_name} ({result.rows} rows kept for intervals), ranked by {result.primary}:")
+        lines.append(comparison_table(result))
+        if result.flips is not None:
+            lines.append(f"flips vs {result.base} on {result.flips.rows} rows: {len(result.flips.gained)} right only "
+                         f"after, {len(result.flips.lost)} right only before")
+        for d in result.disagreements:
+            said = "; ".join(f"{m}: {p}" for m, p in d.predictions.items())
+            lines.append(f"  row {d.index + 1}: {d.input[:80]!r} reference {d.reference[:40]!r} — {said[:200]}")
+    else:
+        for member in record.result.get("members", []):
+            m = Member.model_validate(member)
+            lines.append(f"  {m.job}  {m.state:<9} {m.model}" + (f"  {m.error}" if m.error else ""))
+    return "\n".join(lines)
+
+
+def leaderboard(board: Leaderboard) -> str:
+    mapping = ",".join(f"{k}={v}" for k, v in board.mapping.items())
+    rows = [("#", "MODEL", board.primary.upper(), "JOB", "FINISHED")]
+    rows += [(str(i), e.model, f"{e.metrics[board.primary]:.4f}", e.job, e.finished_at.strftime("%Y-%m-%d %H:%M"))
+             for i, e in enumerate(board.entries, start=1)]
+    return f"{board.task} on {board.dataset_name} ({board.dataset}, {mapping})\n" + _table(rows)

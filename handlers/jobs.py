@@ -147,7 +147,16 @@ def cancel_job(rt: Runtime, job_id: str, user: str, channel: str | None = None) 
                         hint=f"Ask them to cancel it. {policy.current().who_grants()}")
     if record.state.final:
         raise UserError(f"{record.id} has already {record.state}", hint="Only queued or running jobs can be canceled")
-    record, moved = rt.ledger.transition(record.id, JobState.CANCELED, message=f"canceled by {user}")
+    record = _cancel(rt, record.id, f"canceled by {user}")
+    for member in record.spec.get("members", []) if record.kind == "compare" else []:
+        _cancel(rt, member, f"canceled with its comparison {record.id} by {user}")
+    return record
+
+
+def _cancel(rt: Runtime, job_id: str, message: str) -> JobRecord:
+    """A queued job never starts, a running one stops at its next step; a final one is left as is.
+    A comparison's finishing job is withdrawn before its members, so it does not run for them."""
+    record, moved = rt.ledger.transition(job_id, JobState.CANCELED, message=message)
     if moved:
         withdraw_job(rt.queue, record.id)
         if record.external_id:

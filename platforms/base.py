@@ -258,6 +258,8 @@ class JobOutcome(BaseModel):
     output_model: str | None = None
     loss_history: list[tuple[int, float]] = []
     samples: list[dict[str, Any]] = []
+    # Scored test rows ({input, reference, prediction}, bounded), in test-file order, for comparisons.
+    rows: list[dict[str, Any]] = []
     message: str | None = None
     # Kind-specific results users may see (deploy: endpoint and url; never a key).
     result: dict[str, Any] = {}

@@ -14,7 +14,7 @@ from benchmarks.run_all import BENCHMARKS
 from tests.helpers import ROOT
 
 pytestmark = pytest.mark.bench
-SLOW = {"finetune_throughput", "endpoint_throughput", "try_latency"}
+SLOW = {"finetune_throughput", "endpoint_throughput", "try_latency", "parallel_evaluations"}
 
 
 def run_quick(args: list[str], timeout: float) -> subprocess.CompletedProcess[str]:

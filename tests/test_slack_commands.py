@@ -192,8 +192,8 @@ def test_job_messages_progress_plot_buttons_and_home(sender, slack: SlackStandIn
     last_status = slack.of("chat.update")[-1].params
     assert "completed" in last_status["text"]
     buttons = [e for b in last_status["blocks"] if b["type"] == "actions" for e in b["elements"]]
-    assert [b["text"]["text"] for b in buttons] == ["Evaluate", "Register", "Deploy"]
-    assert {b["value"] for b in buttons} == {record.output_model}
+    assert [b["text"]["text"] for b in buttons] == ["Evaluate", "Register", "Deploy", "Compare with base"]
+    assert {b["value"] for b in buttons} == {record.output_model, record.id}
 
     upload_url = slack.wait_for(lambda: slack.of("files.getUploadURLExternal"), 10)[0]
     assert upload_url.params["filename"].endswith("-loss.png")

@@ -61,6 +61,29 @@ def add_tiny_bert(root: Path, texts: Iterable[str], *, name: str = "tiny-bert",
     return _save(root, name, build, ["bert", seed, texts], tasks, "A tiny BERT for tests.")
 
 
+def add_tiny_classifier(root: Path, texts: Iterable[str], labels: list[str], *, name: str = "tiny-classifier",
+                        seed: int = 0) -> ModelCard:
+    """A tiny BERT with a sequence-classification head for `labels` and wide random weights, so
+    that (unlike a fresh head on a random body, which answers one class for every row) models of
+    different seeds predict differently from row to row, as comparisons need."""
+    texts = list(texts)
+
+    def build():
+        import torch
+        from transformers import BertConfig, BertForSequenceClassification
+
+        torch.manual_seed(seed)
+        tokenizer = wordpiece_tokenizer(texts)
+        config = BertConfig(vocab_size=len(tokenizer), hidden_size=32, num_hidden_layers=2, num_attention_heads=2,
+                            intermediate_size=64, max_position_embeddings=128, pad_token_id=tokenizer.pad_token_id,
+                            initializer_range=1.0, id2label=dict(enumerate(labels)),
+                            label2id={label: i for i, label in enumerate(labels)})
+        return BertForSequenceClassification(config), tokenizer
+
+    return _save(root, name, build, ["bert-classifier", seed, labels, texts], (Task.TEXT_CLASSIFICATION,),
+                 "A tiny BERT classifier for tests.")
+
+
 def unigram_tokenizer(texts: Iterable[str], vocab_size: int = 600):
     """A T5-style tokenizer: SentencePiece-like Unigram pieces, `</s>` after every text."""
     from tokenizers import Tokenizer, decoders, models, pre_tokenizers, processors, trainers

@@ -33,7 +33,7 @@ from platforms.base import (
     Progress,
 )
 from platforms.datasets import DatasetError
-from workers import outbox, runtime, telemetry, timers
+from workers import compare, outbox, runtime, telemetry, timers
 from workers.ledger import JobKind, JobRecord
 from workers.notifier import JobEvent
 
@@ -179,10 +179,18 @@ def run_job(job_id: str) -> dict[str, Any]:
         output_model=outcome.output_model,
         loss_history=outcome.loss_history,
         samples=outcome.samples,
+        rows=outcome.rows,
         message=outcome.message,
         result=outcome.result,
         external_id=outcome.external_id,
     )
+
+
+def finish_comparison(comparison_id: str) -> dict[str, Any]:
+    """RQ job that RQ starts once every evaluation of a comparison has ended (`workers/compare.py`)."""
+    rt = runtime.current()
+    telemetry.bind_job(comparison_id, rt.ledger.get(comparison_id).trace_id)
+    return compare.finish(rt, comparison_id)
 
 
 def delete_endpoint(name: str) -> dict[str, Any]:

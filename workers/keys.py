@@ -23,6 +23,9 @@
     fmbot:try:alive             set while at least one try service runs (expires unless refreshed)
     fmbot:try:rate:{user}:{min} tries of one user in one minute (expires)
     fmbot:ledger:sweep          lock (SET NX, expires) of the one worker deleting records past their retention
+    fmbot:leaderboard:{task}:{dataset}  list of JSON evaluation results on one dataset (content hash +
+                                mapping), newest first, trimmed (workers/compare.py)
+    fmbot:leaderboards:{task}   hash dataset id → JSON {name, mapping, updated_at}: the datasets a task has boards for
     fmbot:metrics               hash of counters workers add to (jobs by state, durations, retries)
     fmbot:throughput:{key}      list of the newest samples/s of one model family on one compute ({kind}:{family}:{compute})
     fmbot:spend:{YYYY-MM}       hash of one month's spend: job id or endpoint:{name} → JSON Charge (workers/costs.py)
@@ -71,6 +74,14 @@ def form(form_id: str) -> str:
 
 def ledger_sweep() -> str:
     return f"{PREFIX}:ledger:sweep"
+
+
+def leaderboard(task: str, dataset: str) -> str:
+    return f"{PREFIX}:leaderboard:{task}:{dataset}"
+
+
+def leaderboards(task: str) -> str:
+    return f"{PREFIX}:leaderboards:{task}"
 
 
 def metrics() -> str:

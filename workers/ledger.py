@@ -23,8 +23,8 @@ from platforms.base import JobState, Progress
 from workers import keys, telemetry
 from workers.costs import Estimate
 
-JobKind = Literal["finetune", "evaluate", "deploy", "import"]
-_PREFIX = {"finetune": "ft", "evaluate": "ev", "deploy": "dp", "import": "im"}
+JobKind = Literal["finetune", "evaluate", "deploy", "import", "compare"]
+_PREFIX = {"finetune": "ft", "evaluate": "ev", "deploy": "dp", "import": "im", "compare": "cmp"}
 SEEN_LIMIT = 64  # records a Ledger remembers as last seen; a worker needs the one job it runs
 
 
@@ -64,6 +64,10 @@ class JobRecord(BaseModel):
     output_model: str | None = None
     loss_history: list[tuple[int, float]] = []
     samples: list[dict[str, Any]] = []
+    # An evaluation's scored test rows (bounded): what a comparison computes intervals and flips from.
+    rows: list[dict[str, Any]] = []
+    # The comparison this evaluation belongs to: its changes refresh that record's status message.
+    parent: str | None = None
     message: str | None = None
     result: dict[str, Any] = {}
     error: str | None = None
@@ -89,8 +93,9 @@ class JobRecord(BaseModel):
         return max((end - start).total_seconds(), 0.0)
 
     def public(self) -> dict[str, Any]:
-        """The record as shown to users (CLI `--json`, Slack): no internal spec paths."""
-        data = self.model_dump(mode="json", exclude={"spec"})
+        """The record as shown to users (CLI `--json`, Slack): no internal spec paths, and not the
+        hundreds of scored rows a comparison reads."""
+        data = self.model_dump(mode="json", exclude={"spec", "rows"})
         data["elapsed_seconds"] = round(self.elapsed_seconds, 1)
         data["estimate_error"] = self.estimate_error
         if self.estimate is not None:

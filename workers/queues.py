@@ -66,8 +66,9 @@ def enqueue_job(queue: Queue, job_id: str, *, timeout: int, retries: int, pipeli
 
 
 def withdraw_job(queue: Queue, job_id: str) -> None:
-    """Take a job off the queue if it has not started; a running job stops itself via the ledger."""
+    """Take a job off the queue if it has not started; a running job stops itself via the ledger.
+    Its dependents (a comparison's finishing job) still run: they judge the ledger's record."""
     try:
-        Job.fetch(job_id, connection=queue.connection, serializer=queue.serializer).cancel()
+        Job.fetch(job_id, connection=queue.connection, serializer=queue.serializer).cancel(enqueue_dependents=True)
     except (NoSuchJobError, InvalidJobOperation):
         return

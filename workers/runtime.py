@@ -26,6 +26,9 @@ from workers.notifier import JobEvent, Notifier
 from workers.queues import enqueue_job, host_queue
 
 log = logging.getLogger(__name__)
+# Told of every posted change after its post (a comparison refreshing its member lines, a
+# leaderboard entry): installed by whoever builds the Runtime, so this module imports none of them.
+Observer = Callable[["Runtime", JobRecord, JobEvent], None]
 
 
 @dataclass
@@ -43,6 +46,7 @@ class Runtime:
     upload_retention_hours: float = 24.0
     poll_interval: float = 60.0
     costs: CostConfig = field(default_factory=CostConfig)
+    observers: tuple[Observer, ...] = ()
     _platform: Platform | None = field(default=None, repr=False)
 
     @property
@@ -103,7 +107,14 @@ class Runtime:
         except Exception:
             log.exception("could not post %s for job %s (trace %s)", event, record.id, record.trace_id)
             posted = record
-        if posted.state.final:
+        for observer in self.observers:
+            try:
+                observer(self, record, event)
+            except Exception:
+                log.exception("%s failed on %s of job %s", getattr(observer, "__qualname__", observer), event, record.id)
+        # A comparison's evaluations share its test upload, and Re-run reads it again: theirs is left to
+        # the retention sweep.
+        if posted.state.final and posted.parent is None and posted.kind != "compare":
             self._release(posted)
         if event != JobEvent.PROGRESS:
             telemetry.record_job_state(self.redis, record.kind, event.value,

@@ -11,7 +11,7 @@ from slack_bolt import App, BoltRequest, BoltResponse
 from slack_sdk import WebClient
 
 from bot.settings import Settings
-from bot.slack import buttons, commands, costs, deploy, forms, home, imports, tryout
+from bot.slack import buttons, commands, compare, costs, deploy, forms, home, imports, tryout
 from bot.slack.context import SlackContext
 from bot.slack.errors import on_error
 from bot.slack.middleware import SlackGroups, enforce_policy, once_per_delivery, provide_context, settle_delivery
@@ -48,6 +48,6 @@ def create_app(settings: Settings, rt: Runtime, client: WebClient, *, verify_req
     ctx = SlackContext(settings=settings, rt=rt)
     app.use(provide_context(ctx))
     app.error(on_error)
-    for room in (commands, forms, buttons, home, deploy, imports, tryout, costs):
+    for room in (commands, forms, buttons, home, deploy, imports, tryout, costs, compare):
         room.register(app)
     return app

@@ -9,32 +9,14 @@ from typing import Any
 
 from slack_bolt import App
 
-from bot.slack.context import SlackContext
+from bot.slack.compare import picked_models
+from bot.slack.context import SlackContext, later
 from bot.slack.deploy import open_deploy
 from bot.slack.forms import open_form
 from bot.slack.ids import ActionId
 from bot.slack.views import catalog as catalog_views
-from handlers import catalog, jobs
+from handlers import catalog, compare, jobs
 from platforms.tasks import parse_task
-
-
-def _where(body: dict[str, Any]) -> tuple[str, str]:
-    channel = (body.get("channel") or {}).get("id") or (body.get("container") or {}).get("channel_id") or ""
-    return channel, body["user"]["id"]
-
-
-Work = Callable[[SlackContext, Any, str, str, dict[str, Any]], Any]
-
-
-def later(work: Work, failure: str = "") -> Callable[..., None]:
-    """A button listener that acks at once and does `work` after the ack; a failure is told
-    to the person who pressed the button, prefixed with `failure`."""
-    def on_button(ack, body, client, context):
-        ack()
-        ctx: SlackContext = context["fm"]
-        channel, user = _where(body)
-        ctx.after_ack_telling(client, channel, user, lambda: work(ctx, client, channel, user, body), failure)
-    return on_button
 
 
 def _value(body: dict[str, Any]) -> str:
@@ -62,6 +44,12 @@ def show_card(ctx: SlackContext, client: Any, channel: str, user: str, body: dic
     client.chat_postEphemeral(channel=channel, user=user, **catalog_views.model_card(card))
 
 
+def open_comparison(ctx: SlackContext, client: Any, channel: str, user: str, body: dict[str, Any]) -> None:
+    """The search page's Compare: the evaluate form, once, for the models ticked on the page."""
+    models = compare.checked_count(picked_models(body), hint="Tick the boxes next to the models, then press Compare")
+    open_form(ctx, client, body["trigger_id"], "compare", channel, user, None, models)
+
+
 on_deploy_button = later(lambda ctx, client, channel, user, body: open_deploy(
     ctx, client, body["trigger_id"], channel, user, _value(body)))
 on_cancel = later(lambda ctx, client, channel, user, body: jobs.cancel_job(ctx.rt, _value(body), user, channel),
@@ -81,3 +69,6 @@ def register(app: App) -> None:
     app.action(ActionId.APPROVE_JOB)(on_approve)
     app.action(ActionId.REJECT_JOB)(on_reject)
     app.action(ActionId.JOB_REGISTER)(later(show_card))
+    app.action(ActionId.COMPARE_SELECTED)(later(open_comparison))
+    app.action(ActionId.COMPARE_FINETUNE_BEST)(form_opener("finetune"))
+    app.action(ActionId.COMPARE_DEPLOY_BEST)(on_deploy_button)

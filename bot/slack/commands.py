@@ -13,6 +13,7 @@ from collections.abc import Callable
 from slack_bolt import App
 
 from bot import observability
+from bot.slack.compare import command_leaderboard
 from bot.slack.context import SlackContext, SlashCommand
 from bot.slack.data import command_data
 from bot.slack.costs import command_costs
@@ -24,7 +25,7 @@ from bot.slack.limits import clip
 from bot.slack.views import catalog as catalog_views
 from bot.slack.views.jobs import headline, progress_bar
 from bot.slack.views.mrkdwn import escape
-from handlers import catalog, jobs
+from handlers import catalog, compare, jobs
 from handlers.errors import UserError, user_message
 from handlers.registry import PREFIX, Surface, closest_command, lookup, on, usage_hint
 from platforms.tasks import parse_task
@@ -71,6 +72,14 @@ def form_command(kind: str) -> Callable[[SlashCommand], None]:
     return open_kind
 
 
+def command_compare(cmd: SlashCommand) -> None:
+    """The evaluate form, once, for every model named; the form's data step checks them."""
+    models = compare.checked_count(cmd.rest.split(), hint=f"{usage_hint('compare', SLACK)}, or tick models on "
+                                                          "`/fm search` and press Compare")
+    cmd.ack()
+    cmd.ctx.after_ack(open_form, cmd.ctx, cmd.client, cmd.trigger_id, "compare", cmd.channel, cmd.user, None, models)
+
+
 def command_jobs(cmd: SlashCommand) -> None:
     records = jobs.list_jobs(cmd.ctx.rt, user=cmd.user)
     lines = [f"{headline(r)} {progress_bar(r)}" for r in records] or ["You have no jobs yet."]
@@ -113,7 +122,7 @@ LISTENERS: dict[str, Callable[[SlashCommand], None]] = {
     "evaluate": form_command("evaluate"), "finetune": form_command("finetune"), "deploy": command_deploy,
     "import": command_import, "jobs": command_jobs, "status": command_status, "cancel": command_cancel,
     "endpoints": command_endpoints, "rotate-key": command_rotate_key, "quota": command_quota, "data": command_data,
-    "costs": command_costs,
+    "costs": command_costs, "compare": command_compare, "leaderboard": command_leaderboard,
 }
 
 

@@ -121,3 +121,22 @@ class SlashCommand:
     @property
     def trigger_id(self) -> str:
         return self.body["trigger_id"]
+
+
+def _where(body: dict[str, Any]) -> tuple[str, str]:
+    channel = (body.get("channel") or {}).get("id") or (body.get("container") or {}).get("channel_id") or ""
+    return channel, body["user"]["id"]
+
+
+Work = Callable[[SlackContext, Any, str, str, dict[str, Any]], Any]
+
+
+def later(work: Work, failure: str = "") -> Callable[..., None]:
+    """A button listener that acks at once and does `work` after the ack; a failure is told
+    to the person who pressed the button, prefixed with `failure`."""
+    def on_button(ack, body, client, context):
+        ack()
+        ctx: SlackContext = context["fm"]
+        channel, user = _where(body)
+        ctx.after_ack_telling(client, channel, user, lambda: work(ctx, client, channel, user, body), failure)
+    return on_button

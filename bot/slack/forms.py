@@ -18,7 +18,7 @@ from typing import Any
 from slack_bolt import App
 
 from bot.downloads import Uploader
-from bot.slack import evaluate, finetune
+from bot.slack import compare, evaluate, finetune
 from bot.slack.context import SlackContext
 from bot.slack.files import resolve_data
 from bot.slack.ids import ActionId, BlockId, CallbackId
@@ -60,8 +60,8 @@ def quota_errors(quota: QuotaCheck) -> dict[str, str]:
 
 
 def open_form(ctx: SlackContext, client: Any, trigger_id: str, kind: str, channel: str, user: str,
-              model: str | None) -> None:
-    state = FormState(kind=kind, channel=channel, user=user, model=model)
+              model: str | None, models: list[str] | None = None) -> None:
+    state = FormState(kind=kind, channel=channel, user=user, model=model, models=models or [])
     client.views_open(trigger_id=trigger_id,
                       view=data_step(state, ctx.rt.platform.list_models(), dump_state(state, ctx.rt.redis)))
 
@@ -73,12 +73,15 @@ def on_data(ack, view, client, context):
     values = read_values(view)
     state.model, state.task, state.error = values.get(BlockId.MODEL), values.get(BlockId.TASK), None
     errors: dict[str, str] = {}
-    try:
-        card = rt.platform.get_model(state.model or "")
-        if not card.supports(Task(state.task)):
-            errors[BlockId.TASK] = f"{card.unsupported(Task(state.task))}; its tasks: {', '.join(card.tasks)}"
-    except PlatformError as exc:
-        errors[BlockId.MODEL] = str(exc)
+    if state.kind == "compare":
+        errors = compare.model_errors(ctx, state)
+    else:
+        try:
+            card = rt.platform.get_model(state.model or "")
+            if not card.supports(Task(state.task)):
+                errors[BlockId.TASK] = f"{card.unsupported(Task(state.task))}; its tasks: {', '.join(card.tasks)}"
+        except PlatformError as exc:
+            errors[BlockId.MODEL] = str(exc)
     if state.kind == "finetune":
         state.validation_split = float(values.get(BlockId.VALIDATION_SPLIT) or 0)
         state.test_split = float(values.get(BlockId.TEST_SPLIT) or 0)
@@ -256,7 +259,7 @@ def on_compute(ack, view, client, context):
     except SpecError as exc:
         ack(response_action="errors", errors={COMPUTE_STEP_BLOCKS.get(exc.field, BlockId.BATCH_SIZE): exc.on_field[:150]})
         return
-    quota = rt.platform.check_quota(compute, instances, model=rt.platform.get_model(state.model))
+    quota = rt.platform.check_quota(compute, instances, model=rt.platform.get_model(state.model or state.models[0]))
     if not quota.ok:
         ack(response_action="errors", errors=quota_errors(quota))
         return
@@ -281,7 +284,7 @@ def on_compute(ack, view, client, context):
 
 # What each form submits once its steps are done: a table by job kind, one room per command.
 STARTERS: dict[str, Callable[[SlackContext, FormState, ComputeChoice], Any]] = {
-    "finetune": finetune.start_from_form, "evaluate": evaluate.start_from_form,
+    "finetune": finetune.start_from_form, "evaluate": evaluate.start_from_form, "compare": compare.start_from_form,
 }
 
 

@@ -8,12 +8,14 @@ from slack_bolt import App
 
 from bot.slack.context import SlackContext
 from bot.slack.views.home import home_view
+from handlers.compare import recent_leaderboards
 from handlers.costs import costs_report
 from workers.runtime import Runtime
 
 
 def user_home(rt: Runtime, user: str) -> dict[str, Any]:
-    return home_view(rt.ledger.recent(user=user, limit=50), rt.platform.list_endpoints(), costs_report(rt, user))
+    return home_view(rt.ledger.recent(user=user, limit=50), rt.platform.list_endpoints(), costs_report(rt, user),
+                     recent_leaderboards(rt))
 
 
 def on_home_opened(event, client, context):

@@ -40,6 +40,7 @@ class BlockId(StrEnum):
     LICENSE = "license"
     TTL = "ttl"
     ESTIMATE = "estimate"
+    COMPARE_MODELS = "compare_models"
 
 
 class ActionId(StrEnum):
@@ -71,3 +72,10 @@ class ActionId(StrEnum):
     DATASET = "dataset_select"
     SKIP_BAD_ROWS = "skip_bad_rows"
     REGISTER_DATASET = "register_dataset"
+    COMPARE_PICK = "compare_pick"
+    COMPARE_SELECTED = "compare_selected"
+    COMPARE_BASE = "compare_base"
+    COMPARE_SORT = "compare_sort"
+    COMPARE_RERUN = "compare_rerun"
+    COMPARE_FINETUNE_BEST = "compare_finetune_best"
+    COMPARE_DEPLOY_BEST = "compare_deploy_best"

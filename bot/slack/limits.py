@@ -22,6 +22,11 @@ ACTIONS_ELEMENTS = 25
 FIELD_TEXT = 2000
 FIELDS = 10
 MESSAGE_TEXT = 40000
+# Table blocks (docs.slack.dev/reference/block-kit/blocks/table-block): one per message, at most
+# 100 rows of at most 20 cells, at most 20 column settings.
+TABLE_ROWS = 100
+TABLE_CELLS = 20
+TABLES_PER_MESSAGE = 1
 
 
 def _text(obj: Any) -> str:
@@ -68,6 +73,14 @@ def _check_blocks(blocks: list[dict[str, Any]], limit: int, where: str) -> list[
                 _check_element(element, here, problems)
         elif block.get("type") == "input":
             _check_element(block.get("element") or {}, here, problems)
+        elif block.get("type") == "table":
+            rows = block.get("rows") or []
+            if not rows or len(rows) > TABLE_ROWS:
+                problems.append(f"{here}: {len(rows)} rows (1 to {TABLE_ROWS})")
+            if any(len(row) > TABLE_CELLS for row in rows) or len(block.get("column_settings") or []) > TABLE_CELLS:
+                problems.append(f"{here}: over {TABLE_CELLS} cells in a row or column settings")
+    if sum(block.get("type") == "table" for block in blocks) > TABLES_PER_MESSAGE:
+        problems.append(f"{where}: more than {TABLES_PER_MESSAGE} table (only_one_table_allowed)")
     return problems
 
 

@@ -124,7 +124,13 @@ BUTTON_ACTIONS = {
     ActionId.PAGE: Action.SEARCH, ActionId.JOB_REGISTER: Action.SEARCH, ActionId.SHOW_KEY: Action.SEARCH,
     ActionId.DELETE_ENDPOINT: Action.SEARCH, ActionId.ROTATE_KEY: Action.SEARCH, ActionId.CANCEL_JOB: Action.SEARCH,
     ActionId.KEEP_ENDPOINT: Action.SEARCH,
+    ActionId.COMPARE_PICK: Action.SEARCH, ActionId.COMPARE_SORT: Action.SEARCH,
+    ActionId.COMPARE_SELECTED: Action.EVALUATE, ActionId.COMPARE_BASE: Action.EVALUATE,
+    ActionId.COMPARE_RERUN: Action.EVALUATE, ActionId.COMPARE_FINETUNE_BEST: Action.FINETUNE,
+    ActionId.COMPARE_DEPLOY_BEST: Action.DEPLOY,
 }
+# A form whose kind is not itself a policy action: a comparison is evaluations.
+FORM_ACTIONS = {"compare": Action.EVALUATE}
 # Elements inside a form: they act for the form, so the form's own action and channel apply.
 FORM_ELEMENTS = {ActionId.MODEL, ActionId.TASK, ActionId.FILE, ActionId.SOURCE, ActionId.SPLIT, ActionId.COLUMN,
                  ActionId.COMPUTE, ActionId.NUMBER, ActionId.DEPLOY_KIND, ActionId.TEXT, ActionId.DATASET,
@@ -154,7 +160,7 @@ def _form(view: dict[str, Any], user: str, redis: Redis) -> tuple[Action, str]:
         raise AccessDenied("this form has expired or was damaged", hint="Open it again") from None
     if state.user != user:
         raise AccessDenied("this form was opened by someone else", hint="Open your own from a command or a button")
-    return Action(state.kind), state.channel
+    return FORM_ACTIONS.get(state.kind) or Action(state.kind), state.channel
 
 
 def requested_action(body: dict[str, Any], redis: Redis) -> tuple[Action | None, str, str | None]:

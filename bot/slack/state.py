@@ -35,6 +35,9 @@ class FormState(FormAnswers):
     kind: JobKind
     channel: str
     user: str
+    # A comparison's models, and those left out (with why) once the task is known.
+    models: list[str] = []
+    left_out: dict[str, str] = {}
     error: str | None = None
     # The data preview shown with the mapping (mrkdwn), the bad rows found, whether to skip them.
     preview: str | None = None

@@ -6,6 +6,7 @@ is a folder of Hugging Face-format models (see `catalog.py`).
 
 from __future__ import annotations
 
+import json
 import shutil
 import threading
 from collections import OrderedDict
@@ -150,7 +151,20 @@ class LocalPlatform(Platform):
             output_model=output.ref,
             loss_history=result.loss_history,
             samples=result.samples,
+            rows=result.rows,
+            result={} if spec.test else {"test_data": self._keep_test_split(output.ref, spec.train.name, test)},
         )
+
+    def _keep_test_split(self, output_ref: str, train_name: str, test: list[dict[str, Any]]) -> dict[str, Any]:
+        """The rows split off for testing, kept (in the task's own keys) next to the catalog, so the
+        base model can later be scored on exactly the rows the fine-tuned one was (Compare with base)."""
+        folder = self.catalog.root.parent / "held-out"
+        folder.mkdir(parents=True, exist_ok=True)
+        path = folder / f"{output_ref.replace(':', '-')}.jsonl"
+        with path.open("w", encoding="utf-8") as stream:
+            for example in test:
+                stream.write(json.dumps(example, ensure_ascii=False) + "\n")
+        return {"path": str(path), "name": f"test split of {train_name}", "mapping": {key: key for key in test[0]}}
 
     def run_evaluation(self, spec: EvaluateSpec, report: ProgressReport) -> JobOutcome:
         card = self.catalog.get(spec.model)
@@ -161,7 +175,8 @@ class LocalPlatform(Platform):
                                  batch_size=spec.batch_size,
                                  **_language_options(spec.task, spec.source_lang, spec.target_lang))
         return JobOutcome(state=JobState.COMPLETED, metrics=result.metrics, samples=result.samples,
-                          message=result.message)
+                          rows=result.rows, message=result.message,
+                          result={"parameters": result.parameters} if result.parameters else {})
 
     def compute_options(self, purpose: str, *, model: ModelCard | None = None) -> list[ComputeOption]:
         import os

@@ -4,7 +4,8 @@ A task module is a plain module (`text_classification`, `translation`, ...) ente
 `task_modules.TASK_MODULES`. Every one can be tried and served (`TaskModule`); those whose task
 takes a dataset can also be scored and fine-tuned (`TrainableTaskModule`). Their `evaluate`
 functions are one skeleton, `evaluation`: seed, load the model, score the examples, and keep the
-first few rows as the samples a job card shows.
+scored rows (the first few are the samples a job card shows; up to ROW_LIMIT are kept for
+comparisons).
 """
 
 from __future__ import annotations
@@ -15,9 +16,8 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from platforms.base import Hyperparameters, ProgressReport
-from platforms.local.training import TaskResult
+from platforms.local.training import ROW_LIMIT, TaskResult
 
-SAMPLE_COUNT = 5
 Predictor = Callable[[list[dict[str, Any]]], list[dict[str, Any]]]
 Scores = tuple[dict[str, float], list[dict[str, Any]]]
 
@@ -46,9 +46,9 @@ class TrainableTaskModule(TaskModule, Protocol):
 
 def sample_rows(examples: Sequence[dict[str, Any]], predictions: Sequence[Any],
                 show: Callable[[dict[str, Any], Any], tuple[str, Any, Any]]) -> list[dict[str, Any]]:
-    """The first examples as a job card shows them; `show` gives (input, reference, prediction)."""
+    """The first ROW_LIMIT examples as a job card shows them; `show` gives (input, reference, prediction)."""
     rows = []
-    for example, prediction in islice(zip(examples, predictions, strict=True), SAMPLE_COUNT):
+    for example, prediction in islice(zip(examples, predictions, strict=True), ROW_LIMIT):
         shown, reference, predicted = show(example, prediction)
         rows.append({"input": shown, "reference": reference, "prediction": predicted})
     return rows
@@ -61,5 +61,6 @@ def evaluation(seed: int, load: Callable[[], tuple[Any, Any, str | None]],
 
     set_seed(seed)
     model, tokenizer, note = load()
-    metrics, samples = score(model, tokenizer)
-    return TaskResult(metrics=metrics, samples=samples, message=note)
+    metrics, rows = score(model, tokenizer)
+    parameters = sum(p.numel() for p in model.parameters()) if hasattr(model, "parameters") else None
+    return TaskResult(metrics=metrics, rows=rows, message=note, parameters=parameters)

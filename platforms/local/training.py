@@ -50,12 +50,37 @@ def on_device(model: Any) -> Any:
     return model
 
 
+SAMPLE_COUNT = 5
+# Rows an evaluation keeps for comparisons (bootstrap intervals, disagreements, flips): enough for
+# intervals to mean something, small enough that a job record stays well under a megabyte.
+ROW_LIMIT = 500
+ROW_INPUT_CHARS = 200
+ROW_VALUE_CHARS = 400
+
+
+def _clipped(value: Any, limit: int) -> Any:
+    return value[:limit] if isinstance(value, str) else value
+
+
 @dataclass
 class TaskResult:
+    """Task modules hand over every row they scored (up to ROW_LIMIT, `task_contract.sample_rows`):
+    the first SAMPLE_COUNT are the samples a job card shows, as they are; all of them, texts clipped,
+    the rows a comparison reads its confidence intervals, disagreements and flips from."""
+
     metrics: dict[str, float]
     samples: list[dict[str, Any]] = field(default_factory=list)
     loss_history: list[tuple[int, float]] = field(default_factory=list)
     message: str | None = None
+    rows: list[dict[str, Any]] = field(default_factory=list)
+    parameters: int | None = None
+
+    def __post_init__(self) -> None:
+        rows = self.rows or self.samples
+        self.samples = rows[:SAMPLE_COUNT]
+        self.rows = [{"input": _clipped(r["input"], ROW_INPUT_CHARS),
+                      "reference": _clipped(r["reference"], ROW_VALUE_CHARS),
+                      "prediction": _clipped(r["prediction"], ROW_VALUE_CHARS)} for r in rows]
 
 
 BF16_MIN_TOKENS_PER_STEP = 4096

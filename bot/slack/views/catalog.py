@@ -9,15 +9,17 @@ from typing import Any
 from slack_sdk.models.blocks import (
     ActionsBlock,
     ButtonElement,
+    CheckboxesElement,
     ContextBlock,
     DividerBlock,
     HeaderBlock,
     MarkdownTextObject,
+    Option,
     SectionBlock,
 )
 
 from bot.slack.ids import ActionId
-from bot.slack.limits import clip
+from bot.slack.limits import OPTION_TEXT, clip
 from platforms.base import ModelCard
 
 PAGE_SIZE = 8
@@ -57,6 +59,8 @@ def search_results(cards: list[ModelCard], query: str, task: str | None, page: i
     for card in shown:
         blocks.append(SectionBlock(text=MarkdownTextObject(text=clip(f"{_summary(card)}\n{card.description}", 600))))
         blocks.append(card_buttons(card.ref))
+    if len(shown) >= 2:
+        blocks.append(compare_picker(shown))
     if pages > 1:
         nav = []
         state = {"q": query, "t": task}
@@ -68,6 +72,15 @@ def search_results(cards: list[ModelCard], query: str, task: str | None, page: i
                                      value=json.dumps({**state, "p": page + 1})[:2000]))
         blocks.append(ActionsBlock(elements=nav))
     return {"text": f"{title}: {len(cards)} models", "blocks": [_as_dict(b) for b in blocks]}
+
+
+def compare_picker(cards: list[ModelCard]) -> ActionsBlock:
+    """Tick models of this page, then Compare: the evaluate form opens once for all of them."""
+    return ActionsBlock(elements=[
+        CheckboxesElement(action_id=ActionId.COMPARE_PICK, options=[
+            Option(text=card.ref[:OPTION_TEXT], value=card.ref[:150]) for card in cards]),
+        ButtonElement(text="Compare", action_id=ActionId.COMPARE_SELECTED, value="search"),
+    ])
 
 
 def model_card(card: ModelCard) -> dict[str, Any]:

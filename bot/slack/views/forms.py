@@ -34,7 +34,7 @@ from workers.costs import Estimate
 
 FILE_TYPES = ["jsonl", "json", "csv", "tsv"]
 NONE_VALUE = "__none__"
-_TITLES = {"finetune": "Fine-tune a model", "evaluate": "Evaluate a model"}
+_TITLES = {"finetune": "Fine-tune a model", "evaluate": "Evaluate a model", "compare": "Compare models"}
 
 
 def option(text: str, value: str | None = None) -> Option:
@@ -79,9 +79,14 @@ def data_step(state: FormState, models: list[ModelCard], metadata: str) -> dict:
     tasks = [t for t, spec in TASKS.items() if (spec.finetune if kind == "finetune" else spec.evaluate)]
     task_options = [option(t.value) for t in tasks]
     current_task = state.task or Task.TEXT_CLASSIFICATION
+    model_block = InputBlock(block_id=BlockId.MODEL, label="Model", element=StaticSelectElement(
+        action_id=ActionId.MODEL, options=model_options, initial_option=chosen, placeholder="Choose a model"))
+    if kind == "compare":
+        model_block = SectionBlock(block_id=BlockId.COMPARE_MODELS, text=MarkdownTextObject(text=clip(
+            "*Models to compare*: " + ", ".join(f"`{escape(m)}`" for m in state.models)
+            + "\nEach is evaluated on the same test rows; a model that cannot do the task is left out.", 3000)))
     blocks: list[Any] = [
-        InputBlock(block_id=BlockId.MODEL, label="Model", element=StaticSelectElement(
-            action_id=ActionId.MODEL, options=model_options, initial_option=chosen, placeholder="Choose a model")),
+        model_block,
         InputBlock(block_id=BlockId.TASK, label="Task", element=StaticSelectElement(
             action_id=ActionId.TASK, options=task_options,
             initial_option=next(o for o in task_options if o.value == current_task))),
@@ -189,9 +194,11 @@ def compute_step(state: FormState, metadata: str, estimates: list[tuple[str, Est
     blocks.append(InputBlock(block_id=BlockId.BATCH_SIZE, label="Batch size", element=NumberInputElement(
         action_id=ActionId.NUMBER, is_decimal_allowed=False, initial_value="16", min_value="1", max_value="1024")))
     mapping = ", ".join(f"{k}={v}" for k, v in state.mapping.items())
+    models = state.model or " vs ".join(state.models)
+    left_out = "".join(f" · left out `{escape(m)}`: {escape(why)}" for m, why in state.left_out.items())
     skipped = f" · {state.bad_rows} bad rows skipped" if state.skip_bad_rows and state.bad_rows else ""
     blocks.append(ContextBlock(elements=[MarkdownTextObject(
-        text=clip(f"`{state.model}` · {state.task} · mapping {mapping}{skipped}", 3000))]))
+        text=clip(f"`{models}` · {state.task} · mapping {mapping}{skipped}{left_out}", 3000))]))
     if state.preview:
         blocks.append(SectionBlock(block_id=BlockId.PREVIEW, text=MarkdownTextObject(text=clip(state.preview, 3000))))
     if estimates:

@@ -17,12 +17,15 @@ from slack_sdk.models.views import View
 from bot.slack.ids import ActionId
 from bot.slack.limits import cut
 from bot.slack.views.jobs import headline, progress_bar
+from bot.slack.views.mrkdwn import escape
 from handlers.costs import CostReport
+from workers.compare import Leaderboard
 from workers.costs import money
 from workers.ledger import JobRecord
 
 MAX_JOBS = 20
 MAX_ENDPOINTS = 20
+BOARD_TOP = 3
 
 
 def thread_link(record: JobRecord) -> str:
@@ -32,7 +35,15 @@ def thread_link(record: JobRecord) -> str:
     return f" · <https://slack.com/archives/{target.channel}/p{target.thread_ts.replace('.', '')}|thread>"
 
 
-def home_view(records: list[JobRecord], endpoints: list[Any], report: CostReport | None = None) -> dict[str, Any]:
+def board_line(board: Leaderboard) -> str:
+    top = " · ".join(f"{i}. `{escape(e.model)}` {e.metrics[board.primary]:.3f}"
+                     for i, e in enumerate(board.entries[:BOARD_TOP], start=1))
+    return (f"*{board.task}* on `{escape(board.dataset_name)}` ({len(board.entries)} results, {board.primary}): "
+            f"{top}\n`/fm leaderboard {board.task} {board.dataset}`")
+
+
+def home_view(records: list[JobRecord], endpoints: list[Any], report: CostReport | None = None,
+              boards: list[Leaderboard] = ()) -> dict[str, Any]:
     blocks: list[Any] = [HeaderBlock(text="Your jobs")]
     shown, more = cut(records, MAX_JOBS)
     if not shown:
@@ -60,4 +71,7 @@ def home_view(records: list[JobRecord], endpoints: list[Any], report: CostReport
         budgets = "".join(f"\n• {b.scope} budget: {money(b.used)} of {money(b.budget)}" for b in report.budgets)
         blocks += [DividerBlock(), HeaderBlock(text="Your costs this month"), SectionBlock(text=MarkdownTextObject(
             text=f"{money(report.yours)} in {report.month}{budgets}\nMore with `/fm costs`."))]
+    if boards:
+        blocks += [DividerBlock(), HeaderBlock(text="Leaderboards")]
+        blocks += [SectionBlock(text=MarkdownTextObject(text=board_line(board)[:3000])) for board in boards]
     return View(type="home", blocks=blocks).to_dict()

@@ -25,7 +25,8 @@ _STATE_ICONS = {
     JobState.FAILED: ":x:",
     JobState.CANCELED: ":no_entry_sign:",
 }
-_KIND_NAMES = {"finetune": "Fine-tune", "evaluate": "Evaluation", "deploy": "Deployment", "import": "Import"}
+_KIND_NAMES = {"finetune": "Fine-tune", "evaluate": "Evaluation", "deploy": "Deployment", "import": "Import",
+               "compare": "Comparison"}
 
 
 def progress_bar(record: JobRecord) -> str:
@@ -125,6 +126,8 @@ class SlackJobRenderer:
                 ButtonElement(text="Evaluate", action_id=ActionId.JOB_EVALUATE, value=record.output_model),
                 ButtonElement(text="Register", action_id=ActionId.JOB_REGISTER, value=record.output_model),
                 ButtonElement(text="Deploy", action_id=ActionId.JOB_DEPLOY, value=record.output_model),
+                *([ButtonElement(text="Compare with base", action_id=ActionId.COMPARE_BASE, value=record.id)]
+                  if record.kind == "finetune" else []),
             ]))
         return ChatMessage(text=f"{record.kind} {record.id}: {record.state}", blocks=[b.to_dict() for b in blocks])
 

@@ -1,0 +1,108 @@
+"""parallel_evaluations: N evaluations as one comparison on 2 workers vs the same N one after another.
+
+fmbot's run is a comparison (`handlers.compare.start_comparison`): one evaluation job per model,
+all queued at once, run by two real `fmbot worker` processes, the comparison's finishing job (RQ
+dependency) ranking them; timed from submit to the comparison's final record. The baseline is what
+a team does without it: the same N evaluations (`handlers.evaluate.start_evaluation`) submitted one
+after another, each once the previous has finished, to the same two workers. Rounds alternate
+which goes first; each figure is the median of its rounds, and the note gives the spread of the
+per-round ratios.
+
+Tiny classifiers (tests/tiny_models.py), torch on one thread per process (as `OMP_NUM_THREADS=1`
+in the tests), so each worker keeps one of the two cores busy.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+import time
+from pathlib import Path
+
+from benchmarks.common import Result, log, main, median
+
+NAME = "parallel_evaluations"
+HERE = Path(__file__).resolve().parent
+SST2 = HERE.parent / "tests" / "data" / "sst2_small_validation.jsonl"
+MAPPING = {"sentence1": "input_string", "label": "label_string"}
+LABELS = ["NEGATIVE", "POSITIVE"]
+WORKERS = 2
+
+
+def wait_final(rt, job_id: str, timeout: float = 600) -> None:
+    deadline = time.monotonic() + timeout
+    while not rt.ledger.get(job_id).state.final:
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"{job_id} did not finish in {timeout:.0f} s")
+        time.sleep(0.05)
+
+
+def run(quick: bool) -> list[Result]:
+    os.environ.setdefault("OMP_NUM_THREADS", "1")
+    from bot.bootstrap import build_runtime
+    from bot.redis_server import private_redis
+    from bot.settings import Settings
+    from handlers.compare import CompareRequest, start_comparison
+    from handlers.evaluate import EvaluateRequest, start_evaluation
+    from platforms.base import DataRef, EvaluateSpec
+    from platforms.datasets import ColumnMapping
+    from platforms.tasks import Task
+    from tests.tiny_models import add_tiny_classifier
+    from tests.worker_process import WorkerProcess
+
+    models, rows, rounds = (4, 87 * 2, 2) if quick else (6, 87 * 8, 3)
+    task = Task.TEXT_CLASSIFICATION
+    with private_redis() as server, tempfile.TemporaryDirectory(prefix="fmbot-bench-") as scratch:
+        root = Path(scratch)
+        lines = [line for line in SST2.read_text().splitlines() if line.strip()]
+        test = root / "test.jsonl"
+        test.write_text("\n".join(lines[i % len(lines)] for i in range(rows)) + "\n")
+        settings = Settings(_env_file=None, redis_url=server.url, fmbot_models_dir=root / "models",
+                            fmbot_data_dir=root / "data", fmbot_seed_models=False, fmbot_progress_interval=1.0,
+                            fmbot_job_retries=0)
+        texts = [json.loads(line)["input_string"] for line in lines]
+        refs = [add_tiny_classifier(Path(settings.fmbot_models_dir), texts, LABELS, name=f"bench-{i}", seed=i).ref
+                for i in range(models)]
+        rt = build_runtime(settings)
+        data = DataRef(path=str(test), name=test.name)
+        workers = [WorkerProcess(settings, root / f"worker-{i}.log").start() for i in range(WORKERS)]
+        try:
+            def parallel() -> float:
+                started = time.perf_counter()
+                record = start_comparison(rt, CompareRequest(models=refs, task=task, test=data,
+                                                             mapping=ColumnMapping.build(MAPPING, task),
+                                                             requester="bench"))
+                wait_final(rt, record.id)
+                final = rt.ledger.get(record.id)
+                if final.state != "completed":
+                    raise RuntimeError(f"comparison {final.id} {final.state}: {final.error}")
+                return time.perf_counter() - started
+
+            def in_a_row() -> float:
+                started = time.perf_counter()
+                for ref in refs:
+                    record = start_evaluation(rt, EvaluateRequest(
+                        spec=EvaluateSpec(model=ref, task=task, test=data, mapping=MAPPING), requester="bench"))
+                    wait_final(rt, record.id)
+                return time.perf_counter() - started
+
+            in_a_row()  # warm-up: page cache, each worker's first fork
+            times: dict[str, list[float]] = {"parallel": [], "row": []}
+            for index in range(rounds):
+                order = (("parallel", parallel), ("row", in_a_row))
+                for label, measure in order if index % 2 == 0 else order[::-1]:
+                    times[label].append(measure())
+                    log(f"round {index + 1}: {label} {times[label][-1]:.2f} s")
+        finally:
+            for worker in workers:
+                worker.stop()
+    ratios = [p / r for p, r in zip(times["parallel"], times["row"], strict=True)]
+    spread = f"per-round ratio {min(ratios):.2f}–{max(ratios):.2f} over {rounds} rounds"
+    return [Result(benchmark=NAME, metric=f"{models} evaluations of {rows} rows, {WORKERS} workers",
+                   fmbot=median(times["parallel"]), baseline=median(times["row"]), baseline_name="one after another",
+                   unit="s", target=0.6, note=spread)]
+
+
+if __name__ == "__main__":
+    raise SystemExit(main(NAME, run))
