@@ -104,6 +104,25 @@ def form_estimates(rt: Runtime, kind: str, card: ModelCard, *, rows: int = 0, ac
     return found
 
 
+def comparison_estimates(rt: Runtime, cards: list[ModelCard], *, rows: int = 0,
+                         actor: policy.Actor | None = None) -> list[tuple[str, Estimate]]:
+    """A comparison is one evaluation per model: its GPU-hours and money are theirs added up, its
+    time runs from the longest one (all in parallel) to all of them one after another."""
+    per_model = [dict(form_estimates(rt, "evaluate", card, rows=rows, actor=actor)) for card in cards]
+    found = []
+    for name in per_model[0] if per_model else {}:
+        parts = [estimates[name] for estimates in per_model if name in estimates]
+
+        def total(field: str) -> float | None:
+            values = [getattr(part, field) for part in parts]
+            return None if any(v is None for v in values) else sum(values)
+
+        found.append((name, parts[0].model_copy(update={
+            "seconds_low": max(p.seconds_low for p in parts), "seconds_high": sum(p.seconds_high for p in parts),
+            **{field: total(field) for field in ("gpu_hours_low", "gpu_hours_high", "usd_low", "usd_high")}})))
+    return found
+
+
 def budget_problem(rt: Runtime, actor: policy.Actor, estimate: Estimate | None) -> str | None:
     """Why the request would go over a monthly budget, with the numbers; None when it fits them all."""
     needed = (estimate.usd_high or 0.0) if estimate else 0.0

@@ -30,7 +30,7 @@ from bot.slack.views.mrkdwn import escape
 from handlers.data import REGISTERED, check_data, list_datasets, preview, register_dataset, registered_ref
 from platforms.base import DataRef, Hyperparameters, PlatformError, QuotaCheck, SpecError
 from handlers import policy
-from handlers.costs import form_estimates
+from handlers.costs import comparison_estimates, form_estimates
 from platforms.errors import FmbotError
 from platforms.datasets import BadRowsError, ColumnMapping, DatasetError, guess_mapping, read_columns
 from platforms.tasks import TASKS, Task
@@ -157,8 +157,12 @@ def check_rows(ctx: SlackContext, client: Any, view_id: str, state: FormState) -
         state.bad_rows = sum(summary.skipped for summary in summaries.values())
         state.rows = summaries[id(state.train or state.test)].rows
         state.preview = _preview(state, settings, state.mapping)
-        estimates = form_estimates(rt, state.kind, rt.platform.get_model(state.model), rows=state.rows,
-                                   actor=policy.actor(state.user, state.channel))
+        actor = policy.actor(state.user, state.channel)
+        if state.kind == "compare":
+            estimates = comparison_estimates(rt, [rt.platform.get_model(m) for m in state.models], rows=state.rows,
+                                             actor=actor)
+        else:
+            estimates = form_estimates(rt, state.kind, rt.platform.get_model(state.model), rows=state.rows, actor=actor)
         view = compute_step(state, dump_state(state, rt.redis), estimates)
     except BadRowsError as exc:
         within = exc.bad.count <= rows.max_fraction * exc.total
