@@ -12,7 +12,7 @@ from collections.abc import Callable
 from datetime import datetime
 from pathlib import Path
 from enum import StrEnum
-from typing import Any, Literal
+from typing import Any, Literal, Protocol
 
 from pydantic import BaseModel, Field, SecretStr, ValidationError, field_validator, model_validator
 
@@ -282,6 +282,15 @@ class QuotaCheck(BaseModel):
     field: Literal["compute", "instances"] = "compute"
 
 
+class DatasetStore(Protocol):
+    """Registered datasets as a platform keeps them: versioned, each version's file and what it holds."""
+
+    def register(self, name: str, path: Path, info: DatasetInfo) -> DatasetInfo: ...
+    def list(self) -> list[DatasetInfo]: ...
+    def get(self, ref: str) -> DatasetInfo: ...
+    def delete(self, ref: str) -> DatasetInfo: ...
+
+
 class Platform(ABC):
     """What fmbot needs from a place that stores, trains, evaluates and serves models.
 
@@ -395,21 +404,29 @@ class Platform(ABC):
 
     # Registered datasets: a checked file kept as a named, versioned copy that forms and `data:` refer to.
 
+    # Where registered datasets are kept (local folder, Azure data assets); None where a platform has none.
+    datasets: DatasetStore | None = None
+
+    def _datasets(self) -> DatasetStore:
+        if self.datasets is None:
+            raise PlatformError(f"registered datasets are not supported on the {self.name} platform")
+        return self.datasets
+
     def register_dataset(self, name: str, path: Path, info: DatasetInfo) -> DatasetInfo:
         """Keep `path` as the next version of `name` (or return the version already holding the same
         bytes); `info` carries what the caller counted: rows, columns, who, description."""
-        raise PlatformError(f"registered datasets are not supported on the {self.name} platform")
+        return self._datasets().register(name, path, info)
 
     def list_datasets(self) -> list[DatasetInfo]:
-        raise PlatformError(f"registered datasets are not supported on the {self.name} platform")
+        return self._datasets().list()
 
     def get_dataset(self, ref: str) -> DatasetInfo:
         """`NAME` (latest version) or `NAME:VERSION`; DatasetNotFound names what exists."""
-        raise PlatformError(f"registered datasets are not supported on the {self.name} platform")
+        return self._datasets().get(ref)
 
     def delete_dataset(self, ref: str) -> DatasetInfo:
         """Remove (Azure: archive) one version, `NAME:VERSION`."""
-        raise PlatformError(f"registered datasets are not supported on the {self.name} platform")
+        return self._datasets().delete(ref)
 
     def dataset_input(self, info: DatasetInfo) -> DataRef:
         """How a job reads a registered dataset version; named `data:NAME:VERSION/FILE`, so messages

@@ -11,6 +11,7 @@ import json
 import shutil
 import tempfile
 from collections.abc import Callable, Iterable
+from typing import Any
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -43,22 +44,26 @@ def wordpiece_tokenizer(texts: Iterable[str], vocab_size: int = 400):
     )
 
 
+def tiny_bert(head: str, texts: list[str], seed: int, **config: Any) -> tuple[Any, Any]:
+    """A 2-layer, 32-wide BERT of `head` (a transformers class name) with a WordPiece tokenizer
+    trained on `texts`; `config` adds to its BertConfig."""
+    import torch
+    import transformers
+
+    torch.manual_seed(seed)
+    tokenizer = wordpiece_tokenizer(texts)
+    bert = transformers.BertConfig(vocab_size=len(tokenizer), hidden_size=32, num_hidden_layers=2, num_attention_heads=2,
+                                   intermediate_size=64, max_position_embeddings=128,
+                                   pad_token_id=tokenizer.pad_token_id, **config)
+    return getattr(transformers, head)(bert), tokenizer
+
+
 def add_tiny_bert(root: Path, texts: Iterable[str], *, name: str = "tiny-bert",
                   tasks: tuple[Task, ...] = (Task.TEXT_CLASSIFICATION,), seed: int = 0) -> ModelCard:
     """Save a 2-layer, 32-wide BERT with a locally trained WordPiece tokenizer into the catalog."""
     texts = list(texts)
-
-    def build():
-        import torch
-        from transformers import BertConfig, BertModel
-
-        torch.manual_seed(seed)
-        tokenizer = wordpiece_tokenizer(texts)
-        config = BertConfig(vocab_size=len(tokenizer), hidden_size=32, num_hidden_layers=2, num_attention_heads=2,
-                            intermediate_size=64, max_position_embeddings=128, pad_token_id=tokenizer.pad_token_id)
-        return BertModel(config), tokenizer
-
-    return _save(root, name, build, ["bert", seed, texts], tasks, "A tiny BERT for tests.")
+    return _save(root, name, lambda: tiny_bert("BertModel", texts, seed), ["bert", seed, texts], tasks,
+                 "A tiny BERT for tests.")
 
 
 def add_tiny_classifier(root: Path, texts: Iterable[str], labels: list[str], *, name: str = "tiny-classifier",
@@ -67,21 +72,10 @@ def add_tiny_classifier(root: Path, texts: Iterable[str], labels: list[str], *, 
     that (unlike a fresh head on a random body, which answers one class for every row) models of
     different seeds predict differently from row to row, as comparisons need."""
     texts = list(texts)
-
-    def build():
-        import torch
-        from transformers import BertConfig, BertForSequenceClassification
-
-        torch.manual_seed(seed)
-        tokenizer = wordpiece_tokenizer(texts)
-        config = BertConfig(vocab_size=len(tokenizer), hidden_size=32, num_hidden_layers=2, num_attention_heads=2,
-                            intermediate_size=64, max_position_embeddings=128, pad_token_id=tokenizer.pad_token_id,
-                            initializer_range=1.0, id2label=dict(enumerate(labels)),
-                            label2id={label: i for i, label in enumerate(labels)})
-        return BertForSequenceClassification(config), tokenizer
-
-    return _save(root, name, build, ["bert-classifier", seed, labels, texts], (Task.TEXT_CLASSIFICATION,),
-                 "A tiny BERT classifier for tests.")
+    return _save(root, name, lambda: tiny_bert("BertForSequenceClassification", texts, seed, initializer_range=1.0,
+                                               id2label=dict(enumerate(labels)),
+                                               label2id={label: i for i, label in enumerate(labels)}),
+                 ["bert-classifier", seed, labels, texts], (Task.TEXT_CLASSIFICATION,), "A tiny BERT classifier for tests.")
 
 
 def unigram_tokenizer(texts: Iterable[str], vocab_size: int = 600):
@@ -163,18 +157,8 @@ def add_tiny_gpt2(root: Path, texts: Iterable[str], *, name: str = "tiny-gpt2",
 def add_tiny_masked_bert(root: Path, texts: Iterable[str], *, name: str = "tiny-bert-mlm", seed: int = 0) -> ModelCard:
     """Save a 2-layer, 32-wide BERT with a masked-LM head, for fill-mask."""
     texts = list(texts)
-
-    def build():
-        import torch
-        from transformers import BertConfig, BertForMaskedLM
-
-        torch.manual_seed(seed)
-        tokenizer = wordpiece_tokenizer(texts)
-        config = BertConfig(vocab_size=len(tokenizer), hidden_size=32, num_hidden_layers=2, num_attention_heads=2,
-                            intermediate_size=64, max_position_embeddings=128, pad_token_id=tokenizer.pad_token_id)
-        return BertForMaskedLM(config), tokenizer
-
-    return _save(root, name, build, ["bert-mlm", seed, texts], (Task.FILL_MASK,), "A tiny masked-LM BERT for tests.")
+    return _save(root, name, lambda: tiny_bert("BertForMaskedLM", texts, seed), ["bert-mlm", seed, texts],
+                 (Task.FILL_MASK,), "A tiny masked-LM BERT for tests.")
 
 
 def _save(root: Path, name: str, build: Callable[[], tuple], key: list, tasks: tuple[Task, ...],

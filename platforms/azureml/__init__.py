@@ -164,18 +164,6 @@ class AzureMLPlatform(Platform):
         job = submit_evaluation(self.clients, self.uploader, spec, self.get_model(spec.model))
         return JobOutcome(state=JobState.RUNNING, external_id=job.name, message=job.studio_url)
 
-    def register_dataset(self, name: str, path: Path, info: DatasetInfo) -> DatasetInfo:
-        return self.datasets.register(name, path, info)
-
-    def list_datasets(self) -> list[DatasetInfo]:
-        return self.datasets.list()
-
-    def get_dataset(self, ref: str) -> DatasetInfo:
-        return self.datasets.get(ref)
-
-    def delete_dataset(self, ref: str) -> DatasetInfo:
-        return self.datasets.delete(ref)
-
     def dataset_input(self, info: DatasetInfo) -> DataRef:
         """A registered dataset is a data asset: the job reads it where it is, as `azureml:NAME:VERSION`."""
         return DataRef(path=info.path, name=info.path, dataset=info.ref)

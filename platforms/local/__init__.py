@@ -21,7 +21,6 @@ from platforms.base import (
     ComputeOption,
     EndpointActivity,
     DataRef,
-    DatasetInfo,
     DeploySpec,
     EndpointInfo,
     EvaluateSpec,
@@ -289,20 +288,6 @@ class LocalPlatform(Platform):
 
     def import_model(self, spec: ImportSpec, report: ProgressReport) -> JobOutcome:
         return import_model(self.catalog, spec, report)
-
-    # ------------------------------------------------------------------ registered datasets
-
-    def register_dataset(self, name: str, path: Path, info: DatasetInfo) -> DatasetInfo:
-        return self.datasets.register(name, path, info)
-
-    def list_datasets(self) -> list[DatasetInfo]:
-        return self.datasets.list()
-
-    def get_dataset(self, ref: str) -> DatasetInfo:
-        return self.datasets.get(ref)
-
-    def delete_dataset(self, ref: str) -> DatasetInfo:
-        return self.datasets.delete(ref)
 
 
 __all__ = ["LocalPlatform", "TASKS"]
