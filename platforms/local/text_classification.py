@@ -70,17 +70,20 @@ def predict_labels(model: Any, tokenizer: Any, examples: list[dict[str, Any]], *
     return results
 
 
-def load_predictor(model_dir: Path, *, max_length: int = 256) -> Callable[[list[dict[str, Any]]], list[dict[str, Any]]]:
-    """Load once, predict many times: `[{"sentence1": ..., "sentence2"?: ...}] -> [{"label", "score"}]`."""
+def classifier_predictor(model_dir: Path, predict_rows: Callable[..., list[dict[str, Any]]], *,
+                         max_length: int) -> Callable[[list[dict[str, Any]]], list[dict[str, Any]]]:
+    """A sequence classifier loaded once, whose answers `predict_rows(model, tokenizer, inputs,
+    max_length=)` shapes (one label, or a label set)."""
     from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
     model = AutoModelForSequenceClassification.from_pretrained(model_dir)
     tokenizer = AutoTokenizer.from_pretrained(model_dir)
+    return lambda inputs: predict_rows(model, tokenizer, inputs, max_length=max_length)
 
-    def predict(inputs: list[dict[str, Any]]) -> list[dict[str, Any]]:
-        return predict_labels(model, tokenizer, inputs, max_length=max_length)
 
-    return predict
+def load_predictor(model_dir: Path, *, max_length: int = 256) -> Callable[[list[dict[str, Any]]], list[dict[str, Any]]]:
+    """Load once, predict many times: `[{"sentence1": ..., "sentence2"?: ...}] -> [{"label", "score"}]`."""
+    return classifier_predictor(model_dir, predict_labels, max_length=max_length)
 
 
 def _score(model: Any, tokenizer: Any, examples: list[dict[str, Any]], max_length: int,

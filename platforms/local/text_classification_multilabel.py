@@ -15,7 +15,7 @@ from typing import Any
 from platforms.base import Hyperparameters, ProgressReport
 from platforms.local.metrics import multilabel_metrics
 from platforms.local.task_contract import Scores, evaluation, sample_rows
-from platforms.local.text_classification import load_classifier
+from platforms.local.text_classification import classifier_predictor, load_classifier
 from platforms.local.training import TaskResult, batches, on_device, train
 from platforms.tasks import MULTILABEL_THRESHOLD
 
@@ -58,15 +58,7 @@ def predict_label_sets(model: Any, tokenizer: Any, examples: list[dict[str, Any]
 
 def load_predictor(model_dir: Path, *, max_length: int = 256) -> Callable[[list[dict[str, Any]]], list[dict[str, Any]]]:
     """Load once, predict many times: `[{"sentence1": ...}] -> [{"labels", "scores", "threshold"}]`."""
-    from transformers import AutoModelForSequenceClassification, AutoTokenizer
-
-    model = AutoModelForSequenceClassification.from_pretrained(model_dir)
-    tokenizer = AutoTokenizer.from_pretrained(model_dir)
-
-    def predict(inputs: list[dict[str, Any]]) -> list[dict[str, Any]]:
-        return predict_label_sets(model, tokenizer, inputs, max_length=max_length)
-
-    return predict
+    return classifier_predictor(model_dir, predict_label_sets, max_length=max_length)
 
 
 def _score(model: Any, tokenizer: Any, examples: list[dict[str, Any]], max_length: int, batch_size: int) -> Scores:
