@@ -53,7 +53,7 @@ def compute_values(compute: str = "cpu", instances: str = "1", epochs: str = "2"
     }
 
 
-def nth_view(slack: SlackStandIn, method: str, index: int, callback: str, timeout: float = 20) -> dict:
+def nth_view(slack: SlackStandIn, method: str, index: int, callback: str, timeout: float = 90) -> dict:
     calls = slack.wait_for(lambda: slack.of(method)[index:] or None, timeout=timeout)
     view = calls[0].params["view"]
     assert view["callback_id"] == callback, view

@@ -69,7 +69,7 @@ def test_teams_user_finetunes_minilm_from_the_dialog(settings: Settings, teams: 
         compute_card = dialog_card(sender.task_submit(mapping_card, preselected))
         compute = next(e for e in compute_card["body"] if e.get("id") == "compute")
         assert [c["value"] for c in compute["choices"]][0] == "cpu"
-        assert "Cost:" in json.dumps(compute_card)
+        assert "Estimate (" in json.dumps(compute_card)
 
         done = sender.task_submit(compute_card, {"compute": "cpu", "instances": 1, "epochs": 2,
                                                  "learning_rate": 0.0002, "batch_size": 16})

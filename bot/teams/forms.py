@@ -150,9 +150,10 @@ def mapping_submitted(ctx: TeamsContext, state: FormState, values: dict[str, Any
         return mapping_step(state, chosen, {f"{prefix}{missing}": str(exc)})
     state.mapping = chosen
     try:
-        rows = {id(ref): check_data(ref, mapping, max_bytes=ctx.settings.max_upload_bytes)
-                for ref in (state.train, state.validation, state.test) if ref is not None}
-        state.rows = rows[id(state.train or state.test)]
+        summaries = {id(ref): check_data(ref, mapping, max_bytes=ctx.settings.max_upload_bytes,
+                                         training=state.kind == "finetune")
+                     for ref in (state.train, state.validation, state.test) if ref is not None}
+        state.rows = summaries[id(state.train or state.test)].rows
     except Exception as exc:
         return mapping_step(state, chosen, {"form": ctx.explain(exc)})
     return _compute(ctx, state, {})

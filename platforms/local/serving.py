@@ -245,13 +245,15 @@ def _handler(app: EndpointApp) -> type[BaseHTTPRequestHandler]:
                 return
             settings = {k: parameters[k] for k in app.parameter_keys if k in parameters}
             try:
-                self._send(200, app.batcher.submit([{**row, **settings} for row in rows]))
-                app.scored()
+                answer = app.batcher.submit([{**row, **settings} for row in rows])
             except PlatformError as exc:
                 self._send(400, {"error": str(exc)})
             except Exception as exc:
                 log.exception("scoring failed")
                 self._send(500, {"error": f"the model failed on this input ({type(exc).__name__})"})
+            else:
+                app.scored()  # before the answer leaves, so whoever got it finds it counted
+                self._send(200, answer)
 
     return Handler
 
