@@ -17,8 +17,8 @@ export TRANSFORMERS_OFFLINE ?= 1
 export PIP_DISABLE_PIP_VERSION_CHECK = 1
 
 # The suite runs on TEST_WORKERS processes (pytest-xdist), a file per process at a time: most tests
-# wait on a worker, a server or a subprocess, so three keep two cores busy.
-TEST_WORKERS ?= 3
+# wait on a worker, a server or a subprocess, so four keep two cores busy.
+TEST_WORKERS ?= 4
 
 .PHONY: install demo test chaos bench bench-quick clean
 
