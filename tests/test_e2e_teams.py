@@ -38,7 +38,7 @@ def dialog_card(response) -> dict:
 def open_dialog(sender: TeamsSender, teams: TeamsStandIn, text: str) -> dict:
     before = len(teams.of("reply"))
     sender.message(text)
-    offer = teams.wait_for(lambda: teams.of("reply")[before:])[0].cards[0]
+    offer = teams.wait_for(lambda: [c for c in teams.of("reply")[before:] if c.cards])[0].cards[0]  # not the typing indicator
     button = offer["actions"][0]
     assert button["data"]["msteams"] == {"type": "task/fetch"}
     return dialog_card(sender.task_fetch(button["data"]))

@@ -137,7 +137,7 @@ def test_user_group_lookups_never_wait_on_slack_in_the_ack_path(strict_bot, slac
     """Once listed, a stale listing is refreshed in the background: a slow usergroups.list (held
     here) does not hold up the answer, and a failing one is tried once per period, not per request."""
     sender = SlackSender(strict_bot.url)
-    slack.wait_for(lambda: slack.of("usergroups.list"), timeout=10)
+    slack.wait_for(lambda: slack.of("usergroups.list"), timeout=60)
     groups_of = policy._groups_of
     groups_of.loaded_at -= groups_of.ttl + 1  # the listing has gone stale
     release = slack.hold("usergroups.list")
@@ -149,7 +149,7 @@ def test_user_group_lookups_never_wait_on_slack_in_the_ack_path(strict_bot, slac
         release.set()
         slack.held.clear()
     assert answered < 2, f"the ack waited {answered:.1f}s on usergroups.list"
-    slack.wait_for(lambda: not groups_of._refreshing.locked() and len(slack.of("usergroups.list")) == 2, timeout=10)
+    slack.wait_for(lambda: not groups_of._refreshing.locked() and len(slack.of("usergroups.list")) == 2, timeout=60)
     slack.fail_next_of("usergroups.list", 400, 400, 400)
     groups_of.loaded_at -= groups_of.ttl + 1
     for _ in range(3):
