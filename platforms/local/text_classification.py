@@ -14,7 +14,7 @@ from platforms.local.training import TaskResult, batches, on_device, train
 SAMPLE_INPUT = {"sentence1": "I loved this movie, the acting was wonderful."}
 
 
-def _encode(tokenizer: Any, examples: list[dict[str, Any]], max_length: int) -> dict[str, Any]:
+def encode_pairs(tokenizer: Any, examples: list[dict[str, Any]], max_length: int) -> dict[str, Any]:
     first = [e["sentence1"] for e in examples]
     second = [e["sentence2"] for e in examples] if "sentence2" in examples[0] else None
     return tokenizer(first, second, truncation=True, max_length=max_length)
@@ -112,7 +112,7 @@ def finetune(model_dir: Path, train_examples: list[dict[str, Any]], test_example
     set_seed(hyper.seed)
     model, tokenizer, _ = load_classifier(model_dir, _classes(train_examples, test_examples))
     label2id = model.config.label2id
-    encoded = _encode(tokenizer, train_examples, hyper.max_length)
+    encoded = encode_pairs(tokenizer, train_examples, hyper.max_length)
     dataset = [
         {**{key: encoded[key][i] for key in encoded}, "labels": label2id[example["label"]]}
         for i, example in enumerate(train_examples)

@@ -15,7 +15,7 @@ from typing import Any
 from platforms.base import Hyperparameters, ProgressReport
 from platforms.local.metrics import multilabel_metrics
 from platforms.local.task_contract import Scores, evaluation, sample_rows
-from platforms.local.text_classification import classifier_predictor, load_classifier
+from platforms.local.text_classification import classifier_predictor, encode_pairs, load_classifier
 from platforms.local.training import TaskResult, batches, on_device, train
 from platforms.tasks import MULTILABEL_THRESHOLD
 
@@ -87,9 +87,7 @@ def finetune(model_dir: Path, train_examples: list[dict[str, Any]], test_example
     set_seed(hyper.seed)
     model, tokenizer, _ = _load(model_dir, _classes(train_examples, test_examples))
     label2id = model.config.label2id
-    encoded = tokenizer([e["sentence1"] for e in train_examples],
-                        [e["sentence2"] for e in train_examples] if "sentence2" in train_examples[0] else None,
-                        truncation=True, max_length=hyper.max_length)
+    encoded = encode_pairs(tokenizer, train_examples, hyper.max_length)
     dataset = []
     for i, example in enumerate(train_examples):
         targets = [0.0] * len(label2id)
