@@ -29,6 +29,13 @@ __all__ = ["DATA", "ROOT", "LocalServer", "doomed_evaluation", "final_record", "
 Answer = Callable[[BaseHTTPRequestHandler], None]
 
 
+class _Listening(ThreadingHTTPServer):
+    """socketserver's listen backlog is 5: a sixth connection arriving at once is reset, which no real
+    service does (50 jobs notifying at once made slack_sdk retry resets for seconds)."""
+
+    request_queue_size = 128
+
+
 class LocalServer:
     """A quiet HTTP(S) server on a free port of 127.0.0.1, on a thread of its own, that hands each
     request to `answer[method]`: what every stand-in (Slack, Teams, Azure) and test host is served by."""
@@ -38,7 +45,7 @@ class LocalServer:
         handler = type("Handler", (BaseHTTPRequestHandler,), {
             "protocol_version": protocol, "log_message": lambda self, *args: None,
             **{f"do_{method}": (lambda call: lambda self: call(self))(call) for method, call in answer.items()}})
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+        self.server = _Listening(("127.0.0.1", 0), handler)
         if tls:
             context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
             context.load_cert_chain(*tls)

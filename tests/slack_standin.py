@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
+import math
 import threading
 import time
 import urllib.parse
@@ -32,6 +33,33 @@ class Call:
     method: str
     params: dict[str, Any]
     headers: dict[str, str]
+    at: float = field(default_factory=time.perf_counter)  # when it arrived, for latency figures
+
+
+@dataclass
+class PostRateLimit:
+    """Slack's limit on chat.postMessage, which the stand-in enforces when given one: "chat.postMessage
+    generally allows posting one message per second per channel, while also maintaining a
+    workspace-wide limit" and "Posting messages: 1 per second. Short bursts >1 allowed"
+    (https://docs.slack.dev/apis/web-api/rate-limits, the Special Tier). A call over it is answered
+    429 with `Retry-After` in whole seconds, as Slack answers. Slack publishes neither the burst size
+    nor the workspace-wide figure: `burst` is a guess (a token bucket of that many messages per
+    channel, refilled at `per_second`), and no workspace-wide limit is played."""
+
+    per_second: float = 1.0
+    burst: int = 2
+    _tokens: dict[str, tuple[float, float]] = field(default_factory=dict)  # channel: (tokens, when)
+
+    def take(self, channel: str) -> int:
+        """0 when the message may be posted now, else the seconds Slack would say to wait."""
+        now = time.monotonic()
+        tokens, when = self._tokens.get(channel, (float(self.burst), now))
+        tokens = min(float(self.burst), tokens + (now - when) * self.per_second)
+        if tokens >= 1:
+            self._tokens[channel] = (tokens - 1, now)
+            return 0
+        self._tokens[channel] = (tokens, now)
+        return max(1, math.ceil((1 - tokens) / self.per_second))
 
 
 @dataclass
@@ -47,6 +75,7 @@ class SlackStandIn:
     members: dict[str, list[str]] = field(default_factory=lambda: {"C0CHAN": ["U0USER"]})
     file_channels: dict[str, list[str]] = field(default_factory=dict)
     held: dict[str, threading.Event] = field(default_factory=dict)
+    post_limit: PostRateLimit | None = None
     server: LocalServer | None = None
     _ts: int = 0
     _lock: threading.Lock = field(default_factory=threading.Lock)
@@ -173,12 +202,16 @@ class SlackStandIn:
             failure = self.failures.pop(0) if self.failures else None
             if failure is None and self.method_failures.get(method):
                 failure = self.method_failures[method].pop(0) or None  # 0: let this call through
+            retry_after = 1
+            if failure is None and self.post_limit is not None and method == "chat.postMessage":
+                retry_after = self.post_limit.take(str(params.get("channel")))
+                failure = 429 if retry_after else None
             self.calls.append(Call(method=f"{method}!{failure}" if failure else method, params=params, headers=headers))
             held = self.held.get(method)
         if held is not None:
             held.wait(timeout=60)
         if failure:
-            extra = {"Retry-After": "1"} if failure == 429 else {}
+            extra = {"Retry-After": str(retry_after)} if failure == 429 else {}
             self._reply(request, failure, json.dumps({"ok": False, "error": "ratelimited"}).encode(), extra=extra)
             return
         if request.headers.get("Authorization") != f"Bearer {self.token}":

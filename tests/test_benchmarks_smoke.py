@@ -42,5 +42,5 @@ def test_every_benchmark_runs_quick_and_reports_its_ratios(tmp_path: Path):
         assert all(r.endswith("×") and math.isfinite(float(r.rstrip("×").replace(",", ""))) for r in ratios), ratios
         assert len(timing_row.split("|")) == 7, timing_row
     for needed in ("**cpu**", "**cores**", "**torch / device**", "**date**", "load average before",
-                   "direct chat.postMessage"):
+                   "bare chat.postMessage"):
         assert needed in text
