@@ -5,8 +5,7 @@ all queued at once, run by two real `fmbot worker` processes, the comparison's f
 dependency) ranking them; timed from submit to the comparison's final record. The baseline is what
 a team does without it: the same N evaluations (`handlers.evaluate.start_evaluation`) submitted one
 after another, each once the previous has finished, to the same two workers. Rounds alternate
-which goes first; each figure is the median of its rounds, and the note gives the spread of the
-per-round ratios.
+which goes first (`benchmarks.common.alternate`).
 
 Tiny classifiers (tests/tiny_models.py), torch on one thread per process (as `OMP_NUM_THREADS=1`
 in the tests), so each worker keeps one of the two cores busy.
@@ -20,7 +19,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from benchmarks.common import Result, log, main, median
+from benchmarks.common import Result, alternate, compared, log, main, rounds
 
 NAME = "parallel_evaluations"
 HERE = Path(__file__).resolve().parent
@@ -51,7 +50,7 @@ def run(quick: bool) -> list[Result]:
     from tests.tiny_models import add_tiny_classifier
     from tests.worker_process import WorkerProcess
 
-    models, rows, rounds = (4, 87 * 2, 2) if quick else (6, 87 * 8, 3)
+    models, rows = (2, 87) if quick else (6, 87 * 8)
     task = Task.TEXT_CLASSIFICATION
     with private_redis() as server, tempfile.TemporaryDirectory(prefix="fmbot-bench-") as scratch:
         root = Path(scratch)
@@ -88,20 +87,13 @@ def run(quick: bool) -> list[Result]:
                 return time.perf_counter() - started
 
             in_a_row()  # warm-up: page cache, each worker's first fork
-            times: dict[str, list[float]] = {"parallel": [], "row": []}
-            for index in range(rounds):
-                order = (("parallel", parallel), ("row", in_a_row))
-                for label, measure in order if index % 2 == 0 else order[::-1]:
-                    times[label].append(measure())
-                    log(f"round {index + 1}: {label} {times[label][-1]:.2f} s")
+            times = alternate(rounds(quick), {"parallel": parallel, "row": in_a_row})
+            log(f"{NAME}: parallel {times['parallel']} s, one after another {times['row']} s")
         finally:
             for worker in workers:
                 worker.stop()
-    ratios = [p / r for p, r in zip(times["parallel"], times["row"], strict=True)]
-    spread = f"per-round ratio {min(ratios):.2f}–{max(ratios):.2f} over {rounds} rounds"
-    return [Result(benchmark=NAME, metric=f"{models} evaluations of {rows} rows, {WORKERS} workers",
-                   fmbot=median(times["parallel"]), baseline=median(times["row"]), baseline_name="one after another",
-                   unit="s", target=0.6, note=spread)]
+    return [compared(NAME, f"{models} evaluations of {rows} rows, {WORKERS} workers", times["parallel"], times["row"],
+                     baseline_name="one after another", unit="s", target=0.6)]
 
 
 if __name__ == "__main__":

@@ -4,6 +4,12 @@ Each benchmark runs in its own process (`python -m benchmarks.<name> --json ...`
 other, so none shares imports, threads or memory with another. The full run writes
 `benchmarks/results.md` and the table between the `bench:start`/`bench:end` markers of README.md;
 `--quick` runs tiny sizes and writes only where `--out` says.
+
+Each benchmark has a budget of seconds (`BUDGET_S`, 14 minutes in all, so `make bench` ends within
+15 on the two-core machine); one that runs past twice its budget is stopped and reported as not
+finished, and results.md gives each one's seconds beside its budget with the load average before
+and after it, since the neighbours' load is what moves a figure most here. `--quick` figures mean
+nothing, so there the benchmarks run `--jobs` at a time.
 """
 
 from __future__ import annotations
@@ -16,13 +22,20 @@ import subprocess
 import sys
 import tempfile
 import time
+from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
 from pathlib import Path
 
-from benchmarks.common import Result, table
+from pydantic import BaseModel
+
+from benchmarks.common import ROUNDS, Result, table
 
 BENCHMARKS = ("ack_latency", "dataset_validation", "notify_latency", "finetune_throughput", "endpoint_throughput",
               "try_latency", "parallel_evaluations")
+# Seconds each full benchmark may take on the two-core machine; they sum to 14 minutes.
+BUDGET_S = {"ack_latency": 150, "dataset_validation": 120, "notify_latency": 90, "finetune_throughput": 150,
+            "endpoint_throughput": 120, "try_latency": 90, "parallel_evaluations": 120}
+QUICK_BUDGET_S = 60
 HERE = Path(__file__).resolve().parent
 README = HERE.parent / "README.md"
 START, END = "<!-- bench:start -->", "<!-- bench:end -->"
@@ -87,8 +100,12 @@ def torch_device() -> str:
     return done.stdout.strip() or "torch not installed"
 
 
+def load_average() -> str:
+    return ", ".join(f"{x:.1f}" for x in os.getloadavg())
+
+
 def machine() -> dict[str, str]:
-    load = ", ".join(f"{x:.1f}" for x in os.getloadavg())
+    load = load_average()
     return {
         "date": datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"),
         "cpu": cpu_model(),
@@ -99,25 +116,55 @@ def machine() -> dict[str, str]:
     }
 
 
-def run_one(name: str, quick: bool, scratch: Path) -> tuple[list[Result], float, str | None]:
+class Ran(BaseModel):
+    """One benchmark's process: its rows, how long it took against its budget, and the load around it."""
+
+    name: str
+    rows: list[Result]
+    seconds: float
+    budget: float
+    load_before: str
+    load_after: str
+    failure: str | None = None
+
+
+def run_one(name: str, quick: bool, scratch: Path) -> Ran:
     out = scratch / f"{name}.json"
     command = [sys.executable, "-m", f"benchmarks.{name}", "--json", str(out)] + (["--quick"] if quick else [])
+    budget = QUICK_BUDGET_S if quick else BUDGET_S[name]
     print(f"\n=== {name} {'(quick)' if quick else ''}", flush=True)
-    started = time.monotonic()
-    done = subprocess.run(command, cwd=HERE.parent, check=False)
+    load_before, started = load_average(), time.monotonic()
+    try:
+        done = subprocess.run(command, cwd=HERE.parent, check=False, timeout=2 * budget)
+        failure = None if done.returncode == 0 and out.exists() else f"exited with {done.returncode}"
+    except subprocess.TimeoutExpired:
+        failure = f"stopped after {2 * budget} s, twice its budget"
     seconds = time.monotonic() - started
-    if done.returncode != 0 or not out.exists():
-        return [], seconds, f"exited with {done.returncode}"
-    return [Result.model_validate(row) for row in json.loads(out.read_text())], seconds, None
+    rows = [] if failure else [Result.model_validate(row) for row in json.loads(out.read_text())]
+    print(f"=== {name}: {seconds:.0f} s of {budget} s{'' if failure is None else ', ' + failure}", flush=True)
+    return Ran(name=name, rows=rows, seconds=seconds, budget=budget, load_before=load_before,
+               load_after=load_average(), failure=failure)
 
 
-def report(info: dict[str, str], results: list[Result], failures: dict[str, str], quick: bool) -> str:
+def timings(runs: list[Ran]) -> str:
+    lines = ["| benchmark | seconds | budget | load average before (1, 5, 15 min) | after |", "|---|---|---|---|---|"]
+    lines += [f"| {r.name} | {r.seconds:.0f} | {r.budget:g} | {r.load_before} | {r.load_after} |" for r in runs]
+    return "\n".join(lines)
+
+
+def report(info: dict[str, str], runs: list[Ran], quick: bool) -> str:
+    results = [row for r in runs for row in r.rows]
+    failures = {r.name: r.failure for r in runs if r.failure}
     lines = ["# Benchmark results", "", "Written by `make bench` (`python -m benchmarks.run_all"
              + (" --quick`, tiny sizes: not figures to quote)." if quick else "`)."), ""]
     lines += [f"- **{key}**: {value}" for key, value in info.items()]
-    method = ("fmbot and its baseline run in the same process or run, on the same data, alternating over "
-              "several rounds; each figure is the median over rounds. Ratio = fmbot / baseline.")
-    lines += ["", method, "", table(results), ""]
+    method = ("fmbot and its baseline run in the same process or run, on the same data, in alternating rounds "
+              f"(at least {ROUNDS} in a full run, the order rotating each round). fmbot and baseline are each "
+              "side's median over rounds; the ratio is the median of the per-round ratios fmbot / baseline, "
+              "with their min–max beside it, and a target counts as met only if that median meets it. "
+              "A limit (≤ a figure) bounds fmbot's own figure.")
+    lines += ["", method, "", table(results), "", "Each benchmark's time and the machine's load around it:", "",
+              timings(runs), ""]
     if (HERE / "results-gpu.md").exists():
         lines += ["Figures from a GPU (recorded from a device run, not by `make bench`): "
                   "[results-gpu.md](results-gpu.md).", ""]
@@ -152,22 +199,23 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--only", help="comma-separated benchmark names")
     parser.add_argument("--out", type=Path, help="where to write the Markdown report "
                                                  "(default benchmarks/results.md, none with --quick)")
+    parser.add_argument("--rows", type=Path, help="also write every row as JSON here")
+    parser.add_argument("--jobs", type=int, default=1, help="benchmarks run at once, with --quick only "
+                                                            "(figures side by side would colour each other)")
     args = parser.parse_args(argv)
     names = args.only.split(",") if args.only else list(BENCHMARKS)
     unknown = [n for n in names if n not in BENCHMARKS]
     if unknown:
         parser.error(f"unknown benchmark {unknown[0]}; choose from {', '.join(BENCHMARKS)}")
+    if args.jobs > 1 and not args.quick:
+        parser.error("--jobs runs benchmarks side by side, which only --quick may do")
     info = machine()
-    results: list[Result] = []
-    failures: dict[str, str] = {}
-    with tempfile.TemporaryDirectory(prefix="fmbot-bench-") as scratch:
-        for name in names:
-            rows, seconds, failure = run_one(name, args.quick, Path(scratch))
-            results += rows
-            if failure:
-                failures[name] = failure
-            print(f"=== {name}: {seconds:.0f} s{'' if failure is None else ', ' + failure}", flush=True)
-    text = report(info, results, failures, args.quick)
+    with tempfile.TemporaryDirectory(prefix="fmbot-bench-") as scratch, ThreadPoolExecutor(args.jobs) as pool:
+        runs = list(pool.map(lambda name: run_one(name, args.quick, Path(scratch)), names))
+    results = [row for r in runs for row in r.rows]
+    if args.rows:
+        args.rows.write_text(json.dumps({r.name: [row.model_dump() for row in r.rows] for r in runs}))
+    text = report(info, runs, args.quick)
     print("\n" + text)
     out = args.out or (None if args.quick else HERE / "results.md")
     if out is not None:
@@ -178,7 +226,7 @@ def main(argv: list[str] | None = None) -> int:
                    "[benchmarks/results.md](benchmarks/results.md).\n\n")
         if not args.quick and args.only is None and update_readme(summary + table(results) + "\n"):
             print(f"updated the table in {README}")
-    return 1 if failures else 0
+    return 1 if any(r.failure for r in runs) else 0
 
 
 if __name__ == "__main__":

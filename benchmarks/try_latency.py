@@ -22,7 +22,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from benchmarks.common import Result, log, main, median, percentile
+from benchmarks.common import Result, compared, log, main, median, percentile, rounds
 from benchmarks.endpoint_throughput import add_classifier
 
 NAME = "try_latency"
@@ -52,7 +52,7 @@ def run(quick: bool) -> list[Result]:
     from workers import keys
 
     torch.set_num_threads(1)
-    rounds = 20 if quick else 150
+    count, calls = rounds(quick), 20 if quick else 60
     cli_runs = 1 if quick else 3
     with tempfile.TemporaryDirectory(prefix="fmbot-try-") as scratch, private_redis() as server:
         root = Path(scratch)
@@ -83,19 +83,22 @@ def run(quick: bool) -> list[Result]:
             if first.model != model:
                 raise RuntimeError(f"the try answered for {first.model}")
 
-            log(f"{NAME}: {rounds} alternating warm rounds")
+            log(f"{NAME}: {count} rounds of {calls} alternating warm calls")
             inputs = tokenizer([TEXT], return_tensors="pt")
-            direct, served = [], []
+            direct: list[list[float]] = []
+            served: list[list[float]] = []
             with torch.inference_mode():
                 for _ in range(5):
                     local(**inputs)
-                for _ in range(rounds):
-                    began = time.perf_counter()
-                    local(**inputs)
-                    direct.append(time.perf_counter() - began)
-                    began = time.perf_counter()
-                    try_model(rt, model, TEXT)
-                    served.append(time.perf_counter() - began)
+                for _ in range(count):
+                    direct.append([]), served.append([])
+                    for _ in range(calls):
+                        began = time.perf_counter()
+                        local(**inputs)
+                        direct[-1].append(time.perf_counter() - began)
+                        began = time.perf_counter()
+                        try_model(rt, model, TEXT)
+                        served[-1].append(time.perf_counter() - began)
 
             log(f"{NAME}: the command line, asking the service and on its own")
             asking = [_cli(env, model) for _ in range(cli_runs)]
@@ -107,13 +110,18 @@ def run(quick: bool) -> list[Result]:
         alone = [_cli({**env, "FMBOT_TRY_SERVICE": "false"}, model) for _ in range(cli_runs)]
 
     ms = 1000.0
-    base_p50, base_p99 = median(direct) * ms, percentile(direct, 99) * ms
+
+    def per_round(q: float, values: list[list[float]]) -> list[float]:
+        return [percentile(one, q) * ms for one in values]
+
+    p50 = compared(NAME, "warm try p50", per_round(50, served), per_round(50, direct),
+                   baseline_name="in-process model(**inputs)", unit="ms")
+    p50.limit = round(1.3 * p50.baseline + 5, 2)
+    p50.note = f"target 1.3× the call + 5 ms; {calls} calls a round; torch on 1 thread in both"
     return [
-        Result(benchmark=NAME, metric="warm try p50", fmbot=median(served) * ms, baseline=base_p50,
-               baseline_name="in-process model(**inputs)", unit="ms", limit=round(1.3 * base_p50 + 5, 2),
-               note=f"target 1.3× the call + 5 ms; {rounds} rounds; torch on 1 thread in both"),
-        Result(benchmark=NAME, metric="warm try p99", fmbot=percentile(served, 99) * ms, baseline=base_p99,
-               baseline_name="in-process model(**inputs)", unit="ms", target=2.0),
+        p50,
+        compared(NAME, "warm try p99", per_round(99, served), per_round(99, direct),
+                 baseline_name="in-process model(**inputs)", unit="ms", target=2.0),
         Result(benchmark=NAME, metric="cold try (model not loaded)", fmbot=cold_seconds, baseline=load_seconds,
                baseline_name="loading it in-process", unit="s", limit=round(load_seconds + 1, 2),
                note="target: load time + 1 s"),
