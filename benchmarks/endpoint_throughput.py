@@ -29,7 +29,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from benchmarks.common import Result, log, main, median, percentile
+from benchmarks.common import Result, compared, log, main, percentile, rounds
 
 NAME = "endpoint_throughput"
 
@@ -71,6 +71,10 @@ def drive(url: str, key: str, texts: list[str], clients: int, per_client: int) -
     if failures:
         raise RuntimeError(f"{len(failures)} requests failed, e.g. {failures[0]}")
     return wall, latencies
+
+
+def _ms(seconds: list[float]) -> list[float]:
+    return [s * 1000 for s in seconds]
 
 
 def batch_sizes(url: str, key: str) -> Counter[int]:
@@ -125,17 +129,19 @@ def add_classifier(root: Path) -> str:
 
 
 def run(quick: bool) -> list[Result]:
+    import torch
     from redis import Redis
 
     from bot.demo import DATA
     from bot.redis_server import private_redis
     from platforms.base import DeploySpec
     from platforms.local import LocalPlatform
+    from platforms.local.endpoints import input_limit, predictor_module
     from platforms.local.training import device
     from platforms.tasks import Task
 
     levels = {1: 2, 8: 1, 32: 1} if quick else {1: 40, 8: 15, 32: 8}
-    rounds = 1 if quick else 5
+    count = rounds(quick)
     texts = [json.loads(line)["review"] for line in (DATA / "train.jsonl").read_text().splitlines() if line.strip()]
     rps: dict[tuple[str, int], list[float]] = {}
     p50: dict[tuple[str, int], list[float]] = {}
@@ -159,10 +165,6 @@ def run(quick: bool) -> list[Result]:
                 info = platform.deploy(spec)
                 endpoints[name] = (info.url, platform.pick_up_endpoint_key(info.name).get_secret_value())
             log(f"{NAME}: deployed {', '.join(endpoints)} on {device()}")
-            import torch
-
-            from platforms.local.endpoints import input_limit, predictor_module
-
             torch.set_num_threads(os.cpu_count() or 1)  # as one serving process sets it (`serving._serve`)
             model_dir = platform.catalog.path(model)
             predict = predictor_module(Task.TEXT_CLASSIFICATION).load_predictor(
@@ -171,7 +173,7 @@ def run(quick: bool) -> list[Result]:
             with multiprocessing.get_context("spawn").Pool(1) as pool:
                 for url, key in endpoints.values():
                     pool.apply(drive, (url, key, texts, *((1, 1) if quick else (4, 4))))
-                for round_ in range(rounds):
+                for round_ in range(count):
                     for clients, per_client in levels.items():
                         order = list(endpoints) if round_ % 2 == 0 else list(reversed(endpoints))
                         for name in order:
@@ -197,33 +199,29 @@ def run(quick: bool) -> list[Result]:
     where = device()
     top = max(levels)
     mean_batch = sum(r * c for r, c in chosen.items()) / max(1, sum(chosen.values()))
-    results = [Result(
-        benchmark=NAME, metric=f"rows/s @{top} clients ({where})", unit="rows/s", fmbot=median(rps[("micro-batched", top)]),
-        baseline=median(ceiling), baseline_name="the server's batch sizes replayed in-process", higher_is_better=True,
-        target=0.8, note=f"ceiling: the model alone; {sum(chosen.values())} batches of {mean_batch:.1f} rows on average",
+    same = "unbatched, same server"
+    results = [compared(
+        NAME, f"rows/s @{top} clients ({where})", rps[("micro-batched", top)], ceiling, unit="rows/s",
+        baseline_name="the server's batch sizes replayed in-process", higher_is_better=True, target=0.8,
+        note=f"ceiling: the model alone; {sum(chosen.values())} batches of {mean_batch:.1f} rows on average",
     )]
     for clients in levels:
         fm, base = ("micro-batched", clients), ("per request", clients)
         results += [
-            Result(benchmark=NAME, metric=f"throughput @{clients} clients ({where})", unit="req/s",
-                   fmbot=median(rps[fm]), baseline=median(rps[base]), baseline_name="unbatched, same server",
-                   higher_is_better=True),
-            Result(benchmark=NAME, metric=f"latency p50 @{clients} clients ({where})", unit="ms",
-                   fmbot=median(p50[fm]) * 1000, baseline=median(p50[base]) * 1000,
-                   baseline_name="unbatched, same server", target=1.1 if clients == 1 else None),
-            Result(benchmark=NAME, metric=f"latency p99 @{clients} clients ({where})", unit="ms",
-                   fmbot=median(p99[fm]) * 1000, baseline=median(p99[base]) * 1000,
-                   baseline_name="unbatched, same server"),
+            compared(NAME, f"throughput @{clients} clients ({where})", rps[fm], rps[base], unit="req/s",
+                     baseline_name=same, higher_is_better=True),
+            compared(NAME, f"latency p50 @{clients} clients ({where})", _ms(p50[fm]), _ms(p50[base]), unit="ms",
+                     baseline_name=same, target=1.1 if clients == 1 else None),
+            compared(NAME, f"latency p99 @{clients} clients ({where})", _ms(p99[fm]), _ms(p99[base]), unit="ms",
+                     baseline_name=same),
         ]
-    for clients in (1, 32) if not quick else ():
+    for clients in (1, top) if not quick else ():
         fm, base = ("batched, no wait", clients), ("per request", clients)
         results += [
-            Result(benchmark=NAME, metric=f"throughput @{clients} clients, max_wait_ms=0 ({where})", unit="req/s",
-                   fmbot=median(rps[fm]), baseline=median(rps[base]), baseline_name="unbatched, same server",
-                   higher_is_better=True, note="context: not the deploy default"),
-            Result(benchmark=NAME, metric=f"latency p50 @{clients} clients, max_wait_ms=0 ({where})", unit="ms",
-                   fmbot=median(p50[fm]) * 1000, baseline=median(p50[base]) * 1000,
-                   baseline_name="unbatched, same server", note="context: not the deploy default"),
+            compared(NAME, f"throughput @{clients} clients, max_wait_ms=0 ({where})", rps[fm], rps[base],
+                     unit="req/s", baseline_name=same, higher_is_better=True, note="context: not the deploy default"),
+            compared(NAME, f"latency p50 @{clients} clients, max_wait_ms=0 ({where})", _ms(p50[fm]), _ms(p50[base]),
+                     unit="ms", baseline_name=same, note="context: not the deploy default"),
         ]
     return results
 
