@@ -45,3 +45,19 @@ def test_finetuned_minilm_beats_its_untrained_head(tmp_path: Path):
         lambda p: None,
     )
     assert again.message is None and again.metrics["accuracy"] == after.metrics["accuracy"]
+
+
+def test_a_diverged_step_stays_out_of_the_loss_curve():
+    """fmbot turns off the Trainer's `logging_nan_inf_filter` (a device sync every step), so the
+    report callback is what keeps a NaN or infinite loss out of the curve a job card draws."""
+    from transformers import TrainerControl, TrainerState
+
+    from platforms.local.training import make_report_callback
+
+    progress: list[Progress] = []
+    callback = make_report_callback(progress.append)
+    for step, loss in ((5, 0.69), (10, float("nan")), (15, float("inf")), (20, 0.41)):
+        callback.on_log(None, TrainerState(global_step=step, max_steps=20), TrainerControl(), logs={"loss": loss})
+        callback.on_step_end(None, TrainerState(global_step=step, max_steps=20), TrainerControl())
+    assert callback.losses == [(5, 0.69), (20, 0.41)]
+    assert [p.loss for p in progress] == [0.69, 0.69, 0.69, 0.41]

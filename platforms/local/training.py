@@ -8,6 +8,7 @@ cancellation between steps) live in one place.
 
 from __future__ import annotations
 
+import math
 import os
 import sys
 import tempfile
@@ -99,14 +100,16 @@ def make_report_callback(report: ProgressReport):
     from transformers import TrainerCallback
 
     class ReportCallback(TrainerCallback):
-        """Turns Trainer events into Progress; a JobCanceled raised by `report` stops training."""
+        """Turns Trainer events into Progress; a JobCanceled raised by `report` stops training. A loss
+        that is not finite (a diverged step) is left out of the curve, which is where the Trainer's
+        `logging_nan_inf_filter` would have hidden it, without that filter's per-step device sync."""
 
         def __init__(self) -> None:
             self.losses: list[tuple[int, float]] = []
             self.last_loss: float | None = None
 
         def on_log(self, args, state, control, logs=None, **kwargs):
-            if logs and "loss" in logs:
+            if logs and "loss" in logs and math.isfinite(logs["loss"]):
                 self.last_loss = float(logs["loss"])
                 self.losses.append((state.global_step, self.last_loss))
 
@@ -151,6 +154,10 @@ def train(model: Any, processing_class: Any, train_dataset: Sequence[dict[str, A
             dataloader_pin_memory=cuda,
             disable_tqdm=True,
             remove_unused_columns=False,
+            # The filter reads every step's loss back to the host (`torch.isnan(loss) or ...` is a Python
+            # bool), so on CUDA the CPU waits for each step to finish before queueing the next one: the
+            # plain loop never waits. ReportCallback drops a non-finite loss from the curve instead.
+            logging_nan_inf_filter=False,
             **(extra_args or {}),
         )
         trainer = (trainer_class or Trainer)(
