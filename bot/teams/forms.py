@@ -36,8 +36,8 @@ from handlers.evaluate import EvaluateRequest, start_evaluation
 from handlers.finetune import FinetuneRequest, start_finetune
 from handlers.costs import comparison_estimates, form_estimates
 from handlers.actions import Action
-from platforms.base import (DataRef, EvaluateSpec, FinetuneSpec, Hyperparameters, PlatformError, QuotaCheck,
-                            SpecError)
+from platforms.base import (DataRef, DatasetInfo, EvaluateSpec, FinetuneSpec, Hyperparameters, PlatformError,
+                            QuotaCheck, SpecError)
 from platforms.errors import FmbotError
 from platforms.datasets import BadRowsError, ColumnMapping, DatasetError, Preview, guess_mapping, read_columns
 from platforms.tasks import TASKS, Task
@@ -78,7 +78,7 @@ def open_form(ctx: TeamsContext, context: TurnContext) -> dict[str, Any]:
                                           _registered(ctx), {}))
 
 
-def _registered(ctx: TeamsContext) -> list:
+def _registered(ctx: TeamsContext) -> list[DatasetInfo]:
     """The registered datasets a form offers; none (rather than no form) where the platform cannot list them."""
     try:
         return list_datasets(ctx.rt)

@@ -14,7 +14,8 @@ import base64
 from bot.teams.ids import Verb
 from bot.teams.limits import MESSAGE_BYTES, clip, message_size
 from bot.teams.views.cards import Element, card, execute, facts, heading, open_dialog, text
-from bot.teams.views.jobs import _STATE_ICONS, _STATE_COLORS, _elapsed
+from bot.teams.views.jobs import STATE_COLORS, STATE_ICONS, elapsed
+from platforms.comparison import Disagreement
 from workers.compare import ComparisonResult, Leaderboard, Member, Standing
 from workers.ledger import JobRecord
 
@@ -31,7 +32,7 @@ def _model(name: str) -> str:
 
 
 def member_line(member: Member) -> str:
-    line = f"{_STATE_ICONS[member.state]} **{_model(member.model)}** — {member.state}"
+    line = f"{STATE_ICONS[member.state]} **{_model(member.model)}** — {member.state}"
     if member.fraction is not None and not member.state.final:
         line += f" · {member.fraction:.0%}"
     if member.error:
@@ -42,9 +43,9 @@ def member_line(member: Member) -> str:
 def status_card(record: JobRecord, requester_name: str | None = None) -> Element:
     """The comparison's one card: a line per model as its evaluation moves, the models left out and why."""
     count = len(record.spec.get("models", []))
-    head = heading(f"{_STATE_ICONS[record.state]} Comparison {record.id} of {count} models — {record.state}")
-    if record.state in _STATE_COLORS:
-        head["color"] = _STATE_COLORS[record.state]
+    head = heading(f"{STATE_ICONS[record.state]} Comparison {record.id} of {count} models — {record.state}")
+    if record.state in STATE_COLORS:
+        head["color"] = STATE_COLORS[record.state]
     body: list[Element] = [head, text(f"{record.task} on {clip(record.spec.get('test', {}).get('name', ''), 200)}",
                                       isSubtle=True, spacing="None")]
     body += [text(member_line(Member.model_validate(m)), spacing="Small") for m in record.result.get("members", [])]
@@ -54,7 +55,7 @@ def status_card(record: JobRecord, requester_name: str | None = None) -> Element
                                                   for m, why in left_out.items()), size="Small"))
     if record.output_model:
         body.append(text(f"Best: **{_model(record.output_model)}** — ranking in the reply"))
-    body.append(facts([("Asked by", requester_name or record.requester), ("Elapsed", _elapsed(record.elapsed_seconds)),
+    body.append(facts([("Asked by", requester_name or record.requester), ("Elapsed", elapsed(record.elapsed_seconds)),
                        ("Trace", record.trace_id)]))
     actions = [] if record.state.final else [execute("Cancel", Verb.CANCEL_JOB, {"job": record.id}, style="destructive")]
     return card(body, actions)
@@ -76,10 +77,10 @@ def ranked_table(result: ComparisonResult) -> Element:
     rows = [header]
     for s in result.standings:
         if s.rank is None:
-            rows.append(["—", _model(s.model), s.state.value, *(["—"] * (len(names) - 1)), "—", _elapsed(s.seconds)])
+            rows.append(["—", _model(s.model), s.state.value, *(["—"] * (len(names) - 1)), "—", elapsed(s.seconds)])
         else:
             rows.append([str(s.rank), _model(s.model), *(f"{s.metrics[n]:.4f}" if n in s.metrics else "—" for n in names),
-                         _interval(s), _elapsed(s.seconds)])
+                         _interval(s), elapsed(s.seconds)])
 
     def row(cells: list[str], bold: bool) -> Element:
         return {"type": "TableRow", "cells": [{"type": "TableCell", "items": [
@@ -90,7 +91,7 @@ def ranked_table(result: ComparisonResult) -> Element:
             "rows": [row(r, i == 0) for i, r in enumerate(rows)]}
 
 
-def _examples(result: ComparisonResult) -> tuple[str, list]:
+def _examples(result: ComparisonResult) -> tuple[str, list[Disagreement]]:
     if result.flips is not None:
         after = next((s.model for s in result.standings if s.model != result.base), "")
         return (f"**Flips** on {result.flips.rows} rows: {len(result.flips.gained)} wrong with {_model(result.base or '')} "
@@ -101,7 +102,7 @@ def _examples(result: ComparisonResult) -> tuple[str, list]:
     return "", []
 
 
-def _example(d) -> Element:
+def _example(d: Disagreement) -> Element:
     said = " · ".join(f"{_model(m)} → {clip(p, EXAMPLE_CHARS // 2)}" for m, p in d.predictions.items())
     return text(f"Row {d.index + 1}: _{clip(d.input, EXAMPLE_CHARS)}_ — reference {clip(d.reference, EXAMPLE_CHARS // 2)}"
                 f"\n\n{said}", size="Small")
@@ -118,7 +119,7 @@ def result_card(record: JobRecord, chart_png: bytes | None = None) -> Element:
     if best is not None:
         body.append(text(f"Best: **{_model(best.model)}** — {result.primary} {best.primary:.4f} ({_interval(best)})"))
     body.append(ranked_table(result))
-    body += [text(f"{_STATE_ICONS[s.state]} {_model(s.model)} {s.state}: {clip(s.error or 'no reason recorded', REASON_CHARS)}",
+    body += [text(f"{STATE_ICONS[s.state]} {_model(s.model)} {s.state}: {clip(s.error or 'no reason recorded', REASON_CHARS)}",
                   color="Attention", size="Small") for s in result.standings if s.rank is None]
     if chart_png:
         body.append({"type": "Image", "altText": f"{result.primary} per model",
