@@ -134,6 +134,14 @@ def test_bad_rows_in_the_teams_dialog_can_be_skipped_and_the_preview_says_so(tea
         assert "Started ev-" in done["task"]["value"], done
         record = Ledger(bot.runtime.redis).recent()[0]
         assert record.spec["rows"]["skip"] is True
+
+        models = add_models(Path(settings.fmbot_models_dir))
+        data_card = open_dialog(sender, teams, f"compare {models['good']} {models['other']}")
+        mapping_card = dialog_card(sender.task_submit(data_card, {
+            "task": "text-classification", "test": file_id, "test_asset": "", Input.DATASET: NOT_USED}))
+        refused = dialog_card(sender.task_submit(mapping_card, selects(mapping_card)))
+        assert "line 41" in refused["body"][1]["text"]
+        assert [a["title"] for a in refused["actions"]] == ["Next"], "a comparison's evaluations read every row"
     finally:
         bot.close()
 

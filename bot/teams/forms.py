@@ -221,7 +221,9 @@ def rows_checked(ctx: TeamsContext, state: FormState) -> Element:
         state.rows = summaries[id(state.train or state.test)].rows
         state.bad_rows = sum(summary.skipped for summary in summaries.values())
     except BadRowsError as exc:
-        within = exc.bad.count <= rows.max_fraction * exc.total
+        # A comparison's evaluations read every row (handlers/compare.py takes no row policy), so
+        # only a single job is offered to skip.
+        within = exc.bad.count <= rows.max_fraction * exc.total and not state.models
         state.bad_rows = exc.bad.count if within and not state.skip_bad_rows else 0
         return mapping_step(state, state.mapping, {"form": ctx.explain(exc)})
     except Exception as exc:
