@@ -18,11 +18,14 @@ from bot.teams.limits import MESSAGE_BYTES, message_size  # noqa: E402
 from workers.costs import Estimate  # noqa: E402
 from bot.teams.manifest import DEPLOY, build_manifest  # noqa: E402
 from bot.teams.state import FormState, SharedFile  # noqa: E402
-from bot.teams.views import catalog, forms, jobs  # noqa: E402
+from bot.teams.views import catalog, compare, data, forms, jobs  # noqa: E402
 from handlers.registry import COMMANDS, Surface, on  # noqa: E402
-from platforms.base import ComputeOption, DataRef, JobState, ModelCard, Progress  # noqa: E402
+from platforms.base import ComputeOption, DataRef, DatasetInfo, JobState, ModelCard, Progress  # noqa: E402
+from platforms.datasets.preview import Preview, PreviewRow  # noqa: E402
 from platforms.tasks import Task  # noqa: E402
 from tests.teams_standin import card_problems  # noqa: E402
+from tests.test_compare import comparison_record  # noqa: E402
+from workers.compare import Leaderboard, LeaderboardEntry  # noqa: E402
 from workers.ledger import JobRecord  # noqa: E402
 
 DATA = Path(__file__).resolve().parent / "data" / "teams"
@@ -40,6 +43,27 @@ def models(count: int) -> list[ModelCard]:
                       description="d" * 400, license="mit", metrics={"accuracy": 0.9}) for i in range(count)]
 
 
+def datasets(count: int) -> list[DatasetInfo]:
+    return [DatasetInfo(name=f"dataset-{i}-" + "d" * 80, version="3", path="/x", file_name="f" * 200 + ".jsonl",
+                        rows=10_000, columns=[f"c{j}-" + "c" * 40 for j in range(50)], registered_by="U" * 40,
+                        description="about " * 300) for i in range(count)]
+
+
+def preview() -> Preview:
+    return Preview(task=Task.TEXT_CLASSIFICATION, file="p" * 400, rows=5000, skipped=3,
+                   first=[PreviewRow(input="i" * 3000, target="t" * 500) for _ in range(5)],
+                   distribution={f"label-{i}-" + "l" * 60: i for i in range(200)}, distribution_of="label",
+                   warnings=["w" * 2000 for _ in range(5)])
+
+
+def leaderboard(entries: int) -> Leaderboard:
+    return Leaderboard(task="text-classification", dataset="abc123-def456", dataset_name="t" * 300,
+                       mapping={f"k{i}": "v" * 100 for i in range(5)}, primary="accuracy",
+                       entries=[LeaderboardEntry(model=f"model-{'x' * 80}-{i}:1", job=f"ev-{i:08d}",
+                                                 metrics={"accuracy": 1 / (i + 1)}, primary="accuracy",
+                                                 finished_at=datetime.now(UTC)) for i in range(entries)])
+
+
 def cards() -> dict[str, dict]:
     state = FormState(id="f0rm1d", owner="aaaaaaaa-0000-4000-8000-000000000001", kind="finetune", model="model-1", task="text-classification",
                       train=DataRef(path="/tmp/t.jsonl", name="t.jsonl"),
@@ -49,6 +73,12 @@ def cards() -> dict[str, dict]:
     done = record(state=JobState.COMPLETED, output_model="all-MiniLM-L6-v2-ft:1", finished_at=datetime.now(UTC),
                   metrics={f"metric_{i}": i / 100 for i in range(40)},
                   samples=[{"input": "i" * 5000, "prediction": "p" * 5000, "reference": "r"}])
+    comparison = comparison_record(8, metric_chars=120)
+    comparing = FormState(id="f0rm2d", owner="o", kind="evaluate", task="text-classification",
+                          test=DataRef(path="/tmp/t.jsonl", name="t.jsonl"), columns=state.columns,
+                          mapping=state.mapping, models=[f"model-{'m' * 60}-{i}:1" for i in range(8)],
+                          left_out={f"other-{'o' * 60}-{i}:1": "e" * 400 for i in range(8)}, preview=preview(),
+                          bad_rows=12_345)
     png = (Path(__file__).resolve().parent.parent / "deploy" / "teams" / "color.png").read_bytes()
     return {
         "queued": jobs.status_card(record()),
@@ -61,9 +91,16 @@ def cards() -> dict[str, dict]:
         "key": jobs.deployed_card("minilm-demo", "m:1", "http://127.0.0.1:1/score", "29:abc", key="k" * 64),
         "model card": catalog.model_card(models(1)[0]),
         "search": catalog.search_results(models(300), "model", None),
-        "data step": forms.data_step(state, models(300), shared, {"form": "f" * 5000, "model": "m" * 5000}),
-        "data step, no files": forms.data_step(FormState(kind="evaluate"), models(2), [], {}),
+        "data step": forms.data_step(state, models(300), shared, datasets(300), {"form": "f" * 5000, "model": "m" * 5000}),
+        "data step, no files": forms.data_step(FormState(kind="evaluate"), models(2), [], [], {}),
+        "data step of a comparison": forms.data_step(comparing, models(300), shared, datasets(300), {}),
         "mapping step": forms.mapping_step(state, {"sentence1": "column_1_" + "c" * 60}, {"map.label": "pick one"}),
+        "mapping step with preview, left out and skip": forms.mapping_step(comparing, {}, {"form": "b" * 5000}),
+        "comparison (8 models)": compare.status_card(comparison, "Alice Example"),
+        "comparison result (8 models)": compare.result_card(comparison, png),
+        "leaderboard": compare.leaderboard_card(leaderboard(600)),
+        "datasets": data.dataset_list(datasets(300)),
+        "dataset": data.dataset_details(datasets(1)[0]),
         "compute step": forms.compute_step(state, [ComputeOption(name=f"cuda:{i}", label=f"GPU {i} · 1 free")
                                                    for i in range(200)],
                                            [("cuda:0", Estimate(seconds_low=5400, seconds_high=7200, gpu_hours_low=1.5,

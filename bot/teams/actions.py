@@ -15,7 +15,7 @@ from typing import Any
 from microsoft_agents.activity import Activity, AdaptiveCardInvokeResponse
 from microsoft_agents.hosting.core import TurnContext
 
-from bot.teams import conversations
+from bot.teams import compare, conversations
 from bot.teams.context import TeamsContext, card_message, requester
 from bot.teams.ids import Verb
 from bot.teams.views import catalog as catalog_views
@@ -70,9 +70,13 @@ def _show_key(ctx: TeamsContext, activity: Activity, data: dict[str, Any]) -> Ad
                                           picked_up=key is None))
 
 
+def _rerun(ctx: TeamsContext, activity: Activity, data: dict[str, Any]) -> AdaptiveCardInvokeResponse:
+    return message(compare.rerun(ctx, activity, data))
+
+
 VERBS: dict[str, Callable[[TeamsContext, Activity, dict[str, Any]], Any]] = {
     Verb.CANCEL_JOB: _cancel, Verb.APPROVE_JOB: _approve, Verb.REJECT_JOB: _reject,
-    Verb.JOB_REGISTER: _register, Verb.SHOW_KEY: _show_key,
+    Verb.JOB_REGISTER: _register, Verb.SHOW_KEY: _show_key, Verb.COMPARE_RERUN: _rerun,
 }
 
 

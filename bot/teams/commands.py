@@ -15,7 +15,7 @@ from collections.abc import Callable
 from microsoft_agents.activity import Activity
 from microsoft_agents.hosting.core import TurnContext
 
-from bot.teams import conversations
+from bot.teams import compare, conversations, data
 from bot.teams.context import TeamsContext, card_message, reply_target, require, requester
 from bot.teams.views import catalog as catalog_views
 from bot.teams.views.cards import Element, card, heading, open_dialog, text
@@ -168,7 +168,8 @@ def start_import(ctx: TeamsContext, activity: Activity, rest: str) -> Answer:
 ROOMS: dict[str, Callable[[TeamsContext, Activity, str], Answer]] = {
     "help": lambda ctx, activity, rest: help_card(), "search": search, "card": model_card, "try": try_model, "finetune": form("finetune"), "evaluate": form("evaluate"),
     "deploy": start_deploy, "import": start_import, "jobs": job_list, "status": status, "cancel": cancel, "endpoints": endpoints,
-    "rotate-key": rotate_key, "quota": quota, "costs": cost_report,
+    "rotate-key": rotate_key, "quota": quota, "costs": cost_report, "compare": compare.command_compare,
+    "leaderboard": compare.command_leaderboard, "data": data.command_data,
 }
 
 

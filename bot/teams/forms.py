@@ -27,18 +27,19 @@ from bot.teams.state import FormState, discard, load, save
 from bot.teams.views.cards import Element, attachment
 from bot.forms import FORM_TTL_SECONDS
 from bot.teams.views.forms import (TITLES, Errors, checking_step, compute_step, data_step, mapping_step,
-                                     submitted_values)
+                                     submitted_values, title)
+from handlers import compare
 from handlers.catalog import require_task
-from handlers.data import check_data
+from handlers.data import REGISTERED, check_data, list_datasets, preview, registered_ref
 from handlers.errors import UserError
 from handlers.evaluate import EvaluateRequest, start_evaluation
 from handlers.finetune import FinetuneRequest, start_finetune
-from handlers.costs import form_estimates
+from handlers.costs import comparison_estimates, form_estimates
 from handlers.actions import Action
-from platforms.base import (DataRef, EvaluateSpec, FinetuneSpec, Hyperparameters, PlatformError, QuotaCheck,
-                            SpecError)
+from platforms.base import (DataRef, DatasetInfo, EvaluateSpec, FinetuneSpec, Hyperparameters, PlatformError,
+                            QuotaCheck, SpecError)
 from platforms.errors import FmbotError
-from platforms.datasets import ColumnMapping, DatasetError, guess_mapping, read_columns
+from platforms.datasets import BadRowsError, ColumnMapping, DatasetError, Preview, guess_mapping, read_columns
 from platforms.tasks import TASKS, Task
 from workers import keys
 
@@ -69,10 +70,54 @@ def open_form(ctx: TeamsContext, context: TurnContext) -> dict[str, Any]:
         require(context.activity, Action(kind))
     except UserError as exc:
         return closing(f"⛔ {exc}")
-    state = save(ctx.rt.redis, FormState(kind=kind, model=data.get("model") or None,
+    models = str(data.get("models") or "").split() if kind == "evaluate" else []
+    state = save(ctx.rt.redis, FormState(kind=kind, model=data.get("model") or None, models=models,
                                          owner=requester(context.activity)))
-    return dialog(TITLES[state.kind], data_step(state, ctx.rt.platform.list_models(),
-                                   conversations.files(ctx.rt.redis, context.activity.conversation.id), {}))
+    return dialog(title(state), data_step(state, ctx.rt.platform.list_models(),
+                                          conversations.files(ctx.rt.redis, context.activity.conversation.id),
+                                          _registered(ctx), {}))
+
+
+def _registered(ctx: TeamsContext) -> list[DatasetInfo]:
+    """The registered datasets a form offers; none (rather than no form) where the platform cannot list them."""
+    try:
+        return list_datasets(ctx.rt)
+    except PlatformError:
+        return []
+
+
+def _models_checked(ctx: TeamsContext, state: FormState, errors: Errors) -> None:
+    """A comparison's models on the chosen task: those that cannot be evaluated on it are left out
+    (and named on the next steps); fewer than two left is an error on the task."""
+    try:
+        task = Task(state.task)
+    except ValueError as exc:
+        errors[Input.TASK] = str(exc)
+        return
+    refs, left_out = compare.usable_models(ctx.rt, state.models, task)
+    if len(refs) < compare.MIN_MODELS:
+        reasons = "; ".join(f"{m}: {why}" for m, why in left_out.items())
+        errors[Input.TASK] = f"fewer than 2 of these models do {state.task}: {reasons}"
+        return
+    state.models, state.left_out = refs, left_out
+
+
+def _preview(ctx: TeamsContext, state: FormState, mapping: dict[str, str]) -> Preview | None:
+    """The preview of the form's main file under `mapping`, or None while the mapping is incomplete
+    or the file cannot be previewed (its problems are reported when the mapping is submitted). It
+    looks past the bad rows it may skip, and says how many: the rows check refuses them until
+    "Skip N rows and continue"."""
+    primary = state.train or state.test
+    if primary is None or primary.path.startswith("azureml:"):
+        return None
+    try:
+        parts = sum(1 for split, own in ((state.validation_split, state.validation), (state.test_split, state.test))
+                    if split and own is None) if state.kind == "finetune" else 0
+        return preview(primary, ColumnMapping.build(mapping, Task(state.task)), max_bytes=ctx.settings.max_upload_bytes,
+                       training=state.kind == "finetune", rows=ctx.settings.row_policy(True),
+                       split_parts=parts, test=state.test if state.train else None)
+    except FmbotError:
+        return None
 
 
 def _data(ctx: TeamsContext, conversation_id: str, chosen: Any, asset: Any, label: str, owner: str) -> DataRef | None:
@@ -97,17 +142,21 @@ def _data(ctx: TeamsContext, conversation_id: str, chosen: Any, asset: Any, labe
 
 def data_submitted(ctx: TeamsContext, context: TurnContext, state: FormState, values: dict[str, Any]) -> Element:
     rt, conversation = ctx.rt, context.activity.conversation.id
-    state.model, state.task = values.get(Input.MODEL) or None, values.get(Input.TASK) or None
+    state.task = values.get(Input.TASK) or None
     errors: Errors = {}
-    try:
-        model = rt.platform.get_model(state.model or "")
-    except PlatformError as exc:
-        errors[Input.MODEL] = str(exc)
+    if state.models:
+        _models_checked(ctx, state, errors)
     else:
+        state.model = values.get(Input.MODEL) or None
         try:
-            require_task(model, Task(state.task))
-        except (UserError, ValueError) as exc:
-            errors[Input.TASK] = str(exc)
+            model = rt.platform.get_model(state.model or "")
+        except PlatformError as exc:
+            errors[Input.MODEL] = str(exc)
+        else:
+            try:
+                require_task(model, Task(state.task))
+            except (UserError, ValueError) as exc:
+                errors[Input.TASK] = str(exc)
     primary = Input.TRAIN if state.kind == "finetune" else Input.TEST
     try:
         if state.kind == "finetune":
@@ -118,24 +167,32 @@ def data_submitted(ctx: TeamsContext, context: TurnContext, state: FormState, va
             state.split(own_validation=own_validation, own_test=own_test).check()
     except (DatasetError, ValueError) as exc:
         errors[Input.TEST_SPLIT] = str(exc)
-    if not values.get(primary) and not str(values.get(f"{primary}_asset") or "").strip():
-        errors[primary] = "Choose a file shared in this chat, or name a data asset below."
-    files_shared = conversations.files(rt.redis, conversation)
+    dataset = values.get(Input.DATASET)
+    dataset = None if dataset in (None, "", NOT_USED) else str(dataset)
+    if not values.get(primary) and not str(values.get(f"{primary}_asset") or "").strip() and not dataset:
+        errors[primary] = "Choose a file shared in this chat, a registered dataset, or name a data asset below."
+    files_shared, datasets = conversations.files(rt.redis, conversation), _registered(ctx)
     if errors:
-        return data_step(state, rt.platform.list_models(), files_shared, errors)
+        return data_step(state, rt.platform.list_models(), files_shared, datasets, errors)
     try:
+        registered = registered_ref(rt, DataRef(path=f"{REGISTERED}{dataset}", name=dataset)) if dataset else None
         if state.kind == "finetune":
-            state.train = _data(ctx, conversation, values.get(Input.TRAIN), values.get(f"{Input.TRAIN}_asset"),
-                                "training data", state.owner)
+            state.train = registered or _data(ctx, conversation, values.get(Input.TRAIN),
+                                              values.get(f"{Input.TRAIN}_asset"), "training data", state.owner)
             state.validation = _data(ctx, conversation, values.get(Input.VALIDATION), None, "validation data",
                                      state.owner)
-        state.test = _data(ctx, conversation, values.get(Input.TEST), values.get(f"{Input.TEST}_asset"), "test data",
-                           state.owner)
+            state.test = _data(ctx, conversation, values.get(Input.TEST), None, "test data", state.owner)
+        else:
+            state.test = registered or _data(ctx, conversation, values.get(Input.TEST),
+                                             values.get(f"{Input.TEST}_asset"), "test data", state.owner)
         data = state.train or state.test
         state.columns = [] if data.path.startswith("azureml:") else read_columns(Path(data.path), data.name)
     except Exception as exc:
-        return data_step(state, rt.platform.list_models(), files_shared, {primary: ctx.explain(exc)})
-    return mapping_step(state, guess_mapping(state.columns, Task(state.task)), {})
+        return data_step(state, rt.platform.list_models(), files_shared, datasets,
+                         {Input.DATASET if dataset else primary: ctx.explain(exc)})
+    guesses = guess_mapping(state.columns, Task(state.task))
+    state.preview, state.bad_rows, state.skip_bad_rows = _preview(ctx, state, guesses), 0, False
+    return mapping_step(state, guesses, {})
 
 
 def mapping_submitted(ctx: TeamsContext, state: FormState, values: dict[str, Any]) -> Element:
@@ -149,13 +206,29 @@ def mapping_submitted(ctx: TeamsContext, state: FormState, values: dict[str, Any
         missing = next((k for k in TASKS[task].keys if k not in chosen), TASKS[task].keys[0])
         return mapping_step(state, chosen, {f"{prefix}{missing}": str(exc)})
     state.mapping = chosen
+    return rows_checked(ctx, state)
+
+
+def rows_checked(ctx: TeamsContext, state: FormState) -> Element:
+    """Every row of every file under the form's mapping: on to the compute step, or the mapping step
+    again with the problem, and "Skip N rows and continue" while skipping is allowed."""
+    mapping = ColumnMapping.build(state.mapping, Task(state.task))
+    rows = ctx.settings.row_policy(state.skip_bad_rows)
     try:
         summaries = {id(ref): check_data(ref, mapping, max_bytes=ctx.settings.max_upload_bytes,
-                                         training=state.kind == "finetune")
+                                         training=state.kind == "finetune", rows=rows)
                      for ref in (state.train, state.validation, state.test) if ref is not None}
         state.rows = summaries[id(state.train or state.test)].rows
+        state.bad_rows = sum(summary.skipped for summary in summaries.values())
+    except BadRowsError as exc:
+        # A comparison's evaluations read every row (handlers/compare.py takes no row policy), so
+        # only a single job is offered to skip.
+        within = exc.bad.count <= rows.max_fraction * exc.total and not state.models
+        state.bad_rows = exc.bad.count if within and not state.skip_bad_rows else 0
+        return mapping_step(state, state.mapping, {"form": ctx.explain(exc)})
     except Exception as exc:
-        return mapping_step(state, chosen, {"form": ctx.explain(exc)})
+        return mapping_step(state, state.mapping, {"form": ctx.explain(exc)})
+    state.preview = _preview(ctx, state, state.mapping)
     return _compute(ctx, state, {})
 
 
@@ -163,8 +236,10 @@ def _compute(ctx: TeamsContext, state: FormState, errors: Errors) -> Element:
     """The compute step, with the same money and time estimate per choice as Slack's form shows."""
     rt = ctx.rt
     options = rt.platform.compute_options(state.kind)
-    card = rt.platform.get_model(state.model)
-    estimates = form_estimates(rt, state.kind, card, rows=state.rows)
+    if state.models:
+        estimates = comparison_estimates(rt, [rt.platform.get_model(m) for m in state.models], rows=state.rows)
+    else:
+        estimates = form_estimates(rt, state.kind, rt.platform.get_model(state.model), rows=state.rows)
     return compute_step(state, options, estimates, errors)
 
 
@@ -181,21 +256,27 @@ def compute_submitted(ctx: TeamsContext, context: TurnContext, state: FormState,
         return _compute(ctx, state, {_HYPER_INPUTS.get(exc.field, Input.BATCH_SIZE): exc.on_field})
     except ValueError:
         return _compute(ctx, state, {Input.INSTANCES: "Give a whole number of instances"})
-    check = rt.platform.check_quota(compute, instances, model=rt.platform.get_model(state.model))
+    check = rt.platform.check_quota(compute, instances, model=rt.platform.get_model(state.model or state.models[0]))
     if not check.ok:
         return _compute(ctx, state, quota_error(check))
     task, who, target = Task(state.task), requester(context.activity), reply_target(context.activity)
+    rows = ctx.settings.row_policy(state.skip_bad_rows)
     try:
-        if state.kind == "finetune":
+        if state.models:
+            record = compare.start_comparison(rt, compare.CompareRequest(
+                models=state.models, task=task, test=state.test, mapping=ColumnMapping.build(state.mapping, task),
+                compute=compute, batch_size=hyper.batch_size, requester=who, reply_to=target,
+                left_out=state.left_out), max_bytes=ctx.settings.max_upload_bytes)
+        elif state.kind == "finetune":
             record = start_finetune(rt, FinetuneRequest(spec=FinetuneSpec(
                 model=state.model, task=task, train=state.train, validation=state.validation, test=state.test,
                 split=state.split(own_validation=state.validation is not None, own_test=state.test is not None),
-                mapping=state.mapping, hyperparameters=hyper, compute=compute, instances=instances,
+                mapping=state.mapping, hyperparameters=hyper, compute=compute, instances=instances, rows=rows,
             ), requester=who, reply_to=target), max_bytes=ctx.settings.max_upload_bytes)
         else:
             record = start_evaluation(rt, EvaluateRequest(spec=EvaluateSpec(
                 model=state.model, task=task, test=state.test, mapping=state.mapping, compute=compute,
-                batch_size=hyper.batch_size), requester=who, reply_to=target), max_bytes=ctx.settings.max_upload_bytes)
+                batch_size=hyper.batch_size, rows=rows), requester=who, reply_to=target), max_bytes=ctx.settings.max_upload_bytes)
     except FmbotError as exc:
         return _compute(ctx, state, {"form": str(exc)})
     return record.id
@@ -211,7 +292,7 @@ def submit(ctx: TeamsContext, context: TurnContext) -> dict[str, Any]:
     except UserError as exc:
         return closing(f"⚠️ {ctx.explain(exc)}")
     reached = {Verb.FORM_DATA: True, Verb.FORM_MAPPING: bool(state.task and (state.train or state.test)),
-               Verb.FORM_COMPUTE: bool(state.mapping)}
+               Verb.FORM_COMPUTE: bool(state.mapping), Verb.FORM_SKIP: bool(state.mapping and state.bad_rows)}
     if not reached.get(verb):
         return closing("This form step is out of order; open the form again.")
     try:
@@ -219,6 +300,9 @@ def submit(ctx: TeamsContext, context: TurnContext) -> dict[str, Any]:
             step = data_submitted(ctx, context, state, values)
         elif verb == Verb.FORM_MAPPING:
             step = mapping_submitted(ctx, state, values)
+        elif verb == Verb.FORM_SKIP:
+            state.skip_bad_rows = True
+            step = rows_checked(ctx, state)
         else:
             step = compute_submitted(ctx, context, state, values)
             if isinstance(step, str):
@@ -227,7 +311,7 @@ def submit(ctx: TeamsContext, context: TurnContext) -> dict[str, Any]:
     except Exception as exc:
         return closing(f"⚠️ {ctx.explain(exc)}")
     save(ctx.rt.redis, state)
-    return dialog(TITLES[state.kind], step)
+    return dialog(title(state), step)
 
 
 async def on_fetch(ctx: TeamsContext, context: TurnContext) -> dict[str, Any]:
@@ -277,7 +361,7 @@ def resume(ctx: TeamsContext, context: TurnContext) -> dict[str, Any]:
     if raw is None:
         return closing("Nothing is being checked for this form any more; open it again.")
     if raw in (CHECKING, CHECKING.encode()):
-        return dialog(TITLES[state.kind], checking_step(state, still=True))
+        return dialog(title(state), checking_step(state, still=True))
     ctx.rt.redis.delete(keys.teams_form_answer(form_id))
     return json.loads(raw)
 
@@ -294,5 +378,5 @@ async def on_submit(ctx: TeamsContext, context: TurnContext) -> dict[str, Any]:
             state = await ctx.blocking(load, ctx.rt.redis, str(data.get("form") or ""), requester(context.activity))
         except UserError as exc:
             return closing(f"⚠️ {ctx.explain(exc)}")
-        return dialog(TITLES[state.kind], checking_step(state, still=False))
+        return dialog(title(state), checking_step(state, still=False))
     return await work

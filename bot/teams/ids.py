@@ -15,6 +15,7 @@ class Verb(StrEnum):
     FORM_DATA = "fmbot.form.data"  # task/submit of step 1: model, task and data
     FORM_MAPPING = "fmbot.form.mapping"  # task/submit of step 2: column mapping
     FORM_COMPUTE = "fmbot.form.compute"  # task/submit of step 3: compute and settings
+    FORM_SKIP = "fmbot.form.skipBadRows"  # task/submit: "Skip N rows and continue" on the mapping step
     FORM_RESUME = "fmbot.form.resume"  # task/submit: the step that was still being checked, once ready
     DEPLOY = "fmbot.deploy"  # task/submit of the deploy dialog
     IMPORT = "fmbot.import"  # task/submit of the import dialog
@@ -23,6 +24,7 @@ class Verb(StrEnum):
     REJECT_JOB = "fmbot.job.reject"
     JOB_EVALUATE = "fmbot.job.evaluate"
     JOB_REGISTER = "fmbot.job.register"
+    COMPARE_RERUN = "fmbot.compare.rerun"  # the same comparison again, in a new card
     SHOW_KEY = "fmbot.endpoint.showKey"  # also the refresh action of the deployed card
 
 
@@ -34,6 +36,7 @@ class Input(StrEnum):
     TEST = "test"
     VALIDATION_SPLIT = "validation_split"
     TEST_SPLIT = "test_split"
+    DATASET = "dataset"  # a registered dataset: data:NAME:VERSION
     MAPPING = "map"  # one input per task key: map.<key>
     COMPUTE = "compute"
     INSTANCES = "instances"

@@ -23,6 +23,7 @@ from bot.settings import Settings
 from bot.teams import conversations
 from bot.teams.connections import cloud_adapter, connection_manager, credentials_problem
 from bot.teams.context import card_message
+from bot.teams.views import compare as compare_views
 from bot.teams.views.jobs import deployed_card, metrics_card, reply_text, status_card
 from workers.ledger import JobRecord, Ledger, ReplyTarget
 from workers.notifier import ChatMessage, JobEvent, deliver_steps
@@ -72,6 +73,12 @@ class TeamsNotifier:
             yield lambda current: self._reply(current, reply)
 
     def _reply_for(self, record: JobRecord, event: JobEvent) -> Activity | None:
+        if record.kind == "compare" and event in (JobEvent.STARTED, JobEvent.COMPLETED):
+            # A comparison's card shows its members' progress; the reply is the ranking.
+            if event == JobEvent.STARTED or "comparison" not in record.result:
+                return None
+            return card_message(compare_views.result_card(record, compare_views.chart(record)),
+                                summary=f"Ranking of {record.id}")
         if event == JobEvent.COMPLETED and record.kind in ("finetune", "evaluate"):
             png = None
             if len(record.loss_history) >= 2:
@@ -90,7 +97,8 @@ class TeamsNotifier:
     def _status(self, record: JobRecord) -> JobRecord:
         target = record.reply_to
         owner = conversations.user(self.redis, record.requester)
-        activity = card_message(status_card(record, owner["name"] if owner else None),
+        draw = compare_views.status_card if record.kind == "compare" else status_card
+        activity = card_message(draw(record, owner["name"] if owner else None),
                                  summary=f"{record.kind} {record.id}: {record.state}")
         if target.thread_ts is not None:
             activity.id = target.thread_ts

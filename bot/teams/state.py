@@ -17,6 +17,7 @@ from redis import Redis
 
 from handlers.errors import UserError
 from bot.forms import FORM_TTL_SECONDS, FormAnswers
+from platforms.datasets import Preview
 from workers import keys
 
 
@@ -25,6 +26,14 @@ class FormState(FormAnswers):
     id: str = ""
     owner: str = ""  # the Entra id of whoever opened the form
     kind: Literal["finetune", "evaluate"]
+    # A comparison (an evaluate form for several models): its models, and those left out (with why)
+    # once the task is known.
+    models: list[str] = []
+    left_out: dict[str, str] = {}
+    # The preview shown with the mapping, the bad rows found, whether to skip them.
+    preview: Preview | None = None
+    bad_rows: int = 0
+    skip_bad_rows: bool = False
 
 
 class SharedFile(BaseModel):

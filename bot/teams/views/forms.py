@@ -15,7 +15,8 @@ from bot.teams.ids import NOT_USED, Input, Verb
 from bot.teams.limits import CHOICES, MESSAGE_BYTES, message_size
 from bot.teams.state import FormState, SharedFile
 from bot.teams.views.cards import Element, card, choices, heading, number, text, text_input, warning
-from platforms.base import ComputeOption, ModelCard
+from bot.teams.views.data import preview_elements
+from platforms.base import ComputeOption, DatasetInfo, ModelCard
 from platforms.tasks import TASKS, Task
 from workers.costs import Estimate
 
@@ -23,15 +24,28 @@ TITLES = {"finetune": "Fine-tune a model", "evaluate": "Evaluate a model"}
 Errors = dict[str, str]
 
 
+def title(state: FormState) -> str:
+    """A comparison is the evaluate form for several models at once."""
+    return "Compare models" if state.models else TITLES[state.kind]
+
+
+def _left_out(state: FormState) -> list[Element]:
+    if not state.left_out:
+        return []
+    return [text("; ".join(f"Left out {model}: {why}" for model, why in state.left_out.items()), color="Warning",
+                 size="Small")]
+
+
 def _submit(title: str, verb: Verb, state: FormState) -> Element:
     """The step's button: it carries the form's id, never its state (see bot/teams/state.py)."""
     return {"type": "Action.Submit", "title": title, "data": {"verb": verb, "form": state.id}}
 
 
-def _form(state: FormState, body: list[Element], submit: Element, errors: Errors) -> Element:
+def _form(state: FormState, body: list[Element], submit: Element, errors: Errors,
+          extra: list[Element] | None = None) -> Element:
     if "form" in errors:
         body = [warning(errors["form"])] + body
-    return card([heading(TITLES[state.kind])] + body, [submit])
+    return card([heading(title(state))] + body, [submit] + (extra or []))
 
 
 def fitted(build: Callable[[int], Element]) -> Element:
@@ -55,19 +69,32 @@ def _data_choices(input_id: str, label: str, files: list[SharedFile], chosen: st
                    error=error)
 
 
-def data_step(state: FormState, models: list[ModelCard], files: list[SharedFile], errors: Errors) -> Element:
-    """Step 1: model, task and data (a file shared in this chat, or a data asset)."""
-    return fitted(lambda limit: _data_step(state, models, files[:limit], errors, limit))
+def data_step(state: FormState, models: list[ModelCard], files: list[SharedFile], datasets: list[DatasetInfo],
+              errors: Errors) -> Element:
+    """Step 1: model (or a comparison's models), task and data (a file shared in this chat, a
+    registered dataset or a data asset)."""
+    return fitted(lambda limit: _data_step(state, models, files[:limit], datasets[-limit:], errors, limit))
 
 
-def _data_step(state: FormState, models: list[ModelCard], files: list[SharedFile], errors: Errors,
-               limit: int) -> Element:
+def _datasets(input_id: str, datasets: list[DatasetInfo], error: str | None) -> list[Element]:
+    """The registered datasets, newest first (`data list` shows them all)."""
+    options = [("(none)", NOT_USED)] + [(f"{i.ref} · {i.rows or 0:,} rows · {i.file_name}", i.ref)
+                                        for i in reversed(datasets)]
+    return choices(input_id, "…or a registered dataset", options, value=NOT_USED, required=False, error=error)
+
+
+def _data_step(state: FormState, models: list[ModelCard], files: list[SharedFile], datasets: list[DatasetInfo],
+               errors: Errors, limit: int) -> Element:
     model_options = [(m.ref, m.ref) for m in models[:limit]]
     chosen = next((ref for _, ref in model_options if state.model and ref.split(":")[0] == state.model.split(":")[0]),
                   None)
     tasks = [t for t, spec in TASKS.items() if (spec.finetune if state.kind == "finetune" else spec.evaluate)]
-    body: list[Element] = choices(Input.MODEL, "Model", model_options, value=chosen, error=errors.get(Input.MODEL))
-    if len(models) > limit:
+    if state.models:
+        body: list[Element] = [text("Models: " + ", ".join(state.models)),
+                               text("Those that cannot do the task you choose are left out.", isSubtle=True)]
+    else:
+        body = choices(Input.MODEL, "Model", model_options, value=chosen, error=errors.get(Input.MODEL))
+    if len(models) > limit and not state.models:
         body.append(text(f"and {len(models) - limit} more models: narrow with `search` and use its buttons",
                          isSubtle=True))
     body += choices(Input.TASK, "Task", [(t.value, t.value) for t in tasks],
@@ -79,6 +106,8 @@ def _data_step(state: FormState, models: list[ModelCard], files: list[SharedFile
     if state.kind == "finetune":
         body += _data_choices(Input.TRAIN, "Training data (a file shared in this chat)", files, None,
                               required=True, error=errors.get(Input.TRAIN))
+        if datasets:
+            body += _datasets(Input.DATASET, datasets, errors.get(Input.DATASET))
         body += text_input(f"{Input.TRAIN}_asset", "…or training data from a data asset", placeholder=asset_hint)
         body += _data_choices(Input.VALIDATION, "Validation data (optional)", files, None, required=False,
                               error=errors.get(Input.VALIDATION))
@@ -91,6 +120,8 @@ def _data_step(state: FormState, models: list[ModelCard], files: list[SharedFile
     else:
         body += _data_choices(Input.TEST, "Test data (a file shared in this chat)", files, None, required=True,
                               error=errors.get(Input.TEST))
+        if datasets:
+            body += _datasets(Input.DATASET, datasets, errors.get(Input.DATASET))
         body += text_input(f"{Input.TEST}_asset", "…or test data from a data asset", placeholder=asset_hint)
     return _form(state, body, _submit("Next", Verb.FORM_DATA, state), errors)
 
@@ -118,7 +149,11 @@ def _mapping_step(state: FormState, guesses: dict[str, str], errors: Errors, lim
         body.append(text(f"and {len(state.columns) - len(columns)} more columns not shown", isSubtle=True))
     if spec.alternatives:
         body.append(text("Map " + " or ".join(" + ".join(group) for group in spec.alternatives) + ".", isSubtle=True))
-    return _form(state, body, _submit("Next", Verb.FORM_MAPPING, state), errors)
+    if state.preview is not None:
+        body += preview_elements(state.preview)
+    body += _left_out(state)
+    skip = [_submit(f"Skip {state.bad_rows:,} rows and continue", Verb.FORM_SKIP, state)] if state.bad_rows else []
+    return _form(state, body, _submit("Next", Verb.FORM_MAPPING, state), errors, skip)
 
 
 def compute_step(state: FormState, options: list[ComputeOption], estimates: list[tuple[str, Estimate]],
@@ -142,7 +177,10 @@ def _compute_step(state: FormState, options: list[ComputeOption], estimates: lis
         body += number(Input.LEARNING_RATE, "Learning rate", 0.00005, error=errors.get(Input.LEARNING_RATE))
     body += number(Input.BATCH_SIZE, "Batch size", 16, minimum=1, maximum=1024, error=errors.get(Input.BATCH_SIZE))
     mapping = ", ".join(f"{k}={v}" for k, v in state.mapping.items())
-    body.append(text(f"{state.model} · {state.task} · mapping {mapping}", isSubtle=True, size="Small"))
+    body.append(text(f"{', '.join(state.models) or state.model} · {state.task} · mapping {mapping}"
+                     + (f" · {state.bad_rows:,} bad rows skipped" if state.skip_bad_rows and state.bad_rows else ""),
+                     isSubtle=True, size="Small"))
+    body += _left_out(state)
     return _form(state, body, _submit("Start", Verb.FORM_COMPUTE, state), errors)
 
 

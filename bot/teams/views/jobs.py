@@ -15,14 +15,14 @@ from platforms.base import JobState
 from workers.ledger import JobRecord
 from workers.notifier import JobEvent
 
-_STATE_ICONS = {JobState.QUEUED: "⏳", JobState.RUNNING: "⚙️", JobState.COMPLETED: "✅", JobState.FAILED: "❌",
+STATE_ICONS = {JobState.QUEUED: "⏳", JobState.RUNNING: "⚙️", JobState.COMPLETED: "✅", JobState.FAILED: "❌",
                 JobState.CANCELED: "🚫"}
 _KIND_NAMES = {"finetune": "Fine-tune", "evaluate": "Evaluation", "deploy": "Deployment", "import": "Import"}
-_STATE_COLORS = {JobState.COMPLETED: "Good", JobState.FAILED: "Attention", JobState.CANCELED: "Warning"}
+STATE_COLORS = {JobState.COMPLETED: "Good", JobState.FAILED: "Attention", JobState.CANCELED: "Warning"}
 
 
 def title(record: JobRecord) -> str:
-    return f"{_STATE_ICONS[record.state]} {_KIND_NAMES.get(record.kind, record.kind)} {record.id} — {record.state}"
+    return f"{STATE_ICONS[record.state]} {_KIND_NAMES.get(record.kind, record.kind)} {record.id} — {record.state}"
 
 
 def progress_bar(record: JobRecord) -> list[Element]:
@@ -44,19 +44,19 @@ def progress_bar(record: JobRecord) -> list[Element]:
             text(caption, size="Small", isSubtle=True, spacing="Small")]
 
 
-def _elapsed(seconds: float) -> str:
+def elapsed(seconds: float) -> str:
     minutes, secs = divmod(int(seconds), 60)
     return f"{minutes // 60} h {minutes % 60:02d} min" if minutes >= 60 else f"{minutes} min {secs:02d} s"
 
 
 def status_card(record: JobRecord, requester_name: str | None = None) -> Element:
     body: list[Element] = [heading(title(record))]
-    if record.state in _STATE_COLORS:
-        body[0]["color"] = _STATE_COLORS[record.state]
+    if record.state in STATE_COLORS:
+        body[0]["color"] = STATE_COLORS[record.state]
     body.append(text(f"{record.model} · {record.task}", isSubtle=True, spacing="None"))
     if record.state == JobState.RUNNING:
         body += progress_bar(record)
-    pairs = [("Asked by", requester_name or record.requester), ("Elapsed", _elapsed(record.elapsed_seconds)),
+    pairs = [("Asked by", requester_name or record.requester), ("Elapsed", elapsed(record.elapsed_seconds)),
              ("Trace", record.trace_id)]
     if record.output_model:
         pairs.insert(0, ("New model", record.output_model))

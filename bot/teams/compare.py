@@ -1,0 +1,41 @@
+"""`compare` and `leaderboard` in Teams, and a ranked reply's Re-run.
+
+`compare a b c` answers with a card whose button opens the evaluate dialog once for all the models
+(`forms.py` leaves out those that cannot do the chosen task and starts the comparison); the
+comparison's card and ranked reply come from the notifier (`views/compare.py`).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from microsoft_agents.activity import Activity
+
+from bot.teams.context import TeamsContext, reply_target, requester
+from bot.teams.views.cards import Element, card, heading, open_dialog, text
+from bot.teams.views.compare import leaderboard_card
+from handlers import compare
+from handlers.errors import UserError
+from handlers.registry import COMMANDS, Surface, usage_hint
+
+
+def command_compare(ctx: TeamsContext, activity: Activity, rest: str) -> Element:
+    models = compare.checked_count(rest.split(), hint=f"e.g. `{COMMANDS['compare'].example}`")
+    return card([heading(f"Compare {len(models)} models"), text(", ".join(models)),
+                 text("The form asks for the test data, maps its columns and picks compute; models that cannot "
+                      "do the task you choose are named and left out.", isSubtle=True)],
+                [open_dialog("Open the compare form", {"kind": "evaluate", "models": " ".join(models)})])
+
+
+def command_leaderboard(ctx: TeamsContext, activity: Activity, rest: str) -> Element:
+    task, _, dataset = rest.partition(" ")
+    if not task:
+        raise UserError("say which task", hint=usage_hint("leaderboard", Surface.TEAMS))
+    return leaderboard_card(compare.show_leaderboard(ctx.rt, task, dataset.strip() or None))
+
+
+def rerun(ctx: TeamsContext, activity: Activity, data: dict[str, Any]) -> str:
+    record = compare.rerun_comparison(ctx.rt, str(data.get("comparison", "")), requester(activity),
+                                      reply_target(activity), channel=activity.conversation.id,
+                                      max_bytes=ctx.settings.max_upload_bytes)
+    return f"Re-running as {record.id}; its card follows in the chat."
