@@ -63,7 +63,7 @@ def run(quick: bool) -> list[Result]:
     from tests.tiny_models import add_tiny_classifier
     from tests.worker_process import WorkerProcess
 
-    models, rows, rounds = (4, 87 * 6, 2) if quick else (6, 87 * 12, 3)
+    models, rows, rounds = (4, 87 * 4, 2) if quick else (6, 87 * 12, 3)
     task = Task.TEXT_CLASSIFICATION
     with private_redis() as server, tempfile.TemporaryDirectory(prefix="fmbot-bench-") as scratch:
         root = Path(scratch)
