@@ -6,7 +6,8 @@ from __future__ import annotations
 import io
 
 
-def _pyplot():
+def pyplot():
+    """matplotlib's pyplot on the Agg backend (no display); workers call it once before forking."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -23,7 +24,7 @@ def _png(figure) -> bytes:
 
 
 def loss_curve_png(history: list[tuple[int, float]], title: str) -> bytes:
-    plt = _pyplot()
+    plt = pyplot()
 
     steps, losses = zip(*history, strict=True)
     figure, axes = plt.subplots(figsize=(6, 3.2), dpi=100)
@@ -41,7 +42,7 @@ def loss_curve_png(history: list[tuple[int, float]], title: str) -> bytes:
 def comparison_png(bars: list[tuple[str, float, tuple[float, float] | None]], metric: str, title: str) -> bytes:
     """Horizontal bars, best on top, each with its 95% interval as an error bar: whether two
     models' intervals overlap is what says if their difference is real."""
-    plt = _pyplot()
+    plt = pyplot()
     labels = [label if len(label) <= 40 else label[:39] + "…" for label, _, _ in bars]
     values = [value for _, value, _ in bars]
     low = [value - (ci[0] if ci else value) for _, value, ci in bars]

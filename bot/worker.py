@@ -13,6 +13,7 @@ runs beside an orphan of its first attempt.
 from __future__ import annotations
 
 import ctypes
+import importlib
 import logging
 import os
 import signal
@@ -26,6 +27,7 @@ from redis import Redis
 from rq import Worker
 from rq.serializers import JSONSerializer
 
+from bot import plots
 from bot.settings import Settings
 from bot.try_service import TryService
 from platforms.local import LocalPlatform
@@ -133,9 +135,17 @@ def start_beside_worker(settings: Settings) -> int | None:
         os._exit(1)
 
 
+# What a work horse would otherwise import again in every job: the metric libraries each
+# evaluation scores with (scikit-learn alone is ~1.1 s of CPU, more than a small evaluation's
+# inference); matplotlib's pyplot (the charts a status message carries) is loaded after them.
+PRELOADED_METRICS = ("sklearn.metrics", "sklearn.preprocessing", "seqeval.metrics", "rouge_score.rouge_scorer",
+                     "sacrebleu.metrics")
+
+
 def preload_local_platform(settings: Settings) -> None:
-    """Import torch and transformers once in the worker, before it forks a work horse per job:
-    every job then inherits them instead of spending ~5 s of CPU importing them again."""
+    """Import torch, transformers and the metric libraries once in the worker, before it forks a
+    work horse per job: every job then inherits them instead of spending seconds of CPU importing
+    them again."""
     if settings.fmbot_platform != "local":
         return
     try:
@@ -143,6 +153,13 @@ def preload_local_platform(settings: Settings) -> None:
         from transformers import AutoModel, AutoTokenizer, Trainer  # noqa: F401
     except ImportError:
         log.warning("torch/transformers are not installed: install fmbot[local] for the local platform")
+        return
+    for module in PRELOADED_METRICS:
+        try:
+            importlib.import_module(module)
+        except ImportError:
+            log.warning("%s is not installed: the jobs that use it will fail", module)
+    plots.pyplot()
 
 
 def run_worker(settings: Settings, rt: Runtime, *, burst: bool = False) -> int:
@@ -171,6 +188,16 @@ def run_worker(settings: Settings, rt: Runtime, *, burst: bool = False) -> int:
     return 0
 
 
+def worker_env(processes: int) -> dict[str, str]:
+    """The supervised workers' environment: torch's threads (OMP_NUM_THREADS, read once at import,
+    inherited by every work horse) split the host's cores between the workers, so N busy workers
+    keep N x threads = the cores busy instead of each starting one thread per core and all of them
+    contending. An OMP_NUM_THREADS already set is kept."""
+    env = dict(os.environ)
+    env.setdefault("OMP_NUM_THREADS", str(max(1, (os.cpu_count() or 1) // processes)))
+    return env
+
+
 def supervise(processes: int, *, command: list[str] | None = None) -> int:
     """Keep `processes` workers running: a worker that exits (Redis dropped, a crash) is started
     again after a short back-off; SIGTERM/SIGINT stop them all. This is what the container's
@@ -184,8 +211,9 @@ def supervise(processes: int, *, command: list[str] | None = None) -> int:
 
     signal.signal(signal.SIGTERM, stop)
     signal.signal(signal.SIGINT, stop)
+    env = worker_env(processes)
     children: list[tuple[subprocess.Popen[bytes], float, int]] = [
-        (subprocess.Popen(command), time.monotonic(), 0) for _ in range(processes)]
+        (subprocess.Popen(command, env=env), time.monotonic(), 0) for _ in range(processes)]
     log.info("supervising %d workers: %s", processes, ", ".join(str(p.pid) for p, _, _ in children))
     while not stopping:
         time.sleep(0.2)
@@ -197,7 +225,7 @@ def supervise(processes: int, *, command: list[str] | None = None) -> int:
             delay = RESTART_BACKOFF_SECONDS[min(failures, len(RESTART_BACKOFF_SECONDS)) - 1] if failures else 0
             log.warning("worker %s exited with status %s; starting another in %ss", child.pid, status, delay)
             time.sleep(delay)
-            replacement = subprocess.Popen(command)
+            replacement = subprocess.Popen(command, env=env)
             log.info("worker %s replaces %s", replacement.pid, child.pid)
             children[index] = (replacement, time.monotonic(), failures)
     for child, _, _ in children:

@@ -351,3 +351,31 @@ def test_cancelling_a_comparison_cancels_its_evaluations_and_its_finishing_job(s
         stored = rt.ledger.get(member)
         assert stored.state == "canceled" and record.id in stored.message
     assert rt.queue.count == 0
+
+
+def test_supervised_work_horses_inherit_the_metric_libraries_and_a_share_of_the_cores(settings, tmp_path):
+    """An evaluation's horse must not import scikit-learn & co. again (~1 s of CPU per job) nor run
+    one torch thread per core in each of N workers: checked inside a real horse of a real
+    `fmbot worker --processes 2`, started without OMP_NUM_THREADS."""
+    import os
+    import socket
+    import subprocess
+    import sys
+
+    from bot.bootstrap import build_runtime
+    from bot.worker import PRELOADED_METRICS
+    from tests.helpers import ROOT, settings_env
+
+    env = {k: v for k, v in settings_env(settings).items() if k != "OMP_NUM_THREADS"}
+    with (tmp_path / "supervisor.log").open("wb") as log:
+        supervisor = subprocess.Popen([sys.executable, "-m", "bot.cli", "worker", "--processes", "2"],
+                                      env=env, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT)
+        try:
+            rt = build_runtime(settings, slack=False)
+            state = rt.run_on_host(socket.gethostname(), "tests.horse_probe.horse_state",
+                                   [*PRELOADED_METRICS, "matplotlib.pyplot"], wait=180)
+        finally:
+            supervisor.terminate()
+            supervisor.wait(timeout=60)
+    assert state == {"preloaded": [*PRELOADED_METRICS, "matplotlib.pyplot"],
+                     "torch_threads": max(1, (os.cpu_count() or 1) // 2)}
