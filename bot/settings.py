@@ -45,6 +45,10 @@ class Settings(BaseSettings):
         "https://login.botframework.com/v1/.well-known/openidconfiguration",
         description="Teams: OpenID metadata that publishes the keys signing the Bot Connector's requests.",
     )
+    teams_graph_url: str = Field(
+        "https://graph.microsoft.com/v1.0",
+        description="Teams: Microsoft Graph, asked for users' Entra groups when the access policy names any.",
+    )
     teams_file_hosts: str = Field(
         "sharepoint.com",
         description="Teams: hosts (and their subdomains) files shared in a chat may be downloaded from.",

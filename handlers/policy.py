@@ -5,13 +5,14 @@ deploying and importing spend money or publish models, so nobody may do them unt
 allows it; cancelling someone else's job is for admins and whoever the policy names. Admins may
 do everything, and are who a refusal tells people to ask.
 
-A rule allows users (`U…`), Slack user groups (`S…` ids or `@handle`s) and channels (`C…`), or
-`everyone`. The policy comes from the YAML file named by FMBOT_POLICY, with FMBOT_ADMINS adding
+A rule allows users (`U…`, or a Teams user's Entra object id), Slack user groups (`S…` ids or
+`@handle`s), Entra groups (by object id, for Teams users: bot/teams/graph.py asks Microsoft Graph
+which of them a user belongs to), and channels (`C…`, or a Teams conversation id), or `everyone`. The policy comes from the YAML file named by FMBOT_POLICY, with FMBOT_ADMINS adding
 admins from the environment:
 
     admins: [U012ADMIN]
     allow:
-      finetune: {groups: ["@ml-team"], channels: [C0ML]}
+      finetune: {groups: ["@ml-team", "0f6d2a61-3c1e-4b8e-9a57-2f1d8c3b7e40"], channels: [C0ML]}
       deploy: {users: [U0DEPLOYER]}
       import: {groups: [S0PLATFORM]}
       cancel_others: {groups: ["@ml-oncall"]}
@@ -61,12 +62,19 @@ DOING = {
 }
 
 
+class GroupsUnknown(Exception):
+    """A user's groups could not be read (the directory is down, or refuses the bot); the text says
+    why, for the refusal. Group rules then match nobody: access fails closed."""
+
+
 class Actor(BaseModel):
-    """Who is asking, and from where: a Slack user (or `cli:<name>`), a channel, their user groups."""
+    """Who is asking, and from where: a Slack user (or `cli:<name>`), a channel, their user groups;
+    `groups_unknown` says why the groups could not be read, when they could not."""
 
     user: str
     channel: str | None = None
     groups: list[str] = []
+    groups_unknown: str | None = None
 
 
 class Rule(BaseModel):
@@ -80,6 +88,14 @@ class Rule(BaseModel):
     def matches(self, actor: Actor) -> bool:
         return (self.everyone or actor.user in self.users or bool(set(actor.groups) & set(self.groups))
                 or (actor.channel is not None and actor.channel in self.channels))
+
+    def describe(self) -> str:
+        """Who the rule lets in, in words, for a refusal that names the rule."""
+        if self.everyone:
+            return "everyone"
+        named = [f"{label} {', '.join(ids)}" for label, ids in
+                 (("users", self.users), ("members of the groups", self.groups), ("conversations", self.channels)) if ids]
+        return "; ".join(named) or "nobody but the admins"
 
 
 OPEN = Rule(everyone=True)
@@ -175,11 +191,26 @@ class Policy(BaseModel):
     def allows(self, actor: Actor, action: Action) -> bool:
         return actor.user in self.admins or self.rule(action).matches(actor)
 
-    def require(self, actor: Actor, action: Action) -> None:
-        """Raise AccessDenied, naming who can grant access, unless `actor` may do `action`."""
+    @property
+    def groups(self) -> set[str]:
+        """Every group any rule or budget names."""
+        return {g for r in self.allow.values() for g in r.groups} | set(self.costs.budgets.groups) | set(
+            self.costs.never_expire.groups)
+
+    def require(self, actor: Actor, action: Action, *, name_rule: bool = False) -> None:
+        """Raise AccessDenied, naming who can grant access, unless `actor` may do `action`.
+        `name_rule` also says who the rule lets in (Teams, whose users cannot look a policy up);
+        a refusal because the actor's groups could not be read says so, and why."""
         if self.allows(actor, action):
             return
-        raise AccessDenied(f"you are not allowed to {DOING[action]} here", hint=self.who_grants())
+        rule = self.rule(action)
+        reason = f"you are not allowed to {DOING[action]} here"
+        if name_rule:
+            reason += f": the access policy allows it to {rule.describe()}"
+        if actor.groups_unknown and rule.groups:
+            raise AccessDenied(f"{reason}, and your groups could not be checked ({actor.groups_unknown})",
+                               hint="Try again in a minute; if it keeps failing, tell whoever runs fmbot")
+        raise AccessDenied(reason, hint=self.who_grants())
 
     def who_grants(self) -> str:
         if not self.admins:
@@ -220,7 +251,8 @@ _groups_of: Callable[[str], list[str]] = lambda user: []
 
 
 def install(policy: Policy, groups_of: Callable[[str], list[str]] | None = None) -> None:
-    """Set the process's policy and how to find a user's groups (Slack's usergroups, cached)."""
+    """Set the process's policy and how to find a user's groups (Slack's usergroups, or Teams' Entra
+    groups from Microsoft Graph; cached, and raising GroupsUnknown when they cannot be read)."""
     global _current, _groups_of
     _current = policy
     _groups_of = groups_of or (lambda user: [])
@@ -232,4 +264,9 @@ def current() -> Policy:
 
 def actor(user: str, channel: str | None = None) -> Actor:
     """The Actor for `user`, with their groups looked up only when the policy names any."""
-    return Actor(user=user, channel=channel, groups=_groups_of(user) if _current.mentions_groups else [])
+    if not _current.mentions_groups:
+        return Actor(user=user, channel=channel)
+    try:
+        return Actor(user=user, channel=channel, groups=_groups_of(user))
+    except GroupsUnknown as exc:
+        return Actor(user=user, channel=channel, groups_unknown=str(exc))

@@ -17,7 +17,8 @@ from microsoft_agents.hosting.msteams.task_module import TaskModule
 
 from bot.settings import Settings
 from bot.teams import actions, auth, commands, conversations, deploy, forms, imports
-from bot.teams.connections import cloud_adapter, connection_manager
+from bot.teams.connections import cloud_adapter, connection_manager, credentials_problem
+from bot.teams.graph import GraphGroups, entra_group_ids, graph_token
 from bot.teams.context import TeamsContext
 from bot.teams.ids import Verb
 from bot.teams.limits import INVOKE_BUDGET_SECONDS
@@ -38,8 +39,10 @@ def create_app(settings: Settings, rt: Runtime, *, dev: bool = False,
                invoke_budget: float = INVOKE_BUDGET_SECONDS) -> web.Application:
     """`dev` runs without token checks (the SDK's anonymous mode); otherwise the app id is required.
     `invoke_budget`: how long a dialog step may take before it answers "checking…" instead."""
-    policy.install(load_policy(settings.fmbot_policy, settings.fmbot_admins.split(",")))
+    rules = load_policy(settings.fmbot_policy, settings.fmbot_admins.split(","))
     manager = connection_manager(settings)
+    token = graph_token(manager, settings.teams_graph_url) if credentials_problem(settings) is None else None
+    policy.install(rules, GraphGroups(settings.teams_graph_url, token, entra_group_ids(rules.groups)))
     adapter = cloud_adapter(manager)
     agent = AgentApplication[TurnState](storage=MemoryStorage(), connection_manager=manager)
     ctx = TeamsContext(settings, rt, invoke_budget=invoke_budget)

@@ -64,7 +64,7 @@ def reply_target(activity: Activity) -> ReplyTarget:
 
 
 def require(activity: Activity, action: Action) -> None:
-    policy.current().require(policy.actor(requester(activity), activity.conversation.id), action)
+    policy.current().require(policy.actor(requester(activity), activity.conversation.id), action, name_rule=True)
 
 
 def card_message(content: Element, *, summary: str | None = None) -> Activity:
