@@ -20,7 +20,15 @@ def sender(bot, slack) -> SlackSender:
     return SlackSender(bot.url, response_url=f"{slack.base_url}/respond/1")
 
 
-
+def deploy_values(name: str, compute: str | None = "cpu", instances: str = "1") -> dict:
+    """The deploy modal's inputs as Slack submits them: managed compute."""
+    return {
+        BlockId.DEPLOY_KIND: {ActionId.DEPLOY_KIND: {"type": "radio_buttons", "selected_option": {"value": "managed"}}},
+        BlockId.ENDPOINT_NAME: {ActionId.TEXT: {"type": "plain_text_input", "value": name}},
+        BlockId.COMPUTE: {ActionId.COMPUTE: {"type": "external_select",
+                                             "selected_option": {"value": compute} if compute else None}},
+        BlockId.INSTANCES: {ActionId.NUMBER: {"type": "number_input", "value": instances}},
+    }
 
 
 def test_try_answers_through_the_response_url(sender, slack: SlackStandIn, tiny_model, slack_settings, start_worker):
@@ -44,22 +52,12 @@ def test_deploy_form_key_only_to_owner_and_delete(sender, slack: SlackStandIn, s
     view = slack.wait_for(lambda: slack.of("views.open"), 10)[0].params["view"]
     assert view["callback_id"] == CallbackId.DEPLOY
 
-    def values(name: str, compute: str | None = "cpu", instances: str = "1") -> dict:
-        return {
-            BlockId.DEPLOY_KIND: {ActionId.DEPLOY_KIND: {"type": "radio_buttons",
-                                                         "selected_option": {"value": "managed"}}},
-            BlockId.ENDPOINT_NAME: {ActionId.TEXT: {"type": "plain_text_input", "value": name}},
-            BlockId.COMPUTE: {ActionId.COMPUTE: {"type": "external_select",
-                                                 "selected_option": {"value": compute} if compute else None}},
-            BlockId.INSTANCES: {ActionId.NUMBER: {"type": "number_input", "value": instances}},
-        }
-
-    bad = sender.view_submission(view, values("9-bad_name")).json()
+    bad = sender.view_submission(view, deploy_values("9-bad_name")).json()
     assert bad["response_action"] == "errors"
     assert "3 to 32 characters: a letter first" in bad["errors"][BlockId.ENDPOINT_NAME]
-    too_many = sender.view_submission(view, values("tiny-ep", instances="4")).json()
+    too_many = sender.view_submission(view, deploy_values("tiny-ep", instances="4")).json()
     assert "runs one instance, not 4" in too_many["errors"][BlockId.INSTANCES]
-    assert sender.view_submission(view, values("tiny-ep")).text == ""
+    assert sender.view_submission(view, deploy_values("tiny-ep")).text == ""
 
     ledger = Ledger(bot.runtime.redis)
     reply = slack.wait_for(lambda: [c for c in slack.of("chat.postMessage") if ":rocket:" in c.params.get("text", "")],

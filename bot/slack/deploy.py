@@ -13,7 +13,7 @@ from typing import Any
 from slack_bolt import App
 
 from bot.slack.context import SlackContext, SlashCommand
-from bot.slack.forms import quota_errors
+from bot.slack.forms import Refusal, quota_errors, submit_within_budget
 from bot.slack.home import user_home
 from bot.slack.ids import ActionId, BlockId, CallbackId
 from bot.slack.state import FormState, dump_state, load_state
@@ -82,20 +82,24 @@ def on_deploy(ack, view, client, context):
     except FmbotError as exc:
         ack(response_action="errors", errors={DEPLOY_BLOCKS.get(exc.field, BlockId.ENDPOINT_NAME): exc.on_field[:150]})
         return
-    if not serverless:
+    submit_within_budget(ctx, ack, client, view, state, lambda: _deploy(ctx, state, spec))
+
+
+def _deploy(ctx: SlackContext, state: FormState, spec: DeploySpec) -> Refusal | None:
+    """Quota and the endpoints already there are remote reads on Azure ML: never in the ack itself."""
+    rt = ctx.rt
+    if not spec.serverless:
         quota = rt.platform.check_quota(spec.compute, spec.instances, model=rt.platform.get_model(state.model),
                                         deployment=True)
         if not quota.ok:
-            ack(response_action="errors", errors=quota_errors(quota))
-            return
+            return quota_errors(quota)
     try:
         deploy_handlers.start_deploy(rt, deploy_handlers.DeployRequest(
             spec=spec, requester=state.user, reply_to=ReplyTarget(channel=state.channel)))
     except FmbotError as exc:
-        ack(response_action="errors",
-            errors={DEPLOY_BLOCKS.get(exc.field, BlockId.ENDPOINT_NAME): ctx.explain(exc)[:150]})
-        return
-    ack()
+        return {DEPLOY_BLOCKS.get(exc.field, BlockId.ENDPOINT_NAME): ctx.explain(exc)}
+    return None
+
 
 def _answer_owner(ctx: SlackContext, client: Any, body: dict[str, Any],
                   answer: Callable[[str, str], dict[str, Any]]) -> None:

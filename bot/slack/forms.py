@@ -9,6 +9,7 @@ replaced with `views.update` (a modal the user closed meanwhile is fine).
 
 from __future__ import annotations
 
+import contextvars
 import re
 from concurrent.futures import TimeoutError as FutureTimeout
 from pathlib import Path
@@ -23,7 +24,8 @@ from bot.slack.context import SlackContext
 from bot.slack.files import resolve_data
 from bot.slack.ids import ActionId, BlockId, CallbackId
 from bot.slack.state import ComputeChoice, FormState, dump_state, load_state
-from bot.slack.views.forms import NONE_VALUE, checking_step, compute_step, data_step, mapping_step, read_values
+from bot.slack.views.forms import (NONE_VALUE, checking_step, compute_step, data_step, form_again, mapping_step,
+                                   read_values, submitted_view)
 from bot.slack.limits import SELECT_OPTIONS
 from bot.slack.views.data import preview_text
 from bot.slack.views.mrkdwn import escape
@@ -34,8 +36,10 @@ from handlers.costs import comparison_estimates, form_estimates
 from platforms.errors import FmbotError
 from platforms.datasets import BadRowsError, ColumnMapping, DatasetError, guess_mapping, read_columns
 from platforms.tasks import TASKS, Task
+from workers import telemetry
 
-ACK_BUDGET_SECONDS = 2.0
+ACK_BUDGET_SECONDS = 1.0  # what a form's last step may take before it answers "checking…" instead
+Refusal = dict[str, str]  # a problem per block id of the form it is about
 _HYPER_BLOCKS = {"epochs": BlockId.EPOCHS, "learning_rate": BlockId.LEARNING_RATE, "batch_size": BlockId.BATCH_SIZE}
 
 
@@ -263,28 +267,23 @@ def on_compute(ack, view, client, context):
     except SpecError as exc:
         ack(response_action="errors", errors={COMPUTE_STEP_BLOCKS.get(exc.field, BlockId.BATCH_SIZE): exc.on_field[:150]})
         return
-    quota = rt.platform.check_quota(compute, instances, model=rt.platform.get_model(state.model or state.models[0]))
+    choice = ComputeChoice(compute=compute, instances=instances, hyper=hyper)
+    submit_within_budget(ctx, ack, client, view, state, lambda: _start(ctx, state, choice))
+
+
+def _start(ctx: SlackContext, state: FormState, choice: ComputeChoice) -> Refusal | None:
+    rt = ctx.rt
+    quota = rt.platform.check_quota(choice.compute, choice.instances,
+                                    model=rt.platform.get_model(state.model or state.models[0]))
     if not quota.ok:
-        ack(response_action="errors", errors=quota_errors(quota))
-        return
-    future = ctx.executor.submit(STARTERS[state.kind], ctx, state,
-                                 ComputeChoice(compute=compute, instances=instances, hyper=hyper))
+        return quota_errors(quota)
     try:
-        future.result(timeout=ACK_BUDGET_SECONDS)
-    except FutureTimeout:
-        ack()
-        ctx.after_ack(report_late, ctx, client, state, future)
-        return
+        STARTERS[state.kind](ctx, state, choice)
     except FmbotError as exc:
         fallback = BlockId.COMPUTE if isinstance(exc, PlatformError) else BlockId.BATCH_SIZE
-        ack(response_action="errors", errors={COMPUTE_STEP_BLOCKS.get(exc.field, fallback): exc.on_field[:150]})
-        return
-    except Exception as exc:
-        ack()
-        ctx.after_ack(ctx.tell, client, state.channel, state.user,
-                      f":warning: The job was not started: {ctx.explain(exc)}")
-        return
-    ack()
+        return {COMPUTE_STEP_BLOCKS.get(exc.field, fallback): exc.on_field}
+    return None
+
 
 # What each form submits once its steps are done: a table by job kind, one room per command.
 STARTERS: dict[str, Callable[[SlackContext, FormState, ComputeChoice], Any]] = {
@@ -292,11 +291,34 @@ STARTERS: dict[str, Callable[[SlackContext, FormState, ComputeChoice], Any]] = {
 }
 
 
-def report_late(ctx: SlackContext, client: Any, state: FormState, future: Any) -> None:
+def submit_within_budget(ctx: SlackContext, ack: Callable[..., Any], client: Any, view: dict[str, Any],
+                         state: FormState, submit: Callable[[], Refusal | None]) -> None:
+    """A form's last step: `submit` checks what may be a remote call (quota, the endpoints there
+    already) and starts the job, off the request thread. Done within ACK_BUDGET_SECONDS, it is
+    answered in the ack (the refusal inline, or the form closes); slower, the ack shows "checking…"
+    and `views.update` ends it: the form again with the refusal under its field, or where the job
+    is followed. `submit` runs once either way: the delivery is claimed (`middleware`)."""
+    future = ctx.executor.submit(contextvars.copy_context().run, submit)
     try:
-        future.result()
+        refusal = future.result(timeout=ACK_BUDGET_SECONDS)
+    except FutureTimeout:
+        ack(response_action="update", view=checking_step(state, view["private_metadata"], "quota and your request"))
+        ctx.after_ack(_finish_late, ctx, client, view, state, future)
+        return
+    if refusal:
+        ack(response_action="errors", errors={block: text[:INLINE_ERROR_CHARS] for block, text in refusal.items()})
+    else:
+        ack()
+
+
+def _finish_late(ctx: SlackContext, client: Any, view: dict[str, Any], state: FormState, future: Any) -> None:
+    try:
+        refusal = future.result()
     except Exception as exc:
-        ctx.tell(client, state.channel, state.user, f":warning: The job was not started: {ctx.explain(exc)}")
+        first = next(b["block_id"] for b in view["blocks"] if b.get("type") == "input")
+        refusal = {first: ctx.explain(exc, telemetry.current_trace_or_new())}
+    ctx.update_view(client, view["id"], form_again(view, refusal) if refusal else submitted_view(
+        view, f":white_check_mark: Submitted. fmbot follows it in <#{state.channel}>; you can close this."))
 
 
 def register(app: App) -> None:

@@ -34,7 +34,10 @@ from workers.costs import Estimate
 
 FILE_TYPES = ["jsonl", "json", "csv", "tsv"]
 NONE_VALUE = "__none__"
-_TITLES = {"finetune": "Fine-tune a model", "evaluate": "Evaluate a model", "compare": "Compare models"}
+_TITLES = {"finetune": "Fine-tune a model", "evaluate": "Evaluate a model", "compare": "Compare models",
+           "deploy": "Deploy a model"}
+# The fields of a submitted view that `views.update` takes back; the rest (id, hash, state…) is Slack's.
+_VIEW_FIELDS = ("type", "callback_id", "title", "submit", "close", "private_metadata")
 
 
 def option(text: str, value: str | None = None) -> Option:
@@ -212,6 +215,46 @@ def estimates_block(estimates: list[tuple[str, Estimate]], rows: int = 0, *, epo
     lines = [f":moneybag: *Estimate*{settings}:"] + [f"• `{name}`: {e.summary()}" for name, e in estimates]
     lines.append(f"_{estimates[0][1].basis}_")
     return SectionBlock(block_id=BlockId.ESTIMATE, text=MarkdownTextObject(text=clip("\n".join(lines), 3000)))
+
+
+def form_again(view: dict[str, Any], errors: dict[str, str]) -> dict[str, Any]:
+    """A submitted form put back by `views.update` once a check that outlived the ack refused it:
+    `views.update` has no inline errors, so each problem is a note right under the block it is
+    about, and every input starts from what the user had chosen (the "checking…" view between
+    them dropped Slack's own copy of their input)."""
+    values = (view.get("state") or {}).get("values") or {}
+    blocks: list[dict[str, Any]] = []
+    for block in view.get("blocks", []):
+        if str(block.get("block_id", "")).startswith(f"{BlockId.FORM_ERROR}:"):
+            continue
+        if block.get("type") == "input":
+            chosen = next(iter((values.get(block.get("block_id")) or {}).values()), None)
+            block = {**block, "element": _with_initial(block["element"], chosen)} if chosen else block
+        blocks.append(block)
+        if block.get("block_id") in errors:
+            blocks.append(ContextBlock(block_id=f"{BlockId.FORM_ERROR}:{block['block_id']}", elements=[
+                MarkdownTextObject(text=clip(f":warning: {errors[block['block_id']]}", 3000))]).to_dict())
+    return {**{k: view[k] for k in _VIEW_FIELDS if k in view}, "blocks": blocks}
+
+
+def _with_initial(element: dict[str, Any], chosen: dict[str, Any]) -> dict[str, Any]:
+    element = {k: v for k, v in element.items() if not k.startswith("initial_")}
+    if chosen.get("value") not in (None, ""):
+        element["initial_value"] = chosen["value"]
+    elif chosen.get("selected_option"):
+        picked = chosen["selected_option"]
+        element["initial_option"] = {"text": {"type": "plain_text", "text": picked["value"]}, **picked}
+    elif chosen.get("selected_options"):
+        element["initial_options"] = chosen["selected_options"]
+    return element
+
+
+def submitted_view(view: dict[str, Any], text: str) -> dict[str, Any]:
+    """What a form that was answered "checking…" shows once its job is submitted: the modal cannot
+    be closed from here, so it says where the job is followed and offers only Close."""
+    return View(type="modal", callback_id=CallbackId.FORM_CHECKING, title=view["title"]["text"], close="Close",
+                private_metadata=view.get("private_metadata"),
+                blocks=[SectionBlock(text=MarkdownTextObject(text=clip(text, 3000)))]).to_dict()
 
 
 def read_values(view: dict[str, Any]) -> dict[str, Any]:
