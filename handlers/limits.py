@@ -17,6 +17,7 @@ from typing import Literal
 from handlers import policy
 from handlers.errors import UserError
 from platforms.base import PlatformError
+from platforms.hub import hub_size
 from workers import keys, storage
 from workers.ledger import JobRecord
 from workers.runtime import Runtime
@@ -138,21 +139,23 @@ def over_allowance(name: str, allowance: int) -> LimitReached:
                         field="upload_mb_per_day")
 
 
-def check_import(user: str, channel: str | None, folder: Path | None) -> int | None:
-    """The largest model `user` may import (`import_gb`, None: any): a folder is measured here,
-    before it is queued; a hub model is measured by the worker from the hub's file sizes."""
+def check_import(user: str, channel: str | None, folder: Path | None, hub_model: str | None = None) -> int | None:
+    """The largest model `user` may import (`import_gb`, None: any), after refusing one over it
+    before anything is recorded: a folder is measured on disk, a hub model from the hub's own file
+    sizes (only where a limit applies: it is a call to the hub). The worker checks again before it
+    downloads."""
     rules = policy.current().limits
-    limit_bytes: int | None = None
-    size = sum(p.stat().st_size for p in folder.rglob("*") if p.is_file()) if folder is not None else None
-    for scope, who in _scopes(user, channel):
-        limit = rules.of(scope, who).import_gb
-        if limit is None:
-            continue
+    limits = [(scope, who, limit) for scope, who in _scopes(user, channel)
+              if (limit := rules.of(scope, who).import_gb) is not None]
+    if not limits:
+        return None
+    size = (sum(p.stat().st_size for p in folder.rglob("*") if p.is_file()) if folder is not None
+            else hub_size(hub_model) if hub_model else None)
+    for scope, who, limit in limits:
         if size is not None and size > limit * 1024 * MB:
             raise refuse(scope, who, "import_gb", f"a model of {size / 1024 / MB:.2f} GB to import",
                          f"{limit:g} GB a model", "Import a smaller model")
-        limit_bytes = int(limit * 1024 * MB) if limit_bytes is None else min(limit_bytes, int(limit * 1024 * MB))
-    return limit_bytes
+    return min(int(limit * 1024 * MB) for _, _, limit in limits)
 
 
 def check_try(rt: Runtime, user: str) -> None:

@@ -61,6 +61,19 @@ class LocalServer:
         self.server.server_close()
 
 
+SLOW_SECONDS = 4.0  # a remote check made slow: longer than Slack's 3 s for an ack
+
+
+def slowed(monkeypatch, target: Any, *names: str, seconds: float = SLOW_SECONDS) -> None:
+    """Make each named method of `target` (a platform) wait `seconds` before doing its work, as a
+    remote call on a bad day does."""
+    for name in names:
+        def slow(*args, _real=getattr(target, name), **kwargs):
+            time.sleep(seconds)
+            return _real(*args, **kwargs)
+        monkeypatch.setattr(target, name, slow)
+
+
 def wait_until(predicate, timeout: float = 120.0, interval: float = 0.2, *, about=lambda: "") -> Any:
     """Poll `predicate` until it returns something truthy, and return that."""
     deadline = time.monotonic() + timeout

@@ -21,14 +21,13 @@ from datetime import UTC, datetime
 
 import yaml
 
-import pytest
 
 from bot.doctor import GROUPS_SCOPE, REQUIRED_SCOPES, check_slack
 from bot.settings import Settings
 from bot.slack.ids import BlockId, CallbackId
 from bot.slack.middleware import ALREADY_SUBMITTED
 from platforms.local.endpoints import HEALTH_TIMEOUT_S, EndpointRecord, endpoint_key, endpoints_key
-from tests.helpers import DATA, ROOT
+from tests.helpers import DATA, ROOT, SLOW_SECONDS, slowed
 from tests.slack_standin import SlackSender, SlackStandIn
 from tests.test_e2e_slack import compute_values, nth_view, walk_to_compute_step
 from tests.test_slack_deploy import deploy_values
@@ -38,16 +37,7 @@ HANGS = ("import socket, sys, time; s = socket.socket(); s.bind(('127.0.0.1', in
          "time.sleep(120)")
 
 
-SLOW_SECONDS = 4.0  # each slowed platform call; Slack gives up on an ack after 3 s
 SLACK_ACK_SECONDS = 3.0
-
-
-def _slowed(monkeypatch: pytest.MonkeyPatch, platform, *names: str) -> None:
-    for name in names:
-        def slow(*args, _real=getattr(platform, name), **kwargs):
-            time.sleep(SLOW_SECONDS)
-            return _real(*args, **kwargs)
-        monkeypatch.setattr(platform, name, slow)
 
 
 def _timed_submission(sender: SlackSender, view: dict, values: dict, what: str) -> dict:
@@ -83,7 +73,7 @@ def test_a_slow_quota_check_and_endpoint_list_come_after_the_deploy_ack(bot, sla
     sender = SlackSender(bot.url)
     sender.command("deploy tiny-bert")
     form = slack.wait_for(lambda: slack.of("views.open"), 10)[0].params["view"]
-    _slowed(monkeypatch, bot.runtime.platform, "check_quota", "list_endpoints")
+    slowed(monkeypatch, bot.runtime.platform, "check_quota", "list_endpoints")
     ledger = Ledger(bot.runtime.redis)
 
     acked = _timed_submission(sender, form, deploy_values("slow-ep", instances="2"), "deploy over quota")
@@ -108,7 +98,7 @@ def test_a_slow_quota_check_comes_after_the_ack_of_the_compute_step(bot, slack: 
     sender = SlackSender(bot.url)
     upload = slack.add_file("sst2.jsonl", (DATA / "sst2_small_validation.jsonl").read_bytes())
     form = walk_to_compute_step(sender, slack, tiny_model, upload)
-    _slowed(monkeypatch, bot.runtime.platform, "check_quota")
+    slowed(monkeypatch, bot.runtime.platform, "check_quota")
     ledger = Ledger(bot.runtime.redis)
     updates = len(slack.of("views.update"))
 

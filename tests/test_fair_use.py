@@ -11,9 +11,12 @@ from __future__ import annotations
 import json
 import os
 import time
+from collections.abc import Iterator
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import pytest
+import yaml
 from pydantic import ValidationError
 
 from bot.bootstrap import build_runtime
@@ -26,7 +29,7 @@ from handlers.evaluate import EvaluateRequest, start_evaluation
 from handlers.imports import ImportRequest, start_import
 from handlers.limits import LimitReached
 from platforms.base import DataRef, DeploySpec, EvaluateSpec, ImportSpec, JobState
-from tests.helpers import DATA, wait_until
+from tests.helpers import DATA, LocalServer, wait_until
 from tests.slack_standin import SlackSender, SlackStandIn
 from workers import keys, storage
 from workers.ledger import Ledger, ReplyTarget
@@ -102,10 +105,72 @@ def test_slack_refusal_says_the_limit(slack_settings: Settings, bot, slack: Slac
     install(monkeypatch, {"user": {"queued_jobs": 1}})
     sender = SlackSender(bot.url, response_url=f"{slack.base_url}/respond/1")
     sender.command("import acme/one fill-mask")
-    refused = sender.command("import acme/two fill-mask")
-    said = json.dumps(refused.json())
+    assert "Importing `acme/one`" in slack.wait_for(lambda: slack.of("response_url"), 30)[0].params["text"]
+    assert "Checking `acme/two`" in sender.command("import acme/two fill-mask").json()["text"]
+    said = json.dumps(slack.wait_for(lambda: slack.of("response_url")[1:], 30)[0].params)
     assert "the limit is 1 per user" in said and "limits.user.queued_jobs" in said, said
     assert len(Ledger(bot.runtime.redis).recent()) == 1
+
+
+# A model's record as the hub published it (huggingface/huggingface_hub's own test cassette, see
+# tests/data/SOURCES.md): google-bert/bert-base-uncased, its files listed without sizes and the
+# storage it uses on the hub, 12,904,182,200 bytes.
+HUB_CASSETTE = DATA / "hub" / "InferenceApiTest.test_simple_inference.yaml"
+BERT = "google-bert/bert-base-uncased"
+
+
+@pytest.fixture
+def hub(monkeypatch: pytest.MonkeyPatch) -> Iterator[list[str]]:
+    """A hub stand-in at HF_ENDPOINT answering each GET the cassette recorded with its recorded
+    status, headers and body; yields the paths asked for."""
+    from huggingface_hub import constants
+
+    recorded = {urlsplit(i["request"]["uri"]).path: i["response"]
+                for i in yaml.safe_load(HUB_CASSETTE.read_text())["interactions"] if i["request"]["method"] == "GET"}
+    asked: list[str] = []
+
+    def get(request) -> None:
+        asked.append(request.path)
+        response = recorded.get(urlsplit(request.path).path)
+        body = response["body"]["string"].encode() if response else b"{}"
+        request.send_response(response["status"]["code"] if response else 404)
+        for name in ("Content-Type", "Location"):
+            for value in (response or {}).get("headers", {}).get(name, []):
+                request.send_header(name, value)
+        request.send_header("Content-Length", str(len(body)))
+        request.end_headers()
+        request.wfile.write(body)
+
+    server = LocalServer({"GET": get})
+    url = f"http://127.0.0.1:{server.port}"
+    for name, value in (("ENDPOINT", url), ("HF_HUB_OFFLINE", False)):
+        monkeypatch.setattr(constants, name, value)
+    monkeypatch.setenv("HF_ENDPOINT", url)
+    monkeypatch.setenv("HF_HUB_OFFLINE", "0")
+    yield asked
+    server.stop()
+
+
+def test_a_hub_model_over_the_import_size_is_refused_before_anything_is_recorded(
+        slack_settings: Settings, bot, slack: SlackStandIn, hub: list[str], monkeypatch):
+    install(monkeypatch, {"user": {"import_gb": 5}})
+    rt, ledger = bot.runtime, Ledger(bot.runtime.redis)
+    bert = ImportRequest(spec=ImportSpec(model_id=BERT, task="fill-mask"), requester="U0ALICE")
+    with pytest.raises(LimitReached, match=r"a model of 12\.02 GB to import; the limit is 5 GB a model per user"):
+        start_import(rt, bert)
+    assert f"/api/models/{BERT}?blobs=true" in hub, hub
+
+    sender = SlackSender(bot.url, response_url=f"{slack.base_url}/respond/1")
+    started = time.monotonic()
+    acked = sender.command(f"import {BERT} fill-mask").json()["text"]
+    assert "Checking" in acked and time.monotonic() - started < 3, "the hub is asked after the ack"
+    told = slack.wait_for(lambda: slack.of("response_url"), 30)[0].params["text"]
+    assert "12.02 GB" in told and "limits.user.import_gb" in told, told
+    assert ledger.recent() == [], "nothing recorded"
+
+    install(monkeypatch, {"user": {"import_gb": 20}})
+    record = start_import(rt, bert)
+    assert [r.id for r in ledger.recent()] == [record.id] and record.spec["max_bytes"] == 20 * 2**30
 
 
 def test_uploads_count_against_storage_and_are_deleted_when_their_job_ends(

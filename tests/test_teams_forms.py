@@ -18,7 +18,9 @@ from bot.teams.ids import NOT_USED, Input, Verb  # noqa: E402
 from tests.teams_bot import TeamsBotServer  # noqa: E402
 from tests.teams_standin import TeamsSender, TeamsStandIn, TeamsUser  # noqa: E402
 from tests.test_e2e_teams import dialog_card, open_dialog, selects  # noqa: E402
-from tests.test_teams_deploy import error_under  # noqa: E402
+from tests.helpers import SLOW_SECONDS, slowed  # noqa: E402
+from tests.test_teams_deploy import error_under, offered_dialog  # noqa: E402
+from workers.ledger import Ledger  # noqa: E402
 
 ALICE = TeamsUser("aaaaaaaa-0000-4000-8000-000000000001", "Alice Example")
 BOB = TeamsUser("bbbbbbbb-0000-4000-8000-000000000002", "Bob Example")
@@ -47,13 +49,24 @@ def is_checking(card: dict) -> bool:
     return card["actions"][0]["data"]["verb"] == Verb.FORM_RESUME
 
 
-def continue_until_ready(sender: TeamsSender, card: dict, timeout: float = 60) -> dict:
+def answered(sender: TeamsSender, card: dict, timeout: float = 60) -> dict:
+    """Press Continue on a "checking…" card until the dialog answers: the task (the next card or a
+    closing message)."""
     deadline = time.monotonic() + timeout
-    while is_checking(card):
+    task = {"type": "continue", "value": {"card": {"content": card}}}
+    while task["type"] == "continue" and is_checking(task["value"]["card"]["content"]):
         assert time.monotonic() < deadline, "the background check never finished"
         time.sleep(0.2)
-        card = dialog_card(sender.task_submit(card, {}))
-    return card
+        response = sender.task_submit(task["value"]["card"]["content"], {})
+        assert response.status_code == 200, response.text
+        task = response.json()["task"]
+    return task
+
+
+def continue_until_ready(sender: TeamsSender, card: dict, timeout: float = 60) -> dict:
+    task = answered(sender, card, timeout)
+    assert task["type"] == "continue", task
+    return task["value"]["card"]["content"]
 
 
 def test_a_file_too_big_to_check_in_the_budget_answers_at_once_and_continues(teams_bot, teams: TeamsStandIn,
@@ -129,3 +142,40 @@ def test_files_shared_in_a_personal_chat_are_offered_and_a_foreign_link_is_refus
         tiny_model, offered["reviews.jsonl"]))))
     assert selects(mapping_card)["map.sentence1"] == "review"
     assert teams.problems == []
+
+
+def test_a_slow_quota_check_and_endpoint_list_answer_the_deploy_invoke_within_its_budget(
+        teams_settings: Settings, teams: TeamsStandIn, tiny_model, monkeypatch):
+    """A deploy's checks (quota, the endpoints there already) are remote calls on Azure ML: made
+    4 s each here, the invoke still answers within its budget (1 s here, for a quick test) with
+    "checking…", and Continue brings the refusal under its input, or the deployment's start, once."""
+    server = TeamsBotServer(teams_settings, invoke_budget=1.0)
+    try:
+        alice = TeamsSender(server.url, teams, ALICE)
+        card = offered_dialog(alice, teams, f"deploy {tiny_model}")
+        slowed(monkeypatch, server.runtime.platform, "check_quota", "list_endpoints")
+        ledger = Ledger(server.runtime.redis)
+        values = {Input.DEPLOY_KIND: "managed", Input.ENDPOINT: "slow-dialog", Input.COMPUTE: "cpu"}
+
+        def submitted(instances: int, what: str) -> dict:
+            started = time.monotonic()
+            answer = dialog_card(alice.task_submit(card, {**values, Input.INSTANCES: instances}))
+            seconds = time.monotonic() - started
+            print(f"Teams deploy {what}: invoke answered in {seconds:.2f} s with {SLOW_SECONDS:g} s checks behind it")
+            assert seconds < 3 and is_checking(answer), f"the invoke waited {seconds:.1f}s for the checks"
+            return answer
+
+        again = continue_until_ready(alice, submitted(2, "over quota"), timeout=4 * SLOW_SECONDS + 30)
+        assert "the local platform runs one instance, not 2" in error_under(again, Input.INSTANCES)
+        assert ledger.recent() == []
+
+        checking = submitted(1, "within quota")
+        bob = TeamsSender(server.url, teams, BOB)
+        assert "opened by someone else" in bob.task_submit(checking, {}).json()["task"]["value"]
+        done = answered(alice, checking, timeout=4 * SLOW_SECONDS + 30)
+        assert done["type"] == "message" and done["value"].startswith(f"Deploying {tiny_model} to slow-dialog")
+        assert "Nothing is being checked" in alice.task_submit(checking, {}).json()["task"]["value"]
+        (record,) = ledger.recent()
+        assert record.kind == "deploy" and record.spec["endpoint"] == "slow-dialog"
+    finally:
+        server.close()

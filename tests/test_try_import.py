@@ -25,7 +25,7 @@ from handlers.tryout import try_model
 from platforms.base import ImportSpec, PlatformError
 from platforms.local import LocalPlatform
 from platforms.local.endpoints import predictor_module
-from platforms.local.imports import hub_offline
+from platforms.hub import hub_offline
 from platforms.tasks import Task
 from tests import tiny_models
 from tests.helpers import DATA, fmbot, settings_env

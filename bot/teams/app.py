@@ -22,6 +22,7 @@ from bot.teams.graph import GraphGroups, entra_group_ids, graph_token
 from bot.teams.context import TeamsContext
 from bot.teams.ids import Verb
 from bot.teams.limits import INVOKE_BUDGET_SECONDS
+from bot.teams.views.deploy import DEPLOY_TITLE, IMPORT_TITLE
 from handlers import policy
 from handlers.policy import load_policy
 from workers.runtime import Runtime
@@ -32,7 +33,9 @@ log = logging.getLogger(__name__)
 # Dialogs other than the step-by-step job forms (`forms`): by the `kind` a button opens, and by the
 # verb their card submits.
 OPENERS = {"deploy": deploy.open_dialog, "import": imports.open_dialog}
-SUBMITS = {Verb.DEPLOY: deploy.submit, Verb.IMPORT: imports.submit}
+# Each one-card dialog's submit, its title and what its "checking…" card says it checks.
+SUBMITS = {Verb.DEPLOY: (deploy.submit, DEPLOY_TITLE, "quota and the endpoints there already"),
+           Verb.IMPORT: (imports.submit, IMPORT_TITLE, "the model on the Hugging Face hub")}
 
 
 def create_app(settings: Settings, rt: Runtime, *, dev: bool = False,
@@ -73,7 +76,8 @@ def create_app(settings: Settings, rt: Runtime, *, dev: bool = False,
     async def on_submit(context: TurnContext, state: TurnState, request):
         verb = ((context.activity.value or {}).get("data") or {}).get("verb")
         if verb in SUBMITS:
-            return await ctx.blocking(SUBMITS[verb], ctx, context)
+            submit, dialog_title, what = SUBMITS[verb]
+            return await forms.dialog_within_budget(ctx, context, dialog_title, what, lambda: submit(ctx, context))
         return await forms.on_submit(ctx, context)
 
     @agent.error

@@ -6,14 +6,17 @@ recorded and queued, a closing message (the job's own card is posted in the conv
 A step does its checks (downloading the file, reading every row) before it answers, as the Slack
 form does after its ack; but Teams gives up on an invoke after about 15 seconds, so a step that
 outlives the budget answers a "checking…" card at once and finishes in the background, leaving its
-answer in Redis for the card's Continue button.
+answer in Redis for the card's Continue button. The deploy and import dialogs submit under the same
+budget (`dialog_within_budget`): a quota check on Azure ML is a remote call.
 """
 
 from __future__ import annotations
 
 import asyncio
 import json
+import secrets
 import threading
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -26,8 +29,8 @@ from bot.teams.ids import NOT_USED, Input, Verb
 from bot.teams.state import FormState, discard, load, save
 from bot.teams.views.cards import Element, attachment
 from bot.forms import FORM_TTL_SECONDS
-from bot.teams.views.forms import (TITLES, Errors, checking_step, compute_step, data_step, mapping_step,
-                                     submitted_values, title)
+from bot.teams.views.forms import (TITLES, Errors, checking_card, checking_step, compute_step, data_step,
+                                     mapping_step, submitted_values, title)
 from handlers import compare
 from handlers.catalog import require_task
 from handlers.data import REGISTERED, check_data, list_datasets, preview, registered_ref
@@ -318,65 +321,89 @@ async def on_fetch(ctx: TeamsContext, context: TurnContext) -> dict[str, Any]:
     return await ctx.blocking(open_form, ctx, context)
 
 
-CHECKING = "checking"  # the answer key's value while the step is still working
-
-
 class Handoff:
-    """One step's answer, handed to Redis if the invoke was answered "checking…" before it was ready.
+    """One step's answer, handed to Redis (with whose it is) if the invoke was answered
+    "checking…" before it was ready.
 
     The lock orders the two sides: either the answer is ready before the invoke gives up waiting
     (and goes back in the invoke response), or the pending mark is set first and the answer
     replaces it when ready, so an answer is never lost between them."""
 
-    def __init__(self, ctx: TeamsContext, form_id: str):
-        self.redis, self.key = ctx.rt.redis, keys.teams_form_answer(form_id)
+    def __init__(self, ctx: TeamsContext, answer_id: str, owner: str):
+        self.redis, self.key, self.owner = ctx.rt.redis, keys.teams_form_answer(answer_id), owner
         self.lock, self.ready, self.handed_off = threading.Lock(), False, False
 
-    def run(self, ctx: TeamsContext, context: TurnContext) -> dict[str, Any]:
-        answer = submit(ctx, context)
+    def run(self, work: Callable[[], dict[str, Any]]) -> dict[str, Any]:
+        answer = work()
         with self.lock:
             self.ready = True
             if self.handed_off:
-                self.redis.set(self.key, json.dumps(answer), ex=FORM_TTL_SECONDS)
+                self._store({"answer": answer})
         return answer
 
-    def hand_off(self) -> bool:
-        """Whether the answer is left to the background (False: it is ready now)."""
+    def hand_off(self, still: dict[str, Any]) -> bool:
+        """Whether the answer is left to the background (False: it is ready now); `still` is what
+        Continue shows until it is."""
         with self.lock:
             if self.ready:
                 return False
             self.handed_off = True
-            self.redis.set(self.key, CHECKING, ex=FORM_TTL_SECONDS)
+            self._store({"still": still})
             return True
+
+    def _store(self, entry: dict[str, Any]) -> None:
+        self.redis.set(self.key, json.dumps({"owner": self.owner, **entry}), ex=FORM_TTL_SECONDS)
+
+
+async def within_budget(ctx: TeamsContext, context: TurnContext, answer_id: str, work: Callable[[], dict[str, Any]],
+                        checking: Callable[[bool], dict[str, Any]]) -> dict[str, Any]:
+    """`work`'s answer to a dialog's submit, or, when it outlives the invoke budget, `checking(False)`
+    at once: its Continue button (verb FORM_RESUME, `answer_id` as the form) then shows
+    `checking(True)` until the answer is ready, and then the answer."""
+    handoff = Handoff(ctx, answer_id, requester(context.activity))
+    task = asyncio.ensure_future(ctx.blocking(handoff.run, work))
+    done, _ = await asyncio.wait({task}, timeout=ctx.invoke_budget)
+    if done:
+        return await task
+    try:
+        now, still = await ctx.blocking(lambda: (checking(False), checking(True)))
+    except UserError as exc:
+        return closing(f"⚠️ {ctx.explain(exc)}")
+    return now if await ctx.blocking(handoff.hand_off, still) else await task
 
 
 def resume(ctx: TeamsContext, context: TurnContext) -> dict[str, Any]:
     """The Continue button of a "checking…" card: the finished step, or the same card while it works."""
-    try:
-        form_id, _ = submitted_values(context.activity.value or {})
-        state = load(ctx.rt.redis, form_id, requester(context.activity))
-    except UserError as exc:
-        return closing(f"⚠️ {ctx.explain(exc)}")
-    raw = ctx.rt.redis.get(keys.teams_form_answer(form_id))
+    answer_id, _ = submitted_values(context.activity.value or {})
+    raw = ctx.rt.redis.get(keys.teams_form_answer(answer_id)) if answer_id else None
     if raw is None:
         return closing("Nothing is being checked for this form any more; open it again.")
-    if raw in (CHECKING, CHECKING.encode()):
-        return dialog(title(state), checking_step(state, still=True))
-    ctx.rt.redis.delete(keys.teams_form_answer(form_id))
-    return json.loads(raw)
+    entry = json.loads(raw)
+    if entry["owner"] != requester(context.activity):
+        return closing("⚠️ this form was opened by someone else. Open your own from the card")
+    if "answer" not in entry:
+        return entry["still"]
+    ctx.rt.redis.delete(keys.teams_form_answer(answer_id))
+    return entry["answer"]
 
 
 async def on_submit(ctx: TeamsContext, context: TurnContext) -> dict[str, Any]:
     data = (context.activity.value or {}).get("data") or {}
     if data.get("verb") == Verb.FORM_RESUME:
         return await ctx.blocking(resume, ctx, context)
-    handoff = Handoff(ctx, str(data.get("form") or ""))
-    work = asyncio.ensure_future(ctx.blocking(handoff.run, ctx, context))
-    done, _ = await asyncio.wait({work}, timeout=ctx.invoke_budget)
-    if not done and await ctx.blocking(handoff.hand_off):
-        try:
-            state = await ctx.blocking(load, ctx.rt.redis, str(data.get("form") or ""), requester(context.activity))
-        except UserError as exc:
-            return closing(f"⚠️ {ctx.explain(exc)}")
-        return dialog(title(state), checking_step(state, still=False))
-    return await work
+    form_id = str(data.get("form") or "")
+
+    def checking(still: bool) -> dict[str, Any]:
+        state = load(ctx.rt.redis, form_id, requester(context.activity))
+        return dialog(title(state), checking_step(state, still=still))
+
+    return await within_budget(ctx, context, form_id, lambda: submit(ctx, context), checking)
+
+
+async def dialog_within_budget(ctx: TeamsContext, context: TurnContext, dialog_title: str, what: str,
+                               work: Callable[[], dict[str, Any]]) -> dict[str, Any]:
+    """A one-card dialog's submit (deploy, import) under the invoke budget: its checks (quota, the
+    endpoints there already, a model's size on the hub) may be remote calls."""
+    answer_id = secrets.token_urlsafe(12)
+    return await within_budget(ctx, context, answer_id, work,
+                               lambda still: dialog(dialog_title, checking_card(answer_id, what, still=still)))

@@ -8,7 +8,6 @@ the hub itself shows them.
 
 from __future__ import annotations
 
-import os
 import shutil
 from datetime import UTC, datetime
 from pathlib import Path
@@ -17,6 +16,7 @@ from typing import Any
 import yaml
 
 from platforms.base import ImportSpec, JobOutcome, JobState, ModelCard, PlatformError, Progress, ProgressReport
+from platforms.hub import hub_errors, hub_size
 from platforms.local.catalog import CARD_FILE, LocalCatalog
 
 MODEL_FILES = ("config.json", "model_index.json")
@@ -39,42 +39,19 @@ def front_matter(readme: Path) -> dict[str, Any]:
     return data if isinstance(data, dict) else {}
 
 
-def hub_offline() -> bool:
-    from huggingface_hub import constants
-
-    flag = os.environ.get("HF_HUB_OFFLINE", "").strip().upper() in {"1", "ON", "YES", "TRUE"}
-    return flag or constants.HF_HUB_OFFLINE
-
-
 def _download(model_id: str, target: Path, max_bytes: int | None = None) -> None:
     """`max_bytes` (the requester's fair-use limit) is checked against the hub's file sizes before
-    anything is downloaded."""
-    from huggingface_hub import HfApi, snapshot_download
-    from huggingface_hub.errors import GatedRepoError, RepositoryNotFoundError
+    anything is downloaded (the size may have grown since the import was queued)."""
+    from huggingface_hub import snapshot_download
 
-    if hub_offline():
-        raise PlatformError(f"the Hugging Face hub is unreachable: HF_HUB_OFFLINE is set, so {model_id} cannot be "
-                            "downloaded", hint="Import a downloaded copy with `--from PATH`, or unset HF_HUB_OFFLINE")
-    try:
-        if max_bytes is not None:
-            info = HfApi().model_info(model_id, files_metadata=True)
-            size = sum(f.size or 0 for f in info.siblings or [])
-            if size > max_bytes:
-                raise PlatformError(f"{model_id} is {size / 2**30:.2f} GB; the limit is {max_bytes / 2**30:g} GB a model",
-                                    hint="Import a smaller model, or ask an admin to raise `limits.user.import_gb` "
-                                         "in the access policy (FMBOT_POLICY)", field="import_gb")
+    if max_bytes is not None:
+        size = hub_size(model_id)
+        if size > max_bytes:
+            raise PlatformError(f"{model_id} is {size / 2**30:.2f} GB; the limit is {max_bytes / 2**30:g} GB a model",
+                                hint="Import a smaller model, or ask an admin to raise `limits.user.import_gb` "
+                                     "in the access policy (FMBOT_POLICY)", field="import_gb")
+    with hub_errors(model_id):
         snapshot_download(model_id, local_dir=target)
-    except PlatformError:
-        raise
-    except GatedRepoError:
-        raise PlatformError(f"{model_id} is gated on the Hugging Face hub",
-                            hint="Accept its terms on huggingface.co and set HF_TOKEN, or import with `--from PATH`") from None
-    except RepositoryNotFoundError:
-        raise PlatformError(f"{model_id} is not on the Hugging Face hub (or is private)",
-                            hint="Check the id on huggingface.co; private models need HF_TOKEN") from None
-    except Exception as exc:
-        raise PlatformError(f"the Hugging Face hub is unreachable from this machine ({type(exc).__name__})",
-                            hint="Import a downloaded copy with `--from PATH`") from exc
 
 
 def check_source(source: str) -> Path:

@@ -35,7 +35,7 @@ from workers.costs import Estimate
 FILE_TYPES = ["jsonl", "json", "csv", "tsv"]
 NONE_VALUE = "__none__"
 _TITLES = {"finetune": "Fine-tune a model", "evaluate": "Evaluate a model", "compare": "Compare models",
-           "deploy": "Deploy a model"}
+           "deploy": "Deploy a model", "import": "Import a model"}
 # The fields of a submitted view that `views.update` takes back; the rest (id, hash, state…) is Slack's.
 _VIEW_FIELDS = ("type", "callback_id", "title", "submit", "close", "private_metadata")
 

@@ -194,6 +194,15 @@ def checking_step(state: FormState, *, still: bool) -> Element:
     return _form(state, lines, _submit("Continue", Verb.FORM_RESUME, state), {})
 
 
+def checking_card(answer_id: str, what: str, *, still: bool) -> Element:
+    """A one-card dialog's "checking…" answer; Continue shows the outcome once it is ready."""
+    lines = [text(f"Checking {what}: this takes a moment. Press Continue to see how it went.")]
+    if still:
+        lines.append(text("Still checking…", isSubtle=True))
+    return card(lines, [{"type": "Action.Submit", "title": "Continue",
+                         "data": {"verb": Verb.FORM_RESUME, "form": answer_id}}])
+
+
 def submitted_values(value: dict[str, Any]) -> tuple[str, dict[str, Any]]:
     """The form id and the inputs of a `task/submit` (Teams merges them into `data`)."""
     data = dict(value.get("data") or {})
