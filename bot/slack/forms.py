@@ -4,7 +4,8 @@ What each form finally submits lives in its own room, `bot/slack/finetune.py` an
 
 Each step answers inside Slack's 3 s: quick problems come back inline (`response_action: errors`);
 downloads and column reading run after an ack that shows a "checking…" view, which is then
-replaced with `views.update` (a modal the user closed meanwhile is fine).
+replaced with `views.update` (a modal the user closed meanwhile is fine). The last step's quota
+check and submission (this form's, the deploy and import forms') run under `submit_within_budget`.
 """
 
 from __future__ import annotations
