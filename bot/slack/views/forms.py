@@ -263,9 +263,11 @@ def read_values(view: dict[str, Any]) -> dict[str, Any]:
     for block_id, actions in view.get("state", {}).get("values", {}).items():
         for element in actions.values():
             kind = element.get("type")
-            if kind in ("static_select", "external_select"):
+            if kind in ("static_select", "external_select", "radio_buttons"):
                 selected = element.get("selected_option")
                 flat[block_id] = selected["value"] if selected else None
+            elif kind == "checkboxes":
+                flat[block_id] = [option["value"] for option in element.get("selected_options") or []]
             elif kind == "file_input":
                 flat[block_id] = element.get("files") or []
             else:
