@@ -24,7 +24,7 @@ from workers.ledger import Ledger  # noqa: E402
 
 ALICE = TeamsUser("aaaaaaaa-0000-4000-8000-000000000001", "Alice Example")
 BOB = TeamsUser("bbbbbbbb-0000-4000-8000-000000000002", "Bob Example")
-BUDGET = 0.01  # seconds a step may take before it answers "checking…"
+BUDGET = 0.005  # seconds a step may take before it answers "checking…"
 
 
 @pytest.fixture
@@ -77,7 +77,7 @@ def test_a_file_too_big_to_check_in_the_budget_answers_at_once_and_continues(tea
     from platforms.tasks import Task
 
     rows = (DEMO_DATA / "train.jsonl").read_bytes().splitlines(keepends=True)
-    big = b"".join(rows * (80_000 // len(rows) + 1))
+    big = b"".join(rows * (160_000 // len(rows) + 1))
     local = tmp_path / "big.jsonl"
     local.write_bytes(big)
     started = time.monotonic()
