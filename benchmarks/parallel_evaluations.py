@@ -62,7 +62,7 @@ def run(quick: bool) -> list[Result]:
     from tests.tiny_models import add_tiny_classifier
     from tests.worker_process import WorkerProcess
 
-    models, rows = (2, 87) if quick else (4, 87 * 4)
+    models, rows = (2, 87) if quick else (4, 87 * 40)
     task = Task.TEXT_CLASSIFICATION
     with private_redis() as server, tempfile.TemporaryDirectory(prefix="fmbot-bench-") as scratch:
         root = Path(scratch)
