@@ -748,6 +748,7 @@ def test_an_azure_comparison_ranks_with_intervals_from_the_rows_the_prediction_s
     """Three models through the SDK: two whose model_prediction files are in the datastore rank with
     intervals from those rows; one whose ground_truth file is missing still ranks, without one, and the
     thread says why."""
+    from bot import console
     from bot.slack.views.compare import result_reply
     from handlers.compare import CompareRequest, start_comparison
     from workers import compare
@@ -798,6 +799,7 @@ def test_an_azure_comparison_ranks_with_intervals_from_the_rows_the_prediction_s
     assert result.disagreement_count == disagree and result.disagreements
     assert all(d.reference == labels[d.index] and set(d.predictions) == {m.model for m in members[:2]}
                for d in result.disagreements)
+    assert f"no interval for {members[2].model}: the ground_truth file" in console.comparison(done)
     reply = json.dumps(result_reply(done).blocks)
     assert f"No interval for `{members[2].model}`: the ground_truth file of Azure job" in reply
     assert "is not in the datastore" in reply
