@@ -29,7 +29,7 @@ from platforms.tasks import Task
 from tests.azure_fixtures import *  # noqa: F403  (fixtures)
 from tests.azure_fixtures import drain, log_run, make_platform
 from tests.azure_services import AzureServices
-from tests.azure_standin import SUBSCRIPTION, WORKSPACE_PATH, AzureStandIn, load_spec
+from tests.azure_standin import BLOB_CONTAINER, SUBSCRIPTION, WORKSPACE_PATH, AzureStandIn, load_spec
 from tests.helpers import DATA
 from workers.runtime import Runtime
 
@@ -827,6 +827,22 @@ def test_azure_rows_are_bounded_and_an_oversized_output_costs_only_the_interval(
     done = platform.job_status(huge)
     assert done.state == JobState.COMPLETED and done.rows == []
     assert f"first row of predictions is over {predictions.OUTPUT_BYTES:,} bytes" in done.result["rows_unavailable"]
+
+    mismatched = platform.run_evaluation(spec, lambda progress: None).external_id
+    azure.finish_evaluation(mismatched, ["POSITIVE", "NEGATIVE"], ["POSITIVE"])
+    assert "do not pair up: 2 predictions, 1 rows of ground truth" in (
+        platform.job_status(mismatched).result["rows_unavailable"])
+    tags = platform.run_evaluation(spec, lambda progress: None).external_id
+    azure.finish_evaluation(tags, [["B-PER", "O"]], [["B-PER", "B-LOC"]])
+    assert platform.job_status(tags).rows == [{"input": "", "reference": "B-PER B-LOC", "prediction": "B-PER O"}]
+    broken = platform.run_evaluation(spec, lambda progress: None).external_id
+    azure.finish_evaluation(broken, ["POSITIVE"], ["POSITIVE"])
+    job = azure.resources[f"{WORKSPACE_PATH}/jobs/{broken}".lower()]["properties"]
+    path = job["outputs"]["predictions"]["uri"].split("/paths/", 1)[1]
+    services.blob_service().get_container_client(BLOB_CONTAINER).upload_blob(path, b'"POSITIVE"\n{oops\n',
+                                                                              overwrite=True)
+    done = platform.job_status(broken)
+    assert done.state == JobState.COMPLETED and done.rows == [] and "were not read" in done.result["rows_unavailable"]
 
     single = make_platform(azure, Path(services.folder), None)
     azure.reset()

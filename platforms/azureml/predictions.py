@@ -61,15 +61,16 @@ def _download(clients: AzureClients, uri: str) -> bytes:
     return blob.download_blob(offset=0, length=OUTPUT_BYTES).readall()
 
 
-def _records(data: bytes, name: str) -> list[dict[str, Any]]:
-    """Complete lines only: a file cut at OUTPUT_BYTES loses its partial last row."""
-    lines = data.split(b"\n")
-    if len(data) >= OUTPUT_BYTES:
-        lines = lines[:-1]
-    records = [orjson.loads(line) for line in islice((line for line in lines if line.strip()), ROW_LIMIT)]
-    if not records and len(data) >= OUTPUT_BYTES:
+def _records(data: bytes, name: str) -> tuple[list[dict[str, Any]], bool]:
+    """The file's rows (complete lines only) and whether it was cut at OUTPUT_BYTES."""
+    cut = len(data) >= OUTPUT_BYTES
+    lines = [line for line in (data.split(b"\n")[:-1] if cut else data.split(b"\n")) if line.strip()]
+    records = [orjson.loads(line) for line in islice(lines, ROW_LIMIT)]
+    if any(not isinstance(record, dict) for record in records):
+        raise ValueError(f"{name} holds a row that is not a JSON object")
+    if not records and cut:
         raise ValueError(f"its first row of {name} is over {OUTPUT_BYTES:,} bytes")
-    return records
+    return records, cut
 
 
 def read_rows(clients: AzureClients, job: Job) -> tuple[list[dict[str, Any]], str | None]:
@@ -80,7 +81,7 @@ def read_rows(clients: AzureClients, job: Job) -> tuple[list[dict[str, Any]], st
     if missing:
         return [], (f"Azure job {job.name} has no {' or '.join(missing)} output (only the two-step "
                     "evaluation exposes model_prediction's rows)")
-    records: dict[str, list[dict[str, Any]]] = {}
+    records: dict[str, tuple[list[dict[str, Any]], bool]] = {}
     for name in ROW_OUTPUTS:
         try:
             records[name] = _records(_download(clients, uris[name]), name)
@@ -91,7 +92,11 @@ def read_rows(clients: AzureClients, job: Job) -> tuple[list[dict[str, Any]], st
             return [], f"the {name} file of Azure job {job.name} could not be read ({type(exc).__name__}: {reason})"
         except ValueError as exc:
             return [], f"the rows of Azure job {job.name} were not read: {exc}"
-    predictions, truth = records["predictions"], records["ground_truth"]
+    (predictions, cut_predictions), (truth, cut_truth) = records["predictions"], records["ground_truth"]
+    if len(predictions) != len(truth) and not (cut_predictions or cut_truth) and ROW_LIMIT not in (
+            len(predictions), len(truth)):
+        return [], (f"the files of Azure job {job.name} do not pair up: {len(predictions)} predictions, "
+                    f"{len(truth)} rows of ground truth")
     rows = [{"input": "", "reference": _text(next(iter(reference.values()), "")),
              "prediction": _text(predicted.get("predictions", ""))}
             for predicted, reference in zip(predictions, truth)]
