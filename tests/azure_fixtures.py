@@ -44,6 +44,7 @@ def azure_session(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Az
     services = AzureServices(tmp_path_factory.mktemp("azure-services"), standin.cert_path, standin.key_path).start()
     if services.azurite:
         services.create_container(BLOB_CONTAINER)
+        standin.blobs = services.blob_service
     standin.mlflow_url = services.mlflow.url if services.mlflow else None
     yield standin, services
     services.stop()

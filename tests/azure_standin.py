@@ -39,6 +39,7 @@ import urllib.error
 import urllib.parse
 import urllib.request
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler
 from pathlib import Path
@@ -231,6 +232,7 @@ class AzureStandIn:
     failures: list[Failure] = field(default_factory=list)
     operations: dict[str, int] = field(default_factory=dict)
     endpoint_keys: dict[str, dict[str, str]] = field(default_factory=dict)  # endpoint path -> its keys
+    blobs: Callable[[], Any] | None = None  # a client of Azurite as the workspace's storage account
     _refusals: list[str] = field(default_factory=list)
     cloud_name: str = field(default_factory=lambda: f"FmbotStandIn{uuid.uuid4().hex[:8]}")
     server: LocalServer | None = None
@@ -371,6 +373,33 @@ class AzureStandIn:
             job = self.resources[f"{WORKSPACE_PATH}/jobs/{name}".lower()]
             job["properties"]["status"] = status
             job["properties"].update(properties)
+
+    def finish_evaluation(self, name: str, predictions: list[Any], ground_truth: list[Any], *,
+                          written: tuple[str, ...] = ("predictions", "ground_truth")) -> None:
+        """What a finished two-step evaluation leaves: model_prediction's files at the paths of the
+        pipeline job's outputs (`PipelineJob/get.json` documents an output as jobOutputType, mode and
+        uri), written as the component writes them (pandas `to_json(orient="records", lines=True)`,
+        azureml-assets `model_prediction.py`): `predictions` per row, and the label column (the node's
+        `label_column_name`) per row of ground truth. `written` leaves an output's file out."""
+        import pandas as pd
+
+        if self.blobs is None:
+            raise RuntimeError("finish_evaluation writes to Azurite: start the stand-in with its blob service")
+        with self._lock:
+            job = self.resources[f"{WORKSPACE_PATH}/jobs/{name}".lower()]["properties"]
+            documented = set(rest_example("PipelineJob_get")["properties"]["outputs"]["string"])
+            for output in job.get("outputs", {}).values():
+                assert set(output) <= documented, f"an output field PipelineJob/get.json does not document: {output}"
+            node = next(n for n in job["jobs"].values() if "/components/model_prediction/" in n["componentId"])
+            label = node["inputs"]["label_column_name"]["value"]
+        files = {"predictions": pd.DataFrame({"predictions": predictions}),
+                 "ground_truth": pd.DataFrame({label: ground_truth})}
+        container = self.blobs().get_container_client(BLOB_CONTAINER)
+        for output in written:
+            uri = job["outputs"][output]["uri"]
+            path = re.fullmatch(r"azureml://datastores/workspaceblobstore/paths/(.+)", uri)[1]
+            container.upload_blob(path, files[output].to_json(orient="records", lines=True).encode(), overwrite=True)
+        self.set_job(name, "Completed")
 
     def job_body(self, name: str) -> dict[str, Any]:
         return next(r.body for r in self.requests if r.method == "PUT" and r.path.lower().endswith(f"/jobs/{name.lower()}"))

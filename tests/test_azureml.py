@@ -29,7 +29,7 @@ from platforms.tasks import Task
 from tests.azure_fixtures import *  # noqa: F403  (fixtures)
 from tests.azure_fixtures import drain, log_run, make_platform
 from tests.azure_services import AzureServices
-from tests.azure_standin import SUBSCRIPTION, WORKSPACE_PATH, AzureStandIn, load_spec
+from tests.azure_standin import BLOB_CONTAINER, SUBSCRIPTION, WORKSPACE_PATH, AzureStandIn, load_spec
 from tests.helpers import DATA
 from workers.runtime import Runtime
 
@@ -767,3 +767,122 @@ def test_slack_deploy_form_refuses_a_managed_deployment_over_quota_inline(
     assert "standardDSv2Family" in message and "10 are free" in message, message
     assert "Standard_DS3_v2" in message and "1 instance" in message, message
     assert not azure.calls("PUT", "/onlineEndpoints/bert-ep"), "nothing created"
+
+
+# ---------------------------------------------------------------------------- comparisons
+
+
+def flipped(labels: list[str], every: int) -> list[str]:
+    """The references with every `every`-th row wrong: a model of known accuracy."""
+    return [("NEGATIVE" if label == "POSITIVE" else "POSITIVE") if i % every == 0 else label
+            for i, label in enumerate(labels)]
+
+
+def test_an_azure_comparison_ranks_with_intervals_from_the_rows_the_prediction_step_wrote(
+        azure: AzureStandIn, services: AzureServices, worker_runtime: tuple[Runtime, object]) -> None:
+    """Three models through the SDK: two whose model_prediction files are in the datastore rank with
+    intervals from those rows; one whose ground_truth file is missing still ranks, without one, and the
+    thread says why."""
+    from bot import console
+    from bot.slack.views.compare import result_reply
+    from handlers.compare import CompareRequest, start_comparison
+    from workers import compare
+    from workers.jobs import poll_job
+
+    services.require("azurite")
+    services.require("mlflow")
+    rt, _ = worker_runtime
+    del azure.registry_components["model_evaluation_pipeline"]  # the registry as azureml-assets publishes it now
+    models = [f"{BERT}:{version}" for version in ("30", "31", "32")]
+    for model in models:
+        azure.add_model(BERT, "tags", version=model.split(":")[1])
+    record = start_comparison(rt, CompareRequest(
+        models=models, task=Task.TEXT_CLASSIFICATION, test=file_ref("sst2_small_validation.jsonl"),
+        mapping=ColumnMapping.build({"sentence1": "input_string", "label": "label_string"}, Task.TEXT_CLASSIFICATION),
+        requester="U1"))
+    drain(rt)
+    members = [rt.ledger.get(job) for job in record.spec["members"]]
+    assert all(m.state == JobState.RUNNING and m.external_id for m in members), ([m.error for m in members],
+                                                                                 azure.refusals())
+    labels = [json.loads(line)["label"] for line in uploaded_text(services, "fmbot-ev-*.jsonl").splitlines()]
+    assert len(labels) == 87
+    written = {members[0].model: flipped(labels, 10), members[1].model: flipped(labels, 3),
+               members[2].model: flipped(labels, 5)}
+    for member, accuracy in zip(members, (0.89, 0.66, 0.8), strict=True):
+        log_run(services, member.external_id, {"accuracy": accuracy})
+        azure.finish_evaluation(member.external_id, written[member.model], labels,
+                                written=("predictions",) if member is members[2] else ("predictions", "ground_truth"))
+        assert poll_job(member.id)["state"] == "completed"
+
+    finished = compare.finish(rt, record.id)
+    assert finished["state"] == "completed", finished
+    done = rt.ledger.get(record.id)
+    result = compare.ComparisonResult.model_validate(done.result["comparison"])
+    by_model = {s.model: s for s in result.standings}
+    assert [s.model for s in result.standings] == [members[0].model, members[2].model, members[1].model]
+    for member in members[:2]:
+        rows = rt.ledger.get(member.id).rows
+        assert [(r["reference"], r["prediction"]) for r in rows] == list(zip(labels, written[member.model]))
+        low, high = by_model[member.model].interval
+        share = sum(r["reference"] == r["prediction"] for r in rows) / len(rows)
+        assert low < share < high and high - low > 0.05, (low, share, high)
+    assert by_model[members[1].model].interval[1] < by_model[members[0].model].interval[1]
+    missing = by_model[members[2].model]
+    assert missing.interval is None and missing.rank == 2 and "ground_truth" in missing.rows_unavailable
+    assert result.rows == 87
+    disagree = sum(a != b for a, b in zip(written[members[0].model], written[members[1].model]))
+    assert result.disagreement_count == disagree and result.disagreements
+    assert all(d.reference == labels[d.index] and set(d.predictions) == {m.model for m in members[:2]}
+               for d in result.disagreements)
+    assert f"no interval for {members[2].model}: the ground_truth file" in console.comparison(done)
+    reply = json.dumps(result_reply(done).blocks)
+    assert f"No interval for `{members[2].model}`: the ground_truth file of Azure job" in reply
+    assert "is not in the datastore" in reply
+
+
+def test_azure_rows_are_bounded_and_an_oversized_output_costs_only_the_interval(
+        azure: AzureStandIn, services: AzureServices, platform: AzureMLPlatform,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    from platforms.azureml import predictions
+    from platforms.local.training import ROW_LIMIT, ROW_VALUE_CHARS
+
+    services.require("azurite")
+    del azure.registry_components["model_evaluation_pipeline"]
+    spec = EvaluateSpec(model=f"{BERT}:18", task=Task.TEXT_CLASSIFICATION,
+                        test=DataRef(path="azureml:test-data:1", name="t"), mapping={"sentence1": "text", "label": "label"})
+    many = platform.run_evaluation(spec, lambda progress: None).external_id
+    labels = [f"label-{i % 3}-" + "x" * 600 for i in range(ROW_LIMIT + 100)]
+    azure.finish_evaluation(many, labels, labels)
+    done = platform.job_status(many)
+    assert done.state == JobState.COMPLETED and len(done.rows) == ROW_LIMIT and not done.result
+    assert done.rows[0]["prediction"] == labels[0][:ROW_VALUE_CHARS], "clipped as the local platform clips"
+
+    huge = platform.run_evaluation(spec, lambda progress: None).external_id
+    azure.finish_evaluation(huge, ["y" * predictions.OUTPUT_BYTES], ["POSITIVE"])
+    done = platform.job_status(huge)
+    assert done.state == JobState.COMPLETED and done.rows == []
+    assert f"first row of predictions is over {predictions.OUTPUT_BYTES:,} bytes" in done.result["rows_unavailable"]
+
+    mismatched = platform.run_evaluation(spec, lambda progress: None).external_id
+    azure.finish_evaluation(mismatched, ["POSITIVE", "NEGATIVE"], ["POSITIVE"])
+    assert "do not pair up: 2 predictions, 1 rows of ground truth" in (
+        platform.job_status(mismatched).result["rows_unavailable"])
+    tags = platform.run_evaluation(spec, lambda progress: None).external_id
+    azure.finish_evaluation(tags, [["B-PER", "O"]], [["B-PER", "B-LOC"]])
+    assert platform.job_status(tags).rows == [{"input": "", "reference": "B-PER B-LOC", "prediction": "B-PER O"}]
+    broken = platform.run_evaluation(spec, lambda progress: None).external_id
+    azure.finish_evaluation(broken, ["POSITIVE"], ["POSITIVE"])
+    job = azure.resources[f"{WORKSPACE_PATH}/jobs/{broken}".lower()]["properties"]
+    path = job["outputs"]["predictions"]["uri"].split("/paths/", 1)[1]
+    services.blob_service().get_container_client(BLOB_CONTAINER).upload_blob(path, b'"POSITIVE"\n{oops\n',
+                                                                              overwrite=True)
+    done = platform.job_status(broken)
+    assert done.state == JobState.COMPLETED and done.rows == [] and "were not read" in done.result["rows_unavailable"]
+
+    single = make_platform(azure, Path(services.folder), None)
+    azure.reset()
+    azure.add_model(BERT, "tags", version="18")
+    one_step = single.run_evaluation(spec, lambda progress: None).external_id
+    azure.set_job(one_step, "Completed")
+    done = single.job_status(one_step)
+    assert done.rows == [] and "has no predictions or ground_truth output" in done.result["rows_unavailable"]

@@ -81,6 +81,8 @@ class Standing(BaseModel):
     seconds: float = 0.0
     parameters: int | None = None
     error: str | None = None
+    # Why a completed model has no interval (its platform could not hand over its scored rows).
+    rows_unavailable: str | None = None
 
 
 class ComparisonResult(BaseModel):
@@ -155,6 +157,7 @@ def _standing(member: JobRecord, task: str, primary: str) -> Standing:
                     primary=value, seconds=round(member.elapsed_seconds, 1),
                     parameters=member.result.get("parameters"),
                     error=member.error or (member.message if member.state == JobState.CANCELED else None),
+                    rows_unavailable=member.result.get("rows_unavailable"),
                     interval=comparison.bootstrap_interval(task, member.rows) if member.rows else None)
 
 

@@ -104,7 +104,8 @@ def poll_job(job_id: str) -> dict[str, Any]:
         return _schedule_poll(rt, job_id)
     if outcome.state == JobState.COMPLETED:
         return _finish(rt, job_id, JobState.COMPLETED, JobEvent.COMPLETED, metrics=outcome.metrics,
-                       output_model=outcome.output_model, message=outcome.message)
+                       output_model=outcome.output_model, message=outcome.message, rows=outcome.rows,
+                       result={**record.result, **outcome.result})
     if outcome.state == JobState.FAILED:
         return _finish(rt, job_id, JobState.FAILED, JobEvent.FAILED, error=outcome.message)
     if outcome.state == JobState.CANCELED:

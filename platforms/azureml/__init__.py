@@ -33,6 +33,7 @@ from platforms.azureml.finetune import PIPELINES, submit_finetune
 from platforms.azureml.imports import registered_model, submit_import
 from platforms.azureml.register import register_finetuned
 from platforms.azureml.metrics import job_metrics
+from platforms.azureml.predictions import read_rows
 from platforms.base import (
     ComputeOption,
     DataRef,
@@ -183,6 +184,11 @@ class AzureMLPlatform(Platform):
         kind = (job.tags or {}).get(jobs.TAG_KIND)
         if kind in ("finetune", "evaluate"):
             outcome = outcome.model_copy(update={"metrics": self._metrics(external_id)})
+        if kind == "evaluate":
+            rows, why = read_rows(self.clients, job)
+            if why:
+                log.warning("no scored rows for Azure job %s: %s", external_id, why)
+            outcome = outcome.model_copy(update={"rows": rows, "result": {"rows_unavailable": why} if why else {}})
         if kind == "finetune":
             return outcome.model_copy(update={"output_model": register_finetuned(self.clients, job, self._base_card(job))})
         if kind == "import":

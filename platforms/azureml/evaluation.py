@@ -3,9 +3,10 @@
 The single pipeline is preferred while the registry still serves it (its last published spec,
 0.0.36, is vendored); newer registries only have the two command components, chained here into a
 two-step pipeline: predictions (column `predictions`), their probabilities and the ground truth
-(the label column) feed `compute_metrics`. The data is shaped as the evaluation notebooks shape it:
-token classification as one string of tokens with a list of tags, question answering as
-`context,question` with a flat answer text, a sentence pair as one input string. The metrics asked
+(the label column) feed `compute_metrics`; the predictions and ground truth are outputs of the
+pipeline job too, so a comparison reads its rows back (`predictions.py`). The data is shaped as the
+evaluation notebooks shape it: token classification as one string of tokens with a list of tags,
+question answering as `context,question` with a flat answer text, a sentence pair as one input string. The metrics asked
 for per task are Azure's names (the notebooks' `eval-config.json`), passed as
 `evaluation_config_params`, and Azure writes them under the same names.
 """
@@ -25,6 +26,7 @@ from platforms.azureml.clients import AzureClients
 from platforms.azureml.compute import Placement, place
 from platforms.azureml.data import DataUploader
 from platforms.azureml.errors import AzureNotFound
+from platforms.azureml.predictions import ROW_OUTPUTS, row_outputs
 from platforms.base import EvaluateSpec, ModelCard, PlatformError
 from platforms.datasets import ColumnMapping
 from platforms.tasks import Task
@@ -157,9 +159,11 @@ def _submit_two_steps(clients: AzureClients, common: dict[str, Any], placement: 
                         evaluation_config_params=common["evaluation_config_params"])
         _place(predict, placement)
         _place(score, placement)
-        return {OUTPUT: score.outputs.evaluation_result}
+        return {OUTPUT: score.outputs.evaluation_result, **{name: predict.outputs[name] for name in ROW_OUTPUTS}}
 
     job: PipelineJob = two_steps()
+    for name, output in row_outputs().items():
+        job.outputs[name].path, job.outputs[name].mode = output.path, output.mode
     job.tags = tags
     job.settings.force_rerun = True
     return jobs.validate_and_create(clients, job, "evaluation")
