@@ -102,7 +102,7 @@ def start_comparison(rt: Runtime, request: CompareRequest, *, max_bytes: int = 1
         evaluation = EvaluateSpec(model=ref, task=request.task, test=request.test, mapping=request.mapping.columns,
                                   compute=request.compute, batch_size=request.batch_size,
                                   max_length=request.max_length, source_lang=request.source_lang,
-                                  target_lang=request.target_lang)
+                                  target_lang=request.target_lang, for_comparison=True)
         rt.create(JobRecord(id=job, kind="evaluate", model=ref, task=request.task,
                             spec=evaluation.model_dump(mode="json"), requester=request.requester,
                             parent=comparison_id, trace_id=record.trace_id,

@@ -215,6 +215,9 @@ class EvaluateSpec(JobSpec):
     source_lang: str | None = None
     target_lang: str | None = None
     rows: RowPolicy = RowPolicy()
+    # A comparison member: its per-row predictions rank it with an interval, so a platform that can
+    # write them only on one of its paths (Azure's two-step pipeline) takes that path.
+    for_comparison: bool = False
 
 
 class JobState(StrEnum):

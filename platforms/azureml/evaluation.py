@@ -1,8 +1,8 @@
 """Evaluation with the registry's `model_evaluation_pipeline`, or `model_prediction` + `compute_metrics`.
 
 The single pipeline is preferred while the registry still serves it (its last published spec,
-0.0.36, is vendored); newer registries only have the two command components, chained here into a
-two-step pipeline: predictions (column `predictions`), their probabilities and the ground truth
+0.0.36, is vendored), except for a comparison's members, whose rows only the two steps write; newer
+registries only have the two command components, chained here into a two-step pipeline: predictions (column `predictions`), their probabilities and the ground truth
 (the label column) feed `compute_metrics`; the predictions and ground truth are outputs of the
 pipeline job too, so a comparison reads its rows back (`predictions.py`). The data is shaped as the
 evaluation notebooks shape it: token classification as one string of tokens with a list of tags,
@@ -122,6 +122,8 @@ def submit_evaluation(clients: AzureClients, uploader: DataUploader, spec: Evalu
                       recommended=(card.properties.get("recommended") or {}).get("evaluation", []),
                       purpose="evaluation", gpu=None)
     tags = {jobs.TAG_KIND: "evaluate", jobs.TAG_TASK: spec.task.value}
+    if spec.for_comparison:
+        return _submit_two_steps(clients, common, placement, tags, label)
     try:
         component = jobs.registry_component(clients, EVALUATION_PIPELINE)
     except AzureNotFound:
