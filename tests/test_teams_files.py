@@ -150,3 +150,36 @@ def test_the_upload_puts_byte_ranges_as_the_session_asks(onedrive: OneDriveStand
                                                         "bytes 600-899/1280", "bytes 900-1199/1280",
                                                         "bytes 1200-1279/1280"]
     assert [p.status for p in onedrive.puts] == [202, 202, 202, 202, 201]
+
+
+def test_a_finished_evaluation_offers_its_predictions_and_sends_them(teams_bot, teams: TeamsStandIn, teams_settings,
+                                                                     onedrive: OneDriveStandIn, tiny_model,
+                                                                     start_worker):
+    """A real evaluation on a real worker: its metrics reply carries the button, and what reaches
+    OneDrive is the rows the worker scored."""
+    from bot.demo import DATA as DEMO
+    from handlers.evaluate import EvaluateRequest, start_evaluation
+    from platforms.base import DataRef, EvaluateSpec
+    from platforms.tasks import Task
+
+    alice = TeamsSender(teams_bot.url, teams, ALICE)
+    alice.message("help")
+    teams.wait_for(lambda: teams.of("reply"))
+    job = start_evaluation(teams_bot.runtime, EvaluateRequest(
+        spec=EvaluateSpec(model=tiny_model, task=Task.TEXT_CLASSIFICATION,
+                          test=DataRef(path=str(DEMO / "test.jsonl"), name="test.jsonl"),
+                          mapping={"sentence1": "review", "label": "sentiment"}),
+        requester=ALICE.aad_object_id, reply_to=ReplyTarget(channel=alice.conversation, surface="teams"))).id
+    start_worker(teams_settings)
+    metrics = teams.wait_for(lambda: [c for c in teams.of("reply") if "Metrics of" in json.dumps(c.cards)],
+                             timeout=180)[0].cards[0]
+    button = next(a for a in metrics["actions"] if a["title"] == "Download predictions")
+    assert button["data"] == {"job": job}
+    alice.execute(button["verb"], button["data"])
+    card = teams.wait_for(lambda: _attachments(teams, CONSENT))[0]
+    info = onedrive.upload_info(card["name"])
+    assert _answer(alice, "accept", card["content"]["acceptContext"], info).status_code == 200
+    sent = [json.loads(line) for line in onedrive.uploaded(info).decode().splitlines()]
+    rows = teams_bot.runtime.ledger.get(job).rows
+    assert sent == [{k: row[k] for k in ("input", "reference", "prediction")} for row in rows] and len(sent) > 1
+    teams.wait_for(lambda: _attachments(teams, INFO))
