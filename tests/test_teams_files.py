@@ -183,3 +183,11 @@ def test_a_finished_evaluation_offers_its_predictions_and_sends_them(teams_bot, 
     rows = teams_bot.runtime.ledger.get(job).rows
     assert sent == [{k: row[k] for k in ("input", "reference", "prediction")} for row in rows] and len(sent) > 1
     teams.wait_for(lambda: _attachments(teams, INFO))
+
+
+def test_the_manifest_lets_the_bot_send_files():
+    """Without `supportsFiles` Teams shows no consent card and sends no fileConsent/invoke."""
+    from pathlib import Path
+
+    manifest = json.loads((Path(__file__).resolve().parents[1] / "deploy" / "teams" / "manifest.json").read_text())
+    assert all(bot["supportsFiles"] is True for bot in manifest["bots"])
