@@ -191,3 +191,15 @@ def test_the_manifest_lets_the_bot_send_files():
 
     manifest = json.loads((Path(__file__).resolve().parents[1] / "deploy" / "teams" / "manifest.json").read_text())
     assert all(bot["supportsFiles"] is True for bot in manifest["bots"])
+
+
+@pytest.mark.parametrize("value", [{"action": "accept", "context": "not-a-dict", "uploadInfo": {"uploadUrl": 7}},
+                                   {"action": "accept", "context": [1, 2], "uploadInfo": "garbage"},
+                                   {"action": "decline", "context": None}])
+def test_a_malformed_answer_is_refused_and_the_bot_goes_on(teams_bot, teams: TeamsStandIn, onedrive, value):
+    alice = TeamsSender(teams_bot.url, teams, ALICE)
+    answered = alice.invoke("fileConsent/invoke", {"type": "fileUpload", **value})
+    assert answered.status_code == 200 and onedrive.puts == []
+    teams.wait_for(lambda: [t for t in _texts(teams) if "nothing was sent" in t])
+    assert alice.message("jobs").status_code in (200, 202)
+    teams.wait_for(lambda: [t for t in _texts(teams) if t == "You have no jobs yet."])

@@ -13,7 +13,7 @@ import logging
 import re
 
 from aiohttp import web
-from microsoft_agents.hosting.core import AgentApplication, MemoryStorage, TurnContext, TurnState
+from microsoft_agents.hosting.core import AgentApplication, MemoryStorage, RouteRank, TurnContext, TurnState
 from microsoft_agents.hosting.msteams.file_consent import FileConsent
 from microsoft_agents.hosting.msteams.task_module import TaskModule
 from microsoft_teams.api.models import FileConsentCardResponse
@@ -84,6 +84,7 @@ def create_app(settings: Settings, rt: Runtime, *, dev: bool = False,
         return await forms.on_submit(ctx, context)
 
     files = FileConsent(agent)
+    agent.add_route(consent.unreadable, consent.refuse_unreadable, is_invoke=True, rank=RouteRank.FIRST)
 
     @files.accept()
     async def on_accept(context: TurnContext, state: TurnState, answer: FileConsentCardResponse) -> None:

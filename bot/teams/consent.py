@@ -19,9 +19,10 @@ from collections.abc import Callable
 from typing import Any
 
 import requests
-from microsoft_agents.activity import Activity, ActivityTypes, Attachment
+from microsoft_agents.activity import Activity, ActivityTypes, Attachment, InvokeResponse
 from microsoft_agents.activity.teams import FileConsentCard, FileInfoCard
-from microsoft_agents.hosting.core import TurnContext
+from microsoft_agents.hosting.core import TurnContext, TurnState
+from microsoft_teams.api.models import FileConsentCardResponse
 from pydantic import BaseModel, ValidationError
 
 from bot.teams.context import TeamsContext, requester
@@ -94,6 +95,24 @@ async def reply(ctx: TeamsContext, context: TurnContext, answer: Callable[..., A
     except Exception as exc:
         said = f"⚠️ {ctx.explain(exc)}"
     await context.send_activity(said)
+
+
+def unreadable(context: TurnContext) -> bool:
+    """A `fileConsent/invoke` the SDK's FileConsent routes would fail to read (or match none of):
+    answered here instead, so a malformed one is refused rather than failing the turn."""
+    activity = context.activity
+    if activity.type != ActivityTypes.invoke or activity.name != "fileConsent/invoke":
+        return False
+    try:
+        return FileConsentCardResponse.model_validate(activity.value).action not in ("accept", "decline")
+    except ValidationError:
+        return True
+
+
+async def refuse_unreadable(context: TurnContext, state: TurnState) -> None:
+    await context.send_activity("⚠️ Teams sent an answer to a file card that fmbot could not read, so nothing was "
+                                "sent. Click **Download predictions** again for a new card.")
+    await context.send_activity(Activity(type=ActivityTypes.invoke_response, value=InvokeResponse(status=200)))
 
 
 def declined(ctx: TeamsContext, activity: Activity, context: Any) -> str:
