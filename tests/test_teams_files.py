@@ -203,3 +203,14 @@ def test_a_malformed_answer_is_refused_and_the_bot_goes_on(teams_bot, teams: Tea
     teams.wait_for(lambda: [t for t in _texts(teams) if "nothing was sent" in t])
     assert alice.message("jobs").status_code in (200, 202)
     teams.wait_for(lambda: [t for t in _texts(teams) if t == "You have no jobs yet."])
+
+
+def test_an_upload_link_off_the_file_hosts_gets_nothing(teams_bot, teams: TeamsStandIn, onedrive: OneDriveStandIn):
+    """The same OneDrive stand-in named `localhost`, which TEAMS_FILE_HOSTS (127.0.0.1 here) does not list."""
+    alice = TeamsSender(teams_bot.url, teams, ALICE)
+    _, card = _offer(teams_bot, teams, alice)
+    info = onedrive.upload_info(card["name"])
+    info["uploadUrl"] = info["uploadUrl"].replace("127.0.0.1", "localhost")
+    assert _answer(alice, "accept", card["content"]["acceptContext"], info).status_code == 200
+    teams.wait_for(lambda: [t for t in _texts(teams) if "no upload link on OneDrive or SharePoint" in t])
+    assert onedrive.puts == []
