@@ -22,7 +22,7 @@ import requests
 from microsoft_agents.activity import Activity, ActivityTypes, Attachment, InvokeResponse
 from microsoft_agents.activity.teams import FileConsentCard, FileInfoCard
 from microsoft_agents.hosting.core import TurnContext, TurnState
-from microsoft_teams.api.models import FileConsentCardResponse
+from microsoft_teams.api.models import FileConsentCardResponse, FileUploadInfo
 from pydantic import BaseModel, ValidationError
 
 from bot.teams.context import TeamsContext, requester
@@ -69,16 +69,15 @@ def offer_predictions(ctx: TeamsContext, activity: Activity, job_id: str) -> Act
         content=card.model_dump(mode="json", by_alias=True, exclude_none=True))])
 
 
-def accepted(ctx: TeamsContext, activity: Activity, context: Any, upload_info: Any) -> Activity:
+def accepted(ctx: TeamsContext, activity: Activity, context: Any, upload_info: FileUploadInfo | None) -> Activity:
     """Upload the offered file into the session Teams made, and the card that opens it."""
     offer = _take(ctx, activity, context)
     attachment = jobs.predictions_file(ctx.rt, offer.job, offer.user, offer.conversation)
     _check_size(ctx, attachment)
-    url = getattr(upload_info, "upload_url", None) or ""
-    if not url or not host_allowed(ctx.settings, url):
+    if upload_info is None or not upload_info.upload_url or not host_allowed(ctx.settings, upload_info.upload_url):
         raise UserError("Teams gave no upload link on OneDrive or SharePoint for this file",
                         hint="Click **Download predictions** again and accept the new card")
-    upload(url, attachment.content)
+    upload(upload_info.upload_url, attachment.content)
     info = FileInfoCard(unique_id=upload_info.unique_id or "", file_type=upload_info.file_type
                         or PurePath(attachment.filename).suffix.lstrip("."), etag=None)
     return Activity(type=ActivityTypes.message, text=f"Sent {attachment.filename} to your OneDrive.",
