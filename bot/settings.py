@@ -51,7 +51,8 @@ class Settings(BaseSettings):
     )
     teams_file_hosts: str = Field(
         "sharepoint.com",
-        description="Teams: hosts (and their subdomains) files shared in a chat may be downloaded from.",
+        description="Teams: hosts (and their subdomains) files shared in a chat may be downloaded from, and a "
+        "file the bot sends (file consent) uploaded to.",
     )
     redis_url: str = Field("redis://localhost:6379/0", description="Redis holding the queue and the job ledger.")
 

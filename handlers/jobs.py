@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from typing import ClassVar
 
 from pydantic import BaseModel
@@ -11,7 +12,7 @@ from handlers.errors import UserError
 from handlers.policy import Action
 from platforms.base import DeploySpec, JobSpec, JobState
 from workers.ledger import DataUse, JobKind, JobNotFound, JobRecord, ReplyTarget, new_job_id
-from workers.notifier import JobEvent
+from workers.notifier import FileAttachment, JobEvent
 from workers import timers
 from workers.costs import money
 from workers.queues import withdraw_job
@@ -135,6 +136,24 @@ def job_status(rt: Runtime, job_id: str, viewer: str | None = None, channel: str
                                or policy.current().allows(policy.actor(viewer, channel), Action.CANCEL_OTHERS)):
         return record
     raise UserError(f'there is no job "{job_id.strip()}" you can see here', hint="See `jobs` for your job ids")
+
+
+PREDICTION_KEYS = ("input", "reference", "prediction")
+
+
+def predictions_file(rt: Runtime, job_id: str, viewer: str, channel: str | None = None) -> FileAttachment:
+    """A finished evaluation's scored test rows (the first ROW_LIMIT) as JSON Lines, for whoever may
+    see the job (`job_status`): what a reviewer opens to see where the model went wrong."""
+    record = job_status(rt, job_id, viewer, channel)
+    if record.kind != "evaluate" or record.state != JobState.COMPLETED:
+        raise UserError(f"{record.id} is not a completed evaluation",
+                        hint="Predictions come with an evaluation once it has completed")
+    if not record.rows:
+        raise UserError(f"{record.id} kept no scored rows", hint="Run the evaluation again to get its predictions")
+    lines = (json.dumps({key: row.get(key) for key in PREDICTION_KEYS}, ensure_ascii=False) + "\n"
+             for row in record.rows)
+    return FileAttachment(filename=f"{record.id}-predictions.jsonl", content="".join(lines).encode(),
+                          title=f"Predictions of {record.model} on {len(record.rows)} test rows")
 
 
 def cancel_job(rt: Runtime, job_id: str, user: str, channel: str | None = None) -> JobRecord:

@@ -15,7 +15,7 @@ from typing import Any
 from microsoft_agents.activity import Activity, AdaptiveCardInvokeResponse
 from microsoft_agents.hosting.core import TurnContext
 
-from bot.teams import compare, conversations
+from bot.teams import compare, consent, conversations
 from bot.teams.context import TeamsContext, card_message, requester
 from bot.teams.ids import Verb
 from bot.teams.views import catalog as catalog_views
@@ -70,6 +70,11 @@ def _show_key(ctx: TeamsContext, activity: Activity, data: dict[str, Any]) -> Ad
                                           picked_up=key is None))
 
 
+def _predictions(ctx: TeamsContext, activity: Activity, data: dict[str, Any]) -> Activity | AdaptiveCardInvokeResponse:
+    offered = consent.offer_predictions(ctx, activity, str(data.get("job", "")))
+    return message(offered) if isinstance(offered, str) else offered
+
+
 def _rerun(ctx: TeamsContext, activity: Activity, data: dict[str, Any]) -> AdaptiveCardInvokeResponse:
     return message(compare.rerun(ctx, activity, data))
 
@@ -77,10 +82,12 @@ def _rerun(ctx: TeamsContext, activity: Activity, data: dict[str, Any]) -> Adapt
 VERBS: dict[str, Callable[[TeamsContext, Activity, dict[str, Any]], Any]] = {
     Verb.CANCEL_JOB: _cancel, Verb.APPROVE_JOB: _approve, Verb.REJECT_JOB: _reject,
     Verb.JOB_REGISTER: _register, Verb.SHOW_KEY: _show_key, Verb.COMPARE_RERUN: _rerun,
+    Verb.JOB_PREDICTIONS: _predictions,
 }
 
 
-def execute(ctx: TeamsContext, activity: Activity, data: dict[str, Any]) -> AdaptiveCardInvokeResponse | Element:
+def execute(ctx: TeamsContext, activity: Activity,
+            data: dict[str, Any]) -> AdaptiveCardInvokeResponse | Activity | Element:
     verb = ((activity.value or {}).get("action") or {}).get("verb")
     run = VERBS.get(verb)
     if run is None:
@@ -95,5 +102,8 @@ async def on_execute(ctx: TeamsContext, context: TurnContext, data: dict[str, An
     answer = await ctx.blocking(execute, ctx, context.activity, data)
     if isinstance(answer, AdaptiveCardInvokeResponse):
         return answer
+    if isinstance(answer, Activity):  # a file consent card
+        await context.send_activity(answer)
+        return message("Accept the file card in this chat and fmbot puts the file in your OneDrive.")
     await context.send_activity(card_message(answer))
     return message("The model's card is in the chat.")

@@ -1,7 +1,8 @@
 """The Teams app: the SDK's aiohttp hosting at `/api/messages`, routed to fmbot's Teams rooms.
 
 Messages go to `commands`, dialogs (`task/fetch`, `task/submit`) to `forms`, Adaptive Card
-`Action.Execute` invokes (`adaptiveCard/action`) to `actions`. Every request's token is checked
+`Action.Execute` invokes (`adaptiveCard/action`) to `actions`, a file consent card's answer
+(`fileConsent/invoke`) to `consent`. Every request's token is checked
 by `auth.middleware` before the SDK sees it; every activity refreshes the stored conversation
 reference the worker posts job cards with.
 """
@@ -12,11 +13,13 @@ import logging
 import re
 
 from aiohttp import web
-from microsoft_agents.hosting.core import AgentApplication, MemoryStorage, TurnContext, TurnState
+from microsoft_agents.hosting.core import AgentApplication, MemoryStorage, RouteRank, TurnContext, TurnState
+from microsoft_agents.hosting.msteams.file_consent import FileConsent
 from microsoft_agents.hosting.msteams.task_module import TaskModule
+from microsoft_teams.api.models import FileConsentCardResponse
 
 from bot.settings import Settings
-from bot.teams import actions, auth, commands, conversations, deploy, forms, imports
+from bot.teams import actions, auth, commands, consent, conversations, deploy, forms, imports
 from bot.teams.connections import cloud_adapter, connection_manager, credentials_problem
 from bot.teams.graph import GraphGroups, entra_group_ids, graph_token
 from bot.teams.context import TeamsContext
@@ -79,6 +82,17 @@ def create_app(settings: Settings, rt: Runtime, *, dev: bool = False,
             submit, dialog_title, what = SUBMITS[verb]
             return await forms.dialog_within_budget(ctx, context, dialog_title, what, lambda: submit(ctx, context))
         return await forms.on_submit(ctx, context)
+
+    files = FileConsent(agent)
+    agent.add_route(consent.unreadable, consent.refuse_unreadable, is_invoke=True, rank=RouteRank.FIRST)
+
+    @files.accept()
+    async def on_accept(context: TurnContext, state: TurnState, answer: FileConsentCardResponse) -> None:
+        await consent.reply(ctx, context, consent.accepted, answer.context, answer.upload_info)
+
+    @files.decline()
+    async def on_decline(context: TurnContext, state: TurnState, answer: FileConsentCardResponse) -> None:
+        await consent.reply(ctx, context, consent.declined, answer.context)
 
     @agent.error
     async def on_error(context: TurnContext, error: Exception) -> None:

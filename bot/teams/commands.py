@@ -19,7 +19,7 @@ from bot.teams import compare, conversations, data
 from bot.teams.context import TeamsContext, card_message, reply_target, require, requester
 from bot.teams.views import catalog as catalog_views
 from bot.teams.views.cards import Element, card, heading, open_dialog, text
-from bot.teams.views.jobs import deployed_card, title
+from bot.teams.views.jobs import deployed_card, predictions_actions, status_card, title
 from handlers import catalog, costs, deploy, imports, jobs, tryout
 from workers.costs import money
 from handlers.errors import UserError
@@ -94,7 +94,10 @@ def job_list(ctx: TeamsContext, activity: Activity, rest: str) -> Answer:
 
 
 def status(ctx: TeamsContext, activity: Activity, rest: str) -> Answer:
-    record = jobs.job_status(ctx.rt, _needs(rest, "status", "job"))
+    """A line; a finished evaluation's card, whose button sends its predictions as a file."""
+    record = jobs.job_status(ctx.rt, _needs(rest, "status", "job"), requester(activity), activity.conversation.id)
+    if predictions_actions(record):
+        return status_card(record)
     return "\n\n".join(line for line in (title(record), record.error and f"Error: {record.error}") if line)
 
 

@@ -20,7 +20,7 @@ from handlers.errors import UserError
 from platforms.base import DataRef
 
 
-def _host_allowed(settings: Settings, url: str) -> bool:
+def host_allowed(settings: Settings, url: str) -> bool:
     host = (urlsplit(url).hostname or "").lower()
     allowed = [h.strip().lower() for h in settings.teams_file_hosts.split(",") if h.strip()]
     return any(host == h or host.endswith("." + h) for h in allowed)
@@ -33,7 +33,7 @@ def download(settings: Settings, shared: SharedFile, dest_dir: Path, uploader: U
                         hint="Share a smaller file or register it as a data asset")
     url = shared.url
     for _ in range(2):  # the link, and at most one redirect (SharePoint answers with one)
-        if not _host_allowed(settings, url):
+        if not host_allowed(settings, url):
             raise UserError(f"{shared.name}: the download link points at {urlsplit(url).hostname}, not at "
                             "SharePoint or OneDrive", hint="Share the file again in this chat")
         response = requests.get(url, stream=True, timeout=30, allow_redirects=False)

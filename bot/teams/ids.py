@@ -24,6 +24,7 @@ class Verb(StrEnum):
     REJECT_JOB = "fmbot.job.reject"
     JOB_EVALUATE = "fmbot.job.evaluate"
     JOB_REGISTER = "fmbot.job.register"
+    JOB_PREDICTIONS = "fmbot.job.predictions"  # an evaluation's scored rows, as a file (personal chats)
     COMPARE_RERUN = "fmbot.compare.rerun"  # the same comparison again, in a new card
     SHOW_KEY = "fmbot.endpoint.showKey"  # also the refresh action of the deployed card
 

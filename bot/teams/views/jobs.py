@@ -70,7 +70,15 @@ def status_card(record: JobRecord, requester_name: str | None = None) -> Element
         actions = [execute("Cancel", Verb.CANCEL_JOB, {"job": record.id}, style="destructive")]
     elif record.state == JobState.COMPLETED and record.output_model:
         actions = result_actions(record.output_model)
-    return card(body, actions)
+    return card(body, actions + predictions_actions(record))
+
+
+def predictions_actions(record: JobRecord) -> list[Element]:
+    """A completed evaluation's scored rows are offered as a file (Teams sends files only in a
+    personal chat; elsewhere the click says so)."""
+    if record.kind != "evaluate" or record.state != JobState.COMPLETED or not record.rows:
+        return []
+    return [execute("Download predictions", Verb.JOB_PREDICTIONS, {"job": record.id})]
 
 
 def result_actions(model: str) -> list[Element]:
@@ -98,7 +106,7 @@ def metrics_card(record: JobRecord, loss_curve_png: bytes | None = None) -> Elem
     if loss_curve_png:
         body.append({"type": "Image", "altText": f"Training loss of {model}",
                      "url": "data:image/png;base64," + base64.b64encode(loss_curve_png).decode()})
-    return card(body, result_actions(model) if record.output_model else None)
+    return card(body, (result_actions(model) if record.output_model else []) + predictions_actions(record))
 
 
 def reply_text(record: JobRecord, event: JobEvent) -> str | None:
