@@ -785,6 +785,7 @@ def test_an_azure_comparison_ranks_with_intervals_from_the_rows_the_prediction_s
     thread says why."""
     from bot import console
     from bot.slack.views.compare import result_reply
+    from bot.teams.views.compare import result_card as teams_result_card
     from handlers.compare import CompareRequest, start_comparison
     from workers import compare
     from workers.jobs import poll_job
@@ -838,6 +839,8 @@ def test_an_azure_comparison_ranks_with_intervals_from_the_rows_the_prediction_s
     reply = json.dumps(result_reply(done).blocks)
     assert f"No interval for `{members[2].model}`: the ground_truth file of Azure job" in reply
     assert "is not in the datastore" in reply
+    teams_card = json.dumps(teams_result_card(done))
+    assert f"No interval for {members[2].model}: the ground_truth file of Azure job" in teams_card
 
 
 def test_azure_rows_are_bounded_and_an_oversized_output_costs_only_the_interval(
