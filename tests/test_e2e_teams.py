@@ -97,8 +97,17 @@ def test_teams_user_finetunes_minilm_from_the_dialog(settings: Settings, teams: 
         assert {u.activity_id for u in updates} == {record.reply_to.thread_ts} == {first.result_id}
         final = updates[-1].cards[0]
         assert "completed" in json.dumps(final)
-        assert [a["title"] for a in final["actions"]] == ["Evaluate", "Register", "Deploy"]
+        assert [a["title"] for a in final["actions"]] == ["Evaluate", "Register", "Deploy", "Compare with base"]
         assert any("progress" in json.dumps(u.cards) for u in updates), "a running card shows its progress bar"
+
+        started = sender.execute(Verb.COMPARE_BASE, {"job": record.id}).json()
+        assert "Comparing the base and the fine-tuned model as cmp-" in started["value"], started
+        ranked = teams.wait_for(lambda: [c for c in teams.of("reply") if "Flips" in json.dumps(c.cards)], timeout=300)[0]
+        flips = json.dumps(ranked.cards[0])
+        assert "all-MiniLM-L6-v2:1" in flips and record.output_model in flips and "rows:" in flips
+        comparison = next(r for r in Ledger(bot.runtime.redis).recent(limit=5) if r.kind == "compare")
+        assert comparison.state == "completed" and comparison.reply_to.surface == "teams", comparison.error
+        assert teams.problems == []
     finally:
         bot.close()
 

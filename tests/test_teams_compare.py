@@ -76,7 +76,9 @@ def test_teams_compare_of_three_models_one_failing_from_a_registered_dataset(tea
         assert [row[0] for row in rows] == ["1", "2", "—"] and rows[2][1] == models["broken"] and rows[2][2] == "failed"
         assert float(rows[0][2]) >= float(rows[1][2])
         assert f"{models['broken']} failed" in texts(result) and "Where they disagree" in texts(result)
-        assert [a["title"] for a in result["actions"]] == ["Fine-tune the best", "Deploy the best", "Re-run"]
+        assert [a["title"] for a in result["actions"]] == ["Fine-tune the best", "Deploy the best", "Sort", "Re-run"]
+        sort_by = next(e for e in result["body"] if e.get("id") == Input.SORT_BY)
+        assert sort_by["value"] == "accuracy" and len(sort_by["choices"]) > 1
         chart = next(e for e in result["body"] if e["type"] == "Image")
         assert chart["url"].startswith("data:image/png;base64,iVBOR") and len(chart["url"]) > 5000
 
@@ -99,6 +101,19 @@ def test_teams_compare_of_three_models_one_failing_from_a_registered_dataset(tea
         assert "Registered datasets: 1" in texts(listing) and "**sst2** v1" in texts(listing)
         details = answer_card(sender, teams, "data show sst2")
         assert {f["title"]: f["value"] for f in details["body"][1]["facts"]}["Rows"] == f"{len(SST2.read_bytes().splitlines()):,}"
+
+        other = next(c["value"] for c in sort_by["choices"] if c["value"] != "accuracy")
+        resorted = sender.execute(Verb.COMPARE_SORT, {"comparison": record.id, Input.SORT_BY: other}).json()
+        assert resorted["type"] == "application/vnd.microsoft.card.adaptive", resorted
+        header, *sorted_rows = table_rows(resorted["value"])
+        assert header[2] == other and "Ranked by " + other in texts(resorted["value"])
+        ranked = [float(row[2]) for row in sorted_rows if row[0] != "—"]
+        assert ranked == sorted(ranked, reverse=True) and sorted_rows[-1][1] == models["broken"]
+        assert {row[1] for row in sorted_rows} == {row[1] for row in rows}
+        stranger = TeamsSender(bot.url, teams, TeamsUser("cccccccc-0000-4000-8000-000000000003", "Carol Example"),
+                               conversation="a:personal-carol")
+        refused = stranger.execute(Verb.COMPARE_SORT, {"comparison": record.id, Input.SORT_BY: other}).json()
+        assert refused["type"] == "application/vnd.microsoft.activity.message" and "no job" in refused["value"].lower()
 
         rerun = sender.execute(Verb.COMPARE_RERUN, {"comparison": record.id}).json()
         assert "Re-running as cmp-" in rerun["value"], rerun
@@ -155,3 +170,30 @@ def test_eight_models_with_long_metric_names_keep_their_table_and_as_many_disagr
     assert len(table_rows(result)) == 9 and len(table_rows(result)[0]) == 7
     assert "Where they disagree**: 321 of 500 rows, the first" in texts(result)
     assert 0 < len([e for e in result["body"] if e.get("text", "").startswith("Row ")]) <= 10
+
+
+def test_models_ticked_on_a_teams_search_page_open_the_compare_card(teams_settings: Settings, teams: TeamsStandIn):
+    """Teams sends a multi-select's ticked values joined by commas, with the button's own data."""
+    models = add_models(Path(teams_settings.fmbot_models_dir))
+    bot = TeamsBotServer(teams_settings)
+    try:
+        sender = TeamsSender(bot.url, teams, ALICE)
+        page = answer_card(sender, teams, "search tiny")
+        ticks = next(e for e in page["body"] if e.get("id") == Input.COMPARE_MODELS)
+        assert ticks["isMultiSelect"] and {models["good"], models["other"]} <= {c["value"] for c in ticks["choices"]}
+        (button,) = page["actions"]
+        assert button["title"] == "Compare selected" and button["verb"] == Verb.COMPARE_PICKED
+
+        before = len(teams.of("reply"))
+        picked = sender.execute(Verb.COMPARE_PICKED, {**button["data"],
+                                                      Input.COMPARE_MODELS: f"{models['good']},{models['other']}"})
+        assert picked.json()["value"] == "The card is in the chat.", picked.text
+        compare_card = teams.wait_for(lambda: [c for c in teams.of("reply")[before:] if c.cards])[0].cards[0]
+        assert compare_card["body"][0]["text"] == "Compare 2 models"
+        assert compare_card["actions"][0]["data"]["models"] == f"{models['good']} {models['other']}"
+
+        one = sender.execute(Verb.COMPARE_PICKED, {**button["data"], Input.COMPARE_MODELS: models["good"]}).json()
+        assert "name 2 to 8 models to compare, not 1" in one["value"], one
+        assert teams.problems == []
+    finally:
+        bot.close()

@@ -98,6 +98,17 @@ class ComparisonResult(BaseModel):
     flip_examples: list[Disagreement] = []
     base: str | None = None
 
+    def ordered(self, by: str | None = None) -> list[Standing]:
+        """Ranked by the primary metric (as stored), or re-sorted by `by`; failed models last."""
+        if not by or by == self.primary:
+            return self.standings
+        scored = [s for s in self.standings if s.rank is not None and by in s.metrics]
+        scored.sort(key=lambda s: comparison.better(by, s.metrics[by]), reverse=True)
+        return scored + [s for s in self.standings if s not in scored]
+
+    def metric_names(self) -> list[str]:
+        return sorted({name for s in self.standings for name in s.metrics})
+
     @property
     def best(self) -> Standing | None:
         ranked = [s for s in self.standings if s.rank is not None]

@@ -79,10 +79,19 @@ def _rerun(ctx: TeamsContext, activity: Activity, data: dict[str, Any]) -> Adapt
     return message(compare.rerun(ctx, activity, data))
 
 
+def _with_base(ctx: TeamsContext, activity: Activity, data: dict[str, Any]) -> AdaptiveCardInvokeResponse:
+    return message(compare.with_base(ctx, activity, data))
+
+
+def _sort(ctx: TeamsContext, activity: Activity, data: dict[str, Any]) -> AdaptiveCardInvokeResponse:
+    return card_for_clicker(compare.sorted_result(ctx, activity, data))
+
+
 VERBS: dict[str, Callable[[TeamsContext, Activity, dict[str, Any]], Any]] = {
     Verb.CANCEL_JOB: _cancel, Verb.APPROVE_JOB: _approve, Verb.REJECT_JOB: _reject,
     Verb.JOB_REGISTER: _register, Verb.SHOW_KEY: _show_key, Verb.COMPARE_RERUN: _rerun,
-    Verb.JOB_PREDICTIONS: _predictions,
+    Verb.JOB_PREDICTIONS: _predictions, Verb.COMPARE_BASE: _with_base, Verb.COMPARE_SORT: _sort,
+    Verb.COMPARE_PICKED: compare.picked,
 }
 
 
@@ -106,4 +115,4 @@ async def on_execute(ctx: TeamsContext, context: TurnContext, data: dict[str, An
         await context.send_activity(answer)
         return message("Accept the file card in this chat and fmbot puts the file in your OneDrive.")
     await context.send_activity(card_message(answer))
-    return message("The model's card is in the chat.")
+    return message("The card is in the chat.")

@@ -26,6 +26,9 @@ class Verb(StrEnum):
     JOB_REGISTER = "fmbot.job.register"
     JOB_PREDICTIONS = "fmbot.job.predictions"  # an evaluation's scored rows, as a file (personal chats)
     COMPARE_RERUN = "fmbot.compare.rerun"  # the same comparison again, in a new card
+    COMPARE_SORT = "fmbot.compare.sort"  # the ranked reply again, sorted by another metric, for the clicker
+    COMPARE_BASE = "fmbot.compare.base"  # a finished fine-tune against its base, on its own test rows
+    COMPARE_PICKED = "fmbot.compare.picked"  # the models ticked on a search page: the compare card
     SHOW_KEY = "fmbot.endpoint.showKey"  # also the refresh action of the deployed card
 
 
@@ -49,6 +52,8 @@ class Input(StrEnum):
     CONTENT_FILTER = "content_filter"
     MODEL_ID = "model_id"
     LICENSE = "license"
+    SORT_BY = "sort_by"
+    COMPARE_MODELS = "compare_models"  # the search page's ticked models (Teams joins them with commas)
 
 
 NOT_USED = "__none__"

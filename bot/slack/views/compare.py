@@ -24,7 +24,6 @@ from bot.slack.ids import ActionId
 from bot.slack.limits import OPTION_TEXT, SECTION_TEXT, TABLE_CELLS, clip
 from bot.slack.views.jobs import BAR_WIDTH, SlackJobRenderer, duration
 from bot.slack.views.mrkdwn import escape
-from platforms import comparison
 from platforms.base import JobState
 from workers.compare import ComparisonResult, Leaderboard, Member, Standing
 from workers.ledger import JobRecord
@@ -88,18 +87,9 @@ def _interval(standing: Standing) -> str:
     return f"{standing.interval[0]:.3f}–{standing.interval[1]:.3f}" if standing.interval else "—"
 
 
-def ordered(result: ComparisonResult, by: str | None) -> list[Standing]:
-    """Ranked by the primary metric (as stored), or re-sorted by `by`; failed models last."""
-    if not by or by == result.primary:
-        return result.standings
-    scored = [s for s in result.standings if s.rank is not None and by in s.metrics]
-    scored.sort(key=lambda s: comparison.better(by, s.metrics[by]), reverse=True)
-    return scored + [s for s in result.standings if s not in scored]
-
-
 def metric_columns(result: ComparisonResult, by: str) -> list[str]:
     """The sort metric first, then the primary, then every other metric, as many as fit in 20 cells."""
-    names = sorted({name for s in result.standings for name in s.metrics})
+    names = result.metric_names()
     first = list(dict.fromkeys([by, result.primary]))
     return (first + [n for n in names if n not in first])[:TABLE_CELLS - len(FIXED_COLUMNS)]
 
@@ -111,7 +101,7 @@ def _cell(text: str) -> dict[str, Any]:
 def table_rows(result: ComparisonResult, by: str) -> list[list[str]]:
     names = metric_columns(result, by)
     rows = [["#", "model", *names, "95% CI", "time", "size"]]
-    for position, s in enumerate(ordered(result, by), start=1):
+    for position, s in enumerate(result.ordered(by), start=1):
         model = s.model if len(s.model) <= MODEL_CELL else s.model[:MODEL_CELL - 1] + "…"
         if s.rank is None:
             rows.append(["—", model, s.state.value, *(["—"] * (len(names) - 1)), "—", duration(s.seconds), "—"])
@@ -134,7 +124,7 @@ def _example(index: int, input_text: str, reference: str, predictions: dict[str,
 
 
 def sort_menu(record: JobRecord, result: ComparisonResult, by: str) -> StaticSelectElement:
-    names = sorted({name for s in result.standings for name in s.metrics})[:100]
+    names = result.metric_names()[:100]
     options = [Option(text=f"Sort by {name}"[:OPTION_TEXT], value=f"{record.id} {name}"[:150]) for name in names]
     initial = next((o for o in options if o.value == f"{record.id} {by}"), None)
     return StaticSelectElement(action_id=ActionId.COMPARE_SORT, options=options, initial_option=initial,

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from bot.teams.views.cards import Element, card, facts, heading, open_dialog, text
+from bot.teams.ids import Input, Verb
+from bot.teams.views.cards import Element, card, execute, facts, heading, open_dialog, text
 from platforms.base import ModelCard
 
 PAGE_SIZE = 8
@@ -39,4 +40,10 @@ def search_results(models: list[ModelCard], query: str, task: str | None) -> Ele
     if len(models) > PAGE_SIZE:
         body.append(text(f"and {len(models) - PAGE_SIZE} more: add words or `task:<task>` to narrow the search",
                          isSubtle=True))
-    return card(body)
+    shown = models[:PAGE_SIZE]
+    if len(shown) < 2:
+        return card(body)
+    body.append({"type": "Input.ChoiceSet", "id": Input.COMPARE_MODELS, "label": "Compare on your test data",
+                 "isMultiSelect": True, "style": "expanded",
+                 "choices": [{"title": f"{m.name} v{m.version}", "value": m.ref} for m in shown]})
+    return card(body, [execute("Compare selected", Verb.COMPARE_PICKED, {})])

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import base64
 
-from bot.teams.ids import Verb
+from bot.teams.ids import Input, Verb
 from bot.teams.limits import MESSAGE_BYTES, clip, message_size
 from bot.teams.views.cards import Element, card, execute, facts, heading, open_dialog, text
 from bot.teams.views.jobs import STATE_COLORS, STATE_ICONS, elapsed
@@ -65,21 +65,22 @@ def _interval(standing: Standing) -> str:
     return f"{standing.interval[0]:.3f}–{standing.interval[1]:.3f}" if standing.interval else "—"
 
 
-def metric_columns(result: ComparisonResult) -> list[str]:
-    names = sorted({name for s in result.standings for name in s.metrics} - {result.primary})
-    return [result.primary, *names[:EXTRA_METRICS]]
+def metric_columns(result: ComparisonResult, by: str) -> list[str]:
+    """The sort metric first, then the primary, then as many others as fit."""
+    first = list(dict.fromkeys([by, result.primary]))
+    return (first + [n for n in result.metric_names() if n not in first])[:1 + EXTRA_METRICS]
 
 
-def ranked_table(result: ComparisonResult) -> Element:
-    """The standings as stored (ranked by the primary metric, failed models last, unranked)."""
-    names = metric_columns(result)
+def ranked_table(result: ComparisonResult, by: str) -> Element:
+    """The standings ranked by `by` (the primary metric as stored, or re-sorted), failed models last."""
+    names = metric_columns(result, by)
     header = ["#", "model", *(clip(n, METRIC_CHARS) for n in names), "95% CI", "time"]
     rows = [header]
-    for s in result.standings:
+    for position, s in enumerate(result.ordered(by), start=1):
         if s.rank is None:
             rows.append(["—", _model(s.model), s.state.value, *(["—"] * (len(names) - 1)), "—", elapsed(s.seconds)])
         else:
-            rows.append([str(s.rank), _model(s.model), *(f"{s.metrics[n]:.4f}" if n in s.metrics else "—" for n in names),
+            rows.append([str(position), _model(s.model), *(f"{s.metrics[n]:.4f}" if n in s.metrics else "—" for n in names),
                          _interval(s), elapsed(s.seconds)])
 
     def row(cells: list[str], bold: bool) -> Element:
@@ -108,17 +109,23 @@ def _example(d: Disagreement) -> Element:
                 f"\n\n{said}", size="Small")
 
 
-def result_card(record: JobRecord, chart_png: bytes | None = None) -> Element:
-    """The ranked reply: table, failures with their reasons, the chart, disagreements (as many as
-    fit), and Fine-tune the best · Deploy the best · Re-run."""
+def sort_input(result: ComparisonResult, by: str) -> Element:
+    return {"type": "Input.ChoiceSet", "id": Input.SORT_BY, "label": "Sort by", "value": by,
+            "choices": [{"title": clip(name, METRIC_CHARS), "value": name} for name in result.metric_names()[:100]]}
+
+
+def result_card(record: JobRecord, chart_png: bytes | None = None, by: str | None = None) -> Element:
+    """The ranked reply: table (sortable by any metric), failures with their reasons, the chart,
+    disagreements (as many as fit), and Sort · Fine-tune the best · Deploy the best · Re-run."""
     result = ComparisonResult.model_validate(record.result["comparison"])
+    by = by if by in result.metric_names() else result.primary
     best = result.best
-    summary = (f"Ranked by {result.primary} on {clip(result.dataset_name, 200)} · dataset {result.dataset} · "
+    summary = (f"Ranked by {clip(by, METRIC_CHARS)} on {clip(result.dataset_name, 200)} · dataset {result.dataset} · "
                f"95% intervals by bootstrap over {result.rows} test rows")
     body: list[Element] = [heading(f"Comparison {record.id}"), text(summary, isSubtle=True, size="Small")]
     if best is not None:
         body.append(text(f"Best: **{_model(best.model)}** — {result.primary} {best.primary:.4f} ({_interval(best)})"))
-    body.append(ranked_table(result))
+    body.append(ranked_table(result, by))
     body += [text(f"No interval for {_model(s.model)}: {clip(s.rows_unavailable, REASON_CHARS)}", isSubtle=True,
                   size="Small") for s in result.standings if s.rank is not None and s.rows_unavailable]
     body += [text(f"{STATE_ICONS[s.state]} {_model(s.model)} {s.state}: {clip(s.error or 'no reason recorded', REASON_CHARS)}",
@@ -126,7 +133,11 @@ def result_card(record: JobRecord, chart_png: bytes | None = None) -> Element:
     if chart_png:
         body.append({"type": "Image", "altText": f"{result.primary} per model",
                      "url": "data:image/png;base64," + base64.b64encode(chart_png).decode()})
+    if len(result.metric_names()) > 1:
+        body.append(sort_input(result, by))
     actions = [execute("Re-run", Verb.COMPARE_RERUN, {"comparison": record.id})]
+    if len(result.metric_names()) > 1:
+        actions.insert(0, execute("Sort", Verb.COMPARE_SORT, {"comparison": record.id}))
     if best is not None:
         actions = [open_dialog("Fine-tune the best", {"kind": "finetune", "model": best.model}),
                    open_dialog("Deploy the best", {"kind": "deploy", "model": best.model}), *actions]

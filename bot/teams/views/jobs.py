@@ -70,6 +70,8 @@ def status_card(record: JobRecord, requester_name: str | None = None) -> Element
         actions = [execute("Cancel", Verb.CANCEL_JOB, {"job": record.id}, style="destructive")]
     elif record.state == JobState.COMPLETED and record.output_model:
         actions = result_actions(record.output_model)
+        if record.kind == "finetune":
+            actions.append(execute("Compare with base", Verb.COMPARE_BASE, {"job": record.id}))
     return card(body, actions + predictions_actions(record))
 
 
