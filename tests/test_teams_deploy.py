@@ -122,3 +122,46 @@ def test_serverless_is_offered_only_where_the_model_card_says_so():
     managed_only = deploy_dialog(model.model_copy(update={"serverless": False}), options, {}, {})
     assert Input.CONTENT_FILTER not in inputs(managed_only)
     assert card_problems(managed_only, "deploy dialog") == []
+
+
+def test_a_teams_endpoint_lives_as_long_as_asked_and_its_warning_offers_keep_and_delete(
+        teams_settings: Settings, teams: TeamsStandIn, tiny_model, start_worker):
+    """Warned 10.8 s before the end of a 21.6 s life; Keep adds 10.8 s, for the owner only."""
+    from tests.test_costs_e2e import stop_endpoints
+    from workers import keys
+
+    settings = teams_settings.replace(fmbot_ttl_warning_hours=0.003, fmbot_ttl_extension_hours=0.003)
+    bot = TeamsBotServer(settings)
+    try:
+        start_worker(settings)
+        alice = TeamsSender(bot.url, teams, ALICE)
+        card = offered_dialog(alice, teams, f"deploy {tiny_model}")
+        assert inputs(card)[Input.TTL]["type"] == "Input.Text"
+        values = {Input.DEPLOY_KIND: "managed", Input.ENDPOINT: "teams-ttl", Input.COMPUTE: "cpu", Input.INSTANCES: 1}
+        bad = dialog_card(alice.task_submit(card, {**values, Input.TTL: "soon"}))
+        assert '"soon" is not a time to live' in error_under(bad, Input.TTL)
+        done = alice.task_submit(card, {**values, Input.TTL: "0.006h"}).json()["task"]
+        assert done["type"] == "message" and "Deploying" in done["value"], done
+
+        warning = teams.wait_for(lambda: [c for c in teams.of("reply")
+                                          if "reaches the end of its time to live" in json.dumps(c.cards)], 180)[0]
+        notice = warning.cards[0]
+        assert [a["title"] for a in notice["actions"]] == ["Keep 0.003 h more", "Delete now"]
+        assert next(r for r in Ledger(bot.runtime.redis).recent() if r.kind == "deploy").spec["ttl_hours"] == 0.006
+
+        bob = TeamsSender(bot.url, teams, TeamsUser("bbbbbbbb-0000-4000-8000-000000000002", "Bob Example"),
+                          conversation="a:personal-bob")
+        before = json.loads(bot.runtime.redis.get(keys.lease("teams-ttl")))["expires_at"]
+        refused = bob.execute(Verb.KEEP_ENDPOINT, {"endpoint": "teams-ttl"}).json()
+        assert "deployed by someone else" in refused["value"], refused
+        assert "deployed by someone else" in bob.execute(Verb.DELETE_ENDPOINT, {"endpoint": "teams-ttl"}).json()["value"]
+        kept = alice.execute(Verb.KEEP_ENDPOINT, {"endpoint": "teams-ttl"}).json()
+        assert "teams-ttl is kept until" in kept["value"], kept
+        assert json.loads(bot.runtime.redis.get(keys.lease("teams-ttl")))["expires_at"] > before
+        deleted = alice.execute(Verb.DELETE_ENDPOINT, {"endpoint": "teams-ttl"}).json()
+        assert deleted["value"] == "Deleted endpoint teams-ttl.", deleted
+        assert bot.runtime.platform.list_endpoints() == [] and not bot.runtime.redis.exists(keys.lease("teams-ttl"))
+        assert teams.problems == []
+    finally:
+        stop_endpoints(bot)
+        bot.close()

@@ -21,7 +21,7 @@ from bot.teams.ids import Verb
 from bot.teams.views import catalog as catalog_views
 from bot.teams.views.cards import CARD_TYPE, Element
 from bot.teams.views.jobs import deployed_card
-from handlers import catalog, deploy, jobs
+from handlers import catalog, costs, deploy, jobs
 
 MESSAGE_TYPE = "application/vnd.microsoft.activity.message"
 
@@ -70,6 +70,16 @@ def _show_key(ctx: TeamsContext, activity: Activity, data: dict[str, Any]) -> Ad
                                           picked_up=key is None))
 
 
+def _keep(ctx: TeamsContext, activity: Activity, data: dict[str, Any]) -> AdaptiveCardInvokeResponse:
+    held = costs.keep_endpoint(ctx.rt, str(data.get("endpoint", "")), requester(activity))
+    return message(f"{held.endpoint} is kept until {held.expires_at:%Y-%m-%d %H:%M} UTC.")
+
+
+def _delete(ctx: TeamsContext, activity: Activity, data: dict[str, Any]) -> AdaptiveCardInvokeResponse:
+    info = deploy.delete_endpoint(ctx.rt, str(data.get("endpoint", "")), requester(activity))
+    return message(f"Deleted endpoint {info.name}.")
+
+
 def _predictions(ctx: TeamsContext, activity: Activity, data: dict[str, Any]) -> Activity | AdaptiveCardInvokeResponse:
     offered = consent.offer_predictions(ctx, activity, str(data.get("job", "")))
     return message(offered) if isinstance(offered, str) else offered
@@ -91,7 +101,7 @@ VERBS: dict[str, Callable[[TeamsContext, Activity, dict[str, Any]], Any]] = {
     Verb.CANCEL_JOB: _cancel, Verb.APPROVE_JOB: _approve, Verb.REJECT_JOB: _reject,
     Verb.JOB_REGISTER: _register, Verb.SHOW_KEY: _show_key, Verb.COMPARE_RERUN: _rerun,
     Verb.JOB_PREDICTIONS: _predictions, Verb.COMPARE_BASE: _with_base, Verb.COMPARE_SORT: _sort,
-    Verb.COMPARE_PICKED: compare.picked,
+    Verb.COMPARE_PICKED: compare.picked, Verb.KEEP_ENDPOINT: _keep, Verb.DELETE_ENDPOINT: _delete,
 }
 
 

@@ -1,4 +1,4 @@
-"""The deploy dialog: model, endpoint name, serverless or managed compute (VM size, instances).
+"""The deploy dialog: model, endpoint name, serverless or managed compute (VM size, instances), time to live.
 
 It opens from a model card's Deploy button or `deploy <model>`; a submit builds the same
 `DeploySpec` the Slack modal does, and any problem (an endpoint name Azure refuses, too many
@@ -18,12 +18,14 @@ from bot.teams.views.deploy import DEPLOY_TITLE, SERVERLESS, deploy_dialog
 from bot.teams.views.forms import submitted_values
 from handlers import deploy as deploy_handlers
 from handlers.actions import Action
+from handlers.costs import parse_ttl
 from handlers.errors import UserError
 from platforms.base import DeploySpec, ModelCard
 from platforms.errors import FmbotError
 
 # Which input of the deploy dialog shows an error about each DeploySpec field.
-DEPLOY_INPUTS = {"endpoint": Input.ENDPOINT, "instances": Input.INSTANCES, "compute": Input.COMPUTE}
+DEPLOY_INPUTS = {"endpoint": Input.ENDPOINT, "instances": Input.INSTANCES, "compute": Input.COMPUTE,
+                 "ttl": Input.TTL}
 
 
 def _show(ctx: TeamsContext, model: ModelCard, values: dict[str, Any], errors: dict[str, str]) -> dict[str, Any]:
@@ -50,9 +52,11 @@ def submit(ctx: TeamsContext, context: TurnContext) -> dict[str, Any]:
         return closing(f"⚠️ {ctx.explain(exc)}")
     serverless = model.serverless and values.get(Input.DEPLOY_KIND) == SERVERLESS
     try:
+        ttl = str(values.get(Input.TTL) or "").strip()
         spec = DeploySpec(model=model.ref, endpoint=str(values.get(Input.ENDPOINT) or "").strip(),
                           instances=values.get(Input.INSTANCES) or 1, compute=values.get(Input.COMPUTE) or None,
-                          serverless=serverless, content_filtering=values.get(Input.CONTENT_FILTER) != "false")
+                          serverless=serverless, content_filtering=values.get(Input.CONTENT_FILTER) != "false",
+                          ttl_hours=parse_ttl(ttl) if ttl else None)
         if not serverless and not spec.compute:
             raise UserError("Choose a VM size for managed compute", field="compute")
     except FmbotError as exc:

@@ -30,6 +30,8 @@ class Verb(StrEnum):
     COMPARE_SORT = "fmbot.compare.sort"  # the ranked reply again, sorted by another metric, for the clicker
     COMPARE_BASE = "fmbot.compare.base"  # a finished fine-tune against its base, on its own test rows
     COMPARE_PICKED = "fmbot.compare.picked"  # the models ticked on a search page: the compare card
+    KEEP_ENDPOINT = "fmbot.endpoint.keep"  # the end-of-life warning's Keep N h more
+    DELETE_ENDPOINT = "fmbot.endpoint.delete"  # the end-of-life warning's and the idle notice's Delete
     SHOW_KEY = "fmbot.endpoint.showKey"  # also the refresh action of the deployed card
 
 
@@ -53,6 +55,7 @@ class Input(StrEnum):
     CONTENT_FILTER = "content_filter"
     MODEL_ID = "model_id"
     LICENSE = "license"
+    TTL = "ttl"
     SORT_BY = "sort_by"
     COMPARE_MODELS = "compare_models"  # the search page's ticked models (Teams joins them with commas)
 

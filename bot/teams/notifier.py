@@ -24,7 +24,7 @@ from bot.teams import conversations
 from bot.teams.connections import cloud_adapter, connection_manager, credentials_problem
 from bot.teams.context import card_message
 from bot.teams.views import compare as compare_views
-from bot.teams.views.jobs import deployed_card, metrics_card, reply_text, status_card
+from bot.teams.views.jobs import deployed_card, endpoint_notice_card, metrics_card, reply_text, status_card
 from workers.ledger import JobRecord, Ledger, ReplyTarget
 from workers.notifier import ChatMessage, JobEvent, deliver_steps
 
@@ -92,6 +92,8 @@ class TeamsNotifier:
             return card_message(deployed_card(endpoint, record.model, record.result.get("url", ""),
                                                owner["mri"] if owner else None), summary=f"Endpoint {endpoint}")
         line = reply_text(record, event)
+        if event in (JobEvent.ENDPOINT_EXPIRING, JobEvent.ENDPOINT_IDLE):
+            return card_message(endpoint_notice_card(record, event), summary=line)
         return Activity(type=ActivityTypes.message, text=line) if line else None
 
     def _status(self, record: JobRecord) -> JobRecord:

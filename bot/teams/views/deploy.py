@@ -48,6 +48,9 @@ def deploy_dialog(model: ModelCard, options: list[ComputeOption], values: dict[s
         body.append(text(f"and {len(options) - len(shown)} more sizes: see `quota`", isSubtle=True))
     body += number(Input.INSTANCES, "Instances (managed compute)", _number(values.get(Input.INSTANCES), 1),
                    minimum=1, maximum=MAX_ENDPOINT_INSTANCES, error=errors.get(Input.INSTANCES))
+    body += text_input(Input.TTL, "Time to live", placeholder="8h, 90m, 2d, or never where the policy allows; "
+                       "empty for the policy's default", max_length=16, value=str(values.get(Input.TTL) or ""),
+                       error=errors.get(Input.TTL))
     if model.serverless:
         body += toggle(Input.CONTENT_FILTER, "Content filtering of prompts and completions (serverless)",
                        on=values.get(Input.CONTENT_FILTER, "true") != "false")

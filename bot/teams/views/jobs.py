@@ -139,6 +139,17 @@ def reply_text(record: JobRecord, event: JobEvent) -> str | None:
     return None
 
 
+def endpoint_notice_card(record: JobRecord, event: JobEvent) -> Element:
+    """An endpoint's end-of-life warning (Keep N h more · Delete now) or idle notice (Delete), as
+    Slack gives them; the buttons act for the owner or an admin only (handlers check)."""
+    endpoint = record.result.get("endpoint", "")
+    actions = [execute("Delete now", Verb.DELETE_ENDPOINT, {"endpoint": endpoint}, style="destructive")]
+    if event == JobEvent.ENDPOINT_EXPIRING:
+        actions.insert(0, execute(f"Keep {record.result.get('keep_hours', 8):g} h more", Verb.KEEP_ENDPOINT,
+                                  {"endpoint": endpoint}, style="positive"))
+    return card([text(reply_text(record, event) or "")], actions)
+
+
 def deployed_card(endpoint: str, model: str, url: str, owner_mri: str | None, key: str | None = None, *,
                   picked_up: bool = False) -> Element:
     """URL and a curl example for everyone. The key is never in the posted card: Teams runs the
