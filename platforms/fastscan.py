@@ -250,10 +250,14 @@ def _batches_of(reader: pa.RecordBatchReader) -> Iterator[list[pa.RecordBatch]]:
         yield group
 
 
-def _is_text(value: object) -> bool:
-    """True for text that `is_blank` would pass without a look: more than a blank marker's length,
-    with no whitespace at either end for `strip` to remove."""
-    return type(value) is str and len(value) > SHORT_VALUE_BYTES and not value[0].isspace() and not value[-1].isspace()
+def _check_value(values: dict, column: str, value: object, is_blank: Callable[[object], bool]) -> None:
+    """What `_text` checks of a value the quick test in `_scan_json_lines` did not pass."""
+    if value is _ABSENT:
+        found, value = reading.lookup(values, column)
+        if not found:
+            raise _Unproven(f"no {column}")
+    if is_blank(value) or isinstance(value, (dict, list)):
+        raise _Unproven(f"a blank or structured {column}")
 
 
 def _scan_json_lines(path: Path, columns: Sequence[str], label: str | None,
@@ -279,18 +283,16 @@ def _scan_json_lines(path: Path, columns: Sequence[str], label: str | None,
             if type(values) is not dict:
                 raise _Unproven("not an object")
             for column in columns:
+                # Text longer than a blank marker with no space at either end passes `is_blank`
+                # unseen; anything else gets the row reader's own tests.
                 value = values.get(column, _ABSENT)
-                if _is_text(value):
-                    continue
-                if value is _ABSENT:
-                    found, value = reading.lookup(values, column)
-                    if not found:
-                        raise _Unproven(f"no {column}")
-                if is_blank(value) or isinstance(value, (dict, list)):
-                    raise _Unproven(f"a blank or structured {column}")
+                if not (type(value) is str and len(value) > SHORT_VALUE_BYTES and not value[0].isspace()
+                        and not value[-1].isspace()):
+                    _check_value(values, column, value, is_blank)
             if label is not None:
                 text = values.get(label, _ABSENT)
-                text = str(reading.lookup(values, label)[1] if text is _ABSENT else text)
+                if type(text) is not str:
+                    text = str(reading.lookup(values, label)[1] if text is _ABSENT else text)
                 labels[text] = labels.get(text, 0) + 1
             rows += 1
     return ScanResult(rows=rows, labels=Counter(labels))
