@@ -121,7 +121,8 @@ def run(quick: bool) -> list[Result]:
         large_peak = 0.0
         for fmt, path in files.items():
             size_mb = path.stat().st_size / (1024 * 1024)
-            runs = alternate(count, {kind: lambda kind=kind: measure(kind, path) for kind in ("fmbot", "pandas", "raw")})
+            sides = {kind: lambda kind=kind: measure(kind, path) for kind in ("fmbot", "pandas", "raw")}
+            runs = alternate(count, sides)
             for kind, measured in runs.items():
                 log(f"{NAME} {fmt} {kind}: {measured}")
             speed = {kind: [size_mb / r["seconds"] for r in rs] for kind, rs in runs.items()}
