@@ -57,12 +57,14 @@ WHY = {
         "that job's thread alone. Beyond the limit, what remains is 50 threads' Redis round trips and "
         "Block Kit rendering sharing two cores with the stand-in."),
     "dataset_validation": (
-        "Against a raw line read (0.09 s for 200 MB) fmbot spends about 0.5 s of CPU on JSONL: 0.11 s "
-        "proving on the raw bytes, on one core, that pyarrow and the row reader agree on the file (pyarrow "
-        "accepts NaN, several objects on a line, invalid UTF-8 and more that orjson refuses), 0.30-0.35 s "
-        "of pyarrow parsing over both cores, 0.03 s of value checks. 0.3x needs both cores nearly to "
-        "itself; repeated runs on a quiet machine took 0.28-0.31 s. CSV has no pandas target (the issue's "
-        "5x is against read_json); with pyarrow installed pandas.read_csv itself parses with pyarrow."),
+        "The raw floor reads the lines through the same 1 MB buffer as fmbot (~0.075 s for 200 MB; Python's "
+        "default 8 KB buffer takes ~0.09 s, against which JSONL came to ~0.35x). JSONL costs ~0.27 s of one "
+        "core: orjson parsing each line ~0.12 s (the row reader's own parser, so nothing it refuses is "
+        "accepted), the buffered line read ~0.05 s, the per-row checks ~0.08 s; orjson holds the GIL, so "
+        "the second core idles, and 0.3x needs <= 0.25 s. CSV: pyarrow's reader (~0.21 s; quoted line "
+        "breaks keep its chunking serial) with the proof that the csv module splits the file alike "
+        "(~0.12 s) in a thread beside it; both need the GIL for their Python parts. Before this run's "
+        "changes, in the same session: JSONL 0.64 s (proof, then pyarrow's JSON reader), CSV 0.37 s."),
     "finetune_throughput": (
         "On CPU both use fused AdamW and match. On CUDA (benchmarks/results-gpu.md) fmbot logs the loss every "
         "5 steps for the loss curve, and each log waits for the GPU; the plain Trainer logs every 500."),

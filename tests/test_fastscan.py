@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 
 from platforms import fastscan
-from platforms.datasets import ColumnMapping, DatasetError, validate_file
+from platforms.datasets import ColumnMapping, DatasetError, reading, validate_file
 from platforms.tasks import Task
 from tests.helpers import DATA
 
@@ -79,7 +79,7 @@ GOOD = [{"text": "a fine film", "label": "pos"}, {"text": "dull", "label": "neg"
     ("mrpc_dev.csv", TC, {"sentence1": "sentence1", "sentence2": "sentence2", "label": "label"}, True),
     ("mrpc_train.tsv", TC, {"sentence1": "#1 String", "sentence2": "#2 String", "label": "Quality"}, True),
     ("xsum_sample.json", Task.SUMMARIZATION, {"document": "document", "summary": "summary"}, True),
-    ("wmt_en_ro_train.json", Task.TRANSLATION, {"source": "translation.en", "target": "translation.ro"}, False),
+    ("wmt_en_ro_train.json", Task.TRANSLATION, {"source": "translation.en", "target": "translation.ro"}, True),
     ("sft_chat.jsonl", Task.TEXT_GENERATION, {"messages": "messages"}, False),
 ])
 def test_shared_datasets(both, name, task, columns, proved):
@@ -114,7 +114,7 @@ JSONL_CASES = [
     ("empty lines", lines(GOOD[0], "", GOOD[1], "", "") + "\r\n", True),
     ("NaN and Infinity inside text", lines({"text": "NaN is not Infinity War", "label": "x"},
                                            {"text": "x", "label": "y", "note": "Information"}), True),
-    ("NaN after a colon inside text", lines({"text": "score: NaN", "label": "x"}, GOOD[1]), False),
+    ("NaN after a colon inside text", lines({"text": "score: NaN", "label": "x"}, GOOD[1]), True),
     ("nested unmapped values", lines(NESTED, *GOOD), True),
     ("unicode text", lines({"text": "caf\u00e9 \u00a0na\u00efve \u4e2d\u6587\u3002", "label": "x"}, GOOD[1]), True),
     ("escaped key", '{"te\\u0078t": "a", "label": "x"}\n{"text": "b", "label": "y"}\n', True),
@@ -129,13 +129,13 @@ JSONL_CASES = [
     ("empty string", lines(GOOD[0], {"text": "", "label": "y"}), False),
     ("missing key", lines(GOOD[0], {"label": "y"}), False),
     ("null value", lines(GOOD[0], {"text": None, "label": "y"}), False),
-    ("float labels", lines({"text": "a", "label": 1.0}, {"text": "b", "label": 2.5}), False),
-    ("bool labels", lines({"text": "a", "label": True}, {"text": "b", "label": False}), False),
-    ("int then text label", lines({"text": "a", "label": 1}, {"text": "b", "label": "1"}), False),
-    ("text then int label", lines({"text": "a", "label": "1"}, {"text": "b", "label": 2}), False),
+    ("float labels", lines({"text": "a", "label": 1.0}, {"text": "b", "label": 2.5}), True),
+    ("bool labels", lines({"text": "a", "label": True}, {"text": "b", "label": False}), True),
+    ("int then text label", lines({"text": "a", "label": 1}, {"text": "b", "label": "1"}), True),
+    ("text then int label", lines({"text": "a", "label": "1"}, {"text": "b", "label": 2}), True),
     ("dict value", lines(GOOD[0], {"text": {"a": "b"}, "label": "y"}), False),
     ("list value", lines(GOOD[0], {"text": ["b"], "label": "y"}), False),
-    ("huge whole number", lines(GOOD[0], {"text": "b", "label": 2 ** 64}), False),
+    ("huge whole number", lines(GOOD[0], {"text": "b", "label": 2 ** 64}), True),
     ("NaN value", lines(GOOD[0]) + '{"text": "b", "label": "y", "score": NaN}\n', False),
     ("negative Infinity value", lines(GOOD[0]) + '{"text": "b", "label": "y", "s": [1, -Infinity]}\n', False),
     ("Inf value", lines(GOOD[0]) + '{"text": "b", "label": "y", "s":Inf}\n', False),
@@ -152,13 +152,22 @@ JSONL_CASES = [
     ("UTF-8 surrogate in an unmapped value", lines(GOOD[0]).encode() + b'{"text": "b", "label": "y", "x": "\xed\xa0\x80"}\n', False),
     ("lone surrogate escape", lines(GOOD[0]) + '{"text": "b", "label": "y", "x": "\\udc00"}\n', False),
     ("duplicate mapped key, blank last", lines(GOOD[0]) + '{"text": "b", "label": "y", "text": " "}\n', False),
-    ("duplicate mapped key, text last", lines(GOOD[0]) + '{"text": " ", "label": "y", "text": "b"}\n', False),
-    ("blank line of spaces", lines(GOOD[0], "   ", GOOD[1]), False),
-    ("blank line of vertical tab", lines(GOOD[0], "\x0b", GOOD[1]), False),
-    ("space after the object", lines(GOOD[0]) + json.dumps(GOOD[1]) + "  \n", False),
+    ("duplicate mapped key, text last", lines(GOOD[0]) + '{"text": " ", "label": "y", "text": "b"}\n', True),
+    ("blank line of spaces", lines(GOOD[0], "   ", GOOD[1]), True),
+    ("blank line of vertical tab", lines(GOOD[0], "\x0b", GOOD[1]), True),
+    ("space after the object", lines(GOOD[0]) + json.dumps(GOOD[1]) + "  \n", True),
     ("trailing comma", lines(GOOD[0]) + '{"text": "b", "label": "y",}\n', False),
     ("BOM on a later line", lines(GOOD[0]) + "\ufeff" + lines(GOOD[1]), False),
     ("not JSON", lines(GOOD[0]) + '{"text": "b", "label": \n', False),
+    ("nested mapped column", lines({"text": {"en": "a"}, "label": "x"}, {"text": {"en": "b"}, "label": "y"}), False),
+    ("boolean text", lines({"text": True, "label": "x"}, {"text": False, "label": "y"}), True),
+    ("float text", lines({"text": 1.5, "label": "x"}, {"text": -0.0, "label": "y"}), True),
+    ("exponent past a float", lines(GOOD[0]) + '{"text": 1e400, "label": "y"}\n', False),
+    ("long text with space at the end", lines({"text": "a long enough review ", "label": "x"}, GOOD[1]), True),
+    ("long text of spaces", lines(GOOD[0], {"text": " " * 40, "label": "y"}), False),
+    ("long text of unicode spaces", lines(GOOD[0], {"text": "\u3000" * 40, "label": "y"}), False),
+    ("form feed line", lines(GOOD[0], "\x0c", GOOD[1]), True),
+    ("NUL line", lines(GOOD[0], "\x00", GOOD[1]), False),
 ]
 
 
@@ -168,9 +177,18 @@ def test_json_lines(both, tmp_path, name, content, proved):
     assert fast == proved
 
 
-def test_a_line_longer_than_a_block_is_left_to_the_row_reader(both, tmp_path, monkeypatch):
-    monkeypatch.setattr(fastscan, "BLOCK_BYTES", 4096)
+def test_a_line_over_the_row_readers_limit_is_left_to_it(both, tmp_path, monkeypatch):
+    monkeypatch.setattr(reading, "MAX_RECORD_BYTES", 4096)
     path = write(tmp_path, "train.jsonl", lines(GOOD[0], {"text": "x" * 10_000, "label": "y"}, GOOD[1]))
+    result, fast = both(path, TEXT)
+    assert result[0] == "error" and "longer than" in result[1] and not fast
+    at_limit = write(tmp_path, "limit.jsonl", lines(GOOD[0], {"text": "x" * (4096 - 30), "label": "y"}, GOOD[1]))
+    assert both(at_limit, TEXT) == (("ok", 3, [("pos", 1), ("y", 1), ("neg", 1)]), True)
+
+
+def test_a_csv_line_longer_than_a_block_is_left_to_the_row_reader(both, tmp_path, monkeypatch):
+    monkeypatch.setattr(fastscan, "BLOCK_BYTES", 4096)
+    path = write(tmp_path, "train.csv", f"text,label\na,pos\n{'x' * 10_000},y\nb,neg\n")
     assert both(path, TEXT) == (("ok", 3, [("pos", 1), ("y", 1), ("neg", 1)]), False)
 
 

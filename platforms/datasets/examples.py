@@ -302,7 +302,7 @@ _EXAMPLE_BUILDERS = {
     Task.CHAT_COMPLETION: _example_text_generation,
 }
 
-# The tasks whose examples are only text columns checked by `_text`: the columnar fast path
+# The tasks whose examples are only text columns checked by `_text`: the fast path
 # (`platforms.fastscan`) can check those; the others need their row-by-row builders.
 _TEXT_KEYS = {
     Task.TEXT_CLASSIFICATION: ("sentence1", "sentence2", "label"),

@@ -33,9 +33,9 @@ def validate_file(path: Path, mapping: ColumnMapping, name: str | None = None, *
     """Check every row of a file as `load_examples` would, keeping none, so memory stays flat in the
     file size; this is what runs before a job is recorded, on files of any size up to `max_bytes`.
 
-    JSON Lines, CSV and TSV files of text tasks go through the columnar fast path first; it accepts
-    exactly what the row reader accepts, and any file it cannot prove good is read again row by row,
-    so that a rejection still names the file, line and column."""
+    JSON Lines, CSV and TSV files of text tasks go through the fast path (`platforms.fastscan`)
+    first; it accepts exactly what the row reader accepts, and any file it cannot prove good is read
+    again row by row, so that a rejection still names the file, line and column."""
     label = name or path.name
     classify = mapping.task == Task.TEXT_CLASSIFICATION
     fmt = checked_format(path, label, max_bytes)
