@@ -3,7 +3,6 @@
 
 from __future__ import annotations
 
-import re
 from pathlib import Path
 from typing import Literal
 
@@ -83,11 +82,6 @@ def preview(ref: DataRef, mapping: ColumnMapping, *, max_bytes: int, training: b
 
 
 # ------------------------------------------------------------------ registered datasets
-
-
-def dataset_name_for(file_name: str) -> str:
-    """The dataset a form's "Register as dataset" makes of an upload: named after the file."""
-    return re.sub(r"[^A-Za-z0-9._-]+", "-", Path(file_name).stem).strip("-._") or "dataset"
 
 
 def register_dataset(rt: Runtime, name: str, path: Path, *, file_name: str | None = None, description: str = "",

@@ -197,35 +197,3 @@ def test_models_ticked_on_a_teams_search_page_open_the_compare_card(teams_settin
         assert teams.problems == []
     finally:
         bot.close()
-
-
-def test_a_file_shared_in_teams_is_registered_as_a_dataset_from_the_mapping_step(teams_settings: Settings,
-                                                                                teams: TeamsStandIn, tiny_model):
-    bot = TeamsBotServer(teams_settings)
-    try:
-        sender = TeamsSender(bot.url, teams, ALICE)
-        content = b"".join(SST2.read_bytes().splitlines(keepends=True)[:30])
-        sender.message("", attachments=[teams.share_file("sst2 reviews.jsonl", content)])
-        teams.wait_for(lambda: [c for c in teams.of("reply") if "sst2 reviews.jsonl" in (c.activity.get("text") or "")])
-        data_card = open_dialog(sender, teams, f"evaluate {tiny_model.split(':')[0]}")
-        file_id = next(c["value"] for e in data_card["body"] if e.get("id") == "test" for c in e["choices"])
-        mapping_card = dialog_card(sender.task_submit(data_card, {
-            "model": tiny_model, "task": "text-classification", "test": file_id, "test_asset": "",
-            Input.DATASET: NOT_USED}))
-        assert [a["title"] for a in mapping_card["actions"]] == ["Next", "Register as dataset"]
-
-        chosen = selects(mapping_card)
-        again = dialog_card(press(sender, mapping_card, "Register as dataset", chosen))
-        assert "Registered sst2 reviews.jsonl as dataset sst2-reviews:1 (30 rows)" in texts(again)
-        assert selects(again) == chosen, "the step stays as it was filled"
-        (info,) = bot.runtime.platform.list_datasets()
-        assert (info.name, info.rows, info.registered_by) == ("sst2-reviews", 30, ALICE.aad_object_id)
-
-        reopened = open_dialog(sender, teams, f"evaluate {tiny_model.split(':')[0]}")
-        assert "sst2-reviews:1" in [c["value"] for e in reopened["body"] if e.get("id") == Input.DATASET
-                                    for c in e["choices"]]
-        compute_card = dialog_card(sender.task_submit(again, chosen))
-        assert "compute" in {e.get("id") for e in compute_card["body"]}
-        assert teams.problems == []
-    finally:
-        bot.close()

@@ -33,8 +33,7 @@ from bot.teams.views.forms import (TITLES, Errors, checking_card, checking_step,
                                      mapping_step, submitted_values, title)
 from handlers import compare
 from handlers.catalog import require_task
-from handlers.data import (REGISTERED, check_data, dataset_name_for, list_datasets, preview, register_dataset,
-                           registered_ref)
+from handlers.data import REGISTERED, check_data, list_datasets, preview, registered_ref
 from handlers.errors import UserError
 from handlers.evaluate import EvaluateRequest, start_evaluation
 from handlers.finetune import FinetuneRequest, start_finetune
@@ -213,19 +212,6 @@ def mapping_submitted(ctx: TeamsContext, state: FormState, values: dict[str, Any
     return rows_checked(ctx, state)
 
 
-def registered(ctx: TeamsContext, state: FormState, values: dict[str, Any]) -> Element:
-    """"Register as dataset": the step's file kept as the next version of a dataset named after
-    it, for later dialogs and `--train data:NAME`; the step stays as the user had filled it."""
-    ref = state.train or state.test
-    prefix = f"{Input.MAPPING}."
-    chosen = {name.removeprefix(prefix): column for name, column in values.items() if name.startswith(prefix)}
-    info = register_dataset(ctx.rt, dataset_name_for(ref.name), Path(ref.path), file_name=ref.name,
-                            requester=state.owner, max_bytes=ctx.settings.max_upload_bytes)
-    return mapping_step(state, chosen or guess_mapping(state.columns, Task(state.task)), {},
-                        note=f"✅ Registered {ref.name} as dataset {info.ref} ({info.rows or 0:,} rows). "
-                             "Dialogs offer it under Registered dataset.")
-
-
 def rows_checked(ctx: TeamsContext, state: FormState) -> Element:
     """Every row of every file under the form's mapping: on to the compute step, or the mapping step
     again with the problem, and "Skip N rows and continue" while skipping is allowed."""
@@ -309,8 +295,7 @@ def submit(ctx: TeamsContext, context: TurnContext) -> dict[str, Any]:
     except UserError as exc:
         return closing(f"⚠️ {ctx.explain(exc)}")
     reached = {Verb.FORM_DATA: True, Verb.FORM_MAPPING: bool(state.task and (state.train or state.test)),
-               Verb.FORM_COMPUTE: bool(state.mapping), Verb.FORM_SKIP: bool(state.mapping and state.bad_rows),
-               Verb.FORM_REGISTER: bool(state.task and (state.train or state.test))}
+               Verb.FORM_COMPUTE: bool(state.mapping), Verb.FORM_SKIP: bool(state.mapping and state.bad_rows)}
     if not reached.get(verb):
         return closing("This form step is out of order; open the form again.")
     try:
@@ -321,8 +306,6 @@ def submit(ctx: TeamsContext, context: TurnContext) -> dict[str, Any]:
         elif verb == Verb.FORM_SKIP:
             state.skip_bad_rows = True
             step = rows_checked(ctx, state)
-        elif verb == Verb.FORM_REGISTER:
-            step = registered(ctx, state, values)
         else:
             step = compute_submitted(ctx, context, state, values)
             if isinstance(step, str):

@@ -16,7 +16,6 @@ class Verb(StrEnum):
     FORM_MAPPING = "fmbot.form.mapping"  # task/submit of step 2: column mapping
     FORM_COMPUTE = "fmbot.form.compute"  # task/submit of step 3: compute and settings
     FORM_SKIP = "fmbot.form.skipBadRows"  # task/submit: "Skip N rows and continue" on the mapping step
-    FORM_REGISTER = "fmbot.form.registerDataset"  # task/submit: the mapping step's file kept as a dataset
     FORM_RESUME = "fmbot.form.resume"  # task/submit: the step that was still being checked, once ready
     DEPLOY = "fmbot.deploy"  # task/submit of the deploy dialog
     IMPORT = "fmbot.import"  # task/submit of the import dialog

@@ -126,13 +126,12 @@ def _data_step(state: FormState, models: list[ModelCard], files: list[SharedFile
     return _form(state, body, _submit("Next", Verb.FORM_DATA, state), errors)
 
 
-def mapping_step(state: FormState, guesses: dict[str, str], errors: Errors, note: str | None = None) -> Element:
+def mapping_step(state: FormState, guesses: dict[str, str], errors: Errors) -> Element:
     """Step 2: one select per column key, filled with the file's own columns."""
-    return fitted(lambda limit: _mapping_step(state, guesses, errors, limit, note))
+    return fitted(lambda limit: _mapping_step(state, guesses, errors, limit))
 
 
-def _mapping_step(state: FormState, guesses: dict[str, str], errors: Errors, limit: int,
-                  note: str | None) -> Element:
+def _mapping_step(state: FormState, guesses: dict[str, str], errors: Errors, limit: int) -> Element:
     spec = TASKS[Task(state.task)]
     data = state.train or state.test
     body: list[Element] = [text(f"Which column of {data.name if data else 'your data'} holds each part of a "
@@ -153,12 +152,8 @@ def _mapping_step(state: FormState, guesses: dict[str, str], errors: Errors, lim
     if state.preview is not None:
         body += preview_elements(state.preview)
     body += _left_out(state)
-    if note:
-        body.append(text(note, color="Good"))
-    extra = [_submit(f"Skip {state.bad_rows:,} rows and continue", Verb.FORM_SKIP, state)] if state.bad_rows else []
-    if data is not None and data.dataset is None and not data.path.startswith("azureml:"):
-        extra.append(_submit("Register as dataset", Verb.FORM_REGISTER, state))
-    return _form(state, body, _submit("Next", Verb.FORM_MAPPING, state), errors, extra)
+    skip = [_submit(f"Skip {state.bad_rows:,} rows and continue", Verb.FORM_SKIP, state)] if state.bad_rows else []
+    return _form(state, body, _submit("Next", Verb.FORM_MAPPING, state), errors, skip)
 
 
 def compute_step(state: FormState, options: list[ComputeOption], estimates: list[tuple[str, Estimate]],
