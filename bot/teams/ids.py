@@ -29,6 +29,7 @@ class Verb(StrEnum):
     COMPARE_SORT = "fmbot.compare.sort"  # the ranked reply again, sorted by another metric, for the clicker
     COMPARE_BASE = "fmbot.compare.base"  # a finished fine-tune against its base, on its own test rows
     COMPARE_PICKED = "fmbot.compare.picked"  # the models ticked on a search page: the compare card
+    DATA_REGISTER = "fmbot.data.register"  # a file shared in the chat, kept as a registered dataset
     SHOW_KEY = "fmbot.endpoint.showKey"  # also the refresh action of the deployed card
 
 
