@@ -32,8 +32,8 @@ def dataset_list(infos: list[DatasetInfo]) -> Element:
 
 
 def file_received(shared: list[SharedFile]) -> Element:
-    """The answer to files shared in the chat: the forms offer them; each can be registered, named
-    after the file (Teams puts several files of one message in one card, so at most a few)."""
+    """The answer to files shared in the chat: the forms offer them, and a button per file registers
+    it under a name made from the file's (a form is not needed first, unlike Slack's upload)."""
     names = ", ".join(clip(f.name, 200) for f in shared)
     body = [text(f"Got {names}: it is offered as data in the `finetune` and `evaluate` forms. "
                  "Register as dataset keeps it for later forms and `--train data:NAME`.")]
