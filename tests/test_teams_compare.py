@@ -131,7 +131,7 @@ def test_bad_rows_in_the_teams_dialog_can_be_skipped_and_the_preview_says_so(tea
         good = SST2.read_bytes().splitlines(keepends=True)[:40]
         content = b"".join(good) + b'{"input_string": "no label"}\n'
         sender.message("", attachments=[teams.share_file("sst2-bad.jsonl", content)])
-        teams.wait_for(lambda: [c for c in teams.of("reply") if "sst2-bad.jsonl" in (c.activity.get("text") or "")])
+        teams.wait_for(lambda: [c for c in teams.of("reply") if "sst2-bad.jsonl" in texts(c.activity)])
         data_card = open_dialog(sender, teams, f"evaluate {tiny_model.split(':')[0]}")
         file_id = next(c["value"] for e in data_card["body"] if e.get("id") == "test" for c in e["choices"])
         mapping_card = dialog_card(sender.task_submit(data_card, {
