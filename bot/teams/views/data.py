@@ -11,7 +11,7 @@ from platforms.datasets import Preview
 
 MAX_LISTED = 40  # lines in a list answer; more would outgrow a card
 DISTRIBUTION_SHOWN = 15
-MAX_ACTIONS = 6  # buttons Teams shows on one card
+MAX_ACTIONS = 6  # buttons a Teams card shows (its host config's maxActions, as render_job_card.py draws them)
 
 
 def _line(info: DatasetInfo) -> str:
