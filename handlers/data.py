@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Literal
 
@@ -82,6 +83,12 @@ def preview(ref: DataRef, mapping: ColumnMapping, *, max_bytes: int, training: b
 
 
 # ------------------------------------------------------------------ registered datasets
+
+
+def name_for_file(file_name: str) -> str:
+    """A dataset name a chat's file can be registered under without asking: its stem, with what a
+    name may not hold turned into hyphens (both chat surfaces name a shared file's dataset so)."""
+    return re.sub(r"[^A-Za-z0-9._-]+", "-", Path(file_name).stem).strip("-._") or "dataset"
 
 
 def register_dataset(rt: Runtime, name: str, path: Path, *, file_name: str | None = None, description: str = "",

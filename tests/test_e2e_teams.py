@@ -46,7 +46,7 @@ def open_dialog(sender: TeamsSender, teams: TeamsStandIn, text: str) -> dict:
 
 def walk_to_compute(sender: TeamsSender, teams: TeamsStandIn, model: str, train: bytes, name: str) -> dict:
     sender.message("", attachments=[teams.share_file(name, train)])
-    teams.wait_for(lambda: [c for c in teams.of("reply") if name in (c.activity.get("text") or "")])
+    teams.wait_for(lambda: [c for c in teams.of("reply") if name in json.dumps(c.activity)])
     data_card = open_dialog(sender, teams, f"finetune {model.split(':')[0]}")
     assert selects(data_card)["model"] == model
     file_id = next(c["value"] for e in data_card["body"] if e.get("id") == "train" for c in e["choices"])

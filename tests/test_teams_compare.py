@@ -131,7 +131,7 @@ def test_bad_rows_in_the_teams_dialog_can_be_skipped_and_the_preview_says_so(tea
         good = SST2.read_bytes().splitlines(keepends=True)[:40]
         content = b"".join(good) + b'{"input_string": "no label"}\n'
         sender.message("", attachments=[teams.share_file("sst2-bad.jsonl", content)])
-        teams.wait_for(lambda: [c for c in teams.of("reply") if "sst2-bad.jsonl" in (c.activity.get("text") or "")])
+        teams.wait_for(lambda: [c for c in teams.of("reply") if "sst2-bad.jsonl" in texts(c.activity)])
         data_card = open_dialog(sender, teams, f"evaluate {tiny_model.split(':')[0]}")
         file_id = next(c["value"] for e in data_card["body"] if e.get("id") == "test" for c in e["choices"])
         mapping_card = dialog_card(sender.task_submit(data_card, {
@@ -195,5 +195,45 @@ def test_models_ticked_on_a_teams_search_page_open_the_compare_card(teams_settin
         one = sender.execute(Verb.COMPARE_PICKED, {**button["data"], Input.COMPARE_MODELS: models["good"]}).json()
         assert "name 2 to 8 models to compare, not 1" in one["value"], one
         assert teams.problems == []
+    finally:
+        bot.close()
+
+
+def test_compare_buttons_in_a_shared_channel_need_the_policys_evaluate(teams_settings: Settings, teams: TeamsStandIn,
+                                                                       tmp_path: Path):
+    """Bob sees Alice's comparison in their channel (its thread is there), but the policy lets only Alice
+    evaluate: Re-run, Compare with base and Compare selected each start evaluations, so they refuse him;
+    Sort only shows what the channel already has."""
+    from handlers.compare import CompareRequest, start_comparison
+    from platforms.base import DataRef
+    from platforms.datasets import ColumnMapping
+    from platforms.tasks import Task
+    from tests.test_teams import BOB
+    from workers.ledger import ReplyTarget
+
+    rules = tmp_path / "policy.yaml"
+    rules.write_text(f"allow:\n  evaluate: {{users: [{ALICE.aad_object_id}]}}\n")
+    models = add_models(Path(teams_settings.fmbot_models_dir))
+    bot = TeamsBotServer(teams_settings.replace(fmbot_policy=rules))
+    channel = "19:ml@thread.tacv2;messageid=7"
+    try:
+        record = start_comparison(bot.runtime, CompareRequest(
+            models=[models["good"], models["other"]], task=Task.TEXT_CLASSIFICATION,
+            test=DataRef(path=str(SST2), name=SST2.name),
+            mapping=ColumnMapping.build({"sentence1": "input_string", "label": "label_string"}, Task.TEXT_CLASSIFICATION),
+            requester=ALICE.aad_object_id, reply_to=ReplyTarget(channel=channel, surface="teams")))
+        alice = TeamsSender(bot.url, teams, ALICE, conversation=channel, conversation_type="channel")
+        bob = TeamsSender(bot.url, teams, BOB, conversation=channel, conversation_type="channel")
+        comparisons = lambda: [r.id for r in Ledger(bot.runtime.redis).recent(limit=20) if r.kind == "compare"]  # noqa: E731
+
+        for verb, data in ((Verb.COMPARE_RERUN, {"comparison": record.id}), (Verb.COMPARE_BASE, {"job": record.id}),
+                           (Verb.COMPARE_PICKED, {Input.COMPARE_MODELS: f"{models['good']},{models['other']}"})):
+            refused = bob.execute(verb, data).json()
+            assert "not allowed to evaluate models" in refused["value"], (verb, refused)
+        assert comparisons() == [record.id], "Bob started nothing"
+
+        rerun = alice.execute(Verb.COMPARE_RERUN, {"comparison": record.id}).json()
+        assert "Re-running as cmp-" in rerun["value"], rerun
+        assert len(comparisons()) == 2
     finally:
         bot.close()

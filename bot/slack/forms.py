@@ -30,7 +30,8 @@ from bot.slack.views.forms import (NONE_VALUE, checking_step, compute_step, data
 from bot.slack.limits import SELECT_OPTIONS
 from bot.slack.views.data import preview_text
 from bot.slack.views.mrkdwn import escape
-from handlers.data import REGISTERED, check_data, list_datasets, preview, register_dataset, registered_ref
+from handlers.data import (REGISTERED, check_data, list_datasets, name_for_file, preview, register_dataset,
+                           registered_ref)
 from platforms.base import DataRef, Hyperparameters, PlatformError, QuotaCheck, SpecError
 from handlers import policy
 from handlers.costs import comparison_estimates, form_estimates
@@ -237,7 +238,7 @@ def on_register_dataset(ack, body, client, context):
     ctx: SlackContext = context["fm"]
     state = load_state(body["view"]["private_metadata"], ctx.rt.redis)
     ref = state.train or state.test
-    name = re.sub(r"[^A-Za-z0-9._-]+", "-", Path(ref.name).stem).strip("-._") or "dataset"
+    name = name_for_file(ref.name)
 
     def register() -> None:
         info = register_dataset(ctx.rt, name, Path(ref.path), file_name=ref.name, requester=state.user,

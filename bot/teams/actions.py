@@ -17,6 +17,7 @@ from microsoft_agents.hosting.core import TurnContext
 
 from bot.teams import compare, consent, conversations
 from bot.teams.context import TeamsContext, card_message, requester
+from bot.teams.data import register_button
 from bot.teams.ids import Verb
 from bot.teams.views import catalog as catalog_views
 from bot.teams.views.cards import CARD_TYPE, Element
@@ -97,11 +98,16 @@ def _sort(ctx: TeamsContext, activity: Activity, data: dict[str, Any]) -> Adapti
     return card_for_clicker(compare.sorted_result(ctx, activity, data))
 
 
+def _register_data(ctx: TeamsContext, activity: Activity, data: dict[str, Any]) -> AdaptiveCardInvokeResponse:
+    return message(register_button(ctx, activity, data))
+
+
 VERBS: dict[str, Callable[[TeamsContext, Activity, dict[str, Any]], Any]] = {
     Verb.CANCEL_JOB: _cancel, Verb.APPROVE_JOB: _approve, Verb.REJECT_JOB: _reject,
     Verb.JOB_REGISTER: _register, Verb.SHOW_KEY: _show_key, Verb.COMPARE_RERUN: _rerun,
     Verb.JOB_PREDICTIONS: _predictions, Verb.COMPARE_BASE: _with_base, Verb.COMPARE_SORT: _sort,
     Verb.COMPARE_PICKED: compare.picked, Verb.KEEP_ENDPOINT: _keep, Verb.DELETE_ENDPOINT: _delete,
+    Verb.DATA_REGISTER: _register_data,
 }
 
 

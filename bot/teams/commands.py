@@ -18,6 +18,7 @@ from microsoft_agents.hosting.core import TurnContext
 from bot.teams import compare, conversations, data
 from bot.teams.context import TeamsContext, card_message, reply_target, require, requester
 from bot.teams.views import catalog as catalog_views
+from bot.teams.views import data as data_views
 from bot.teams.views.cards import Element, card, heading, open_dialog, text
 from bot.teams.views.jobs import deployed_card, predictions_actions, status_card, title
 from handlers import catalog, costs, deploy, imports, jobs, tryout
@@ -200,8 +201,7 @@ def answer(ctx: TeamsContext, activity: Activity) -> Answer:
 async def on_message(ctx: TeamsContext, context: TurnContext) -> None:
     activity = context.activity
     if not command_text(activity) and conversations.shared_files(activity):
-        names = ", ".join(f.name for f in conversations.shared_files(activity))
-        await context.send_activity(f"Got {names}: it is offered as data in the `finetune` and `evaluate` forms.")
+        await context.send_activity(card_message(data_views.file_received(conversations.shared_files(activity))))
         return
     reply = await ctx.blocking(answer, ctx, activity)
     if isinstance(reply, str):

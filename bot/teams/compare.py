@@ -12,11 +12,12 @@ from typing import Any
 
 from microsoft_agents.activity import Activity
 
-from bot.teams.context import TeamsContext, reply_target, requester
+from bot.teams.context import TeamsContext, reply_target, require, requester
 from bot.teams.ids import Input
 from bot.teams.views.cards import Element, card, heading, open_dialog, text
 from bot.teams.views.compare import chart, leaderboard_card, result_card
 from handlers import compare
+from handlers.actions import Action
 from handlers.errors import UserError
 from handlers.jobs import job_status
 from handlers.registry import COMMANDS, Surface, usage_hint
@@ -38,11 +39,14 @@ def command_leaderboard(ctx: TeamsContext, activity: Activity, rest: str) -> Ele
 
 
 def picked(ctx: TeamsContext, activity: Activity, data: dict[str, Any]) -> Element:
-    """The models ticked on a search page, as if `compare` had named them."""
+    """The models ticked on a search page, as if `compare` had named them (and so as the policy allows it)."""
+    require(activity, Action.EVALUATE)
     return command_compare(ctx, activity, " ".join(str(data.get(Input.COMPARE_MODELS) or "").split(",")))
 
 
 def with_base(ctx: TeamsContext, activity: Activity, data: dict[str, Any]) -> str:
+    """Evaluations, so the clicker needs the policy's evaluate: seeing a job in a shared chat is not enough."""
+    require(activity, Action.EVALUATE)
     record = compare.compare_with_base(ctx.rt, str(data.get("job", "")), requester(activity), reply_target(activity),
                                        channel=activity.conversation.id, max_bytes=ctx.settings.max_upload_bytes)
     return f"Comparing the base and the fine-tuned model as {record.id}; its card follows in the chat."
@@ -55,6 +59,7 @@ def sorted_result(ctx: TeamsContext, activity: Activity, data: dict[str, Any]) -
 
 
 def rerun(ctx: TeamsContext, activity: Activity, data: dict[str, Any]) -> str:
+    require(activity, Action.EVALUATE)
     record = compare.rerun_comparison(ctx.rt, str(data.get("comparison", "")), requester(activity),
                                       reply_target(activity), channel=activity.conversation.id,
                                       max_bytes=ctx.settings.max_upload_bytes)

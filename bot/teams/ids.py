@@ -31,6 +31,7 @@ class Verb(StrEnum):
     COMPARE_PICKED = "fmbot.compare.picked"  # the models ticked on a search page: the compare card
     KEEP_ENDPOINT = "fmbot.endpoint.keep"  # the end-of-life warning's Keep N h more
     DELETE_ENDPOINT = "fmbot.endpoint.delete"  # the end-of-life warning's and the idle notice's Delete
+    DATA_REGISTER = "fmbot.data.register"  # a file shared in the chat, kept as a registered dataset
     SHOW_KEY = "fmbot.endpoint.showKey"  # also the refresh action of the deployed card
 
 

@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+from bot.teams.ids import Verb
 from bot.teams.limits import clip
-from bot.teams.views.cards import Element, card, facts, heading, text
+from bot.teams.state import SharedFile
+from bot.teams.views.cards import Element, card, execute, facts, heading, text
 from platforms.base import DatasetInfo
 from platforms.datasets import Preview
 
 MAX_LISTED = 40  # lines in a list answer; more would outgrow a card
 DISTRIBUTION_SHOWN = 15
+MAX_ACTIONS = 6  # buttons a Teams card shows (its host config's maxActions, as render_job_card.py draws them)
 
 
 def _line(info: DatasetInfo) -> str:
@@ -19,12 +22,23 @@ def _line(info: DatasetInfo) -> str:
 
 def dataset_list(infos: list[DatasetInfo]) -> Element:
     if not infos:
-        return card([text("No registered datasets yet. Register a file with `fmbot data register NAME FILE`.")])
+        return card([text("No registered datasets yet. Share a file in this chat and press its Register as dataset, "
+                          "or send `data register NAME` after sharing it.")])
     body = [heading(f"Registered datasets: {len(infos)}")]
     body += [text(clip(_line(i), 500), spacing="Small") for i in infos[:MAX_LISTED]]
     if len(infos) > MAX_LISTED:
         body.append(text(f"and {len(infos) - MAX_LISTED} more", isSubtle=True))
     return card(body)
+
+
+def file_received(shared: list[SharedFile]) -> Element:
+    """The answer to files shared in the chat: the forms offer them, and a button per file registers
+    it under a name made from the file's (a form is not needed first, unlike Slack's upload)."""
+    names = ", ".join(clip(f.name, 200) for f in shared)
+    body = [text(f"Got {names}: it is offered as data in the `finetune` and `evaluate` forms. "
+                 "Register as dataset keeps it for later forms and `--train data:NAME`.")]
+    return card(body, [execute(clip(f"Register {f.name} as dataset" if len(shared) > 1 else "Register as dataset", 80),
+                               Verb.DATA_REGISTER, {"file": f.id}) for f in shared[:MAX_ACTIONS]])
 
 
 def dataset_details(info: DatasetInfo) -> Element:
