@@ -19,7 +19,7 @@ from typing import Any
 
 import jwt
 
-from tests.helpers import LocalServer
+from tests.helpers import LocalServer, Served
 from tests.teams_standin import APP_ID, TeamsStandIn
 
 EXAMPLES = Path(__file__).resolve().parent / "data" / "teams"
@@ -27,32 +27,19 @@ CONTEXT = json.loads((EXAMPLES / "graph-checkmembergroups.response.json").read_t
 
 
 @dataclass
-class GraphStandIn:
+class GraphStandIn(Served):
     teams: TeamsStandIn  # whose managed identity signs the bot's Graph tokens
     members: dict[str, set[str]] = field(default_factory=dict)  # object id -> groups it is in (transitively)
     status: int | None = None
     calls: list[dict[str, Any]] = field(default_factory=list)
     server: LocalServer | None = None
 
-    def start(self) -> GraphStandIn:
-        self.server = LocalServer({"POST": self._post})
-        return self
-
-    def stop(self) -> None:
-        if self.server:
-            self.server.stop()
+    def routes(self) -> dict[str, Any]:
+        return {"POST": self._post}
 
     @property
     def url(self) -> str:
-        return f"http://127.0.0.1:{self.server.port}/v1.0"
-
-    def _answer(self, handler: BaseHTTPRequestHandler, status: int, body: Any) -> None:
-        data = json.dumps(body).encode()
-        handler.send_response(status)
-        handler.send_header("Content-Type", "application/json")
-        handler.send_header("Content-Length", str(len(data)))
-        handler.end_headers()
-        handler.wfile.write(data)
+        return f"{self.origin}/v1.0"
 
     def _authorized(self, header: str) -> bool:
         scheme, _, token = header.partition(" ")
@@ -69,15 +56,15 @@ class GraphStandIn:
         self.calls.append({"path": handler.path, "body": body})
         if len(parts) != 4 or parts[0] != "v1.0" or parts[1] not in ("users", "directoryObjects") \
                 or parts[3] != "checkMemberGroups":
-            self._answer(handler, 404, {"error": {"code": "Request_ResourceNotFound", "message": handler.path}})
+            self.answer(handler, 404, {"error": {"code": "Request_ResourceNotFound", "message": handler.path}})
         elif not self._authorized(handler.headers.get("Authorization", "")):
-            self._answer(handler, 401, {"error": {"code": "InvalidAuthenticationToken", "message": "Access token is invalid."}})
+            self.answer(handler, 401, {"error": {"code": "InvalidAuthenticationToken", "message": "Access token is invalid."}})
         elif self.status is not None:
-            self._answer(handler, self.status, {"error": {"code": "serviceNotAvailable", "message": "down"}})
+            self.answer(handler, self.status, {"error": {"code": "serviceNotAvailable", "message": "down"}})
         elif not isinstance(body.get("groupIds"), list) or len(body["groupIds"]) > 20:
-            self._answer(handler, 400, {"error": {"code": "Request_BadRequest", "message": "groupIds: 1 to 20 ids"}})
+            self.answer(handler, 400, {"error": {"code": "Request_BadRequest", "message": "groupIds: 1 to 20 ids"}})
         elif urllib.parse.unquote(parts[2]) not in self.members:
-            self._answer(handler, 404, {"error": {"code": "Request_ResourceNotFound", "message": parts[2]}})
+            self.answer(handler, 404, {"error": {"code": "Request_ResourceNotFound", "message": parts[2]}})
         else:
             mine = self.members[urllib.parse.unquote(parts[2])]
-            self._answer(handler, 200, {"@odata.context": CONTEXT, "value": [g for g in body["groupIds"] if g in mine]})
+            self.answer(handler, 200, {"@odata.context": CONTEXT, "value": [g for g in body["groupIds"] if g in mine]})

@@ -61,6 +61,36 @@ class LocalServer:
         self.server.server_close()
 
 
+class Served:
+    """A stand-in answered by one LocalServer on 127.0.0.1: `routes` names the handler of each method."""
+
+    server: LocalServer | None
+
+    def routes(self) -> dict[str, Answer]:
+        raise NotImplementedError
+
+    def start(self):
+        self.server = LocalServer(self.routes())
+        return self
+
+    def stop(self) -> None:
+        if self.server:
+            self.server.stop()
+
+    @property
+    def origin(self) -> str:
+        return f"http://127.0.0.1:{self.server.port}"
+
+    @staticmethod
+    def answer(handler: BaseHTTPRequestHandler, status: int, body: Any, content_type: str = "application/json") -> None:
+        data = body if isinstance(body, bytes) else json.dumps(body).encode()
+        handler.send_response(status)
+        handler.send_header("Content-Type", content_type)
+        handler.send_header("Content-Length", str(len(data)))
+        handler.end_headers()
+        handler.wfile.write(data)
+
+
 SLOW_SECONDS = 4.0  # a remote check made slow: longer than Slack's 3 s for an ack
 
 

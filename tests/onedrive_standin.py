@@ -21,7 +21,7 @@ from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 from typing import Any
 
-from tests.helpers import LocalServer
+from tests.helpers import LocalServer, Served
 
 DATA = Path(__file__).resolve().parent / "data" / "teams"
 _RANGE = re.compile(r"^bytes (\d+)-(\d+)/(\d+)$")
@@ -50,23 +50,18 @@ class Put:
 
 
 @dataclass
-class OneDriveStandIn:
+class OneDriveStandIn(Served):
     sessions: dict[str, Session] = field(default_factory=dict)
     puts: list[Put] = field(default_factory=list)
     server: LocalServer | None = None
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
-    def start(self) -> OneDriveStandIn:
-        self.server = LocalServer({"PUT": self._put})
-        return self
-
-    def stop(self) -> None:
-        if self.server:
-            self.server.stop()
+    def routes(self) -> dict[str, Any]:
+        return {"PUT": self._put}
 
     @property
     def url(self) -> str:
-        return f"http://127.0.0.1:{self.server.port}"
+        return self.origin
 
     def upload_info(self, name: str) -> dict[str, Any]:
         """A new session for `name`, as the published accept invoke's `uploadInfo` describes it."""
@@ -81,14 +76,6 @@ class OneDriveStandIn:
         session = self.sessions[info["uniqueId"]]
         return bytes(session.content) if session.done else None
 
-    def _answer(self, handler: BaseHTTPRequestHandler, status: int, body: dict[str, Any]) -> None:
-        data = json.dumps(body).encode()
-        handler.send_response(status)
-        handler.send_header("Content-Type", "application/json")
-        handler.send_header("Content-Length", str(len(data)))
-        handler.end_headers()
-        handler.wfile.write(data)
-
     def _put(self, handler: BaseHTTPRequestHandler) -> None:
         session = self.sessions.get(handler.path.removeprefix("/up/"))
         body = handler.rfile.read(int(handler.headers.get("Content-Length") or 0))
@@ -96,7 +83,7 @@ class OneDriveStandIn:
         status, answer = self._range(session, content_range, body, handler.headers.get("Authorization"))
         with self._lock:
             self.puts.append(Put(session.id if session else handler.path, content_range, status, dict(handler.headers)))
-        self._answer(handler, status, answer)
+        self.answer(handler, status, answer)
 
     def _range(self, session: Session | None, content_range: str, body: bytes,
                authorization: str | None) -> tuple[int, dict[str, Any]]:

@@ -20,7 +20,7 @@ from typing import Any
 
 import requests
 
-from tests.helpers import LocalServer, wait_until
+from tests.helpers import LocalServer, Served, wait_until
 
 BOT_TOKEN = "xoxb-test-token"
 
@@ -63,7 +63,7 @@ class PostRateLimit:
 
 
 @dataclass
-class SlackStandIn:
+class SlackStandIn(Served):
     token: str = BOT_TOKEN
     calls: list[Call] = field(default_factory=list)
     files: dict[str, tuple[str, bytes, str]] = field(default_factory=dict)
@@ -82,17 +82,12 @@ class SlackStandIn:
 
     # ------------------------------------------------------------------ lifecycle
 
-    def start(self) -> SlackStandIn:
-        self.server = LocalServer({"GET": self._serve_file, "POST": self._api})
-        return self
-
-    def stop(self) -> None:
-        if self.server:
-            self.server.stop()
+    def routes(self) -> dict[str, Any]:
+        return {"GET": self._serve_file, "POST": self._api}
 
     @property
     def base_url(self) -> str:
-        return f"http://127.0.0.1:{self.server.port}"
+        return self.origin
 
     @property
     def api_url(self) -> str:

@@ -32,7 +32,7 @@ import requests
 from cryptography.hazmat.primitives.asymmetric import rsa
 
 from bot.teams.limits import CARD_VERSION, MESSAGE_BYTES, message_size
-from tests.helpers import LocalServer
+from tests.helpers import LocalServer, Served
 
 SCHEMA_PATH = Path(__file__).resolve().parent / "data" / "teams" / "adaptive-card-1.5.schema.json"
 APP_ID = "00000000-0000-4000-8000-00000000a99f"
@@ -79,7 +79,7 @@ class ConnectorCall:
 
 
 @dataclass
-class TeamsStandIn:
+class TeamsStandIn(Served):
     require_auth: bool = True
     calls: list[ConnectorCall] = field(default_factory=list)
     problems: list[str] = field(default_factory=list)
@@ -96,18 +96,13 @@ class TeamsStandIn:
 
     # ------------------------------------------------------------------ lifecycle
 
-    def start(self) -> TeamsStandIn:
-        self.server = LocalServer({"GET": self._get, "POST": lambda request: self._connector(request, "POST"),
-                                   "PUT": lambda request: self._connector(request, "PUT")})
-        return self
-
-    def stop(self) -> None:
-        if self.server:
-            self.server.stop()
+    def routes(self) -> dict[str, Any]:
+        return {"GET": self._get, "POST": lambda request: self._connector(request, "POST"),
+                "PUT": lambda request: self._connector(request, "PUT")}
 
     @property
     def url(self) -> str:
-        return f"http://127.0.0.1:{self.server.port}"
+        return self.origin
 
     @property
     def service_url(self) -> str:
@@ -180,74 +175,66 @@ class TeamsStandIn:
 
     # ------------------------------------------------------------------ HTTP
 
-    def _answer(self, handler: BaseHTTPRequestHandler, status: int, body: Any, content_type: str = "application/json"):
-        data = body if isinstance(body, bytes) else json.dumps(body).encode()
-        handler.send_response(status)
-        handler.send_header("Content-Type", content_type)
-        handler.send_header("Content-Length", str(len(data)))
-        handler.end_headers()
-        handler.wfile.write(data)
-
     def _get(self, handler: BaseHTTPRequestHandler) -> None:
         url = urllib.parse.urlsplit(handler.path)
         if url.path == "/openid/.well-known/openidconfiguration":
-            self._answer(handler, 200, {"issuer": CHANNEL_ISSUER, "jwks_uri": f"{self.url}/openid/keys",
+            self.answer(handler, 200, {"issuer": CHANNEL_ISSUER, "jwks_uri": f"{self.url}/openid/keys",
                                         "id_token_signing_alg_values_supported": ["RS256"],
                                         "token_endpoint_auth_methods_supported": ["private_key_jwt"]})
         elif url.path == "/openid/keys":
-            self._answer(handler, 200, {"keys": [{**self.channel_jwk, "endorsements": ["msteams"]}]})
+            self.answer(handler, 200, {"keys": [{**self.channel_jwk, "endorsements": ["msteams"]}]})
         elif url.path == "/msi/token":
             query = dict(urllib.parse.parse_qsl(url.query))
             if handler.headers.get("X-IDENTITY-HEADER") != IDENTITY_HEADER:
-                self._answer(handler, 401, {"error": "invalid identity header"})
+                self.answer(handler, 401, {"error": "invalid identity header"})
                 return
             resource = query.get("resource", "")
             client_id = query.get("client_id", "")
-            self._answer(handler, 200, {"access_token": self._identity_token(resource, client_id),
+            self.answer(handler, 200, {"access_token": self._identity_token(resource, client_id),
                                         "expires_on": str(int(time.time()) + 3600), "resource": resource,
                                         "token_type": "Bearer", "client_id": client_id})
         elif url.path.startswith("/files/") and url.path.removeprefix("/files/") in self.files:
-            self._answer(handler, 200, self.files[url.path.removeprefix("/files/")], "application/octet-stream")
+            self.answer(handler, 200, self.files[url.path.removeprefix("/files/")], "application/octet-stream")
         else:
-            self._answer(handler, 404, {"error": {"code": "NotFound", "message": url.path}})
+            self.answer(handler, 404, {"error": {"code": "NotFound", "message": url.path}})
 
     def _connector(self, handler: BaseHTTPRequestHandler, method: str) -> None:
         parts = urllib.parse.urlsplit(handler.path).path.strip("/").split("/")
         # teams / v3 / conversations / {conversation} / activities [/ {activity}]
         if parts[:3] != ["teams", "v3", "conversations"] or len(parts) < 5 or parts[4] != "activities":
-            self._answer(handler, 404, {"error": {"code": "NotFound", "message": handler.path}})
+            self.answer(handler, 404, {"error": {"code": "NotFound", "message": handler.path}})
             return
         conversation = urllib.parse.unquote(parts[3])
         activity_id = urllib.parse.unquote(parts[5]) if len(parts) > 5 else None
         body = handler.rfile.read(int(handler.headers.get("Content-Length") or 0))
         if self.require_auth and not self._bot_authorized(handler.headers.get("Authorization", "")):
             self.refused.append((401, handler.path))
-            self._answer(handler, 401, {"error": {"code": "Unauthorized", "message": "token missing or not the bot's"}})
+            self.answer(handler, 401, {"error": {"code": "Unauthorized", "message": "token missing or not the bot's"}})
             return
         with self._lock:
             failure = self.failures.pop(0) if self.failures else None
         if failure is not None:
             self.refused.append((failure, handler.path))
-            self._answer(handler, failure, {"error": {"code": "ServiceUnavailable" if failure >= 500 else "BadRequest"}})
+            self.answer(handler, failure, {"error": {"code": "ServiceUnavailable" if failure >= 500 else "BadRequest"}})
             return
         activity = json.loads(body or b"{}")
         verb = "update" if method == "PUT" else ("reply" if activity_id else "send")
         size = message_size(activity)
         if size > MESSAGE_BYTES:
             self.refused.append((413, handler.path))
-            self._answer(handler, 413, {"error": {"code": "MessageSizeTooBig",
+            self.answer(handler, 413, {"error": {"code": "MessageSizeTooBig",
                                                   "message": f"{size} bytes over {MESSAGE_BYTES}"}})
             return
         with self._lock:
             if verb == "update" and self._activities.get(activity_id) != conversation:
-                self._answer(handler, 404, {"error": {"code": "ActivityNotFoundInConversation"}})
+                self.answer(handler, 404, {"error": {"code": "ActivityNotFoundInConversation"}})
                 return
             for index, content in enumerate(activity_cards(activity)):
                 self.problems += card_problems(content, f"{verb} card {index} of {conversation}")
             new_id = activity_id if verb == "update" else f"1{int(time.time() * 1000)}{secrets.token_hex(2)}"
             self._activities[new_id] = conversation
             self.calls.append(ConnectorCall(verb, conversation, activity_id, activity, dict(handler.headers), new_id))
-        self._answer(handler, 200, {"id": new_id})
+        self.answer(handler, 200, {"id": new_id})
 
 
 @dataclass

@@ -700,26 +700,32 @@ def test_form_compute_options_are_the_models_own_current_sizes(azure: AzureStand
     assert finetune[0] == "gpu-cluster" and "Standard_NC24ads_A100_v4" in finetune and "Standard_DS3_v2" not in finetune
 
 
-def test_slack_deploy_form_reads_the_serverless_choice_and_the_content_filter_box(
-        azure: AzureStandIn, slack_settings, slack, redis, monkeypatch: pytest.MonkeyPatch) -> None:
-    """Slack sends radio buttons and checkboxes as `selected_option(s)`: the form must read them, or every
-    serverless request silently became a managed deployment without its content filter."""
-    from bot.slack.ids import ActionId, BlockId
+def slack_deploy_form(azure: AzureStandIn, slack_settings, slack, monkeypatch: pytest.MonkeyPatch, model: str):
+    """A bot on Azure ML behind signed Slack HTTP, with `/fm deploy model`'s form open: (bot, sender, view)."""
     from tests.bot_server import BotServer
-    from tests.helpers import wait_until
     from tests.slack_standin import SlackSender
-    from workers.ledger import Ledger
 
     for name, value in azure.environment().items():
         monkeypatch.setenv(name, value)
     settings = slack_settings.replace(fmbot_platform="azureml", azure_subscription_id=SUBSCRIPTION,
                                       azure_resource_group="rg", azureml_workspace="demo_workspace1")
     bot = BotServer(settings)
+    sender = SlackSender(bot.url, response_url=f"{slack.base_url}/respond/1")
+    assert sender.command(f"deploy {model}").status_code == 200
+    view = slack.wait_for(lambda: slack.of("views.open"), 30)[0].params["view"]
+    return bot, sender, json.loads(view) if isinstance(view, str) else view
+
+
+def test_slack_deploy_form_reads_the_serverless_choice_and_the_content_filter_box(
+        azure: AzureStandIn, slack_settings, slack, redis, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Slack sends radio buttons and checkboxes as `selected_option(s)`: the form must read them, or every
+    serverless request silently became a managed deployment without its content filter."""
+    from bot.slack.ids import ActionId, BlockId
+    from tests.helpers import wait_until
+    from workers.ledger import Ledger
+
+    bot, sender, view = slack_deploy_form(azure, slack_settings, slack, monkeypatch, PHI4)
     try:
-        sender = SlackSender(bot.url, response_url=f"{slack.base_url}/respond/1")
-        assert sender.command(f"deploy {PHI4}").status_code == 200
-        view = slack.wait_for(lambda: slack.of("views.open"), 30)[0].params["view"]
-        view = json.loads(view) if isinstance(view, str) else view
         filter_on = {"text": {"type": "plain_text", "text": "Filter prompts and completions"}, "value": "on"}
         values = {
             BlockId.DEPLOY_KIND: {ActionId.DEPLOY_KIND: {"type": "radio_buttons",
@@ -739,18 +745,9 @@ def test_slack_deploy_form_refuses_a_managed_deployment_over_quota_inline(
         azure: AzureStandIn, slack_settings, slack, monkeypatch: pytest.MonkeyPatch) -> None:
     """Signed Slack HTTP to a bot on Azure ML: 2 × Standard_DS3_v2 with the 20% reserve needs 12 of 10 free cores."""
     from bot.slack.ids import ActionId, BlockId
-    from tests.bot_server import BotServer
-    from tests.slack_standin import SlackSender
 
-    for name, value in azure.environment().items():
-        monkeypatch.setenv(name, value)
-    settings = slack_settings.replace(fmbot_platform="azureml", azure_subscription_id=SUBSCRIPTION,
-                                      azure_resource_group="rg", azureml_workspace="demo_workspace1")
-    bot = BotServer(settings)
+    bot, sender, view = slack_deploy_form(azure, slack_settings, slack, monkeypatch, BERT)
     try:
-        sender = SlackSender(bot.url, response_url=f"{slack.base_url}/respond/1")
-        assert sender.command(f"deploy {BERT}").status_code == 200
-        view = slack.wait_for(lambda: slack.of("views.open"), 30)[0].params["view"]
         values = {
             BlockId.DEPLOY_KIND: {ActionId.DEPLOY_KIND: {"type": "radio_buttons",
                                                          "selected_option": {"value": "managed"}}},
