@@ -12,7 +12,7 @@ from __future__ import annotations
 import base64
 
 from bot.teams.ids import Input, Verb
-from bot.teams.limits import MESSAGE_BYTES, clip, message_size
+from bot.teams.limits import CHOICES, MESSAGE_BYTES, clip, message_size
 from bot.teams.views.cards import Element, card, execute, facts, heading, open_dialog, text
 from bot.teams.views.jobs import STATE_COLORS, STATE_ICONS, elapsed
 from platforms.comparison import Disagreement
@@ -65,15 +65,15 @@ def _interval(standing: Standing) -> str:
     return f"{standing.interval[0]:.3f}–{standing.interval[1]:.3f}" if standing.interval else "—"
 
 
-def metric_columns(result: ComparisonResult, by: str) -> list[str]:
+def metric_columns(result: ComparisonResult, metrics: list[str], by: str) -> list[str]:
     """The sort metric first, then the primary, then as many others as fit."""
     first = list(dict.fromkeys([by, result.primary]))
-    return (first + [n for n in result.metric_names() if n not in first])[:1 + EXTRA_METRICS]
+    return (first + [n for n in metrics if n not in first])[:1 + EXTRA_METRICS]
 
 
-def ranked_table(result: ComparisonResult, by: str) -> Element:
+def ranked_table(result: ComparisonResult, metrics: list[str], by: str) -> Element:
     """The standings ranked by `by` (the primary metric as stored, or re-sorted), failed models last."""
-    names = metric_columns(result, by)
+    names = metric_columns(result, metrics, by)
     header = ["#", "model", *(clip(n, METRIC_CHARS) for n in names), "95% CI", "time"]
     rows = [header]
     for position, s in enumerate(result.ordered(by), start=1):
@@ -109,23 +109,24 @@ def _example(d: Disagreement) -> Element:
                 f"\n\n{said}", size="Small")
 
 
-def sort_input(result: ComparisonResult, by: str) -> Element:
+def sort_input(metrics: list[str], by: str) -> Element:
     return {"type": "Input.ChoiceSet", "id": Input.SORT_BY, "label": "Sort by", "value": by,
-            "choices": [{"title": clip(name, METRIC_CHARS), "value": name} for name in result.metric_names()[:100]]}
+            "choices": [{"title": clip(name, METRIC_CHARS), "value": name} for name in metrics[:CHOICES]]}
 
 
 def result_card(record: JobRecord, chart_png: bytes | None = None, by: str | None = None) -> Element:
     """The ranked reply: table (sortable by any metric), failures with their reasons, the chart,
     disagreements (as many as fit), and Sort · Fine-tune the best · Deploy the best · Re-run."""
     result = ComparisonResult.model_validate(record.result["comparison"])
-    by = by if by in result.metric_names() else result.primary
+    metrics = result.metric_names()
+    by = by if by in metrics else result.primary
     best = result.best
     summary = (f"Ranked by {clip(by, METRIC_CHARS)} on {clip(result.dataset_name, 200)} · dataset {result.dataset} · "
                f"95% intervals by bootstrap over {result.rows} test rows")
     body: list[Element] = [heading(f"Comparison {record.id}"), text(summary, isSubtle=True, size="Small")]
     if best is not None:
         body.append(text(f"Best: **{_model(best.model)}** — {result.primary} {best.primary:.4f} ({_interval(best)})"))
-    body.append(ranked_table(result, by))
+    body.append(ranked_table(result, metrics, by))
     body += [text(f"No interval for {_model(s.model)}: {clip(s.rows_unavailable, REASON_CHARS)}", isSubtle=True,
                   size="Small") for s in result.standings if s.rank is not None and s.rows_unavailable]
     body += [text(f"{STATE_ICONS[s.state]} {_model(s.model)} {s.state}: {clip(s.error or 'no reason recorded', REASON_CHARS)}",
@@ -133,10 +134,9 @@ def result_card(record: JobRecord, chart_png: bytes | None = None, by: str | Non
     if chart_png:
         body.append({"type": "Image", "altText": f"{result.primary} per model",
                      "url": "data:image/png;base64," + base64.b64encode(chart_png).decode()})
-    if len(result.metric_names()) > 1:
-        body.append(sort_input(result, by))
     actions = [execute("Re-run", Verb.COMPARE_RERUN, {"comparison": record.id})]
-    if len(result.metric_names()) > 1:
+    if len(metrics) > 1:
+        body.append(sort_input(metrics, by))
         actions.insert(0, execute("Sort", Verb.COMPARE_SORT, {"comparison": record.id}))
     if best is not None:
         actions = [open_dialog("Fine-tune the best", {"kind": "finetune", "model": best.model}),
