@@ -19,6 +19,7 @@ TEXT_CHARS = 2000  # longest text one TextBlock gets; a metrics table or an erro
 # unanswered for about 15 seconds, so a step still reading a big file answers "checking…" well before.
 INVOKE_BUDGET_SECONDS = 8.0
 CHOICES = 100  # choices in one Input.ChoiceSet before the list is cut (and says so)
+MAX_ACTIONS = 6  # buttons a Teams card shows (its host config's maxActions, as render_job_card.py draws them)
 _BASE64_IMAGE = re.compile(r"data:image/[a-z]+;base64,[A-Za-z0-9+/=]+")
 
 

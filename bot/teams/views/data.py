@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from bot.teams.ids import Verb
-from bot.teams.limits import clip
+from bot.teams.limits import MAX_ACTIONS, clip
 from bot.teams.state import SharedFile
 from bot.teams.views.cards import Element, card, execute, facts, heading, text
 from platforms.base import DatasetInfo
@@ -11,7 +11,6 @@ from platforms.datasets import Preview
 
 MAX_LISTED = 40  # lines in a list answer; more would outgrow a card
 DISTRIBUTION_SHOWN = 15
-MAX_ACTIONS = 6  # buttons a Teams card shows (its host config's maxActions, as render_job_card.py draws them)
 
 
 def _line(info: DatasetInfo) -> str:
