@@ -14,7 +14,7 @@
     fmbot:teams:conversation:{id}  JSON conversation reference of one Teams conversation, for proactive posts
     fmbot:teams:files:{id}      list of JSON files shared in one Teams conversation, newest first (expires)
     fmbot:teams:user:{aad}      JSON {mri, name} of one Teams user, for mentions and per-user card refreshes
-    fmbot:teams:offer:{id}      JSON file offer of one Teams file consent card: job, file, user, chat (GETDEL, expires)
+    fmbot:teams:offer:{id}      JSON file offer of one Teams file consent card: job, user, chat (deleted by its answer, expires)
     fmbot:uploads               hash: path of a dataset a chat user uploaded → JSON {user, bytes, at, job} (workers/storage.py)
     fmbot:uploads:user:{user}   set of the paths in fmbot:uploads one user uploaded
     fmbot:uploaded:{user}:{day} bytes one user uploaded on one UTC day (expires after two days)

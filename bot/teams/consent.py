@@ -3,9 +3,9 @@
 Teams lets a bot send a file only in a personal chat, and only after the user accepts a
 FileConsentCard; Teams then creates a OneDrive upload session and hands the bot its URL in a
 `fileConsent/invoke`. The card's accept context comes back through the user's client, so it names
-only a one-time offer id: what is sent, and to whom, is read from Redis, the offer is spent by the
-first answer to it (GETDEL), and the invoking user must be the one it was made to and still be
-allowed to see the job. The file is rebuilt from the ledger when accepted, never read from a
+only a one-time offer id: what is sent, and to whom, is read from Redis; the invoking user must be
+the one it was made to and still be allowed to see the job, and only then is the offer spent (the
+first DEL wins, so two answers cannot both upload; someone else's answer leaves it to its owner). The file is rebuilt from the ledger when accepted, never read from a
 path anyone sent.
 """
 

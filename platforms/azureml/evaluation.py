@@ -2,11 +2,12 @@
 
 The single pipeline is preferred while the registry still serves it (its last published spec,
 0.0.36, is vendored), except for a comparison's members, whose rows only the two steps write; newer
-registries only have the two command components, chained here into a two-step pipeline: predictions (column `predictions`), their probabilities and the ground truth
-(the label column) feed `compute_metrics`; the predictions and ground truth are outputs of the
-pipeline job too, so a comparison reads its rows back (`predictions.py`). The data is shaped as the
-evaluation notebooks shape it: token classification as one string of tokens with a list of tags,
-question answering as `context,question` with a flat answer text, a sentence pair as one input string. The metrics asked
+registries only have the two command components, chained here into a two-step pipeline:
+predictions (column `predictions`), their probabilities and the ground truth (the label column)
+feed `compute_metrics`; the predictions and ground truth are outputs of the pipeline job too, so a
+comparison reads its rows back (`predictions.py`). The data is shaped as the evaluation notebooks
+shape it: token classification as one string of tokens with a list of tags, question answering as
+`context,question` with a flat answer text, a sentence pair as one input string. The metrics asked
 for per task are Azure's names (the notebooks' `eval-config.json`), passed as
 `evaluation_config_params`, and Azure writes them under the same names.
 """
