@@ -225,8 +225,7 @@ def comparison(record: JobRecord) -> str:
         result = ComparisonResult.model_validate(record.result["comparison"])
         lines.append(f"on {result.dataset_name} ({result.rows} rows kept for intervals), ranked by {result.primary}:")
         lines.append(comparison_table(result))
-        lines += [f"  no interval for {s.model}: {s.rows_unavailable}" for s in result.standings
-                  if s.rank is not None and s.rows_unavailable]
+        lines += [f"  no interval for {s.model}: {s.rows_unavailable}" for s in result.without_interval()]
         if result.flips is not None:
             lines.append(f"flips vs {result.base} on {result.flips.rows} rows: {len(result.flips.gained)} right only "
                          f"after, {len(result.flips.lost)} right only before")

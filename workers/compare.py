@@ -106,6 +106,10 @@ class ComparisonResult(BaseModel):
         scored.sort(key=lambda s: comparison.better(by, s.metrics[by]), reverse=True)
         return scored + [s for s in self.standings if s not in scored]
 
+    def without_interval(self) -> list[Standing]:
+        """The ranked models whose platform could not hand over their scored rows, with why."""
+        return [s for s in self.standings if s.rank is not None and s.rows_unavailable]
+
     def metric_names(self) -> list[str]:
         return sorted({name for s in self.standings for name in s.metrics})
 

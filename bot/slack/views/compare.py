@@ -144,7 +144,7 @@ def result_reply(record: JobRecord, by: str | None = None) -> ChatMessage:
         summary += f"\nBest: `{escape(best.model)}` — {result.primary} {best.primary:.4f} ({_interval(best)})"
     blocks: list[Any] = [SectionBlock(text=MarkdownTextObject(text=clip(summary, SECTION_TEXT)),
                                       accessory=sort_menu(record, result, by))]
-    unscored = [s for s in result.standings if s.rank is not None and s.rows_unavailable]
+    unscored = result.without_interval()
     if unscored:
         blocks.append(SectionBlock(text=MarkdownTextObject(text=clip("\n".join(
             f"No interval for `{escape(s.model)}`: {escape(s.rows_unavailable[:500])}" for s in unscored),

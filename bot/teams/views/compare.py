@@ -128,7 +128,7 @@ def result_card(record: JobRecord, chart_png: bytes | None = None, by: str | Non
         body.append(text(f"Best: **{_model(best.model)}** — {result.primary} {best.primary:.4f} ({_interval(best)})"))
     body.append(ranked_table(result, metrics, by))
     body += [text(f"No interval for {_model(s.model)}: {clip(s.rows_unavailable, REASON_CHARS)}", isSubtle=True,
-                  size="Small") for s in result.standings if s.rank is not None and s.rows_unavailable]
+                  size="Small") for s in result.without_interval()]
     body += [text(f"{STATE_ICONS[s.state]} {_model(s.model)} {s.state}: {clip(s.error or 'no reason recorded', REASON_CHARS)}",
                   color="Attention", size="Small") for s in result.standings if s.rank is None]
     if chart_png:
