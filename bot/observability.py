@@ -19,7 +19,7 @@ from datetime import UTC, datetime
 from itertools import accumulate
 from typing import Any
 
-from prometheus_client import REGISTRY, CollectorRegistry, Counter, Histogram, generate_latest
+from prometheus_client import REGISTRY, CollectorRegistry, Histogram, generate_latest
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily
 from redis import Redis
 from redis.exceptions import RedisError
@@ -35,7 +35,6 @@ from workers.queues import QUEUE_NAME
 
 log = logging.getLogger(__name__)
 
-COMMANDS_TOTAL = Counter("fmbot_commands", "Slash commands handled, by command and outcome.", ["command", "outcome"])
 ACK_SECONDS = Histogram(
     "fmbot_ack_seconds", "Time from a Slack request arriving to its HTTP answer (Slack allows 3 s).",
     buckets=(0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.0, 3.0, 5.0),
@@ -50,9 +49,10 @@ def begin_command(word: str) -> tuple[str, str]:
     return metric_label(word, Surface.SLACK), telemetry.start_trace()
 
 
-def count_command(label: str, outcome: str) -> None:
-    """`outcome` is ok, refused (the user's mistake, answered with why) or error (ours)."""
-    COMMANDS_TOTAL.labels(command=label, outcome=outcome).inc()
+def count_command(redis: Redis, label: str, outcome: str) -> None:
+    """`outcome` is ok, refused (the user's mistake, answered with why) or error (ours). Counted in
+    Redis, since the answerer process (bot/slack/answerer.py) answers, not the one serving /metrics."""
+    telemetry.record_command(redis, label, outcome)
 
 
 LEDGER_CACHE_SECONDS = 30.0
@@ -122,6 +122,8 @@ class RedisCollector:
     @staticmethod
     def _worker_counters(counters: dict[tuple[str, ...], float]) -> Iterator[Any]:
         jobs = CounterMetricFamily("fmbot_jobs", "Job state changes, by job kind and event.", labels=["kind", "state"])
+        commands = CounterMetricFamily("fmbot_commands", "Slash commands handled, by command and outcome.",
+                                       labels=["command", "outcome"])
         retries = CounterMetricFamily("fmbot_notification_retries", "Slack Web API calls retried, by reason.",
                                       labels=["reason"])
         duration = HistogramMetricFamily("fmbot_job_duration_seconds", "Run time of finished jobs.", labels=["kind"])
@@ -129,6 +131,8 @@ class RedisCollector:
         for (name, *labels), value in counters.items():
             if name == "jobs":
                 jobs.add_metric(labels, value)
+            elif name == "commands":
+                commands.add_metric(labels, value)
             elif name == "notify_retries":
                 retries.add_metric(labels, value)
             elif name == "duration_in_bucket":
@@ -139,6 +143,7 @@ class RedisCollector:
             buckets.append(("+Inf", counters[("duration_count", kind)]))
             duration.add_metric([kind], buckets, sum_value=counters.get(("duration_sum", kind), 0.0))
         yield jobs
+        yield commands
         yield retries
         yield duration
 

@@ -1,11 +1,15 @@
-"""`fmbot serve`: the Slack app over HTTP (waitress) or Socket Mode."""
+"""`fmbot serve`: the Slack app over HTTP (waitress) or Socket Mode, and its command answerer."""
 
 from __future__ import annotations
 
 import logging
+import os
 import threading
 
+from redis import Redis
+
 from bot.observability import Readiness
+from bot.slack.answerer import answerer_id, lapse
 from bot.wsgi import make_server, wsgi_app
 from bot.settings import Settings
 from bot.slack.app import create_app
@@ -15,11 +19,67 @@ from workers.queues import persistence_warning
 from workers.runtime import Runtime
 
 log = logging.getLogger(__name__)
+# An answer is 1-10 ms of CPU: at nice 10 beside two busy training processes it still gets about a
+# tenth of a core, tens of answers a second, while acks are never queued behind one.
+ANSWERER_NICE = 10
+
+
+def run_answerer(settings: Settings) -> None:
+    """The answerer's life: a runtime, Slack client and access policy of its own, answering until
+    killed, at a lower priority than the bot (`ANSWERER_NICE`): on a busy machine an ack takes a
+    core from an answer being rendered, not the other way round."""
+    os.nice(ANSWERER_NICE)
+    from slack_bolt.context.respond import Respond
+
+    from bot.bootstrap import build_runtime
+    from bot.slack.answerer import Answerer
+    from bot.slack.app import install_policy
+    from bot.slack.commands import answer
+    from bot.slack.context import SlackContext
+
+    rt, client = build_runtime(settings), web_client(settings)
+    install_policy(settings, client)
+    ctx = SlackContext(settings=settings, rt=rt)
+    Answerer(rt.redis, lambda delivery: answer(ctx, delivery, client,
+                                               Respond(response_url=delivery.get("response_url")))).serve()
+
+
+def start_answerer(settings: Settings) -> int | None:
+    """Fork the command answerer (bot/slack/answerer.py) before the bot starts any thread; returns
+    its pid, or None when FMBOT_SLACK_ANSWERER is off. The child dies with the bot and never returns."""
+    if not settings.fmbot_slack_answerer:
+        return None
+    parent = os.getpid()
+    pid = os.fork()
+    if pid:
+        return pid
+    try:
+        from bot.worker import die_with_parent
+
+        die_with_parent(parent)
+        run_answerer(settings)
+    except BaseException:
+        log.exception("the Slack answerer stopped")
+    finally:
+        os._exit(1)
+
+
+def watch_answerer(redis: Redis, pid: int) -> None:
+    """When the answerer dies, the bot answers from then on (what it held first) instead of
+    handing commands to it until its heartbeat runs out."""
+    _, status = os.waitpid(pid, 0)
+    log.error("the Slack answerer (pid %d) died with status %d; the bot answers commands itself from now on",
+              pid, status)
+    lapse(redis, answerer_id(pid))
 
 
 def serve(settings: Settings, rt: Runtime, *, host: str, port: int, socket_mode: bool) -> int:
     if settings.slack_bot_token is None:
         raise UserError("SLACK_BOT_TOKEN is not set", hint="Put the bot token (xoxb-...) in the environment or .env")
+    answerer = start_answerer(settings)
+    if answerer is not None:
+        threading.Thread(target=watch_answerer, args=(rt.redis, answerer), name="fmbot-answerer-watch",
+                         daemon=True).start()
     client = web_client(settings)
     if warning := persistence_warning(rt.redis):
         log.warning(warning)

@@ -132,6 +132,10 @@ class Settings(BaseSettings):
                           "there, with the models kept loaded, never in the bot.",
     )
     fmbot_warm_models: int = Field(2, ge=1, le=16, description="Models each try service keeps loaded.")
+    fmbot_slack_answerer: bool = Field(
+        True, description="Answer /fm commands in a process `fmbot serve` forks beside the bot, so that no ack "
+                          "waits while another command's answer is rendered; off, the bot answers on its own threads.",
+    )
 
     azure_subscription_id: str | None = Field(None, description="Azure ML: subscription id.")
     azure_resource_group: str | None = Field(None, description="Azure ML: resource group of the workspace.")

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import json
+import threading
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
 from typing import Any
 
 from prometheus_client import CONTENT_TYPE_LATEST
@@ -17,6 +19,36 @@ WSGIApp = Callable[[dict[str, Any], Callable[..., Any]], Iterable[bytes]]
 # Slack's largest deliveries (a submitted form's state) are tens of KB; waitress refuses a bigger
 # body while reading it, before Bolt buffers it to check the signature (waitress's default is 1 GB).
 MAX_BODY_BYTES = 1024 * 1024
+
+
+class InFlight:
+    """The Slack requests this process is acking right now. Work after an ack (`SlackContext.after_ack`)
+    first waits until there are none, for a bounded time: Python runs one thread at a time, so an ack
+    that arrives while an answer renders waits for it, and in a burst of commands every ack would
+    wait behind the answers of those before it. Acks go first; answers fill the gaps."""
+
+    def __init__(self) -> None:
+        self._count = 0
+        self._changed = threading.Condition()
+
+    @contextmanager
+    def request(self) -> Iterator[None]:
+        with self._changed:
+            self._count += 1
+        try:
+            yield
+        finally:
+            with self._changed:
+                self._count -= 1
+                if self._count == 0:
+                    self._changed.notify_all()
+
+    def wait_idle(self, timeout: float) -> None:
+        with self._changed:
+            self._changed.wait_for(lambda: self._count == 0, timeout)
+
+
+IN_FLIGHT = InFlight()
 
 
 def wsgi_app(app: App | None, readiness: Readiness | None = None) -> WSGIApp:
@@ -41,7 +73,8 @@ def wsgi_app(app: App | None, readiness: Readiness | None = None) -> WSGIApp:
             return [b"not found\n"]
         started = time.perf_counter()
         try:
-            return slack(environ, start_response)
+            with IN_FLIGHT.request():
+                return slack(environ, start_response)
         finally:
             ACK_SECONDS.observe(time.perf_counter() - started)
 

@@ -17,6 +17,7 @@ from __future__ import annotations
 import difflib
 import importlib
 from collections.abc import Callable
+from functools import cache
 from enum import StrEnum
 from typing import Any, Literal
 
@@ -252,15 +253,25 @@ def on(surface: Surface) -> list[Command]:
     return [c for c in COMMANDS.values() if surface in c.surfaces]
 
 
+@cache
+def _by_word(surface: Surface) -> dict[str, Command]:
+    """Every name and alias `surface` offers, to its command (the first in help's order): looked up
+    on every Slack delivery before its ack."""
+    words: dict[str, Command] = {}
+    for command in on(surface):
+        for word in command.words:
+            words.setdefault(word, command)
+    return words
+
+
 def lookup(word: str, surface: Surface) -> Command | None:
     """The command `word` (a name or an alias) means on `surface`."""
-    word = word.lower()
-    return next((c for c in on(surface) if word in c.words), None)
+    return _by_word(surface).get(word.lower())
 
 
 def closest_command(word: str, surface: Surface) -> Command | None:
     """The command a mistyped `word` most likely meant, among those `surface` offers."""
-    commands = {w: c for c in on(surface) for w in c.words}
+    commands = _by_word(surface)
     match = difflib.get_close_matches(word.lower(), list(commands), n=1, cutoff=0.5)
     return commands[match[0]] if match else None
 

@@ -26,6 +26,9 @@ BOT_TOKEN = "xoxb-test-token"
 
 
 SIGNING_SECRET = "test-signing-secret"
+# The response URL of deliveries whose answers a test does not read: port 9 on loopback refuses at
+# once, so such an answer is neither waited for nor sent anywhere off this machine.
+NOWHERE = "http://127.0.0.1:9/respond"
 
 
 @dataclass
@@ -34,6 +37,7 @@ class Call:
     params: dict[str, Any]
     headers: dict[str, str]
     at: float = field(default_factory=time.perf_counter)  # when it arrived, for latency figures
+    path: str = ""  # where a response_url post went: each command can have a URL of its own
 
 
 @dataclass
@@ -144,6 +148,11 @@ class SlackStandIn(Served):
     def of(self, method: str) -> list[Call]:
         return [c for c in list(self.calls) if c.method == method]
 
+    def answers(self, response_url: str) -> list[dict[str, Any]]:
+        """What was posted to one response URL, in order: fmbot acks a command empty and answers there."""
+        path = urllib.parse.urlsplit(response_url).path
+        return [c.params for c in self.of("response_url") if c.path == path]
+
     def wait_for(self, predicate, timeout: float = 60.0, interval: float = 0.1) -> Any:
         return wait_until(predicate, timeout, interval, about=lambda: f"calls: {[c.method for c in self.calls]}")
 
@@ -187,7 +196,7 @@ class SlackStandIn(Served):
             return
         if path.startswith("/respond/"):
             self.calls.append(Call(method="response_url", params=json.loads(raw or b"{}"),
-                                   headers=dict(request.headers.items())))
+                                   headers=dict(request.headers.items()), path=path))
             self._reply(request, 200, b"ok", "text/plain")
             return
         method = path.removeprefix("/api/")
@@ -303,7 +312,7 @@ def button_payload(action_id: str, value: str, *, user: str = "U0USER", channel:
     action = {"action_id": action_id, "value": value, "type": "button", **({"action_ts": action_ts} if action_ts else {})}
     payload: dict[str, Any] = {"type": "block_actions", "team": {"id": "T0001"}, "user": {"id": user},
                                "api_app_id": "A0001", "trigger_id": f"t.{time.time_ns()}", "actions": [action],
-                               "response_url": "https://hooks.slack.invalid/1"}
+                               "response_url": NOWHERE}
     if channel:
         payload["channel"] = {"id": channel}
         payload["container"] = {"type": "message", "channel_id": channel}
@@ -313,7 +322,7 @@ def button_payload(action_id: str, value: str, *, user: str = "U0USER", channel:
 class SlackSender:
     """Sends requests to the bot's /slack/events exactly as Slack does: form bodies, v0 signatures."""
 
-    def __init__(self, url: str, secret: str = SIGNING_SECRET, response_url: str = "https://hooks.slack.invalid/1"):
+    def __init__(self, url: str, secret: str = SIGNING_SECRET, response_url: str = NOWHERE):
         self.url, self.secret, self.response_url = url, secret, response_url
         self.session = requests.Session()
 
@@ -328,14 +337,25 @@ class SlackSender:
         }
         return self.session.post(self.url, data=body.encode(), headers=all_headers, timeout=10)
 
-    def command(self, text: str, *, user: str = "U0USER", channel: str = "C0CHAN", **kwargs: Any) -> requests.Response:
+    def command(self, text: str, *, user: str = "U0USER", channel: str = "C0CHAN", response_url: str | None = None,
+                **kwargs: Any) -> requests.Response:
         body = urllib.parse.urlencode({
             "token": "legacy", "team_id": "T0001", "team_domain": "test", "channel_id": channel,
             "channel_name": "ml", "user_id": user, "user_name": "ada", "command": "/fm", "text": text,
-            "api_app_id": "A0001", "response_url": self.response_url,
+            "api_app_id": "A0001", "response_url": response_url or self.response_url,
             "trigger_id": f"trigger.{time.time_ns()}",
         })
         return self.post(body, **kwargs)
+
+    def ask(self, text: str, slack: "SlackStandIn", *, answers: int = 1, timeout: float = 30,
+            **kwargs: Any) -> list[dict[str, Any]]:
+        """A command with a response URL of its own at `slack`, and the first `answers` messages fmbot
+        posted there; its ack must be empty, as Slack shows nothing for it."""
+        response_url = f"{slack.base_url}/respond/{time.time_ns()}"
+        acked = self.command(text, response_url=response_url, **kwargs)
+        assert acked.status_code == 200 and acked.text == "", (acked.status_code, acked.text[:300])
+        return slack.wait_for(lambda: slack.answers(response_url)[answers - 1:] and slack.answers(response_url),
+                              timeout)[:answers]
 
     def interaction(self, payload: dict[str, Any], **kwargs: Any) -> requests.Response:
         return self.post(urllib.parse.urlencode({"payload": json.dumps(payload)}), **kwargs)

@@ -50,6 +50,18 @@ def _timed_submission(sender: SlackSender, view: dict, values: dict, what: str) 
     return response.json()
 
 
+def _answers(sender: SlackSender, slack: SlackStandIn, command: str, checking: str):
+    """Send `command`, check that its first answer says `checking` within 1.5 s, and return a reader
+    of everything answered to it so far."""
+    response_url = f"{slack.base_url}/respond/{command}"
+    started = time.monotonic()
+    assert sender.command(command, response_url=response_url).text == ""
+    first = slack.wait_for(lambda: slack.answers(response_url), 10)[0]
+    seconds = time.monotonic() - started
+    assert checking in first["text"] and seconds < 1.5, f"{command}: {first['text']!r} after {seconds:.1f}s"
+    return lambda: slack.answers(response_url)
+
+
 def _note_under(view: dict, block_id: str) -> str:
     """The text of the block right under `block_id`: where a problem found after the ack is shown."""
     ids = [b.get("block_id") for b in view["blocks"]]
@@ -136,20 +148,14 @@ def test_endpoints_and_quota_are_answered_after_the_ack(bot, slack: SlackStandIn
             redis.set(endpoint_key(name), record.model_dump_json())
             redis.sadd(endpoints_key(), name)
         time.sleep(0.5)  # both listening
-        sender = SlackSender(bot.url, response_url=f"{slack.base_url}/respond/1")
-        started = time.monotonic()
-        acked = sender.command("endpoints")
-        ack_seconds = time.monotonic() - started
-        assert "Checking your endpoints" in acked.json()["text"]
-        assert ack_seconds < 1.5, f"the ack waited {ack_seconds:.1f}s for health probes"
-        listed = slack.wait_for(lambda: slack.of("response_url"), 2 * HEALTH_TIMEOUT_S + 20)[0].params
+        sender = SlackSender(bot.url)
+        started, listing = time.monotonic(), _answers(sender, slack, "endpoints", "Checking your endpoints")
+        listed = slack.wait_for(lambda: listing()[1:], 2 * HEALTH_TIMEOUT_S + 20)[0]
         assert "slow-one" in json.dumps(listed) and "slow-two" in json.dumps(listed)
         assert time.monotonic() - started >= 2 * HEALTH_TIMEOUT_S, "each probe waited out its timeout"
 
-        started = time.monotonic()
-        assert "Checking compute and quota" in sender.command("quota").json()["text"]
-        assert time.monotonic() - started < 1.5
-        assert "`cpu`" in slack.wait_for(lambda: slack.of("response_url")[1:], 60)[0].params["text"]
+        quota = _answers(sender, slack, "quota", "Checking compute and quota")
+        assert "`cpu`" in slack.wait_for(lambda: quota()[1:], 60)[0]["text"]
     finally:
         for process in hung:
             process.kill()

@@ -309,9 +309,7 @@ def slack_bot(slack_settings: Settings) -> Iterator[BotServer]:
 def test_slack_answers_bad_commands_ephemerally(case, slack_bot: BotServer, slack: SlackStandIn, redis: Redis):
     _, text, expected = case
     ids = jobs_to_cancel(redis)
-    response = SlackSender(slack_bot.url).command(text.format(**ids))
-    assert response.status_code == 200
-    answer = response.json()
+    answer = SlackSender(slack_bot.url).ask(text.format(**ids), slack)[0]
     assert answer["response_type"] == "ephemeral"
     assert expected.format(**ids) in answer["text"], answer["text"]
     assert "Traceback" not in answer["text"]

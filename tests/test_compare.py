@@ -197,11 +197,11 @@ def test_compare_from_slack_three_models_one_failing(bot, slack, slack_settings,
                         "api_app_id": "A0001", "channel": {"id": "C0CHAN"}, "response_url": sender.response_url,
                         "actions": [{"action_id": ActionId.COMPARE_SORT, "type": "static_select",
                                      "selected_option": by_f1}]})
-    resorted = slack.wait_for(lambda: slack.of("response_url"), 20)[0].params
+    resorted = slack.wait_for(lambda: slack.answers(sender.response_url), 20)[0]
     resorted_header = [cell["text"] for cell in next(b for b in resorted["blocks"] if b["type"] == "table")["rows"][0]]
     assert resorted_header[2] == "f1_score_macro" and resorted["replace_original"] is True
 
-    page = sender.command("search tiny").json()
+    page = sender.ask("search tiny", slack)[0]
     picker = next(b for b in page["blocks"] if b["type"] == "actions" and b["elements"][0]["type"] == "checkboxes")
     ticked = [o for o in picker["elements"][0]["options"] if o["value"] in (models["good"], models["other"])]
     sender.interaction({"type": "block_actions", "user": {"id": "U0USER"}, "team": {"id": "T0001"},

@@ -246,19 +246,19 @@ def test_a_channel_that_opts_in_gets_its_cost_digest_until_it_opts_out(slack_set
     try:
         start_worker(settings)
         sender = SlackSender(bot.url)
-        assert "cost digest every 0.002 h" in sender.command("costs digest on").json()["text"]
+        assert "cost digest every 0.002 h" in sender.ask("costs digest on", slack)[0]["text"]
         rejected = start_finetune(bot.runtime, request("cuda"))
         reject_job(bot.runtime, rejected.id, "U0APPROVER", "C0CHAN")
-        answer = sender.command("costs").json()
+        answer = sender.ask("costs", slack)[0]
         assert "*Costs in " in answer["text"] and "channel <#C0CHAN>" not in answer["text"]
         assert "• channel C0CHAN: $0.00 of $300" in answer["text"]
-        assert "digest on" in sender.command("costs digest maybe").json()["text"]
+        assert "digest on" in sender.ask("costs digest maybe", slack)[0]["text"]
         digests = lambda: [c.params for c in slack.of("chat.postMessage") if "Cost digest" in c.params.get("text", "")]  # noqa: E731
         first = slack.wait_for(digests, 30)[0]
         assert first["channel"] == "C0CHAN" and f"1 jobs finished ({rejected.id} canceled)" in first["text"]
         second = slack.wait_for(lambda: digests()[1:], 30)[0]
         assert "no jobs finished" in second["text"], "a digest repeated what the one before it told"
-        assert "no cost digest" in sender.command("costs digest off").json()["text"]
+        assert "no cost digest" in sender.ask("costs digest off", slack)[0]["text"]
         assert not bot.runtime.redis.keys(keys.timer("digest", "C0CHAN"))
     finally:
         bot.close()

@@ -61,11 +61,10 @@ def nth_view(slack: SlackStandIn, method: str, index: int, callback: str, timeou
 
 
 def open_form(sender: SlackSender, slack: SlackStandIn, text: str) -> dict:
-    started = time.monotonic()
+    opened, started = len(slack.of("views.open")), time.monotonic()
     response = sender.command(text)
-    assert response.status_code == 200 and time.monotonic() - started < 3
-    return nth_view(slack, "views.open", len(slack.of("views.open")) - 1 if slack.of("views.open") else 0,
-                    CallbackId.FORM_DATA, timeout=10)
+    assert response.status_code == 200 and response.text == "" and time.monotonic() - started < 3
+    return nth_view(slack, "views.open", opened, CallbackId.FORM_DATA, timeout=10)
 
 
 def walk_to_compute_step(sender: SlackSender, slack: SlackStandIn, model: str, upload: dict) -> dict:

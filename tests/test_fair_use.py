@@ -103,11 +103,11 @@ def test_concurrent_jobs_endpoints_and_import_size(settings: Settings, monkeypat
 
 def test_slack_refusal_says_the_limit(slack_settings: Settings, bot, slack: SlackStandIn, monkeypatch):
     install(monkeypatch, {"user": {"queued_jobs": 1}})
-    sender = SlackSender(bot.url, response_url=f"{slack.base_url}/respond/1")
-    sender.command("import acme/one fill-mask")
-    assert "Importing `acme/one`" in slack.wait_for(lambda: slack.of("response_url"), 30)[0].params["text"]
-    assert "Checking `acme/two`" in sender.command("import acme/two fill-mask").json()["text"]
-    said = json.dumps(slack.wait_for(lambda: slack.of("response_url")[1:], 30)[0].params)
+    sender = SlackSender(bot.url)
+    assert "Importing `acme/one`" in sender.ask("import acme/one fill-mask", slack, answers=2)[1]["text"]
+    checking, said = sender.ask("import acme/two fill-mask", slack, answers=2)
+    assert "Checking `acme/two`" in checking["text"]
+    said = json.dumps(said)
     assert "the limit is 1 per user" in said and "limits.user.queued_jobs" in said, said
     assert len(Ledger(bot.runtime.redis).recent()) == 1
 
@@ -160,11 +160,14 @@ def test_a_hub_model_over_the_import_size_is_refused_before_anything_is_recorded
         start_import(rt, bert)
     assert f"/api/models/{BERT}?blobs=true" in hub, hub
 
-    sender = SlackSender(bot.url, response_url=f"{slack.base_url}/respond/1")
+    sender = SlackSender(bot.url)
     started = time.monotonic()
-    acked = sender.command(f"import {BERT} fill-mask").json()["text"]
-    assert "Checking" in acked and time.monotonic() - started < 3, "the hub is asked after the ack"
-    told = slack.wait_for(lambda: slack.of("response_url"), 30)[0].params["text"]
+    acked = sender.command(f"import {BERT} fill-mask", response_url=f"{slack.base_url}/respond/bert")
+    assert acked.text == "" and time.monotonic() - started < 3, "the hub is asked after the ack"
+    checking, told = slack.wait_for(lambda: slack.answers(f"{slack.base_url}/respond/bert")[1:] and
+                                    slack.answers(f"{slack.base_url}/respond/bert"), 30)
+    assert "Checking" in checking["text"]
+    told = told["text"]
     assert "12.02 GB" in told and "limits.user.import_gb" in told, told
     assert ledger.recent() == [], "nothing recorded"
 

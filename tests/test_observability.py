@@ -199,17 +199,18 @@ def test_health_readiness_and_metrics_move_with_commands(ops_bot: OpsBot, slack:
     methods = [c.method for c in slack.calls]
     assert methods.index("chat.postMessage!503") < methods.index("chat.postMessage"), methods
     sender = SlackSender(ops_bot.url)
-    assert sender.command("help").status_code == 200
-    assert sender.command("nosuchthing").status_code == 200
-    assert sender.command("status ft-missing").status_code == 200
+    for command in ("help", "nosuchthing", "status ft-missing"):
+        sender.ask(command, slack)
     queued = ops_bot.get("/metrics")
     assert queued.headers["Content-Type"].startswith("text/plain")
     assert metric(queued.text, "fmbot_queue_depth", queue="fmbot") == 1
-    assert sender.command(f"cancel {record.id}").status_code == 200
-    after = ops_bot.get("/metrics").text
+    sender.ask(f"cancel {record.id}", slack)
 
     def moved(name: str, **labels: str) -> float:
         return metric(after, name, **labels) - metric(before, name, **labels)
+
+    after = wait_until(lambda: (page := ops_bot.get("/metrics").text) and
+                       metric(page, "fmbot_commands_total", command="cancel", outcome="ok") == 1 and page, 10)
 
     assert moved("fmbot_commands_total", command="help", outcome="ok") == 1
     assert moved("fmbot_commands_total", command="unknown", outcome="ok") == 1
@@ -250,8 +251,7 @@ def test_job_duration_histogram_is_cumulative_on_metrics(redis):
 
 def test_unexpected_error_names_the_trace(ops_bot: OpsBot, slack: SlackStandIn, json_logs):
     ops_bot.runtime.platform_factory = lambda: 1 / 0
-    SlackSender(ops_bot.url, response_url=f"{slack.base_url}/respond/1").command("quota")
-    text = slack.wait_for(lambda: slack.of("response_url"), 30)[0].params["text"]
+    text = SlackSender(ops_bot.url).ask("quota", slack, answers=2)[1]["text"]
     trace = re.search(r"trace id ([0-9a-f]{16})", text)
     assert trace, text
     logged = [json.loads(line) for line in json_logs.getvalue().splitlines()]
@@ -337,9 +337,9 @@ def test_fmbot_serve_process_answers_probes_and_logs_json(slack_settings: Settin
     try:
         wait_until(lambda: _answers(f"{base}/healthz") and _answers(f"{internal}/healthz"), timeout=60)
         assert requests.get(f"{internal}/readyz", timeout=10).status_code == 200
-        assert SlackSender(f"{base}/slack/events").command("help").status_code == 200
-        page = requests.get(f"{internal}/metrics", timeout=10).text
-        assert metric(page, "fmbot_commands_total", command="help", outcome="ok") == 1
+        assert "*fmbot*" in SlackSender(f"{base}/slack/events").ask("help", slack)[0]["text"]
+        page = wait_until(lambda: (text := requests.get(f"{internal}/metrics", timeout=10).text) and
+                          metric(text, "fmbot_commands_total", command="help", outcome="ok") == 1 and text, 10)
         assert metric(page, "fmbot_ack_seconds_count") == 1
         for private in ("/readyz", "/metrics"):
             assert requests.get(f"{base}{private}", timeout=10).status_code == 404, "internal page on the public port"

@@ -90,7 +90,7 @@ def test_slack_refusal_is_ephemeral_and_names_who_grants(strict_bot, slack: Slac
                                        "Ask an fmbot admin to allow it: <@U0ADMIN>"}
     time.sleep(0.5)
     assert not slack.of("views.open")
-    assert sender.command("search", user="U0USER").json()["response_type"] == "ephemeral"
+    assert sender.ask("search", slack, user="U0USER")[0]["response_type"] == "ephemeral"
 
 
 @pytest.mark.parametrize("user, channel, usergroups", [
@@ -128,8 +128,8 @@ def test_cancelling_others_jobs_is_the_policys_call(strict_bot, slack: SlackStan
         cancel_job(rt, record.id, "U0USER")
     assert "started by someone else (<@U0OWNER>)" in str(refused.value) and "<@U0ADMIN>" in str(refused.value)
     assert rt.ledger.get(record.id).state == JobState.QUEUED
-    answer = SlackSender(strict_bot.url).command(f"cancel {record.id}", user="U0USER")
-    assert "started by someone else (<@U0OWNER>)" in json.dumps(answer.json())
+    answer = SlackSender(strict_bot.url).ask(f"cancel {record.id}", slack, user="U0USER")[0]
+    assert "started by someone else (<@U0OWNER>)" in json.dumps(answer)
     assert cancel_job(rt, record.id, "U0ONCALL").state == JobState.CANCELED
 
 

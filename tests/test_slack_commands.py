@@ -32,48 +32,51 @@ def sender(bot, slack) -> SlackSender:
     return SlackSender(bot.url, response_url=f"{slack.base_url}/respond/1")
 
 
-def ephemeral(response) -> dict:
-    assert response.status_code == 200
-    body = response.json()
-    assert body["response_type"] == "ephemeral"
-    assert message_problems(body) == []
-    return body
+@pytest.fixture
+def ask(sender, slack):
+    """A command's `answers`th message: fmbot acks empty and answers ephemerally through the response URL."""
+    def asked(text: str, answers: int = 1) -> dict:
+        body = sender.ask(text, slack, answers=answers)[-1]
+        assert body["response_type"] == "ephemeral"
+        assert message_problems(body) == []
+        return body
+    return asked
 
 
-def test_help_lists_every_command_with_an_example(sender):
-    text = ephemeral(sender.command("help"))["text"]
+def test_help_lists_every_command_with_an_example(ask):
+    text = ask("help")["text"]
     for command in on(Surface.SLACK):
         assert f"/fm {command.usage}" in text and command.example in text
 
 
 @pytest.mark.parametrize(("typed", "suggested"), [("serch minilm", "search"), ("finetun", "finetune"),
                                                   ("stats ft-1", "status"), ("cancle", "cancel")])
-def test_typos_get_the_closest_command(sender, typed, suggested):
-    text = ephemeral(sender.command(typed))["text"]
+def test_typos_get_the_closest_command(ask, typed, suggested):
+    text = ask(typed)["text"]
     assert f"is not an fmbot command. Did you mean `/fm {COMMANDS[suggested].usage}`?" in text
 
 
-def test_search_and_card_render_blocks_with_buttons(sender, tiny_model):
-    body = ephemeral(sender.command("search tiny task:text-classification"))
+def test_search_and_card_render_blocks_with_buttons(ask, tiny_model):
+    body = ask("search tiny task:text-classification")
     assert "1 found" in body["blocks"][0]["text"]["text"]
     actions = [b for b in body["blocks"] if b["type"] == "actions"][0]
     assert [e["text"]["text"] for e in actions["elements"]] == ["Try", "Evaluate", "Fine-tune", "Deploy"]
     assert {e["value"] for e in actions["elements"]} == {tiny_model}
 
-    card = ephemeral(sender.command("card tiny-bert"))
+    card = ask("card tiny-bert")
     assert card["blocks"][0]["text"]["text"] == tiny_model
     assert "text-classification" in card["blocks"][1]["text"]["text"]
 
-    missing = ephemeral(sender.command("card tiny-brt"))
+    missing = ask("card tiny-brt")
     assert missing["text"] == ':warning: model "tiny-brt" is not in the catalog. Did you mean tiny-bert?'
-    unknown_task = ephemeral(sender.command("search x task:poetry"))
+    unknown_task = ask("search x task:poetry")
     assert 'unknown task "poetry"' in unknown_task["text"]
 
 
-def test_search_paginates_with_next_and_previous(sender, slack: SlackStandIn, slack_settings):
+def test_search_paginates_with_next_and_previous(sender, ask, slack: SlackStandIn, slack_settings):
     for index in range(11):
         add_tiny_bert(slack_settings.fmbot_models_dir, ["a b c d"], name=f"model-{index:02d}")
-    first = ephemeral(sender.command("search model"))
+    first = ask("search model")
     assert "11 found · page 1 of 2" in first["blocks"][0]["text"]["text"]
     nav = first["blocks"][-1]["elements"]
     assert [e["text"]["text"] for e in nav] == ["Next"]
@@ -81,25 +84,25 @@ def test_search_paginates_with_next_and_previous(sender, slack: SlackStandIn, sl
                "api_app_id": "A0001", "container": {"type": "message", "channel_id": "C0CHAN"},
                "response_url": f"{slack.base_url}/respond/2", "trigger_id": "t.1", "actions": [nav[0]]}
     assert sender.interaction(payload).status_code == 200
-    page = slack.wait_for(lambda: slack.of("response_url"), 10)[0].params
+    page = slack.wait_for(lambda: slack.answers(payload["response_url"]), 10)[0]
     assert page["replace_original"] is True
     assert "page 2 of 2" in page["blocks"][0]["text"]["text"]
     assert [e["text"]["text"] for e in page["blocks"][-1]["elements"]] == ["Previous"]
 
 
-def test_jobs_status_cancel_and_quota(sender, tiny_model, bot, slack):
-    assert ephemeral(sender.command("jobs"))["text"] == "You have no jobs yet."
-    assert 'there is no job "ft-nope"' in ephemeral(sender.command("status ft-nope"))["text"]
-    assert "Usage: `/fm cancel <job>`" in ephemeral(sender.command("cancel"))["text"]
-    assert "Checking compute and quota" in ephemeral(sender.command("quota"))["text"]
-    quota = slack.wait_for(lambda: slack.of("response_url"), 30)[0].params["text"]
-    assert "`cpu`" in quota and "cores on this machine" in quota
-    sender.command("quota tpu")
-    assert 'no compute named "tpu"' in slack.wait_for(lambda: slack.of("response_url")[1:], 30)[0].params["text"]
+def test_jobs_status_cancel_and_quota(ask, tiny_model):
+    assert ask("jobs")["text"] == "You have no jobs yet."
+    assert 'there is no job "ft-nope"' in ask("status ft-nope")["text"]
+    assert "Usage: `/fm cancel <job>`" in ask("cancel")["text"]
+    assert "Checking compute and quota" in ask("quota")["text"]
+    quota = ask("quota", answers=2)
+    assert quota["replace_original"] is True
+    assert "`cpu`" in quota["text"] and "cores on this machine" in quota["text"]
+    assert 'no compute named "tpu"' in ask("quota tpu", answers=2)["text"]
 
 
-def test_long_command_is_refused_politely(sender):
-    text = ephemeral(sender.command("search " + "x" * 5000))["text"]
+def test_long_command_is_refused_politely(ask):
+    text = ask("search " + "x" * 5000)["text"]
     assert "5,007 characters long; the limit is 2,000" in text
 
 

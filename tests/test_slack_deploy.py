@@ -34,9 +34,8 @@ def deploy_values(name: str, compute: str | None = "cpu", instances: str = "1") 
 def test_try_answers_through_the_response_url(sender, slack: SlackStandIn, tiny_model, slack_settings, start_worker):
     start_worker(slack_settings)  # its try service answers the try
     assert wait_until(lambda: Redis.from_url(slack_settings.redis_url).exists(keys.try_alive()), 60)
-    response = sender.command("try tiny-bert what a lovely film")
-    assert response.json()["text"].startswith(":hourglass_flowing_sand: Trying")
-    answer = slack.wait_for(lambda: slack.of("response_url"), 60)[0].params
+    trying, answer = sender.ask("try tiny-bert what a lovely film", slack, answers=2, timeout=60)
+    assert trying["text"].startswith(":hourglass_flowing_sand: Trying") and answer["replace_original"] is True
     assert "tiny-bert:1" in answer["text"] and "what a lovely film" in answer["text"]
     assert '"label"' in answer["text"]
 
@@ -83,9 +82,7 @@ def test_deploy_form_key_only_to_owner_and_delete(sender, slack: SlackStandIn, s
     assert requests.post(url, json={"input_data": ["great"]}, headers={"Authorization": "Bearer nope"},
                          timeout=30).status_code == 401
 
-    sender.command("endpoints")
-    listed = [c.params for c in slack.wait_for(
-        lambda: [c for c in slack.of("response_url") if "Endpoints" in json.dumps(c.params)], 30)][0]
+    listed = sender.ask("endpoints", slack, answers=2)[1]
     assert "tiny-ep" in json.dumps(listed) and key not in json.dumps(listed)
     sender.button(ActionId.DELETE_ENDPOINT, "tiny-ep")
     slack.wait_for(lambda: "No endpoints" in json.dumps(slack.of("views.publish")[-1].params["view"])
@@ -94,7 +91,7 @@ def test_deploy_form_key_only_to_owner_and_delete(sender, slack: SlackStandIn, s
 
 
 def test_import_checks_id_and_task(sender, slack: SlackStandIn, bot):
-    refused = sender.command("import not-an-id fill-mask").json()["text"]
+    refused = sender.ask("import not-an-id fill-mask", slack)[0]["text"]
     assert '"not-an-id" is not a Hugging Face model id' in refused
     sender.command("import")
     view = slack.wait_for(lambda: slack.of("views.open"), 10)[0].params["view"]

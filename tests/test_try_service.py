@@ -142,8 +142,6 @@ def test_a_user_over_tries_per_minute_is_refused_with_the_limit(settings: Settin
 
 
 def test_slack_try_without_a_service_says_so_instead_of_loading_in_the_bot(bot, slack: SlackStandIn, tiny_model):
-    sender = SlackSender(bot.url, response_url=f"{slack.base_url}/respond/1")
-    sender.command(f"try {tiny_model} what a lovely film")
-    answer = slack.wait_for(lambda: slack.of("response_url"), 30)[0].params
+    answer = SlackSender(bot.url).ask(f"try {tiny_model} what a lovely film", slack, answers=2)[1]
     assert "no try service is running" in answer["text"] and "fmbot worker" in answer["text"]
     assert bot.runtime.platform._predictors == {}, "the bot loaded no model"

@@ -23,11 +23,14 @@
     fmbot:try:reply:{id}        list of JSON answers to one try request: claimed, then the result (expires)
     fmbot:try:alive             set while at least one try service runs (expires unless refreshed)
     fmbot:try:rate:{user}:{min} tries of one user in one minute (expires)
+    fmbot:slack:answers         list of JSON `/fm` deliveries the bot acked, oldest first, taken by the answerers (bot/slack/answerer.py)
+    fmbot:slack:answering:{id}  list of the deliveries one answerer has taken and not yet answered
+    fmbot:slack:answerers       sorted set of answerer ids by the time their heartbeat lapses
     fmbot:ledger:sweep          lock (SET NX, expires) of the one worker deleting records past their retention
     fmbot:leaderboard:{task}:{dataset}  list of JSON evaluation results on one dataset (content hash +
                                 mapping), newest first, trimmed (workers/compare.py)
     fmbot:leaderboards:{task}   hash dataset id → JSON {name, mapping, updated_at}: the datasets a task has boards for
-    fmbot:metrics               hash of counters workers add to (jobs by state, durations, retries)
+    fmbot:metrics               hash of counters workers and answerers add to (jobs by state, durations, retries, commands)
     fmbot:throughput:{key}      list of the newest samples/s of one model family on one compute ({kind}:{family}:{compute})
     fmbot:spend:{YYYY-MM}       hash of one month's spend: job id or endpoint:{name} → JSON Charge (workers/costs.py)
     fmbot:timer:{kind}:{subject}  JSON record of one pending timer (approval expiry, endpoint TTL, idle check, digest)
@@ -135,6 +138,18 @@ def try_reply(request_id: str) -> str:
 
 def try_alive() -> str:
     return f"{PREFIX}:try:alive"
+
+
+def slack_answers() -> str:
+    return f"{PREFIX}:slack:answers"
+
+
+def slack_answering(answerer: str) -> str:
+    return f"{PREFIX}:slack:answering:{answerer}"
+
+
+def slack_answerers() -> str:
+    return f"{PREFIX}:slack:answerers"
 
 
 def try_rate(user: str, minute: int) -> str:

@@ -1,8 +1,9 @@
 """What workers record for operators: the trace a log line belongs to, and counters kept in Redis.
 
-Jobs run in RQ work horses, forked and gone after each job, often on other hosts than the bot, so
-an in-process Prometheus counter would die with the horse. Job counts, durations and notification
-retries are therefore added up in one Redis hash (`keys.metrics()`), which survives restarts with
+Jobs run in RQ work horses, forked and gone after each job, often on other hosts than the bot, and
+commands are answered in the bot's answerer process, so an in-process Prometheus counter would die
+with the horse or miss the answers. Job counts, durations, notification retries and commands are
+therefore added up in one Redis hash (`keys.metrics()`), which survives restarts with
 the AOF, and the bot's `/metrics` reads it at scrape time (`bot/observability.py`).
 
 The trace id starts with the Slack command, is stored on the JobRecord, and is bound again by the
@@ -73,6 +74,10 @@ def record_job_state(redis: Redis, kind: str, state: str, *, seconds: float | No
             pipe.hincrby(keys.metrics(), _field("duration_count", kind), 1)
             pipe.hincrbyfloat(keys.metrics(), _field("duration_sum", kind), seconds)
         pipe.execute()
+
+
+def record_command(redis: Redis, label: str, outcome: str) -> None:
+    redis.hincrby(keys.metrics(), _field("commands", label, outcome), 1)
 
 
 def record_notification_retry(redis: Redis, reason: str) -> None:

@@ -14,7 +14,7 @@ from bot.settings import Settings
 from bot.slack import buttons, commands, compare, costs, deploy, forms, home, imports, tryout
 from bot.slack.context import SlackContext
 from bot.slack.errors import on_error
-from bot.slack.middleware import SlackGroups, enforce_policy, once_per_delivery, provide_context, settle_delivery
+from bot.slack.middleware import Gate, SlackGroups, settle_delivery
 from handlers import policy
 from handlers.policy import load_policy
 from workers.runtime import Runtime
@@ -30,6 +30,14 @@ class FmbotApp(App):
         return response
 
 
+def install_policy(settings: Settings, client: WebClient) -> None:
+    """The access policy, with Slack's user groups behind its group rules (read in the background)."""
+    rules, groups = load_policy(settings.fmbot_policy, settings.fmbot_admins.split(",")), SlackGroups(client)
+    policy.install(rules, groups)
+    if rules.mentions_groups:
+        groups.refresh_in_background()
+
+
 def create_app(settings: Settings, rt: Runtime, client: WebClient, *, verify_requests: bool = True) -> App:
     """`verify_requests` is off only for Socket Mode, whose messages come over an authenticated socket."""
     app = FmbotApp(
@@ -39,14 +47,8 @@ def create_app(settings: Settings, rt: Runtime, client: WebClient, *, verify_req
         request_verification_enabled=verify_requests,
         process_before_response=True,
     )
-    rules, groups = load_policy(settings.fmbot_policy, settings.fmbot_admins.split(",")), SlackGroups(client)
-    policy.install(rules, groups)
-    if rules.mentions_groups:
-        groups.refresh_in_background()
-    app.use(once_per_delivery(rt.redis))
-    app.use(enforce_policy(rt.redis))
-    ctx = SlackContext(settings=settings, rt=rt)
-    app.use(provide_context(ctx))
+    install_policy(settings, client)
+    app.use(Gate(rt.redis, SlackContext(settings=settings, rt=rt)))
     app.error(on_error)
     for room in (commands, forms, buttons, home, deploy, imports, tryout, costs, compare):
         room.register(app)

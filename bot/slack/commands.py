@@ -1,16 +1,18 @@
-"""`/fm <subcommand>`: parse, call the handler, answer in the ack (or open a form).
+"""`/fm <subcommand>`: ack empty, then parse, call the handler and answer (or open a form).
 
-Answers that are quick (catalog, ledger) go back in the ack itself as ephemeral messages; forms
-open with `views.open` right after the ack (`SlackContext.after_ack`), since a trigger id is valid
-for three seconds.
+Every answer goes through the command's response URL as an ephemeral message, after the ack
+(`SlackContext.after_ack`); a form opens with `views.open` there too, well within the three seconds
+its trigger id is valid.
 """
 
 from __future__ import annotations
 
 import logging
 from collections.abc import Callable
+from typing import Any
 
 from slack_bolt import App
+from slack_bolt.context.respond import Respond
 
 from bot import observability
 from bot.slack.compare import command_leaderboard
@@ -42,7 +44,7 @@ def help_text() -> str:
 
 
 def command_help(cmd: SlashCommand) -> None:
-    cmd.ack(response_type="ephemeral", text=help_text())
+    cmd.answer(text=help_text())
 
 
 def command_search(cmd: SlashCommand) -> None:
@@ -53,22 +55,20 @@ def command_search(cmd: SlashCommand) -> None:
         else:
             words.append(word)
     found = catalog.search_models(cmd.ctx.rt, " ".join(words), task)
-    cmd.ack(response_type="ephemeral", **catalog_views.search_results(found, " ".join(words), task))
+    cmd.answer(**catalog_views.search_results(found, " ".join(words), task))
 
 
 def command_card(cmd: SlashCommand) -> None:
     if not cmd.rest:
         raise UserError("say which model", hint=usage_hint("card", SLACK))
-    cmd.ack(response_type="ephemeral", **catalog_views.model_card(catalog.model_card(cmd.ctx.rt, cmd.rest)))
+    cmd.answer(**catalog_views.model_card(catalog.model_card(cmd.ctx.rt, cmd.rest)))
 
 
 def form_command(kind: str) -> Callable[[SlashCommand], None]:
     def open_kind(cmd: SlashCommand) -> None:
         if cmd.rest:
             cmd.ctx.rt.platform.get_model(cmd.rest)
-        cmd.ack()
-        cmd.ctx.after_ack(open_form, cmd.ctx, cmd.client, cmd.trigger_id, kind, cmd.channel, cmd.user,
-                          cmd.rest or None)
+        open_form(cmd.ctx, cmd.client, cmd.trigger_id, kind, cmd.channel, cmd.user, cmd.rest or None)
     return open_kind
 
 
@@ -76,14 +76,13 @@ def command_compare(cmd: SlashCommand) -> None:
     """The evaluate form, once, for every model named; the form's data step checks them."""
     models = compare.checked_count(cmd.rest.split(), hint=f"{usage_hint('compare', SLACK)}, or tick models on "
                                                           "`/fm search` and press Compare")
-    cmd.ack()
-    cmd.ctx.after_ack(open_form, cmd.ctx, cmd.client, cmd.trigger_id, "compare", cmd.channel, cmd.user, None, models)
+    open_form(cmd.ctx, cmd.client, cmd.trigger_id, "compare", cmd.channel, cmd.user, None, models)
 
 
 def command_jobs(cmd: SlashCommand) -> None:
     records = jobs.list_jobs(cmd.ctx.rt, user=cmd.user)
     lines = [f"{headline(r)} {progress_bar(r)}" for r in records] or ["You have no jobs yet."]
-    cmd.ack(response_type="ephemeral", text=clip("\n".join(lines), 3000))
+    cmd.answer(text=clip("\n".join(lines), 3000))
 
 
 def command_status(cmd: SlashCommand) -> None:
@@ -93,14 +92,14 @@ def command_status(cmd: SlashCommand) -> None:
     details = [headline(record), progress_bar(record)]
     if record.error:
         details.append(f"Error: {escape(record.error)}")
-    cmd.ack(response_type="ephemeral", text="\n".join(d for d in details if d))
+    cmd.answer(text="\n".join(d for d in details if d))
 
 
 def command_cancel(cmd: SlashCommand) -> None:
     if not cmd.rest:
         raise UserError("say which job", hint=usage_hint("cancel", SLACK))
     record = jobs.cancel_job(cmd.ctx.rt, cmd.rest, cmd.user, cmd.channel)
-    cmd.ack(response_type="ephemeral", text=f"Canceled {headline(record)}")
+    cmd.answer(text=f"Canceled {headline(record)}")
 
 
 def command_quota(cmd: SlashCommand) -> None:
@@ -113,7 +112,7 @@ def command_quota(cmd: SlashCommand) -> None:
                 raise UserError(f'no compute named "{cmd.rest}"', hint="See `/fm quota` for what exists")
         return {"text": "\n".join(f"• `{o.name}` — {o.label}" for o in options)}
 
-    cmd.answer_after_ack("Checking compute and quota…", answer)
+    cmd.answer_slowly("Checking compute and quota…", answer)
 
 
 # How Slack answers each command of the registry that Slack offers; `test_registry` keeps the two equal.
@@ -127,29 +126,45 @@ LISTENERS: dict[str, Callable[[SlashCommand], None]] = {
 
 
 def on_fm(ack, command, client, respond, context) -> None:
+    """Ack empty at once, then answer: the ack then costs what a bare Bolt app's does, whatever the
+    command reads or renders, so no command waits behind another's answer (issue 20)."""
+    ack()
     ctx: SlackContext = context["fm"]
-    text = (command.get("text") or "").strip()
-    if len(text) > MAX_COMMAND_CHARS:
-        ack(response_type="ephemeral",
-            text=f"That command is {len(text):,} characters long; the limit is {MAX_COMMAND_CHARS:,}. "
-                 "Attach long text as a file instead.")
+    ctx.after_ack(answer_somewhere, ctx, command, client, respond)
+
+
+def answer_somewhere(ctx: SlackContext, command: dict[str, Any], client: Any, respond: Callable[..., Any]) -> None:
+    """Hand the command to an answerer process (bot/slack/answerer.py); with none alive, answer it
+    here, after any that were handed to one that died."""
+    if ctx.answerers.hand_off(command):
         return
+    for orphan in ctx.answerers.orphans():
+        answer(ctx, orphan, client, Respond(response_url=orphan.get("response_url")))
+    answer(ctx, command, client, respond)
+
+
+def answer(ctx: SlackContext, command: dict[str, Any], client: Any, respond: Callable[..., Any]) -> None:
+    text = (command.get("text") or "").strip()
     word, _, rest = text.partition(" ")
+    cmd = SlashCommand(ctx=ctx, body=command, rest=rest.strip(), client=client, respond=respond)
+    if len(text) > MAX_COMMAND_CHARS:
+        cmd.answer(text=f"That command is {len(text):,} characters long; the limit is {MAX_COMMAND_CHARS:,}. "
+                        "Attach long text as a file instead.")
+        return
     found = lookup(word or "help", SLACK)
     label, trace = observability.begin_command(word.lower())
     try:
         if found is None:
             guess = closest_command(word, SLACK)
             hint = f"Did you mean `{PREFIX[SLACK]}{guess.usage}`?" if guess else "See `/fm help`."
-            ack(response_type="ephemeral", text=f"`{word.lower()}` is not an fmbot command. {hint}")
+            cmd.answer(text=f"`{word.lower()}` is not an fmbot command. {hint}")
         else:
-            LISTENERS[found.name](SlashCommand(ctx=ctx, ack=ack, body=command, rest=rest.strip(), client=client,
-                                               respond=respond))
+            LISTENERS[found.name](cmd)
     except Exception as exc:
-        observability.count_command(label, "refused" if user_message(exc) else "error")
-        ack(response_type="ephemeral", text=f":warning: {ctx.explain(exc, trace)}")
+        observability.count_command(ctx.rt.redis, label, "refused" if user_message(exc) else "error")
+        cmd.answer(text=f":warning: {cmd.ctx.explain(exc, trace)}")
     else:
-        observability.count_command(label, "ok")
+        observability.count_command(ctx.rt.redis, label, "ok")
 
 
 def register(app: App) -> None:

@@ -33,7 +33,7 @@ def command_leaderboard(cmd: SlashCommand) -> None:
     if not task:
         raise UserError("say which task", hint=usage_hint("leaderboard", Surface.SLACK))
     board = compare.show_leaderboard(cmd.ctx.rt, task, dataset.strip() or None)
-    cmd.ack(response_type="ephemeral", **views.leaderboard_message(board))
+    cmd.answer(**views.leaderboard_message(board))
 
 
 def model_errors(ctx: SlackContext, state: FormState) -> dict[str, str]:

@@ -2,8 +2,9 @@
 
 The Bolt app runs with `process_before_response=True`: a listener runs on the request's own thread
 and Slack gets its answer when the listener returns, with no polling for `ack()` in between. So a
-listener acks with what it can say at once and hands anything slower (Slack API calls, loading a
-model, reading a file) to `after_ack`.
+listener acks with only what must be in the ack (a form's validation errors, the next view) and
+hands anything else (reading the catalog or the ledger, Slack API calls, reading a file) to
+`after_ack`: what runs before the ack is what every other request waits behind.
 """
 
 from __future__ import annotations
@@ -18,6 +19,8 @@ from typing import Any
 from slack_sdk.errors import SlackApiError
 
 from bot.settings import Settings
+from bot.slack.answerer import Answerers
+from bot.wsgi import IN_FLIGHT
 from handlers.errors import user_message
 from workers import telemetry
 from handlers.registry import Surface
@@ -25,6 +28,9 @@ from workers.runtime import Runtime
 
 log = logging.getLogger(__name__)
 CLOSED_VIEW_ERRORS = {"not_found", "view_not_found"}
+# The longest work after an ack waits for other acks to be made: a burst of 500 commands acks in
+# about 0.2 s here, and a form's trigger id is valid for 3 s.
+ACKS_FIRST_S = 0.5
 
 
 @dataclass
@@ -34,9 +40,14 @@ class SlackContext:
     executor: ThreadPoolExecutor = field(
         default_factory=lambda: ThreadPoolExecutor(max_workers=8, thread_name_prefix="fmbot-slack")
     )
+    answerers: Answerers = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.answerers = Answerers(self.rt.redis)
 
     def after_ack(self, work: Callable[..., Any], *args: Any) -> None:
-        """Run `work` once the listener has returned, in the request's context (its trace id)."""
+        """Run `work` once the listener has returned and no other ack is being made (for at most
+        `ACKS_FIRST_S`; see `bot.wsgi.InFlight`), in the request's context (its trace id)."""
         self.executor.submit(contextvars.copy_context().run, self._logged, work, *args)
 
     def after_ack_telling(self, client: Any, channel: str, user: str, work: Callable[[], Any],
@@ -52,6 +63,7 @@ class SlackContext:
 
     @staticmethod
     def _logged(work: Callable[..., Any], *args: Any) -> None:
+        IN_FLIGHT.wait_idle(ACKS_FIRST_S)
         try:
             work(*args)
         except Exception:
@@ -86,29 +98,29 @@ class SlackContext:
 
 @dataclass
 class SlashCommand:
-    """One `/fm` delivery as every command listener receives it: `rest` is the text after the command word."""
+    """One `/fm` delivery as every command listener receives it, after its empty ack: `rest` is the
+    text after the command word, and what the listener says goes through the command's response
+    URL (`respond`), seen only by whoever typed it."""
 
     ctx: SlackContext
-    ack: Callable[..., Any]
     body: dict[str, Any]
     rest: str
     client: Any
     respond: Callable[..., Any]
 
-    def answer_after_ack(self, checking: str, answer: Callable[[], dict[str, Any]]) -> None:
-        """Ack with `checking` at once and replace it with `answer()` (message fields) once that is
-        ready: for answers that call a remote platform or probe endpoints, which may take longer
-        than Slack's 3 seconds. A refusal replaces it the same way."""
-        self.ack(response_type="ephemeral", text=f":hourglass_flowing_sand: {checking}")
+    def answer(self, **fields: Any) -> None:
+        self.respond(response_type="ephemeral", **fields)
 
-        def run() -> None:
-            try:
-                fields = answer()
-            except Exception as exc:
-                fields = {"text": f":warning: {self.ctx.explain(exc, telemetry.trace_id.get())}"}
-            self.respond(response_type="ephemeral", replace_original=True, **fields)
-
-        self.ctx.after_ack(run)
+    def answer_slowly(self, checking: str, answer: Callable[[], dict[str, Any]]) -> None:
+        """Say `checking` at once and replace it with `answer()` (message fields) once that is
+        ready: for answers that call a remote platform or probe endpoints, which may take seconds.
+        A refusal replaces it the same way."""
+        self.answer(text=f":hourglass_flowing_sand: {checking}")
+        try:
+            fields = answer()
+        except Exception as exc:
+            fields = {"text": f":warning: {self.ctx.explain(exc, telemetry.trace_id.get())}"}
+        self.answer(replace_original=True, **fields)
 
     @property
     def user(self) -> str:

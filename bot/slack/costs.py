@@ -19,10 +19,9 @@ def command_costs(cmd: SlashCommand) -> None:
     if words[:1] == ["digest"]:
         if words[1:] not in (["on"], ["off"]):
             raise UserError("say `digest on` or `digest off`", hint=usage_hint("costs", Surface.SLACK))
-        cmd.ack(response_type="ephemeral",
-                text=set_digest(cmd.ctx.rt, ReplyTarget(channel=cmd.channel), words[1] == "on"))
+        cmd.answer(text=set_digest(cmd.ctx.rt, ReplyTarget(channel=cmd.channel), words[1] == "on"))
         return
-    cmd.ack(response_type="ephemeral", **costs_message(costs_report(cmd.ctx.rt, cmd.user, cmd.channel)))
+    cmd.answer(**costs_message(costs_report(cmd.ctx.rt, cmd.user, cmd.channel)))
 
 
 def on_keep(ack, body, client, context):

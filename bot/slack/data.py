@@ -14,12 +14,12 @@ def command_data(cmd: SlashCommand) -> None:
     action, rest = action.lower() or "list", rest.strip()
     rt = cmd.ctx.rt
     if action == "list":
-        cmd.ack(response_type="ephemeral", **views.dataset_list(data.list_datasets(rt)))
+        cmd.answer(**views.dataset_list(data.list_datasets(rt)))
     elif action == "show" and rest:
-        cmd.ack(response_type="ephemeral", **views.dataset_details(data.show_dataset(rt, rest)))
+        cmd.answer(**views.dataset_details(data.show_dataset(rt, rest)))
     elif action == "delete" and rest:
         info = data.delete_dataset(rt, rest, cmd.user)
-        cmd.ack(response_type="ephemeral", text=f"Deleted dataset {info.ref}.")
+        cmd.answer(text=f"Deleted dataset {info.ref}.")
     else:
         raise UserError(f'"{action}" needs a dataset name' if action in ("show", "delete") else
                         f'"{action}" is not a data action', hint=usage_hint("data", Surface.SLACK))

@@ -47,13 +47,12 @@ def command_deploy(cmd: SlashCommand) -> None:
         raise UserError("say which model to deploy",
                         hint=f"{usage_hint('deploy', Surface.SLACK)}, or use a card's Deploy button")
     cmd.ctx.rt.platform.get_model(cmd.rest)
-    cmd.ack()
-    cmd.ctx.after_ack(open_deploy, cmd.ctx, cmd.client, cmd.trigger_id, cmd.channel, cmd.user, cmd.rest)
+    open_deploy(cmd.ctx, cmd.client, cmd.trigger_id, cmd.channel, cmd.user, cmd.rest)
 
 
 def command_endpoints(cmd: SlashCommand) -> None:
     """Listing probes each endpoint's health (and is a remote call on Azure ML): after the ack."""
-    cmd.answer_after_ack("Checking your endpoints…", lambda: endpoint_list(deploy_handlers.list_endpoints(cmd.ctx.rt)))
+    cmd.answer_slowly("Checking your endpoints…", lambda: endpoint_list(deploy_handlers.list_endpoints(cmd.ctx.rt)))
 
 
 # Which block of the deploy form shows an error about each DeploySpec field.
@@ -136,19 +135,16 @@ def on_rotate_key(ack, body, client, context):
 
 
 def command_rotate_key(cmd: SlashCommand) -> None:
-    """Rotating may wait on the endpoint's host (up to a minute), so the ack only says it started."""
+    """Rotating may wait on the endpoint's host (up to a minute), so the answer first says it started."""
     if not cmd.rest:
         raise UserError("say which endpoint", hint=usage_hint("rotate-key", Surface.SLACK))
     name, ctx = cmd.rest.split()[0], cmd.ctx
-    cmd.ack(response_type="ephemeral", text=f":key: Rotating the key of {name}; the new one comes only to you.")
-
-    def rotate() -> None:
-        try:
-            message = key_message(deploy_handlers.rotate_endpoint_key(ctx.rt, name, cmd.user), rotated=True)
-        except Exception as exc:
-            message = {"text": f":warning: {ctx.explain(exc)}"}
-        ctx.tell(cmd.client, cmd.channel, cmd.user, message["text"], message.get("blocks"))
-    ctx.after_ack(rotate)
+    cmd.answer(text=f":key: Rotating the key of {name}; the new one comes only to you.")
+    try:
+        message = key_message(deploy_handlers.rotate_endpoint_key(ctx.rt, name, cmd.user), rotated=True)
+    except Exception as exc:
+        message = {"text": f":warning: {ctx.explain(exc)}"}
+    ctx.tell(cmd.client, cmd.channel, cmd.user, message["text"], message.get("blocks"))
 
 
 def on_delete(ack, body, client, context):

@@ -18,7 +18,7 @@ from workers.ledger import ReplyTarget
 
 def command_import(cmd: SlashCommand) -> None:
     """Where the policy limits the size of an import, a hub model is measured on the hub before it
-    is recorded: after the ack."""
+    is recorded, so the answer says it is checking first."""
     rt = cmd.ctx.rt
     model_id, _, task = cmd.rest.partition(" ")
     if model_id and task.strip():
@@ -29,12 +29,10 @@ def command_import(cmd: SlashCommand) -> None:
                                                     reply_to=ReplyTarget(channel=cmd.channel)))
             return {"text": f"Importing `{model_id}` as job `{record.id}`; follow it in the channel."}
 
-        cmd.answer_after_ack(f"Checking `{model_id}`…", start)
+        cmd.answer_slowly(f"Checking `{model_id}`…", start)
         return
-    cmd.ack()
     state = FormState(kind="import", channel=cmd.channel, user=cmd.user)
-    cmd.ctx.after_ack(lambda: cmd.client.views_open(trigger_id=cmd.trigger_id,
-                                                    view=import_modal(dump_state(state, rt.redis), model_id=model_id)))
+    cmd.client.views_open(trigger_id=cmd.trigger_id, view=import_modal(dump_state(state, rt.redis), model_id=model_id))
 
 
 # Which block of the import form shows an error about each ImportSpec field.

@@ -19,7 +19,8 @@ from collections.abc import Callable
 from typing import Any
 
 from redis import Redis
-from slack_bolt import BoltResponse
+from slack_bolt import BoltRequest, BoltResponse
+from slack_bolt.middleware import Middleware
 from slack_sdk.errors import SlackApiError
 
 from bot.slack.ids import ActionId, CallbackId
@@ -68,16 +69,6 @@ def settle_delivery(context: dict[str, Any], *, handled: bool) -> None:
         log.exception("could not settle the claim of Slack delivery %s; it lapses in %ss", lease.key, LEASE_SECONDS)
 
 
-def provide_context(ctx: Any) -> Callable[..., BoltResponse | None]:
-    """Every listener finds fmbot's `SlackContext` as `context["fm"]`, so listeners are plain functions."""
-
-    def middleware(context: dict[str, Any], next: Callable[[], None]) -> BoltResponse | None:
-        context["fm"] = ctx
-        return next()
-
-    return middleware
-
-
 VIEW_CLAIM_SECONDS = 120
 # A click is signed with its timestamp and Bolt refuses one more than 5 minutes old, so a claim of
 # 5 minutes (and a margin for clock skew) leaves no moment when a copy of the click would run again.
@@ -88,29 +79,26 @@ ALREADY_SUBMITTED = "This form was just submitted with these values; change a va
 DELIVERY_LEASE = "delivery_lease"  # the context entry holding a delivery's Lease until the app settles it
 
 
-def once_per_delivery(redis: Redis) -> Callable[..., BoltResponse | None]:
-    """Slack retries deliveries for minutes, so those claims last 15; a form's claim lasts two, so
-    someone who resubmits unchanged values after an error is told why nothing happens. The claim is
-    a lease until the listener has finished (`settle_delivery`): a listener that raised, or a process
-    that died under it, does not make Slack's retry of the delivery be dropped."""
-
-    def middleware(body: dict[str, Any], context: dict[str, Any], next: Callable[[], None]) -> BoltResponse | None:
-        key = delivery_key(body)
-        if key is None:
-            return next()
-        is_view = key.startswith("view:")
-        ttl = VIEW_CLAIM_SECONDS if is_view else CLICK_CLAIM_SECONDS if key.startswith("click:") else DEFAULT_TTL_SECONDS
-        lease = Lease(redis, key, ttl)
-        if lease.take():
-            context[DELIVERY_LEASE] = lease
-            return next()
-        log.info("ignored a repeated Slack delivery (%s)", key)
-        inputs = [b["block_id"] for b in (body.get("view") or {}).get("blocks", []) if b.get("type") == "input"]
-        if is_view and inputs:
-            return BoltResponse(status=200, body={"response_action": "errors", "errors": {inputs[0]: ALREADY_SUBMITTED}})
-        return BoltResponse(status=200, body="")
-
-    return middleware
+def repeated(redis: Redis, body: dict[str, Any], context: dict[str, Any]) -> BoltResponse | None:
+    """The answer to a delivery already claimed, or None after claiming this one. Slack retries
+    deliveries for minutes, so those claims last 15; a form's claim lasts two, so someone who
+    resubmits unchanged values after an error is told why nothing happens. The claim is a lease
+    until the listener has finished (`settle_delivery`): a listener that raised, or a process that
+    died under it, does not make Slack's retry of the delivery be dropped."""
+    key = delivery_key(body)
+    if key is None:
+        return None
+    is_view = key.startswith("view:")
+    ttl = VIEW_CLAIM_SECONDS if is_view else CLICK_CLAIM_SECONDS if key.startswith("click:") else DEFAULT_TTL_SECONDS
+    lease = Lease(redis, key, ttl)
+    if lease.take():
+        context[DELIVERY_LEASE] = lease
+        return None
+    log.info("ignored a repeated Slack delivery (%s)", key)
+    inputs = [b["block_id"] for b in (body.get("view") or {}).get("blocks", []) if b.get("type") == "input"]
+    if is_view and inputs:
+        return BoltResponse(status=200, body={"response_action": "errors", "errors": {inputs[0]: ALREADY_SUBMITTED}})
+    return BoltResponse(status=200, body="")
 
 
 # Every action id fmbot's messages and forms carry, and the policy action each needs; an id not
@@ -211,22 +199,37 @@ def _refusal(body: dict[str, Any], client: Any, channel: str | None, user: str, 
     return BoltResponse(status=200, body="")
 
 
-def enforce_policy(redis: Redis) -> Callable[..., BoltResponse | None]:
-    def middleware(body: dict[str, Any], client: Any, next: Callable[[], None]) -> BoltResponse | None:
-        user = (body.get("user") or {}).get("id") or body.get("user_id", "")
-        channel = (body.get("channel") or {}).get("id") or body.get("channel_id")
-        action = None
-        try:
-            action, user, channel = requested_action(body, redis)
-            if action is None:
-                return next()
+def refused(redis: Redis, body: dict[str, Any], client: Any) -> BoltResponse | None:
+    """The refusal of a delivery the access policy does not allow, or None."""
+    user = (body.get("user") or {}).get("id") or body.get("user_id", "")
+    channel = (body.get("channel") or {}).get("id") or body.get("channel_id")
+    action = None
+    try:
+        action, user, channel = requested_action(body, redis)
+        if action is not None:
             policy.current().require(policy.actor(user, channel), action)
-        except AccessDenied as exc:
-            log.info("refused %s to %s in %s", action, user, channel)
-            return _refusal(body, client, channel, user, f":no_entry: {exc}")
-        return next()
+    except AccessDenied as exc:
+        log.info("refused %s to %s in %s", action, user, channel)
+        return _refusal(body, client, channel, user, f":no_entry: {exc}")
+    return None
 
-    return middleware
+
+class Gate(Middleware):
+    """fmbot's one global middleware: a delivery is handled once, only if the policy allows it, and
+    every listener finds fmbot's `SlackContext` as `context["fm"]`, so listeners are plain functions.
+    One `Middleware`, which Bolt calls with the request itself: a middleware function costs Bolt's
+    argument injection (~25 µs) on every delivery, before its ack."""
+
+    def __init__(self, redis: Redis, ctx: Any):
+        self.redis, self.ctx = redis, ctx
+
+    def process(self, *, req: BoltRequest, resp: BoltResponse,
+                next: Callable[[], BoltResponse]) -> BoltResponse | None:
+        answer = repeated(self.redis, req.body, req.context) or refused(self.redis, req.body, req.context.client)
+        if answer is not None:
+            return answer
+        req.context["fm"] = self.ctx
+        return next()
 
 
 class SlackGroups:

@@ -20,20 +20,11 @@ from handlers.tryout import try_model
 
 
 def command_try(cmd: SlashCommand) -> None:
-    ctx, respond = cmd.ctx, cmd.respond
     model, _, text = cmd.rest.partition(" ")
     if not model:
         raise UserError("say which model to try", hint=usage_hint("try", Surface.SLACK))
-    cmd.ack(response_type="ephemeral", text=f":hourglass_flowing_sand: Trying `{escape(model)}`…")
-
-    def run() -> None:
-        try:
-            result = try_model(ctx.rt, model, text, requester=cmd.user)
-            respond(response_type="ephemeral", replace_original=True, **try_result(result))
-        except Exception as exc:
-            respond(response_type="ephemeral", replace_original=True, text=f":warning: {ctx.explain(exc)}")
-
-    ctx.after_ack(run)
+    cmd.answer_slowly(f"Trying `{escape(model)}`…",
+                      lambda: try_result(try_model(cmd.ctx.rt, model, text, requester=cmd.user)))
 
 
 def on_try(ack, body, client, context):

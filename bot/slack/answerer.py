@@ -1,0 +1,132 @@
+"""The command answerer: `/fm` commands are answered here, in a process beside the bot's.
+
+The bot acks a command empty and hands it over (`Answerers.hand_off`). Answering it reads the
+catalog or the ledger, renders Block Kit and posts to the command's response URL: 0.5-1.5 ms of
+the GIL, and on the bot's own threads every ack arriving meanwhile waits for it (ack p99 about 2x
+a bare Bolt app's with answers there, against ~1x with them here; benchmarks/ack_latency.py).
+`fmbot serve` forks one answerer before it starts any thread (FMBOT_SLACK_ANSWERER); it dies with
+the bot. While no answerer is alive the bot answers on its own threads, as a test's bot does.
+
+Nothing handed over is lost with an answerer: it moves each delivery to a list of its own
+(`fmbot:slack:answering:{id}`) while answering it, and whoever finds its heartbeat lapsed puts
+what it held back at the head of the queue. When the bot sees its answerer die (`lapse`), it
+answers on its own threads from the next command on, starting with whatever the answerer held.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import socket
+import threading
+import time
+from collections.abc import Callable
+from typing import Any
+
+from redis import Redis
+from redis.exceptions import RedisError
+
+from workers import keys
+
+log = logging.getLogger(__name__)
+THREADS = 8  # answers that wait (a quota read, endpoint probes, a try) must not hold up the rest
+HEARTBEAT_SECONDS = 1.0
+LAPSE_SECONDS = 5.0  # an answerer not heard from for this long is taken for dead
+ALIVE_CACHE_SECONDS = 1.0
+
+Answer = Callable[[dict[str, Any]], None]
+
+
+def answerer_id(pid: int) -> str:
+    return f"{socket.gethostname()}:{pid}"
+
+
+def lapse(redis: Redis, answerer: str) -> None:
+    """Take an answerer known to be dead for lapsed now, not when its heartbeat runs out."""
+    redis.zadd(keys.slack_answerers(), {answerer: 0}, xx=True)
+
+
+def take_back(redis: Redis) -> int:
+    """Put what lapsed answerers held back at the head of the queue, in the order they took it;
+    returns how many deliveries moved."""
+    moved = 0
+    for answerer in redis.zrangebyscore(keys.slack_answerers(), "-inf", time.time()):
+        name = answerer.decode() if isinstance(answerer, bytes) else answerer
+        while redis.lmove(keys.slack_answering(name), keys.slack_answers(), "RIGHT", "LEFT") is not None:
+            moved += 1
+        redis.zrem(keys.slack_answerers(), name)
+    return moved
+
+
+class Answerers:
+    """The bot's side: hand a delivery to a live answerer, or learn there is none."""
+
+    def __init__(self, redis: Redis):
+        self.redis = redis
+        self._checked, self._alive = float("-inf"), False
+
+    def alive(self) -> bool:
+        """Whether an answerer's heartbeat is current, asked at most once a second."""
+        if time.monotonic() - self._checked > ALIVE_CACHE_SECONDS:
+            self._alive = self.redis.zcount(keys.slack_answerers(), time.time(), "+inf") > 0
+            self._checked = time.monotonic()
+        return self._alive
+
+    def hand_off(self, delivery: dict[str, Any]) -> bool:
+        if not self.alive():
+            return False
+        self.redis.rpush(keys.slack_answers(), json.dumps(delivery))
+        return True
+
+    def orphans(self) -> list[dict[str, Any]]:
+        """With no answerer alive: every delivery handed to one and not answered, oldest first, to
+        answer here instead."""
+        take_back(self.redis)
+        taken = []
+        while (raw := self.redis.lpop(keys.slack_answers())) is not None:
+            taken.append(json.loads(raw))
+        return taken
+
+
+class Answerer:
+    """An answering process: `THREADS` threads take deliveries while the main thread keeps the heartbeat."""
+
+    def __init__(self, redis: Redis, answer: Answer, *, threads: int = THREADS):
+        self.redis, self.answer, self.threads = redis, answer, threads
+        self.id = answerer_id(os.getpid())
+        self.stopping = threading.Event()
+
+    def serve(self) -> None:
+        self._beat()
+        for n in range(self.threads):
+            threading.Thread(target=self._take, name=f"fmbot-answer-{n}", daemon=True).start()
+        log.info("Slack answerer %s: %d threads", self.id, self.threads)
+        while not self.stopping.wait(HEARTBEAT_SECONDS):
+            self._beat()
+        self.redis.zrem(keys.slack_answerers(), self.id)
+
+    def _beat(self) -> None:
+        try:
+            self.redis.zadd(keys.slack_answerers(), {self.id: time.time() + LAPSE_SECONDS})
+            if moved := take_back(self.redis):
+                log.warning("answering %d Slack commands a lapsed answerer had taken", moved)
+        except RedisError as exc:
+            log.warning("Slack answerer cannot reach Redis (%s); retrying", exc)
+
+    def _take(self) -> None:
+        answering = keys.slack_answering(self.id)
+        while not self.stopping.is_set():
+            try:
+                raw = self.redis.blmove(keys.slack_answers(), answering, 1, "LEFT", "RIGHT")
+            except RedisError:
+                time.sleep(1)
+                continue
+            if raw is None:
+                continue
+            try:
+                self.answer(json.loads(raw))
+            except Exception:
+                log.exception("answering a Slack command failed")
+            finally:
+                self.redis.lrem(answering, 1, raw)
