@@ -22,7 +22,7 @@ from redis import Redis
 
 from bot.redis_server import free_port
 from bot.settings import Settings
-from bot.slack.answerer import Answerer, Answerers, answerer_id, take_back
+from bot.slack.answerer import ALIVE_CHECK_SECONDS, Answerer, Answerers, answerer_id, take_back
 from tests.helpers import ROOT, settings_env, wait_until
 from tests.slack_standin import SlackSender, SlackStandIn
 from workers import keys
@@ -91,7 +91,7 @@ def test_serve_answers_in_its_answerer_and_the_bot_takes_over_when_it_dies(serve
     os.kill(pid, signal.SIGKILL)
     wait_until(lambda: redis.zscore(keys.slack_answerers(), answerer) == 0, 10,
                about=lambda: "the bot did not see its answerer die")
-    time.sleep(1.1)  # the bot's answer to "is an answerer alive?" is cached for a second
+    time.sleep(2 * ALIVE_CHECK_SECONDS + 0.1)  # the bot asks whether an answerer is alive twice a second
     after = sender.ask("help", slack)[0]
     assert "*fmbot*" in after["text"]
     for response_url in held:

@@ -126,18 +126,17 @@ LISTENERS: dict[str, Callable[[SlashCommand], None]] = {
 
 
 def on_fm(ack, command, client, respond, context) -> None:
-    """Ack empty at once, then answer: the ack then costs what a bare Bolt app's does, whatever the
-    command reads or renders, so no command waits behind another's answer (issue 20)."""
+    """Ack empty, handing the command to an answerer process (bot/slack/answerer.py): the ack then
+    costs about what a bare Bolt app's does, whatever the command reads or renders, and no ack
+    waits on another command's answer (issue 20). With no answerer alive, answer here after the ack,
+    starting with any that were handed to one that died."""
     ack()
     ctx: SlackContext = context["fm"]
-    ctx.after_ack(answer_somewhere, ctx, command, client, respond)
+    if not ctx.answerers.hand_off(command):
+        ctx.after_ack(answer_here, ctx, command, client, respond)
 
 
-def answer_somewhere(ctx: SlackContext, command: dict[str, Any], client: Any, respond: Callable[..., Any]) -> None:
-    """Hand the command to an answerer process (bot/slack/answerer.py); with none alive, answer it
-    here, after any that were handed to one that died."""
-    if ctx.answerers.hand_off(command):
-        return
+def answer_here(ctx: SlackContext, command: dict[str, Any], client: Any, respond: Callable[..., Any]) -> None:
     for orphan in ctx.answerers.orphans():
         answer(ctx, orphan, client, Respond(response_url=orphan.get("response_url")))
     answer(ctx, command, client, respond)
