@@ -46,22 +46,12 @@ def run_answerer(settings: Settings) -> None:
 
 def start_answerer(settings: Settings) -> int | None:
     """Fork the command answerer (bot/slack/answerer.py) before the bot starts any thread; returns
-    its pid, or None when FMBOT_SLACK_ANSWERER is off. The child dies with the bot and never returns."""
+    its pid, or None when FMBOT_SLACK_ANSWERER is off. It dies with the bot."""
     if not settings.fmbot_slack_answerer:
         return None
-    parent = os.getpid()
-    pid = os.fork()
-    if pid:
-        return pid
-    try:
-        from bot.worker import die_with_parent
+    from bot.worker import fork_beside
 
-        die_with_parent(parent)
-        run_answerer(settings)
-    except BaseException:
-        log.exception("the Slack answerer stopped")
-    finally:
-        os._exit(1)
+    return fork_beside(lambda: run_answerer(settings), "Slack answerer")
 
 
 def watch_answerer(redis: Redis, pid: int) -> None:

@@ -20,6 +20,7 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -114,25 +115,34 @@ def die_with_parent(parent: int | None) -> None:
         os._exit(1)
 
 
-def start_beside_worker(settings: Settings) -> int | None:
-    """Fork the warm try service (bot/try_service.py) from the worker, after the preload and before
-    the worker starts any thread; returns its pid, or None when FMBOT_TRY_SERVICE is off. The child
-    dies with the worker and never returns."""
-    if not settings.fmbot_try_service:
-        return None
+def fork_beside(life: Callable[[], None], name: str) -> int:
+    """Fork a child that lives `life` and dies with this process; returns its pid. Fork before this
+    process starts any thread: a lock another thread holds would stay held in the child."""
     parent = os.getpid()
     pid = os.fork()
     if pid:
         return pid
     try:
-        from bot.bootstrap import build_platform
-
         die_with_parent(parent)
-        TryService(Redis.from_url(settings.redis_url), build_platform(settings)).serve()
+        life()
     except BaseException:
-        log.exception("the try service stopped")
+        log.exception("the %s stopped", name)
     finally:
         os._exit(1)
+
+
+def start_beside_worker(settings: Settings) -> int | None:
+    """Fork the warm try service (bot/try_service.py) from the worker, after the preload and before
+    the worker starts any thread; returns its pid, or None when FMBOT_TRY_SERVICE is off."""
+    if not settings.fmbot_try_service:
+        return None
+
+    def serve() -> None:
+        from bot.bootstrap import build_platform
+
+        TryService(Redis.from_url(settings.redis_url), build_platform(settings)).serve()
+
+    return fork_beside(serve, "try service")
 
 
 # What a work horse would otherwise import again in every job: the metric libraries each
