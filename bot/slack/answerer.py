@@ -15,15 +15,16 @@ answers on its own threads from the next command on, starting with whatever the 
 
 from __future__ import annotations
 
-import json
 import logging
 import os
 import socket
 import threading
 import time
+import weakref
 from collections.abc import Callable
 from typing import Any
 
+import orjson
 from redis import Redis
 from redis.connection import Connection
 from redis.exceptions import RedisError
@@ -79,13 +80,13 @@ class Answerers:
         if not self._watching:
             self._watching = True
             self._refresh()
-            threading.Thread(target=self._watch, name="fmbot-answerers", daemon=True).start()
+            threading.Thread(target=_watch, args=(weakref.ref(self),), name="fmbot-answerers", daemon=True).start()
         return self._alive.is_set()
 
     def hand_off(self, delivery: dict[str, Any]) -> bool:
         if not self.alive():
             return False
-        payload = json.dumps(delivery)
+        payload = orjson.dumps(delivery)
         with self._lock:
             try:
                 connection = self._connected()
@@ -104,7 +105,7 @@ class Answerers:
         take_back(self.redis)
         taken = []
         while (raw := self.redis.lpop(keys.slack_answers())) is not None:
-            taken.append(json.loads(raw))
+            taken.append(orjson.loads(raw))
         return taken
 
     def _connected(self) -> Connection:
@@ -126,10 +127,18 @@ class Answerers:
             alive = False
         self._alive.set() if alive else self._alive.clear()
 
-    def _watch(self) -> None:
-        while True:
-            time.sleep(ALIVE_CHECK_SECONDS)
-            self._refresh()
+
+
+def _watch(answerers: weakref.ref[Answerers]) -> None:
+    """Refresh whether an answerer is alive until the bot's `Answerers` is gone (it holds no
+    reference to it in between, so a bot that is dropped, as in tests, takes its watch with it)."""
+    while True:
+        time.sleep(ALIVE_CHECK_SECONDS)
+        watched = answerers()
+        if watched is None:
+            return
+        watched._refresh()
+        del watched
 
 
 class Answerer:
@@ -168,7 +177,7 @@ class Answerer:
             if raw is None:
                 continue
             try:
-                self.answer(json.loads(raw))
+                self.answer(orjson.loads(raw))
             except Exception:
                 log.exception("answering a Slack command failed")
             finally:
