@@ -108,7 +108,9 @@ def child(kind: str, path: Path) -> None:
     stop.set()
     if watcher.is_alive():
         watcher.join()
-    peak = max(helpers.values(), default=0.0) if kind == "fmbot-helpers" else resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    if kind == "fmbot-helpers":
+        peak = max(helpers.values(), default=0.0)
     print(json.dumps({"seconds": seconds, "rss_before_mb": before, "peak_rss_mb": peak, "rows": rows}))
 
 
@@ -154,7 +156,8 @@ def run(quick: bool) -> list[Result]:
                 log(f"{NAME} {fmt} {kind}: {measured}")
             speed = {kind: [size_mb / r["seconds"] for r in rs] for kind, rs in runs.items()}
             helper = measure("fmbot-helpers", path)["peak_rss_mb"] if fmt == "JSONL" else 0.0
-            peak = {kind: [r["peak_rss_mb"] + (helper if kind == "fmbot" else 0) for r in rs] for kind, rs in runs.items()}
+            peak = {kind: [r["peak_rss_mb"] + (helper if kind == "fmbot" else 0) for r in rs]
+                    for kind, rs in runs.items()}
             if fmt == "JSONL":
                 large_peak = median(peak["fmbot"])
             if len({r["rows"] for kind in ("fmbot", "pandas") for r in runs[kind]}) != 1:

@@ -2,13 +2,14 @@
 
 `platforms.datasets.validate_file` reads every row of an upload. Row by row through the reader and
 the example builders that tops out at a few hundred MB/s, so for tasks whose examples are plain text
-columns only the mapped columns are checked here: JSON Lines by a lean loop over the row reader's
-own parser and tests (orjson, `is_blank`, `lookup`), CSV and TSV by pyarrow's CSV reader in bounded
-blocks with vectorised kernels.
+columns only the mapped columns are checked here: JSON Lines by checks over batches of lines with
+the row reader's own parser and tests (orjson, `is_blank`, `lookup`; `platforms.linescan`), a large
+file shared with a helper process, CSV and TSV by pyarrow's CSV reader in bounded blocks with
+vectorised kernels.
 
 These paths can only say "the file is good"; they never word an error. The row-by-row reader is the
-definition of a good file. The JSON Lines loop calls what the row reader calls, so it cannot be more
-lenient; pyarrow's CSV reader is (it takes `"a"b` and a bare carriage return, which the csv module
+definition of a good file. The JSON Lines checks call what the row reader calls, so they cannot be
+more lenient; pyarrow's CSV reader is (it takes `"a"b` and a bare carriage return, which the csv module
 refuses), so the file is also checked, in a thread beside pyarrow, for a shape on which both readers
 provably agree (`_DelimitedProof`). Whenever that proof, a value check or anything else fails, `scan`
 returns None and the caller runs the exact reader, whose messages name the file, the line and the
@@ -21,6 +22,7 @@ import csv
 import marshal
 import os
 import subprocess
+import sys
 import threading
 from collections import Counter
 from collections.abc import Callable, Iterator, Sequence
@@ -49,8 +51,8 @@ CHECK_BYTES = 2 << 20
 # Everything here allocates from the C allocator, which hands freed blocks back; mimalloc, pyarrow's
 # default, keeps tens of MB per thread, which grew the process with the file.
 _MEMORY = pa.system_memory_pool()
-# From this size on, a JSON Lines file is scanned in two halves, one by a helper process: below it
-# the helper's start (~40 ms of the other core) buys too little.
+# From this size on, a JSON Lines file is shared with a helper process: below it, the helper's start
+# (~40 ms of the other core) buys too little.
 PARALLEL_BYTES = 16 << 20
 # The csv module refuses a field longer than this many characters.
 CSV_FIELD_LIMIT = csv.field_size_limit()
@@ -254,7 +256,8 @@ def _batches_of(reader: pa.RecordBatchReader) -> Iterator[list[pa.RecordBatch]]:
 class _Helper:
     """The helper process of `platforms.linescan`, its frames read by a thread into a queue, so that
     this process looks at them between its own chunks without ever waiting. It is told, before each
-    chunk this process starts, that chunk's index."""
+    chunk this process starts, that chunk's index. Its frames come in order, so once it has claimed a
+    chunk, the counts of every chunk after it are in."""
 
     def __init__(self, path: Path, size: int, step: int, columns: Sequence[str], label: str | None, limit: int):
         self.lowest = linescan.chunks(size, step)  # the lowest chunk the helper has claimed
@@ -280,11 +283,9 @@ class _Helper:
         except OSError:
             pass  # it has stopped: its frames say how far it came
 
-    def poll(self, judge: Callable[[set], None], wait: bool = False) -> None:
-        """Take in the frames that have come (with `wait`, until the helper is done)."""
-        while not self.done:
-            if not wait and self._frames.empty():
-                return
+    def poll(self, judge: Callable[[set], None]) -> None:
+        """Take in the frames that have come."""
+        while not self.done and not self._frames.empty():
             frame = self._frames.get()
             if frame is None or frame[0] == "done":
                 self.done = True
@@ -296,11 +297,6 @@ class _Helper:
                 judge(frame[1])
             else:
                 raise Unproven(frame[1])
-
-    def finish(self, judge: Callable[[set], None]) -> None:
-        with suppress(OSError):
-            self._process.stdin.close()
-        self.poll(judge, wait=True)
 
     def close(self) -> None:
         if self._process.poll() is None:
@@ -316,7 +312,8 @@ def _scan_json_lines(path: Path, columns: Sequence[str], label: str | None,
                      is_blank: Callable[[object], bool]) -> ScanResult:
     """The row reader's own checks of each line (`platforms.linescan`), over the whole file. orjson
     holds the GIL, so a large file is shared with a helper process on the other core, chunk by chunk
-    from either end; what the helper did not count (it could not start, or died) is counted here.
+    from either end. This process never waits for the helper: where they meet, it also counts the
+    chunk the helper is on, and it counts whatever the helper did not (it could not start, or died).
     Dotted columns need the row reader's `lookup`, which the helper does not import, so their files
     are read here alone."""
     def judge(values: set) -> None:
@@ -326,21 +323,21 @@ def _scan_json_lines(path: Path, columns: Sequence[str], label: str | None,
     limit, size, step = reading.MAX_RECORD_BYTES, path.stat().st_size, linescan.CHUNK_BYTES
     tally = linescan.Tally(judge=judge, lookup=reading.lookup)
     helper = None
-    if size >= PARALLEL_BYTES and len(os.sched_getaffinity(0)) > 1 and not any("." in column for column in columns):
+    if (size >= PARALLEL_BYTES and sys.executable and len(os.sched_getaffinity(0)) > 1
+            and not any("." in column for column in columns)):
         with suppress(OSError):
             helper = _Helper(path, size, step, columns, label, limit)
     if helper is None:
         linescan.scan_range(path, 0, size, columns, label, limit, tally)
         return ScanResult(rows=tally.rows, labels=tally.labels)
     try:
-        index = 0
-        while index < helper.lowest:
+        index, last = 0, linescan.chunks(size, step) - 1
+        while index <= min(helper.lowest, last):
             helper.claim(index)
             linescan.scan_range(path, *linescan.chunk(index, size, step), columns, label, limit, tally)
             index += 1
             helper.poll(judge)
-        helper.finish(judge)
-        for index in range(index, linescan.chunks(size, step)):
+        for index in range(index, last + 1):
             if index in helper.counts:
                 rows, labels = helper.counts[index]
                 tally.rows += rows

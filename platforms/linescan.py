@@ -1,10 +1,10 @@
 """JSON Lines checked a byte range at a time, in this process or in a helper process beside it.
 
 orjson holds the GIL, so a second core only helps a large file from a second process. This module
-imports nothing but orjson and what Python itself loads at start (no `platforms.datasets`, whose
-imports take half a second, no site packages but orjson's), so that the helper (`command`) is ready
-in ~20 ms. It is started by the caller through `subprocess` (fork and exec), which is safe from a
-multi-threaded bot or RQ worker, where a bare fork is not.
+imports nothing but orjson and what Python itself loads at start (not `platforms.datasets`, whose
+imports take half a second, nor the site module), so that the helper (`command`) is ready in ~40 ms,
+half of it orjson's own import. It is started by the caller through `subprocess` (fork and exec),
+which is safe from a multi-threaded bot or RQ worker, where a bare fork is not.
 
 A range holds the lines that start inside it, so ranges cut anywhere share no line and miss none.
 Neither side words an error: any doubt ends the scan, and the row reader, reading the whole file
@@ -16,7 +16,7 @@ goes to the caller's `judge`, which applies `is_blank`; a missing column goes to
 The helper and its caller share out the file's chunks (`CHUNK_BYTES`) from both ends: the caller
 takes them from the front, the helper from the back, each telling the other before it starts one, so
 a helper that starts late or shares its core with a neighbour leaves more to the caller, never less.
-Both may take the last chunk; the caller then keeps its own count of it.
+Where they meet, both may count a chunk; the caller keeps its own count of it.
 """
 
 from __future__ import annotations
@@ -177,7 +177,8 @@ def chunks(size: int, step: int) -> int:
 def command(path: str, size: int, step: int, columns: Sequence[str], label: str | None, limit: int) -> list[str]:
     """The helper's command line: no site module (whose import hooks take ~20 ms), and on its path
     only this project and orjson's folder."""
-    folders = [os.path.dirname(os.path.dirname(os.path.abspath(module.__file__))) for module in (sys.modules[__name__], orjson)]
+    folders = [os.path.dirname(os.path.dirname(os.path.abspath(module.__file__)))
+               for module in (sys.modules[__name__], orjson)]
     request = orjson.dumps([path, size, step, list(columns), label, limit]).decode()
     return [sys.executable, "-I", "-S", "-c",
             f"import sys; sys.path[:0] = {folders!r}; from platforms.linescan import serve; serve()", request]
@@ -186,7 +187,8 @@ def command(path: str, size: int, step: int, columns: Sequence[str], label: str 
 def serve() -> None:
     """The helper: take chunks from the back of the file until they meet the caller's claims (read
     from stdin, never waited for), writing each claim, each chunk's count and each batch of values to
-    judge to stdout (`marshal`, which Python loads at start; pickle takes 9 ms); an unproven chunk ends it."""
+    judge to stdout with `marshal` (which Python loads at start; pickle takes 9 ms). An unproven
+    chunk ends it."""
     path, size, step, columns, label, limit = orjson.loads(sys.argv[1])
     out = sys.stdout.buffer
 
