@@ -338,12 +338,9 @@ def _scan_json_lines(path: Path, columns: Sequence[str], label: str | None,
             index += 1
             helper.poll(judge)
         for index in range(index, last + 1):
-            if index in helper.counts:
-                rows, labels = helper.counts[index]
-                tally.rows += rows
-                tally.labels.update(labels)
-            else:
-                linescan.scan_range(path, *linescan.chunk(index, size, step), columns, label, limit, tally)
+            rows, labels = helper.counts[index]
+            tally.rows += rows
+            tally.labels.update(labels)
     finally:
         helper.close()
     return ScanResult(rows=tally.rows, labels=tally.labels)
