@@ -376,8 +376,9 @@ def test_ranges_cut_anywhere_count_every_line_once(tmp_path, name, content):
 @pytest.fixture
 def shared(monkeypatch: pytest.MonkeyPatch) -> Callable[[], list[int]]:
     """Files of a few kilobytes are shared with the helper process in 512-byte chunks, this process
-    starting once the helper has said something (it has claimed the last chunk, or ended), so that the
-    helper always counts some; returns how many chunks the helper counted in each scan since."""
+    starting once the helper has counted the last chunk (its claim, the values to judge and the count
+    are three frames) or has ended, so that the helper always counts some; returns how many chunks the
+    helper counted in each scan since."""
     monkeypatch.setattr(fastscan, "PARALLEL_BYTES", 1)
     monkeypatch.setattr(linescan, "CHUNK_BYTES", 512)
     helped: list[int] = []
@@ -385,7 +386,8 @@ def shared(monkeypatch: pytest.MonkeyPatch) -> Callable[[], list[int]]:
 
     def claim_once_it_speaks(self, index):
         deadline = time.monotonic() + 30
-        while index == 0 and self._frames.empty() and time.monotonic() < deadline:
+        while (index == 0 and self._frames.qsize() < 3 and self._process.poll() is None
+               and time.monotonic() < deadline):
             time.sleep(0.001)
         claim(self, index)
 
