@@ -21,8 +21,8 @@ Where they meet, both may count a chunk; the caller keeps its own count of it.
 
 from __future__ import annotations
 
-import os
 import marshal
+import os
 import sys
 from collections import Counter
 from collections.abc import Callable, Sequence
