@@ -57,14 +57,16 @@ WHY = {
         "that job's thread alone. Beyond the limit, what remains is 50 threads' Redis round trips and "
         "Block Kit rendering sharing two cores with the stand-in."),
     "dataset_validation": (
-        "The raw floor reads the lines through the same 1 MB buffer as fmbot (~0.075 s for 200 MB; Python's "
-        "default 8 KB buffer takes ~0.09 s, against which JSONL came to ~0.35x). JSONL costs ~0.27 s of one "
-        "core: orjson parsing each line ~0.12 s (the row reader's own parser, so nothing it refuses is "
-        "accepted), the buffered line read ~0.05 s, the per-row checks ~0.08 s; orjson holds the GIL, so "
-        "the second core idles, and 0.3x needs <= 0.25 s. CSV: pyarrow's reader (~0.21 s; quoted line "
-        "breaks keep its chunking serial) with the proof that the csv module splits the file alike "
-        "(~0.12 s) in a thread beside it; both need the GIL for their Python parts. Before this run's "
-        "changes, in the same session: JSONL 0.64 s (proof, then pyarrow's JSON reader), CSV 0.37 s."),
+        "The raw floor reads the lines through the same 1 MB buffer as fmbot (~0.055 s for 200 MB on a quiet "
+        "machine), so 0.3x needs <= ~0.18 s. JSONL is ~0.28 s of CPU: orjson parsing each line ~0.16 s (the "
+        "row reader's own parser, so nothing it refuses is accepted), the line read ~0.05 s, the checks, "
+        "now over batches of lines in C, ~0.06 s. orjson holds the GIL, so a file from 16 MB on is shared "
+        "with a helper process (platforms/linescan.py, ~40 ms to start) taking chunks from the other end: "
+        "~0.17 s when the second core is free, no better than one core when a neighbour holds it (the "
+        "0.18x rounds). CSV: pyarrow's streaming reader alone takes ~0.17 s (serial even without quoted "
+        "line breaks, and pyarrow takes ~0.25 s to import in a helper), the value checks ~0.1 s and the "
+        "csv-module proof ~0.11 s in a thread beside it: ~0.2x. Before this session's changes: JSONL "
+        "0.238x (one process, per-row checks in Python), CSV 0.216x."),
     "finetune_throughput": (
         "On CPU both use fused AdamW and match. On CUDA (benchmarks/results-gpu.md) fmbot logs the loss every "
         "5 steps for the loss curve, and each log waits for the GPU; the plain Trainer logs every 500."),

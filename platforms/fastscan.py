@@ -2,13 +2,14 @@
 
 `platforms.datasets.validate_file` reads every row of an upload. Row by row through the reader and
 the example builders that tops out at a few hundred MB/s, so for tasks whose examples are plain text
-columns only the mapped columns are checked here: JSON Lines by a lean loop over the row reader's
-own parser and tests (orjson, `is_blank`, `lookup`), CSV and TSV by pyarrow's CSV reader in bounded
-blocks with vectorised kernels.
+columns only the mapped columns are checked here: JSON Lines by checks over batches of lines with
+the row reader's own parser and tests (orjson, `is_blank`, `lookup`; `platforms.linescan`), a large
+file shared with a helper process, CSV and TSV by pyarrow's CSV reader in bounded blocks with
+vectorised kernels.
 
 These paths can only say "the file is good"; they never word an error. The row-by-row reader is the
-definition of a good file. The JSON Lines loop calls what the row reader calls, so it cannot be more
-lenient; pyarrow's CSV reader is (it takes `"a"b` and a bare carriage return, which the csv module
+definition of a good file. The JSON Lines checks call what the row reader calls, so they cannot be
+more lenient; pyarrow's CSV reader is (it takes `"a"b` and a bare carriage return, which the csv module
 refuses), so the file is also checked, in a thread beside pyarrow, for a shape on which both readers
 provably agree (`_DelimitedProof`). Whenever that proof, a value check or anything else fails, `scan`
 returns None and the caller runs the exact reader, whose messages name the file, the line and the
@@ -18,20 +19,27 @@ column.
 from __future__ import annotations
 
 import csv
+import marshal
+import os
+import subprocess
+import sys
+import threading
 from collections import Counter
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import suppress
 from dataclasses import dataclass, field
-from itertools import chain
 from pathlib import Path
+from queue import SimpleQueue
 
 import numpy as np
-import orjson
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.csv as pa_csv
 
+from platforms import linescan
 from platforms.datasets import reading
+from platforms.linescan import SHORT_VALUE_BYTES, Unproven
 
 # Files are read in blocks of 1 MB; a CSV line longer than that is left to the row reader, and with it
 # the row reader's 8 MB line limit.
@@ -43,14 +51,13 @@ CHECK_BYTES = 2 << 20
 # Everything here allocates from the C allocator, which hands freed blocks back; mimalloc, pyarrow's
 # default, keeps tens of MB per thread, which grew the process with the file.
 _MEMORY = pa.system_memory_pool()
-# A value is blank when its stripped text is empty or a marker such as "none"; such text is at most
-# this many bytes unless the value starts or ends with whitespace.
-SHORT_VALUE_BYTES = 16
+# From this size on, a JSON Lines file is shared with a helper process: below it, the helper's start
+# (~40 ms of the other core) buys too little.
+PARALLEL_BYTES = 16 << 20
 # The csv module refuses a field longer than this many characters.
 CSV_FIELD_LIMIT = csv.field_size_limit()
 
 _LF, _CR, _QUOTE = 10, 13, 34
-_ABSENT = object()
 
 
 def _constant(items: Sequence[bytes], kind: pa.DataType) -> pa.Array:
@@ -66,10 +73,6 @@ _SPACES = [chr(c).encode() for c in range(0x3001) if chr(c).isspace()]
 _WHITESPACE = _constant(_SPACES, pa.string())
 _LAST_BYTES = _constant(sorted({space[-1:] for space in _SPACES}), pa.binary())
 _SHORT_VALUE = pa.Array.from_buffers(pa.int32(), 1, [None, pa.py_buffer(np.array([SHORT_VALUE_BYTES], np.int32))])[0]
-
-
-class _Unproven(Exception):
-    """This file is outside what the fast path can vouch for: the row reader must read it."""
 
 
 @dataclass
@@ -98,7 +101,7 @@ def _prove_file(path: Path, prove: Callable[[bytes | memoryview, bool], None]) -
             if last < 0:
                 partial += view[:got]
                 if len(partial) > BLOCK_BYTES:
-                    raise _Unproven("a line longer than a block")
+                    raise Unproven("a line longer than a block")
                 continue
             first = buffer.find(b"\n", 0, got)
             prove(partial + view[:first + 1], False)
@@ -129,7 +132,7 @@ def _bytes_of(segment: bytes | memoryview) -> np.ndarray:
         try:
             str(segment, "utf-8")
         except UnicodeDecodeError:
-            raise _Unproven("not UTF-8") from None
+            raise Unproven("not UTF-8") from None
     return np.frombuffer(segment, np.uint8)
 
 
@@ -160,7 +163,7 @@ class _DelimitedProof:
         quotes, returns = where[found == _QUOTE], where[found == _CR]
         outside = returns[(self.quotes + np.searchsorted(quotes, returns)) % 2 == 0]
         if len(outside) and (outside[-1] + 1 >= len(a) or np.any(a[outside + 1] != _LF)):
-            raise _Unproven("a carriage return without a line feed")
+            raise Unproven("a carriage return without a line feed")
         if len(quotes):
             before = np.where(quotes > 0, a[quotes - 1], _LF)
             after = np.where(quotes + 1 < len(a), a[np.minimum(quotes + 1, len(a) - 1)], _LF if final else 0)
@@ -168,10 +171,10 @@ class _DelimitedProof:
             opens_field = (before == self._delimiter) | (before == _LF) | (before == _QUOTE)
             closes_field = (after == self._delimiter) | (after == _LF) | (after == _CR) | (after == _QUOTE)
             if not np.all(np.where(opening, opens_field, closes_field)):
-                raise _Unproven("a quote inside a field")
+                raise Unproven("a quote inside a field")
             self.quotes += len(quotes)
         if final and self.quotes % 2:
-            raise _Unproven("a quoted field left open")
+            raise Unproven("a quoted field left open")
 
 
 def _delimited_reader(path: Path, source: pa.NativeFile, columns: Sequence[str],
@@ -222,13 +225,13 @@ def _check(batches: list[pa.RecordBatch], columns: Sequence[str], label: str | N
     for name in table.column_names:
         values = table.column(name)
         if values.null_count:
-            raise _Unproven(f"a missing value in {name}")
+            raise Unproven(f"a missing value in {name}")
         if pc.max(pc.binary_length(values, memory_pool=_MEMORY)).as_py() > CSV_FIELD_LIMIT:
-            raise _Unproven("a field over the csv module's limit")
+            raise Unproven("a field over the csv module's limit")
     for name in columns:
         values = table.column(name)
         if pa.types.is_string(values.type) and any(is_blank(value) for value in _suspects(values)):
-            raise _Unproven(f"a blank value in {name}")
+            raise Unproven(f"a blank value in {name}")
     if label is not None:
         counts = pc.value_counts(table.column(label), memory_pool=_MEMORY)
         for value, count in zip(counts.field(0).to_pylist(), counts.field(1).to_pylist(), strict=True):
@@ -250,52 +253,97 @@ def _batches_of(reader: pa.RecordBatchReader) -> Iterator[list[pa.RecordBatch]]:
         yield group
 
 
-def _check_value(values: dict, column: str, value: object, is_blank: Callable[[object], bool]) -> None:
-    """What `_text` checks of a value the quick test in `_scan_json_lines` did not pass."""
-    if value is _ABSENT:
-        found, value = reading.lookup(values, column)
-        if not found:
-            raise _Unproven(f"no {column}")
-    if is_blank(value) or isinstance(value, (dict, list)):
-        raise _Unproven(f"a blank or structured {column}")
+class _Helper:
+    """The helper process of `platforms.linescan`, its frames read by a thread into a queue, so that
+    this process looks at them between its own chunks without ever waiting. It is told, before each
+    chunk this process starts, that chunk's index. Its frames come in order, so once it has claimed a
+    chunk, the counts of every chunk after it are in."""
+
+    def __init__(self, path: Path, size: int, step: int, columns: Sequence[str], label: str | None, limit: int):
+        self.lowest = linescan.chunks(size, step)  # the lowest chunk the helper has claimed
+        self.counts: dict[int, tuple[int, dict[str, int]]] = {}
+        self.done = False
+        self._frames: SimpleQueue[tuple | None] = SimpleQueue()
+        self._process = subprocess.Popen(linescan.command(str(path.resolve()), size, step, columns, label, limit),
+                                         stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
+        self._reader = threading.Thread(target=self._read, name="fastscan-helper", daemon=True)
+        self._reader.start()
+
+    def _read(self) -> None:
+        try:
+            while True:
+                self._frames.put(marshal.load(self._process.stdout))
+        except (EOFError, OSError, ValueError, TypeError):
+            self._frames.put(None)
+
+    def claim(self, index: int) -> None:
+        try:
+            self._process.stdin.write(index.to_bytes(linescan.CLAIM_BYTES, "little"))
+            self._process.stdin.flush()
+        except OSError:
+            pass  # it has stopped: its frames say how far it came
+
+    def poll(self, judge: Callable[[set], None]) -> None:
+        """Take in the frames that have come."""
+        while not self.done and not self._frames.empty():
+            frame = self._frames.get()
+            if frame is None or frame[0] == "done":
+                self.done = True
+            elif frame[0] == "claim":
+                self.lowest = frame[1]
+            elif frame[0] == "chunk":
+                self.counts[frame[1]] = frame[2], frame[3]
+            elif frame[0] == "suspects":
+                judge(frame[1])
+            else:
+                raise Unproven(frame[1])
+
+    def close(self) -> None:
+        if self._process.poll() is None:
+            self._process.kill()
+        self._process.wait()
+        self._reader.join()
+        self._process.stdout.close()
+        with suppress(OSError):
+            self._process.stdin.close()
 
 
 def _scan_json_lines(path: Path, columns: Sequence[str], label: str | None,
                      is_blank: Callable[[object], bool]) -> ScanResult:
-    """The row reader's own checks of each line (orjson, one object, each mapped column found and
-    non-blank, neither a list nor an object, its text `str(value)`), without building a row or an
-    example: on lines of about a kilobyte that halves the time, and no check is a copy of another
-    reader's rules, so nothing is accepted that the row reader would refuse."""
-    loads, decode_error, limit = orjson.loads, orjson.JSONDecodeError, reading.MAX_RECORD_BYTES
-    labels: dict[str, int] = {}
-    rows = 0
-    with path.open("rb", buffering=BLOCK_BYTES) as handle:
-        first = handle.readline(limit + 1).removeprefix(b"\xef\xbb\xbf")
-        for raw in chain((first,), handle):
-            if len(raw) > limit:
-                raise _Unproven("a line over the row reader's limit")
-            try:
-                values = loads(raw)
-            except decode_error:
-                if raw.isspace():
-                    continue
-                raise _Unproven("not one JSON value") from None
-            if type(values) is not dict:
-                raise _Unproven("not an object")
-            for column in columns:
-                # Text longer than a blank marker with no space at either end passes `is_blank`
-                # unseen; anything else gets the row reader's own tests.
-                value = values.get(column, _ABSENT)
-                if not (type(value) is str and len(value) > SHORT_VALUE_BYTES and not value[0].isspace()
-                        and not value[-1].isspace()):
-                    _check_value(values, column, value, is_blank)
-            if label is not None:
-                text = values.get(label, _ABSENT)
-                if type(text) is not str:
-                    text = str(reading.lookup(values, label)[1] if text is _ABSENT else text)
-                labels[text] = labels.get(text, 0) + 1
-            rows += 1
-    return ScanResult(rows=rows, labels=Counter(labels))
+    """The row reader's own checks of each line (`platforms.linescan`), over the whole file. orjson
+    holds the GIL, so a large file is shared with a helper process on the other core, chunk by chunk
+    from either end. This process never waits for the helper: where they meet, it also counts the
+    chunk the helper is on, and it counts whatever the helper did not (it could not start, or died).
+    Dotted columns need the row reader's `lookup`, which the helper does not import, so their files
+    are read here alone."""
+    def judge(values: set) -> None:
+        if any(map(is_blank, values)):
+            raise Unproven("a blank value")
+
+    limit, size, step = reading.MAX_RECORD_BYTES, path.stat().st_size, linescan.CHUNK_BYTES
+    tally = linescan.Tally(judge=judge, lookup=reading.lookup)
+    helper = None
+    if (size >= PARALLEL_BYTES and sys.executable and len(os.sched_getaffinity(0)) > 1
+            and not any("." in column for column in columns)):
+        with suppress(OSError):
+            helper = _Helper(path, size, step, columns, label, limit)
+    if helper is None:
+        linescan.scan_range(path, 0, size, columns, label, limit, tally)
+        return ScanResult(rows=tally.rows, labels=tally.labels)
+    try:
+        index, last = 0, linescan.chunks(size, step) - 1
+        while index <= min(helper.lowest, last):
+            helper.claim(index)
+            linescan.scan_range(path, *linescan.chunk(index, size, step), columns, label, limit, tally)
+            index += 1
+            helper.poll(judge)
+        for index in range(index, last + 1):
+            rows, labels = helper.counts[index]
+            tally.rows += rows
+            tally.labels.update(labels)
+    finally:
+        helper.close()
+    return ScanResult(rows=tally.rows, labels=tally.labels)
 
 
 def _read_delimited(path: Path, columns: Sequence[str], label: str | None, is_blank: Callable[[object], bool],
@@ -304,7 +352,7 @@ def _read_delimited(path: Path, columns: Sequence[str], label: str | None, is_bl
     with pa.OSFile(str(path), memory_pool=_MEMORY) as source:
         opened = _delimited_reader(path, source, columns, delimiter)
         if opened is None:
-            raise _Unproven("a header the fast path does not read")
+            raise Unproven("a header the fast path does not read")
         reader, names = opened
         with reader:
             label_name = names[columns.index(label)] if label is not None else None
@@ -322,7 +370,7 @@ def scan(path: Path, fmt: str, columns: Sequence[str], label: str | None,
     if fmt == "jsonl":
         try:
             result = _scan_json_lines(path, columns, label, is_blank)
-        except (_Unproven, OSError):
+        except (Unproven, OSError):
             return None
         return result if result.rows else None
     delimiter = "\t" if fmt == "tsv" else ","
@@ -331,6 +379,6 @@ def scan(path: Path, fmt: str, columns: Sequence[str], label: str | None,
         try:
             result = _read_delimited(path, columns, label, is_blank, delimiter)
             proof.result()
-        except (_Unproven, pa.ArrowException, OSError):
+        except (Unproven, pa.ArrowException, OSError):
             return None
     return result if result.rows else None

@@ -11,12 +11,14 @@ from __future__ import annotations
 
 import json
 import random
+import sys
+import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
 
-from platforms import fastscan
+from platforms import fastscan, linescan
 from platforms.datasets import ColumnMapping, DatasetError, reading, validate_file
 from platforms.tasks import Task
 from tests.helpers import DATA
@@ -311,12 +313,16 @@ def mutate(content: str, rng: random.Random) -> bytes:
     return data.encode("utf-8", "surrogatepass")
 
 
-@pytest.mark.parametrize("fmt", ["jsonl", "csv", "tsv"])
-def test_mutated_files_get_the_row_readers_answer(both, tmp_path, monkeypatch, fmt):
+@pytest.mark.parametrize("fmt", ["jsonl", "jsonl shared with the helper", "csv", "tsv"])
+def test_mutated_files_get_the_row_readers_answer(both, tmp_path, monkeypatch, request, fmt):
     """A few hundred small random edits of a good file: whatever the row reader says, the fast path
-    must say too, across block boundaries."""
+    must say too, across block boundaries (and, shared, across the helper's chunks)."""
     monkeypatch.setattr(fastscan, "BLOCK_BYTES", 256)
     monkeypatch.setattr(fastscan, "PARSE_BLOCK_BYTES", 4096)
+    if fmt.startswith("jsonl "):
+        request.getfixturevalue("shared")
+        monkeypatch.setattr(linescan, "CHUNK_BYTES", 256)
+        fmt = "jsonl"
     rows = [{"text": text, "label": label} for text, label in many_rows(12, seed=2)]
     if fmt == "jsonl":
         base = lines(*rows)
@@ -334,3 +340,102 @@ def test_mutated_files_get_the_row_readers_answer(both, tmp_path, monkeypatch, f
 
 def test_the_whitespace_table_covers_every_space():
     assert not [c for c in range(0x3001, 0x110000) if chr(c).isspace()]
+
+
+# ---------------------------------------------------------------------------- ranges and the helper process
+
+RANGE_CASES = [
+    ("plain", lines(*GOOD)),
+    ("byte order mark", "\ufeff" + lines(*GOOD)),
+    ("CRLF and blank lines", lines(GOOD[0], "", GOOD[1], "   ", GOOD[2]).replace("\n", "\r\n")),
+    ("no final newline", lines(*GOOD).rstrip("\n")),
+    ("numbers and short text", lines({"text": 5, "label": 1}, {"text": "no", "label": True}, GOOD[0])),
+]
+
+
+@pytest.mark.parametrize(("name", "content"), RANGE_CASES, ids=[case[0] for case in RANGE_CASES])
+def test_ranges_cut_anywhere_count_every_line_once(tmp_path, name, content):
+    """Two ranges cut at any byte, a line crossing the cut included, count what one range counts."""
+    path = write(tmp_path, "train.jsonl", content)
+    size = path.stat().st_size
+    seen: list[object] = []
+
+    def scanned(*cuts: int) -> tuple[int, list[tuple[str, int]]]:
+        tally = linescan.Tally(judge=seen.extend)
+        for start, end in zip((0, *cuts), (*cuts, size), strict=True):
+            linescan.scan_range(path, start, end, ["text", "label"], "label", reading.MAX_RECORD_BYTES, tally)
+        return tally.rows, sorted(tally.labels.items())
+
+    whole = scanned()
+    assert whole[0] == 3
+    for cut in range(size + 1):
+        assert scanned(cut) == whole, cut
+    assert scanned(1, size // 2, size - 1) == whole
+
+
+@pytest.fixture
+def shared(monkeypatch: pytest.MonkeyPatch) -> Callable[[], list[int]]:
+    """Files of a few kilobytes are shared with the helper process in 512-byte chunks, this process
+    starting once the helper has counted the last chunk (its claim, the values to judge and the count
+    are three frames) or has ended, so that the helper always counts some; returns how many chunks the
+    helper counted in each scan since."""
+    monkeypatch.setattr(fastscan, "PARALLEL_BYTES", 1)
+    monkeypatch.setattr(linescan, "CHUNK_BYTES", 512)
+    helped: list[int] = []
+    claim, close = fastscan._Helper.claim, fastscan._Helper.close
+
+    def claim_once_it_speaks(self, index):
+        deadline = time.monotonic() + 30
+        while (index == 0 and self._frames.qsize() < 3 and self._process.poll() is None
+               and time.monotonic() < deadline):
+            time.sleep(0.001)
+        claim(self, index)
+
+    def close_counting(self):
+        helped.append(len(self.counts))
+        close(self)
+
+    monkeypatch.setattr(fastscan._Helper, "claim", claim_once_it_speaks)
+    monkeypatch.setattr(fastscan._Helper, "close", close_counting)
+    return lambda: helped
+
+
+def many_jsonl(count: int, **extra: dict) -> list[dict | str]:
+    rows: list[dict | str] = [{"text": text, "label": label} for text, label in many_rows(count, seed=3)]
+    for index, row in extra.items():
+        rows[int(index.removeprefix("at"))] = row
+    return rows
+
+
+def test_a_file_shared_with_the_helper_counts_as_the_row_reader_does(both, tmp_path, shared):
+    path = write(tmp_path, "train.jsonl", "\ufeff" + lines(*many_jsonl(400)))
+    result, fast = both(path, TEXT)
+    assert fast and result[1] == 400 and shared() and shared()[0] > 0
+    labels = [label for label, _ in result[2]]
+    assert labels == list(dict.fromkeys(row[1] for row in many_rows(400, seed=3)))
+
+
+@pytest.mark.parametrize(("bad", "problem"), [
+    ({"text": " ", "label": "pos"}, 'column "text" is empty'),
+    ('{"text": "x", "label": ', "is not valid JSON"),
+    ({"label": "pos"}, 'column "text" is missing'),
+])
+def test_a_bad_row_in_the_helpers_half_is_named_by_the_row_reader(both, tmp_path, shared, bad, problem):
+    path = write(tmp_path, "train.jsonl", lines(*many_jsonl(400, at398=bad)))
+    result, fast = both(path, TEXT)
+    assert not fast and len(shared()) == 1
+    assert result[0] == "error" and "line 399" in result[1] and problem in result[1]
+
+
+def test_a_helper_that_cannot_start_leaves_the_file_to_this_process(both, tmp_path, shared, monkeypatch):
+    monkeypatch.setattr(linescan, "command", lambda *args: [sys.executable, "-c", "raise SystemExit(1)"])
+    path = write(tmp_path, "train.jsonl", lines(*many_jsonl(400)))
+    assert both(path, TEXT)[0][1] == 400 and both(path, TEXT)[1]
+    assert shared() and not any(shared())
+
+
+def test_dotted_columns_are_read_without_the_helper(both, tmp_path, shared):
+    rows = [{"review": {"en": f"text {index}"}, "label": "pos" if index % 2 else "neg"} for index in range(300)]
+    path = write(tmp_path, "train.jsonl", lines(*rows))
+    result, fast = both(path, ColumnMapping.build({"sentence1": "review.en", "label": "label"}, TC))
+    assert fast and result[1] == 300 and not shared()
