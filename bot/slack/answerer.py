@@ -2,8 +2,8 @@
 
 The bot acks a command empty and hands it over (`Answerers.hand_off`). Answering it reads the
 catalog or the ledger, renders Block Kit and posts to the command's response URL: 0.5-1.5 ms of
-the GIL, and on the bot's own threads every ack arriving meanwhile waits for it (ack p99 about 2x
-a bare Bolt app's with answers there, against ~1x with them here; benchmarks/ack_latency.py).
+the GIL, and on the bot's own threads every ack arriving meanwhile waits for it (ack p99 2.2x a
+bare Bolt app's at 20 clients with answers there; benchmarks/ack_latency.py measures both).
 `fmbot serve` forks one answerer before it starts any thread (FMBOT_SLACK_ANSWERER); it dies with
 the bot. While no answerer is alive the bot answers on its own threads, as a test's bot does.
 
@@ -126,7 +126,6 @@ class Answerers:
         except RedisError:
             alive = False
         self._alive.set() if alive else self._alive.clear()
-
 
 
 def _watch(answerers: weakref.ref[Answerers]) -> None:
