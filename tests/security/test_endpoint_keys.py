@@ -108,7 +108,7 @@ def test_a_key_is_kept_only_as_a_hash_shown_once_to_its_owner_and_rotated_at_onc
         # Someone else can neither pick it up (Show key) nor rotate it (button or command).
         sender.button(ActionId.SHOW_KEY, "keys-ep", user=OTHER, channel=CHANNEL)
         sender.button(ActionId.ROTATE_KEY, "keys-ep", user=OTHER, channel=CHANNEL)
-        assert "rotating" in sender.command("rotate-key keys-ep", user=OTHER).json()["text"].lower()
+        assert "rotating" in sender.ask("rotate-key keys-ep", slack, user=OTHER)[0]["text"].lower()
         refusals = slack.wait_for(lambda: len(ephemeral_to(slack, OTHER)) == 3 and ephemeral_to(slack, OTHER), 20)
         assert all("someone else" in r["text"] for r in refusals), refusals
         assert rt.redis.get(key_pickup_key("keys-ep")).decode() == pending, "a refused click took the key"

@@ -99,10 +99,10 @@ def test_cancelling_others_follows_the_channel_rule_in_commands_and_buttons(stri
     sender = SlackSender(strict_bot.url)
     first, second = job(strict_bot, requester="U0OWNER", channel="C0OPS"), job(strict_bot, requester="U0OWNER",
                                                                                 channel="C0OPS")
-    refused = sender.command(f"cancel {first.id}", user="U0ONCALL", channel="C0OPEN").json()["text"]
+    refused = sender.ask(f"cancel {first.id}", slack, user="U0ONCALL", channel="C0OPEN")[0]["text"]
     assert "started by someone else" in refused
     assert strict_bot.runtime.ledger.get(first.id).state == "queued"
-    assert sender.command(f"cancel {first.id}", user="U0ONCALL", channel="C0OPS").json()["text"].startswith("Canceled")
+    assert sender.ask(f"cancel {first.id}", slack, user="U0ONCALL", channel="C0OPS")[0]["text"].startswith("Canceled")
     sender.button(ActionId.CANCEL_JOB, second.id, user="U0ONCALL", channel="C0OPS")
     slack.wait_for(lambda: strict_bot.runtime.ledger.get(second.id).state == "canceled", 10)
 
@@ -131,7 +131,7 @@ def test_admins_may_delete_anyones_endpoint(strict_bot, slack):
 def test_status_of_another_persons_job_shows_only_what_policy_lets_them_see(strict_bot, slack):
     record = job(strict_bot, requester="U0OWNER", channel="C0ML", error="salaries-2026.csv line 3: bad label")
     sender = SlackSender(strict_bot.url)
-    outsider = sender.command(f"status {record.id}", user="U0USER", channel="C0OPEN").json()["text"]
+    outsider = sender.ask(f"status {record.id}", slack, user="U0USER", channel="C0OPEN")[0]["text"]
     assert "salaries" not in outsider and "there is no job" in outsider
-    assert "salaries-2026.csv" in sender.command(f"status {record.id}", user="U0OWNER", channel="C0OPEN").json()["text"]
-    assert "salaries-2026.csv" in sender.command(f"status {record.id}", user="U0USER", channel="C0ML").json()["text"]
+    assert "salaries-2026.csv" in sender.ask(f"status {record.id}", slack, user="U0OWNER", channel="C0OPEN")[0]["text"]
+    assert "salaries-2026.csv" in sender.ask(f"status {record.id}", slack, user="U0USER", channel="C0ML")[0]["text"]

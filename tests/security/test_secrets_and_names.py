@@ -85,7 +85,7 @@ def test_a_model_reference_cannot_walk_the_file_system(ref):
 def test_a_card_of_a_path_is_refused(bot, slack):
     from tests.slack_standin import SlackSender
 
-    answer = SlackSender(bot.url).command("card models/../../../etc").json()["text"]
+    answer = SlackSender(bot.url).ask("card models/../../../etc", slack)[0]["text"]
     assert "is not a model name" in answer
 
 
