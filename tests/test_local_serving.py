@@ -291,7 +291,8 @@ def test_the_batcher_groups_row_shapes_and_a_bad_request_fails_alone():
             raise PlatformError("bad input")
         return [{"keys": sorted(row)} for row in rows]
 
-    batcher = MicroBatcher(predict, max_rows=64, max_wait=0.05)
+    answered: list[int] = []
+    batcher = MicroBatcher(predict, max_rows=64, max_wait=0.05, answered=answered.append)
     inputs = [[{"sentence1": f"s{i}"}] if i % 2 else [{"sentence1": f"s{i}", "sentence2": "x"}] for i in range(7)]
     inputs.append([{"sentence1": "bad"}])
     barrier = threading.Barrier(len(inputs))
@@ -310,3 +311,102 @@ def test_the_batcher_groups_row_shapes_and_a_bad_request_fails_alone():
                                                      for i in range(7)]
     assert all(len({frozenset(row) for row in rows}) == 1 for rows in calls)
     assert batcher.stats()["requests_per_call"] != {"1": len(inputs)}
+    assert sum(answered) == len(inputs) - 1, "the bad request is not counted as answered"
+    assert len(answered) == sum(batcher.stats()["requests_per_call"].values()), "one count per round, not per request"
+
+
+def test_a_request_that_queued_behind_a_call_does_not_wait_again():
+    """The batching wait runs from a request's arrival: one that arrived while the predictor was busy
+    for longer than `max_wait` has waited enough, and goes in the next call at once."""
+    from platforms.local.serving import MicroBatcher
+
+    busy, max_wait = 0.6, 1.0
+    release, slow_started = threading.Event(), threading.Event()
+
+    def predict(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        if rows[0]["text"] == "block":
+            release.wait(10)
+        if rows[0]["text"] == "slow":
+            slow_started.set()
+            time.sleep(busy)
+        return [{} for _ in rows]
+
+    batcher = MicroBatcher(predict, max_rows=64, max_wait=max_wait)
+    with ThreadPoolExecutor(4) as pool:
+        blocked = pool.submit(batcher.submit, [{"text": "block"}])
+        wait_until(lambda: batcher.stats()["predictor_calls"] == 0 and batcher.pending.empty(), 5)
+        slow = [pool.submit(batcher.submit, [{"text": "slow"}]) for _ in range(2)]
+        wait_until(lambda: batcher.pending.qsize() == 2, 5)
+        release.set()  # both slow requests go in one call, which turns the batching wait on
+        assert slow_started.wait(10)
+        queued_at = time.monotonic()
+        batcher.submit([{"text": "late"}])
+        waited = time.monotonic() - queued_at
+        assert blocked.result(10) == [{}] and all(f.result(10) == [{}] for f in slow)
+    assert batcher.stats()["requests_per_call"].get("2") == 1, batcher.stats()
+    assert waited < busy + max_wait / 2, f"waited {waited:.2f} s: the batching wait started again after the busy call"
+
+
+def _in_process_endpoint(tmp_path: Path) -> tuple[str, str, list[int]]:
+    """An endpoint's HTTP front in this process, with a batcher that answers at once; the sizes of
+    every `send` and `sendall` its connections make are recorded."""
+    import hashlib
+    import socket
+    from http.server import ThreadingHTTPServer
+
+    from platforms.local.endpoints import KeyHashFile
+    from platforms.local.serving import Activity, EndpointApp, MicroBatcher, _handler
+
+    sends: list[int] = []
+
+    class CountingSocket(socket.socket):
+        def send(self, data: Any, *flags: Any) -> int:
+            sends.append(len(data))
+            return super().send(data, *flags)
+
+        def sendall(self, data: Any, *flags: Any) -> None:
+            sends.append(len(data))
+            super().sendall(data, *flags)
+
+    class Server(ThreadingHTTPServer):
+        daemon_threads = True
+
+        def get_request(self) -> tuple[socket.socket, Any]:
+            conn, address = super().get_request()
+            return CountingSocket(conn.family, conn.type, conn.proto, fileno=conn.detach()), address
+
+    key = "k" * 32
+    (tmp_path / "key").write_text(hashlib.sha256(key.encode()).hexdigest())
+    activity = Activity(tmp_path / "activity.json")
+    batcher = MicroBatcher(lambda rows: [{"label": "x", "score": 1.0} for _ in rows], answered=activity.count)
+    app = EndpointApp(key_hash=KeyHashFile(tmp_path / "key"), task=Task.TEXT_CLASSIFICATION, model="stub",
+                      batcher=batcher, activity=activity)
+    server = Server(("127.0.0.1", 0), _handler(app))
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    return f"http://127.0.0.1:{server.server_address[1]}", key, sends
+
+
+def test_an_answer_leaves_in_one_send_and_is_counted_before(tmp_path: Path):
+    url, key, sends = _in_process_endpoint(tmp_path)
+    status, answer = call(f"{url}/score", {"input_data": ["hello"]}, key)
+    assert status == 200 and answer == [{"label": "x", "score": 1.0}]
+    assert len(sends) == 1, f"the answer left in {len(sends)} sends ({sends} bytes)"
+    assert json.loads((tmp_path / "activity.json").read_text())["requests"] == 1
+
+
+def test_a_client_that_expects_100_continue_gets_it_before_sending_the_body(tmp_path: Path):
+    import socket
+
+    url, key, _ = _in_process_endpoint(tmp_path)
+    port = int(url.rsplit(":", 1)[1])
+    body = json.dumps({"input_data": ["hello"]}).encode()
+    with socket.create_connection(("127.0.0.1", port), timeout=5) as conn:
+        conn.sendall(f"POST /score HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {key}\r\n"
+                     f"Content-Type: application/json\r\nContent-Length: {len(body)}\r\n"
+                     "Expect: 100-continue\r\n\r\n".encode())
+        assert conn.recv(4096).startswith(b"HTTP/1.1 100"), "no 100 Continue: the client would wait for it"
+        conn.sendall(body)
+        answer = b""
+        while b"score" not in answer:
+            answer += conn.recv(4096)
+    assert answer.startswith(b"HTTP/1.1 200")
