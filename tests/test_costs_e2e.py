@@ -96,11 +96,13 @@ def test_an_approval_nobody_gives_reminds_once_then_rejects_the_job_with_a_notic
     assert costly.approval == "pending" and "more than 4 GPU-hours" in costly.message
     reminders = lambda: [t for t in texts(slack) if costly.id in t and "still waits for an approver" in t]  # noqa: E731
     slack.wait_for(reminders, 30)
-    assert ledger.get(costly.id).state == "queued"
     slack.wait_for(lambda: ledger.get(costly.id).state == "canceled", 30)
     assert ledger.get(costly.id).message == "rejected: nobody approved it within 0.0025 h"
-    slack.wait_for(lambda: [t for t in texts(slack) if "was canceled (rejected: nobody approved it" in t], 10)
+    notice = lambda t: "was canceled (rejected: nobody approved it" in t  # noqa: E731
+    slack.wait_for(lambda: [t for t in texts(slack) if notice(t)], 10)
     assert len(reminders()) == 1
+    assert texts(slack).index(reminders()[0]) < next(i for i, t in enumerate(texts(slack)) if notice(t)), \
+        "the reminder came after the rejection"
     assert bot.runtime.queue.scheduled_job_registry.get_job_ids() == []
     assert not bot.runtime.redis.keys(keys.timer("*", costly.id))
     assert costly.id not in bot.runtime.queue.job_ids, "an expired job was queued"
