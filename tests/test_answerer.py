@@ -22,7 +22,8 @@ from redis import Redis
 
 from bot.redis_server import free_port
 from bot.settings import Settings
-from bot.slack.answerer import ALIVE_CHECK_SECONDS, Answerer, Answerers, answerer_id, take_back
+from bot.slack.answerer import (ALIVE_CHECK_SECONDS, POLL_FOR_SECONDS, Answerer, Answerers, answerer_id,
+                                take_back)
 from tests.helpers import ROOT, settings_env, wait_until
 from tests.slack_standin import SlackSender, SlackStandIn
 from workers import keys
@@ -121,9 +122,51 @@ def test_what_a_lapsed_answerer_held_is_answered_by_the_next_in_order(redis: Red
 
 def test_with_no_answerer_alive_the_bot_answers_what_was_handed_over(redis: Redis):
     answerers = Answerers(redis)
-    assert not answerers.hand_off({"text": "help"})
+    assert not answerers.hand_off({"text": "help"}, otherwise=lambda: None)
     redis.zadd(keys.slack_answerers(), {"gone:2": time.time() - 1})
     redis.rpush(keys.slack_answering("gone:2"), json.dumps({"text": "taken"}))
     redis.rpush(keys.slack_answers(), json.dumps({"text": "waiting"}))
     assert [d["text"] for d in answerers.orphans()] == ["taken", "waiting"]
     assert take_back(redis) == 0 and redis.llen(keys.slack_answers()) == 0
+
+
+def test_hand_offs_are_sent_in_order_by_the_sending_thread_not_the_request_thread(redis: Redis, monkeypatch):
+    from redis.connection import Connection
+
+    senders: list[str] = []
+    send = Connection.send_command
+    monkeypatch.setattr(Connection, "send_command",
+                        lambda self, *args, **kw: (args[0] == "RPUSH" and senders.append(threading.current_thread().name),
+                                                   send(self, *args, **kw))[1])
+    redis.zadd(keys.slack_answerers(), {"alive:1": time.time() + 60})
+    answerers = Answerers(redis)
+    assert answerers.alive()
+    senders.clear()
+    unsent: list[int] = []
+    for n in range(200):
+        assert answerers.hand_off({"n": n}, otherwise=lambda n=n: unsent.append(n))
+        if n % 50 == 0:
+            time.sleep(0.01)
+    wait_until(lambda: redis.llen(keys.slack_answers()) == 200, 10)
+    assert [json.loads(raw)["n"] for raw in redis.lrange(keys.slack_answers(), 0, -1)] == list(range(200))
+    assert unsent == [] and set(senders) == {"fmbot-answerers"}, senders
+    time.sleep(POLL_FOR_SECONDS + 0.2)  # asleep now: the next command wakes it
+    assert not answerers._polling
+    assert answerers.hand_off({"n": 200}, otherwise=lambda: unsent.append(200))
+    wait_until(lambda: redis.llen(keys.slack_answers()) == 201, ALIVE_CHECK_SECONDS / 2)
+
+
+def test_a_hand_off_that_cannot_be_sent_is_answered_here(redis: Redis):
+    redis.zadd(keys.slack_answerers(), {"alive:2": time.time() + 60})
+    answerers = Answerers(redis)
+    assert answerers.alive()
+    assert answerers.hand_off({"n": 0}, otherwise=lambda: None)
+    wait_until(lambda: redis.llen(keys.slack_answers()) == 1, 10)
+    redis.client_kill_filter(_type="normal", skipme=True)  # Redis drops the sending connection, as a restart would
+    unsent: list[int] = []
+    assert answerers.hand_off({"n": 1}, otherwise=lambda: unsent.append(1))
+    wait_until(lambda: unsent == [1], 10, about=lambda: f"unsent {unsent}")
+    assert redis.llen(keys.slack_answers()) == 1, "what failed to send is answered here, not also by an answerer"
+    assert answerers.hand_off({"n": 2}, otherwise=lambda: unsent.append(2))
+    wait_until(lambda: redis.llen(keys.slack_answers()) == 2, 10, about=lambda: "no reconnect after the failure")
+    assert unsent == [1]

@@ -7,6 +7,7 @@ its trigger id is valid.
 
 from __future__ import annotations
 
+import functools
 import logging
 from collections.abc import Callable
 from typing import Any
@@ -132,8 +133,9 @@ def on_fm(ack, command, client, respond, context) -> None:
     starting with any that were handed to one that died."""
     ack()
     ctx: SlackContext = context["fm"]
-    if not ctx.answerers.hand_off(command):
-        ctx.after_ack(answer_here, ctx, command, client, respond)
+    here = functools.partial(ctx.after_ack, answer_here, ctx, command, client, respond)
+    if not ctx.answerers.hand_off(command, otherwise=here):
+        here()
 
 
 def answer_here(ctx: SlackContext, command: dict[str, Any], client: Any, respond: Callable[..., Any]) -> None:
