@@ -40,7 +40,7 @@ HEARTBEAT_SECONDS = 1.0
 # (`lapse`) tells of a death at once, so this bound only matters for answerers of other hosts.
 LAPSE_SECONDS = 30.0
 ALIVE_CHECK_SECONDS = 0.5
-FLUSH_SECONDS = 0.002
+FLUSH_SECONDS = 0.005
 POLL_FOR_SECONDS = 1.0
 
 Answer = Callable[[dict[str, Any]], None]
