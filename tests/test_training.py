@@ -61,3 +61,37 @@ def test_a_diverged_step_stays_out_of_the_loss_curve():
         callback.on_step_end(None, TrainerState(global_step=step, max_steps=20), TrainerControl())
     assert callback.losses == [(5, 0.69), (20, 0.41)]
     assert [p.loss for p in progress] == [0.69, 0.69, 0.69, 0.41]
+
+
+def test_batches_are_grouped_by_length_so_they_pad_less():
+    """On sentences of varied length a shuffled batch pads to its longest; fmbot's Trainer groups
+    batches by length (the `group_by_length` sampler), and every example is still trained on once
+    an epoch."""
+    import random
+
+    import torch
+    from transformers import BertConfig, BertForSequenceClassification
+
+    from platforms.local.training import train
+
+    rng = random.Random(7)
+    lengths = [rng.randint(3, 60) for _ in range(256)]
+    dataset = [{"input_ids": [101] + [1000 + i] * (n - 2) + [102], "labels": i % 2} for i, n in enumerate(lengths)]
+    padded, real, seen = 0, 0, []
+
+    def collate(features: list[dict]) -> dict[str, torch.Tensor]:
+        nonlocal padded, real
+        longest = max(len(f["input_ids"]) for f in features)
+        padded += longest * len(features)
+        real += sum(len(f["input_ids"]) for f in features)
+        seen.extend(f["input_ids"][1] for f in features)
+        ids = torch.tensor([f["input_ids"] + [0] * (longest - len(f["input_ids"])) for f in features])
+        return {"input_ids": ids, "attention_mask": (ids != 0).long(),
+                "labels": torch.tensor([f["labels"] for f in features])}
+
+    model = BertForSequenceClassification(BertConfig(vocab_size=1300, hidden_size=16, num_hidden_layers=1,
+                                                     num_attention_heads=2, intermediate_size=32))
+    train(model, None, dataset, collate, Hyperparameters(epochs=1, batch_size=16, learning_rate=1e-3, max_length=64),
+          lambda progress: None)
+    assert sorted(seen) == sorted(1000 + i for i, n in enumerate(lengths) if n > 2)
+    assert padded / real < 1.4, f"batches padded to {padded / real:.2f}x their tokens (grouped 1.22x, shuffled 1.92x)"
