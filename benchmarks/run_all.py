@@ -73,8 +73,9 @@ WHY = {
         "accuracy row is over 29 held-out sentences (all the vendored SST-2 rows leave), a seed per round, and "
         "both sides stay near chance (0.41 and 0.46 over five seeds): 58 distinct sentences do not teach SST-2 "
         "in an epoch, so the row cannot show a loss. The evidence that grouping keeps accuracy is "
-        "tests/test_training.py, where a grouped fine-tune on the demo reviews reaches 0.9 or more. On CUDA (benchmarks/results-gpu.md) fmbot logs the loss every "
-        "5 steps for the loss curve, and each log waits for the GPU; the plain Trainer logs every 500."),
+        "tests/test_training.py, where a grouped fine-tune on the demo reviews reaches 0.9 or more. On CUDA "
+        "(benchmarks/results-gpu.md) fmbot logs the loss every 5 steps for the loss curve, and each log waits "
+        "for the GPU; the plain Trainer logs every 500."),
     "endpoint_throughput": (
         "At one client a request is handed to the batching thread and back (a queue and a future), which "
         "the unbatched server also does; the two differ by less than the spread between rounds (about 1 ms "

@@ -41,7 +41,7 @@ from collections.abc import Callable
 from concurrent.futures import Future
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 from platforms.base import PlatformError
 from platforms.inputs import InputError, parse_request
@@ -52,6 +52,14 @@ log = logging.getLogger("fmbot.endpoint")
 MAX_BODY_BYTES = 10 * 1024 * 1024
 REQUEST_TIMEOUT_S = 120.0
 Predictor = Callable[[list[dict[str, Any]]], list[dict[str, Any]]]
+
+
+class Pending(NamedTuple):
+    """A request waiting for the batching thread: its rows, its answer, and when it arrived."""
+
+    rows: list[dict[str, Any]]
+    future: Future
+    arrived: float
 
 
 class MicroBatcher:
@@ -75,7 +83,7 @@ class MicroBatcher:
                  answered: Callable[[int], None] = lambda n: None):
         self.predict, self.max_rows, self.max_wait, self.answered = predict, max_rows, max_wait, answered
         self.last_requests = 1
-        self.pending: queue.Queue[tuple[list[dict[str, Any]], Future, float]] = queue.Queue()
+        self.pending: queue.Queue[Pending] = queue.Queue()
         self.lock = threading.Lock()
         self.calls = 0
         self.requests_per_call: Counter[int] = Counter()
@@ -84,7 +92,7 @@ class MicroBatcher:
 
     def submit(self, rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
         future: Future = Future()
-        self.pending.put((rows, future, time.monotonic()))
+        self.pending.put(Pending(rows, future, time.monotonic()))
         return future.result(timeout=REQUEST_TIMEOUT_S)
 
     def stats(self) -> dict[str, Any]:
@@ -95,10 +103,10 @@ class MicroBatcher:
                 "rows_per_call": {str(k): v for k, v in sorted(self.rows_per_call.items())},
             }
 
-    def _gather(self) -> list[tuple[list[dict[str, Any]], Future, float]]:
+    def _gather(self) -> list[Pending]:
         batch = [self.pending.get()]
-        rows = len(batch[0][0])
-        deadline = batch[0][2] + self.max_wait
+        rows = len(batch[0].rows)
+        deadline = batch[0].arrived + self.max_wait
         while rows < self.max_rows:
             try:
                 item = self.pending.get_nowait()
@@ -113,18 +121,18 @@ class MicroBatcher:
                 except queue.Empty:
                     break
             batch.append(item)
-            rows += len(item[0])
+            rows += len(item.rows)
         self.last_requests = len(batch)
         return batch
 
-    def _predict(self, batch: list[tuple[list[dict[str, Any]], Future, float]], members: list[tuple[int, int]],
+    def _predict(self, batch: list[Pending], members: list[tuple[int, int]],
                  results: list[list[Any]], failed: dict[int, BaseException]) -> int:
         """Predict rows `members` ((request, row) pairs) in one call; returns the calls made.
 
         When a call over several requests fails, each request is retried alone, so one bad input
         (a fill-mask text without [MASK]) fails only its own request, not its batch-mates."""
         try:
-            outputs = self.predict([batch[i][0][o] for i, o in members])
+            outputs = self.predict([batch[i].rows[o] for i, o in members])
         except Exception as exc:
             requests = sorted({i for i, _ in members})
             if len(requests) == 1:
@@ -140,22 +148,22 @@ class MicroBatcher:
         while True:
             batch = self._gather()
             groups: dict[frozenset[str], list[tuple[int, int]]] = {}
-            for index, (rows, _, _) in enumerate(batch):
-                for offset, row in enumerate(rows):
+            for index, pending in enumerate(batch):
+                for offset, row in enumerate(pending.rows):
                     groups.setdefault(frozenset(row), []).append((index, offset))
-            results: list[list[Any]] = [[None] * len(rows) for rows, _, _ in batch]
+            results: list[list[Any]] = [[None] * len(p.rows) for p in batch]
             failed: dict[int, BaseException] = {}
             calls = sum(self._predict(batch, members, results, failed) for members in groups.values())
             with self.lock:
                 self.calls += calls
                 self.requests_per_call[len(batch)] += 1
-                self.rows_per_call[sum(len(rows) for rows, _, _ in batch)] += 1
+                self.rows_per_call[sum(len(p.rows) for p in batch)] += 1
             self.answered(len(batch) - len(failed))
-            for index, (_, future, _) in enumerate(batch):
+            for index, pending in enumerate(batch):
                 if index in failed:
-                    future.set_exception(failed[index])
+                    pending.future.set_exception(failed[index])
                 else:
-                    future.set_result(results[index])
+                    pending.future.set_result(results[index])
 
 
 class Activity:

@@ -167,7 +167,8 @@ def train(model: Any, processing_class: Any, train_dataset: Sequence[dict[str, A
             # plain loop never waits. ReportCallback drops a non-finite loss from the curve instead.
             logging_nan_inf_filter=False,
             # Batches of similar lengths pad less: on SST-2 sentences (3 to 50 words) a random batch pads
-            # to its longest. Megabatches of 50 batches are shuffled, then sorted by length within.
+            # to its longest. The examples are shuffled, cut into megabatches (up to 50 batches, at least
+            # four megabatches an epoch) and sorted by length within each.
             train_sampling_strategy="group_by_length" if _has_input_ids(train_dataset) else "random",
             **(extra_args or {}),
         )
