@@ -63,10 +63,13 @@ WHY = {
         "now over batches of lines in C, ~0.06 s. orjson holds the GIL, so a file from 16 MB on is shared "
         "with a helper process (platforms/linescan.py, ~40 ms to start) taking chunks from the other end: "
         "~0.17 s when the second core is free, no better than one core when a neighbour holds it (the "
-        "0.18x rounds). CSV: pyarrow's streaming reader alone takes ~0.17 s (serial even without quoted "
-        "line breaks, and pyarrow takes ~0.25 s to import in a helper), the value checks ~0.1 s and the "
-        "csv-module proof ~0.11 s in a thread beside it: ~0.2x. Before this session's changes: JSONL "
-        "0.238x (one process, per-row checks in Python), CSV 0.216x."),
+        "0.18x rounds). CSV (measured 2026-12-04 on 200 MB, raw floor ~0.05 s): pyarrow's streaming reader "
+        "alone takes 0.12-0.14 s of wall and 0.17 s of CPU (0.33-0.38x raw before any check); the csv-module "
+        "proof beside it 0.081 s (quotes alone unless a block holds a carriage return; 0.096 s before) and "
+        "the value checks 0.041 s (labels judged from their distinct values; 0.057 s before), all on the "
+        "same two cores: ~0.2-0.25x. Tried and dropped: checking each group on a thread of its own while "
+        "pyarrow parses the next (0.215-0.223x against 0.228-0.25x, three threads on two cores) and 1 MB "
+        "parse blocks (0.17-0.22x, +50 MB peak)."),
     "finetune_throughput": (
         "fmbot groups batches by length (the Trainer's group_by_length sampler); the plain loop shuffles, so on "
         "SST-2's 3-to-50-word sentences its batches pad to their longest: about 1.4x the samples/s on CPU. The "
@@ -77,11 +80,13 @@ WHY = {
         "(benchmarks/results-gpu.md) fmbot logs the loss every 5 steps for the loss curve, and each log waits "
         "for the GPU; the plain Trainer logs every 500."),
     "endpoint_throughput": (
-        "At one client a request is handed to the batching thread and back (a queue and a future), which "
-        "the unbatched server also does; the two differ by less than the spread between rounds (about 1 ms "
-        "of 9). At 32 clients on 2 CPU cores the model is the limit: a forward pass of 32 rows takes about "
-        "90 ms against 7.7 ms for one (2.7× at best before HTTP and JSON), and the client threads share the "
-        "same cores; an H200 gives 2.9× (benchmarks/results-gpu.md)."),
+        "The ceiling replays the server's batches with no HTTP and no clients. Serving them, each request "
+        "costs the server ~0.4 ms of CPU (measured with a stub model at 32 clients: a thread per connection, "
+        "header parsing, a queue, a future, two thread wake-ups), and the 32 client threads share the same "
+        "two cores; torch's two intra-op threads wait for the slower of them, so CPU taken from either core "
+        "slows the whole batch. Single rounds range 0.53-0.99x. An aiohttp front (one event loop, C parser) "
+        "measured 0.27 ms a request against 0.40-0.42 ms: at ~270 req/s about 0.04 of a core, ~2%, less "
+        "than the spread between rounds, so the standard-library server stays."),
     "parallel_evaluations": (
         "Two workers only help when each gets a core. Measured on the 2-core machine at load average 11 (other "
         "processes running): one tiny evaluation took 4-7 s alone and 11-14 s with a second running beside it, "
