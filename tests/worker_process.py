@@ -68,9 +68,15 @@ class WorkerProcess:
         return self
 
     def stop(self) -> None:
+        """A job still running is not waited for: a second SIGTERM is RQ's cold shutdown, which
+        kills the work horse (the warm one waited out its 20 s for a job on a loaded machine, in
+        four tests' teardowns of a full run)."""
         if self.process and self.process.exitcode is None:
             self.process.terminate()
-            self.process.join(timeout=20)
+            self.process.join(timeout=2)
+            if self.process.exitcode is None:
+                self.process.terminate()
+                self.process.join(timeout=20)
             if self.process.exitcode is None:
                 self.process.kill()
                 self.process.join()
