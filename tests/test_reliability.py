@@ -10,6 +10,7 @@ import time
 import urllib.parse
 import zlib
 from pathlib import Path
+from typing import Any
 
 from redis import Redis
 
@@ -306,3 +307,28 @@ def test_serve_warns_at_start_up_when_redis_has_no_persistence(slack_settings: S
         finally:
             serve.terminate()
             serve.wait(timeout=20)
+
+
+def test_a_worker_stops_at_once_when_its_listener_read_the_unsubscribe_reply_before_the_stop(redis: Redis):
+    """rq/rq#1613's race, forced: RQ's shutdown unsubscribes the worker's command channel, then stops
+    the thread listening on it; here the thread surely reads the server's reply first."""
+    import threading
+
+    from bot.worker import PUBSUB_WAKE_SECONDS, FmbotWorker
+
+    worker = FmbotWorker(["fmbot"], connection=redis)
+    worker.subscribe()
+    unsubscribe = worker.pubsub.unsubscribe
+
+    def unsubscribe_and_let_the_reply_be_read(*args: Any) -> None:
+        unsubscribe(*args)
+        time.sleep(0.5)
+
+    worker.pubsub.unsubscribe = unsubscribe_and_let_the_reply_be_read
+    stopping = threading.Thread(target=worker.unsubscribe, daemon=True)
+    began = time.monotonic()
+    stopping.start()
+    stopping.join(10)
+    took = time.monotonic() - began
+    assert not stopping.is_alive(), "the worker waited out its listener's whole wait (60 s in RQ) to stop"
+    assert took < 0.5 + PUBSUB_WAKE_SECONDS + 1, f"stopping took {took:.1f} s"
