@@ -74,6 +74,7 @@ class FmbotWorker(Worker):
         thread, and redis-py's `stop()` waits for it; a thread that read the server's reply to the
         unsubscribe before the stop sleeps out its whole wait first (rq/rq#1613). `fmbot worker` then
         took a minute to exit on SIGTERM, one time in three on a loaded machine."""
+        self.log.info("Worker %s: subscribing to channel %s", self.name, self.pubsub_channel_name)
         self.pubsub = self.connection.pubsub()
         self.pubsub.subscribe(**{self.pubsub_channel_name: self.handle_payload})
         self.pubsub_thread = self.pubsub.run_in_thread(sleep_time=PUBSUB_WAKE_SECONDS, daemon=True,

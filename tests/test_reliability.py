@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+import threading
 import time
 import urllib.parse
 import zlib
@@ -312,8 +313,6 @@ def test_serve_warns_at_start_up_when_redis_has_no_persistence(slack_settings: S
 def test_a_worker_stops_at_once_when_its_listener_read_the_unsubscribe_reply_before_the_stop(redis: Redis):
     """rq/rq#1613's race, forced: RQ's shutdown unsubscribes the worker's command channel, then stops
     the thread listening on it; here the thread surely reads the server's reply first."""
-    import threading
-
     from bot.worker import PUBSUB_WAKE_SECONDS, FmbotWorker
 
     worker = FmbotWorker(["fmbot"], connection=redis)
